@@ -1,0 +1,118 @@
+"""The one cattrs converter: records to JSON bytes and back, with schema checks.
+
+Reading is defensive: a stored record may come from a newer modelshelf, a crashed writer or an
+attacker. Anything that is not a valid record of a schema this core knows raises
+:class:`~modelshelf.errors.InvalidRecord` (or :class:`~modelshelf.errors.SchemaTooNew`) with a
+message naming where it came from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, TypeVar
+
+import cattrs
+
+from .errors import InvalidRecord, SchemaTooNew
+from .records import SCHEMA, FileEntry, ModelVersion, Tombstone
+from .refs import check_file_path
+
+T = TypeVar("T")
+
+#: Refuse records larger than this before parsing: a manifest is metadata, not a data store.
+MAX_RECORD_BYTES = 16 << 20
+
+converter = cattrs.Converter(forbid_extra_keys=False)
+
+
+def _datetime_to_json(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _datetime_from_json(value: Any, _: type) -> dt.datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO 8601 time, got {type(value).__name__}")
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _file_entry_from_json(value: Any, _: type) -> FileEntry:
+    if not isinstance(value, dict):
+        raise ValueError("a file entry must be an object")
+    path, sha256, size = value.get("path"), value.get("sha256"), value.get("size")
+    if not isinstance(sha256, str) or len(sha256) != 64 or not _is_hex(sha256):
+        raise ValueError(f"file entry has an invalid sha256: {sha256!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError(f"file entry has an invalid size: {size!r}")
+    return FileEntry(check_file_path(path), sha256, size)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+converter.register_unstructure_hook(dt.datetime, _datetime_to_json)
+converter.register_structure_hook(dt.datetime, _datetime_from_json)
+converter.register_structure_hook(FileEntry, _file_entry_from_json)
+
+
+def to_json(record: Any) -> bytes:
+    """Serialise a record to compact, sorted, UTF-8 JSON (stable bytes for the same record)."""
+    return json.dumps(converter.unstructure(record), sort_keys=True, separators=(",", ":")).encode()
+
+
+def parse_json(data: bytes, *, source: str) -> dict[str, Any]:
+    """Parse stored bytes into a JSON object, checking size and schema first."""
+    if len(data) > MAX_RECORD_BYTES:
+        raise InvalidRecord(f"{source}: record is {len(data)} bytes, over the {MAX_RECORD_BYTES} limit")
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRecord(f"{source}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise InvalidRecord(f"{source}: expected a JSON object")
+    schema = raw.get("schema", 1)
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise InvalidRecord(f"{source}: invalid schema number {schema!r}")
+    if schema > SCHEMA:
+        raise SchemaTooNew(
+            f"{source} was written with record schema {schema}, newer than this modelshelf "
+            f"understands ({SCHEMA}): upgrade with `pip install -U modelshelf`"
+        )
+    return raw
+
+
+def structure(raw: dict[str, Any], cls: type[T], *, source: str) -> T:
+    """Build a record from parsed JSON, turning any mismatch into :class:`InvalidRecord`."""
+    try:
+        return converter.structure(raw, cls)
+    except InvalidRecord:
+        raise
+    except Exception as exc:
+        raise InvalidRecord(f"{source}: not a valid {cls.__name__} ({_first_cause(exc)})") from None
+
+
+def from_json(data: bytes, cls: type[T], *, source: str) -> T:
+    return structure(parse_json(data, source=source), cls, source=source)
+
+
+def manifest_from_json(data: bytes, *, source: str) -> ModelVersion | Tombstone:
+    """A stored manifest is either a live version or the tombstone of a deleted one."""
+    raw = parse_json(data, source=source)
+    kind = raw.get("kind", "version")
+    if kind == "tombstone":
+        return structure(raw, Tombstone, source=source)
+    if kind != "version":
+        raise InvalidRecord(f"{source}: unknown manifest kind {kind!r}")
+    return structure(raw, ModelVersion, source=source)
+
+
+def _first_cause(exc: BaseException) -> str:
+    """Dig the innermost, most telling message out of a cattrs exception group."""
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return _first_cause(exc.exceptions[0])
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,142 @@
+"""The records a shelf stores, as frozen attrs classes.
+
+Records hold data only; turning them into JSON and back (and checking schema numbers) is the job of
+:mod:`modelshelf.convert`. Every record carries ``schema``: the format version it was written in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import attrs
+
+#: The newest record schema this core reads and the one it writes.
+SCHEMA = 1
+
+
+@attrs.frozen
+class FileEntry:
+    """One file of a version: where it goes (relative, ``/``-separated) and what it contains."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+@attrs.frozen
+class SerializerInfo:
+    """Which serializer wrote a version, from which plugin distribution."""
+
+    name: str
+    distribution: str
+    distribution_version: str
+    format: str
+    safe: bool
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class FrameworkInfo:
+    name: str
+    version: str
+
+
+@attrs.frozen
+class GitInfo:
+    commit: str | None
+    branch: str | None
+    dirty: bool | None
+
+
+@attrs.frozen
+class Lineage:
+    """Where a version came from: the environment that made it, and any source it was copied from."""
+
+    python: str
+    platform: str
+    packages: dict[str, str] = attrs.field(factory=dict)
+    git: GitInfo | None = None
+    source: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class ModelVersion:
+    """A published version of a model: the manifest at ``models/<name>/_versions/<n>.json``."""
+
+    name: str
+    version: int
+    created_at: dt.datetime
+    created_by: str
+    serializer: SerializerInfo
+    framework: FrameworkInfo | None
+    files: tuple[FileEntry, ...]
+    total_size: int
+    lineage: Lineage
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+    metrics: dict[str, float] = attrs.field(factory=dict)
+    params: dict[str, Any] = attrs.field(factory=dict)
+    tags: dict[str, str] = attrs.field(factory=dict)
+    description: str = ""
+    signature: dict[str, Any] | None = None
+    schema: int = SCHEMA
+    kind: str = "version"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@attrs.frozen
+class Tombstone:
+    """What replaces a deleted version's manifest, so its number is never reused."""
+
+    name: str
+    version: int
+    deleted_at: dt.datetime
+    deleted_by: str
+    schema: int = SCHEMA
+    kind: str = "tombstone"
+
+
+@attrs.frozen
+class Alias:
+    """A named pointer to a version, at ``models/<name>/_aliases/<alias>.json``.
+
+    Removing an alias writes ``version=None`` by compare-and-swap rather than deleting the key, so a
+    concurrent move cannot be lost between a read and a delete.
+    """
+
+    name: str
+    alias: str
+    version: int | None
+    set_at: dt.datetime
+    set_by: str
+    previous: int | None = None
+    schema: int = SCHEMA
+
+
+@attrs.frozen
+class Event:
+    """One entry of a model's append-only log, at ``models/<name>/_log/<time>-<random>.json``."""
+
+    name: str
+    action: str  # "upload", "alias_set", "alias_removed", "delete"
+    at: dt.datetime
+    by: str
+    version: int | None = None
+    alias: str | None = None
+    previous: int | None = None
+    schema: int = SCHEMA
+
+
+@attrs.frozen
+class ShelfMarker:
+    """The ``.modelshelf.json`` marker at a shelf root: which layout format the shelf uses."""
+
+    format: int = 1
+    created_at: dt.datetime | None = None
+    schema: int = SCHEMA
+
+
+ACTIONS = ("upload", "alias_set", "alias_removed", "delete")

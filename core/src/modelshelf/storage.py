@@ -1,0 +1,131 @@
+"""The Storage interface a backend implements.
+
+A backend is a thin wrapper around one storage service. Keys are ``/``-separated paths relative to
+the shelf root; core never builds a key a backend has to sanitise, but a backend must still refuse
+keys that are empty, absolute, or contain ``..`` segments (:func:`check_key`).
+
+Contract every backend honours (``modelshelf.testing.StorageContract`` checks it):
+
+* ``put_if_absent`` is atomic create-only: of N concurrent callers on one key exactly one wins and
+  the others get :class:`~modelshelf.errors.AlreadyExists`.
+* ``put_if_match`` is atomic compare-and-swap on the etag returned by ``read``/``stat``/``put_*``:
+  a stale etag gets :class:`~modelshelf.errors.PreconditionFailed` and nothing is written.
+* A reader never sees a partially written object under its final key.
+* ``list`` returns every key below a prefix, however many (pagination is the backend's job).
+* Missing keys raise :class:`~modelshelf.errors.KeyNotFound` from ``read``/``read_stream``, and
+  ``stat`` returns ``None``.
+* Errors a user can act on are raised as :class:`~modelshelf.errors.StorageError` subclasses
+  naming the shelf URL, never with a credential in the message.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from .errors import InvalidName
+
+#: Default chunk size for streamed reads.
+CHUNK_SIZE = 1 << 20
+
+
+@attrs.frozen
+class ObjectInfo:
+    """What a listing or a stat knows about one object."""
+
+    key: str
+    size: int
+    #: Opaque token that changes whenever the object is replaced; used for compare-and-swap.
+    etag: str
+    modified: dt.datetime | None = None
+
+
+@attrs.frozen
+class StoredBytes:
+    """A small object read whole, with the etag to compare-and-swap it later."""
+
+    data: bytes
+    etag: str
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape the shelf root. Returns the key unchanged."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise InvalidName(f"invalid storage key {key!r}")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidName(f"invalid storage key {key!r}")
+    return key
+
+
+class Storage(abc.ABC):
+    """Primitives a shelf needs from a storage service. Core builds the registry on top."""
+
+    #: The shelf root URL, as the user wrote it (without credentials). Used in messages.
+    url: str
+
+    # --- reads -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def read(self, key: str) -> StoredBytes:
+        """Return the whole content of a small object and its etag."""
+
+    @abc.abstractmethod
+    def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Yield the content of an object in chunks, in order, in constant memory."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> ObjectInfo | None:
+        """Return what is known of an object, or ``None`` when it does not exist."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Yield every object whose key starts with ``prefix`` (recursively), in any order."""
+
+    @abc.abstractmethod
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """Yield the immediate "sub-directories" below ``prefix`` (which ends with ``/``).
+
+        Each yielded value is a full key prefix ending with ``/``, like ``models/churn/``.
+        """
+
+    # --- writes ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload a local file, streamed, replacing any existing object.
+
+        Used for content-addressed blobs, where a replacement has identical content. Large files
+        should use the service's multipart or parallel upload. The object must not become visible
+        under ``key`` until it is complete.
+        """
+
+    @abc.abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        """Create ``key`` with ``data`` only if it does not exist; return the new etag.
+
+        Raises :class:`~modelshelf.errors.AlreadyExists` when the key exists.
+        """
+
+    @abc.abstractmethod
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        """Replace ``key`` only if its current etag is ``etag``; return the new etag.
+
+        Raises :class:`~modelshelf.errors.PreconditionFailed` when the object changed or vanished.
+        """
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete an object. Deleting a missing key is not an error."""
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release connections and threads. The storage is not used afterwards."""
+
+    def describe(self) -> str:
+        """A short human description for messages, without credentials."""
+        return self.url

@@ -1,0 +1,126 @@
+"""Hashing, parallel transfer and progress reporting."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import IntegrityError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Show a progress bar only for transfers at least this large (and only on a terminal).
+PROGRESS_MIN_BYTES = 8 << 20
+
+
+def workers() -> int:
+    """Parallel transfers per operation (``MODELSHELF_WORKERS``, default 8)."""
+    try:
+        return max(1, int(os.environ.get("MODELSHELF_WORKERS", "8")))
+    except ValueError:
+        return 8
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """Return the sha256 hex digest and size of a file (hashlib releases the GIL while hashing)."""
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256")
+        return digest.hexdigest(), handle.tell()
+
+
+class VerifyingWriter:
+    """Writes chunks to a file while checking them against an expected sha256 and size."""
+
+    def __init__(self, handle: Any, sha256: str, size: int, what: str) -> None:
+        self.handle = handle
+        self.expected_sha256 = sha256
+        self.expected_size = size
+        self.what = what
+        self.digest = hashlib.sha256()
+        self.written = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.written += len(chunk)
+        if self.written > self.expected_size:
+            raise IntegrityError(
+                f"{self.what} is larger than its recorded size ({self.expected_size} bytes): the "
+                "stored copy is corrupted; run `modelshelf verify` to see every damaged version"
+            )
+        self.digest.update(chunk)
+        self.handle.write(chunk)
+
+    def finish(self) -> None:
+        if self.written != self.expected_size:
+            raise IntegrityError(
+                f"{self.what} has {self.written} bytes, its manifest records {self.expected_size}: "
+                "the stored copy is truncated or corrupted; run `modelshelf verify`"
+            )
+        if self.digest.hexdigest() != self.expected_sha256:
+            raise IntegrityError(
+                f"{self.what} does not match its recorded sha256 {self.expected_sha256[:12]}...: "
+                "the stored copy is corrupted; run `modelshelf verify`"
+            )
+
+
+def run_parallel(
+    function: Callable[[T], R], items: Iterable[T], *, max_workers: int | None = None
+) -> list[R]:
+    """Apply ``function`` to every item on a thread pool, in order; the first error cancels the rest."""
+    items = list(items)
+    count = min(max_workers or workers(), len(items))
+    if count <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="modelshelf") as pool:
+        futures: list[Future[R]] = [pool.submit(function, item) for item in items]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        return [future.result() for future in futures]
+
+
+class Progress:
+    """A thread-safe byte counter shown as a tqdm bar on stderr when it is worth showing."""
+
+    def __init__(self, total: int, description: str, enabled: bool | None = None) -> None:
+        if enabled is None:
+            enabled = total >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
+        self._lock = threading.Lock()
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm  # imported only when a bar is shown
+
+            self._bar = tqdm(
+                total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024,
+                file=sys.stderr, leave=False,
+            )
+
+    def update(self, count: int) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.update(count)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def counted(chunks: Iterable[bytes], progress: Progress) -> Iterator[bytes]:
+    for chunk in chunks:
+        progress.update(len(chunk))
+        yield chunk
