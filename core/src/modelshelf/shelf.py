@@ -179,8 +179,14 @@ def _check_json(value: Any, what: str) -> dict[str, Any]:
 
 
 def _check_metrics(value: Any) -> dict[str, float]:
-    metrics = _check_json(value, "metrics")
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ModelshelfError(f"metrics must be a dict, got {type(value).__name__}")
+    metrics = dict(value)
     for key, number in metrics.items():
+        if not isinstance(key, str):
+            raise ModelshelfError(f"metric names must be strings, got {key!r}")
         if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
             raise ModelshelfError(f"metric {key!r} must be a finite number, got {number!r}")
     return {k: float(v) for k, v in metrics.items()}
