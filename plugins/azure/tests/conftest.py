@@ -1,0 +1,69 @@
+"""Fixtures for the Azure plugin tests: one Azurite server per session, a fresh container per test.
+
+Every test talks HTTP to a real Azurite blob server (no SDK mocks). When Azurite cannot be found
+(no ``npm install`` was run) the tests that need it are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from modelshelf_azure.testing import AzuriteNotFound, azurite, find_azurite
+
+
+@pytest.fixture(scope="session")
+def azurite_connection_string() -> Iterator[str]:
+    """Connection string of a session-wide in-memory Azurite."""
+    try:
+        find_azurite()
+    except AzuriteNotFound as exc:
+        pytest.skip(str(exc))
+    with azurite() as connection_string:
+        yield connection_string
+
+
+@pytest.fixture(scope="session")
+def blob_service(azurite_connection_string: str) -> Iterator[Any]:
+    """An SDK client on the Azurite account, for arranging and checking state in tests."""
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(azurite_connection_string)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def container(blob_service: Any) -> Iterator[str]:
+    """A fresh, empty container; deleted after the test."""
+    name = f"t{secrets.token_hex(8)}"
+    blob_service.create_container(name)
+    yield name
+    blob_service.delete_container(name)
+
+
+@pytest.fixture
+def shelf_url(container: str) -> str:
+    return f"az://{container}/shelves/test"
+
+
+@pytest.fixture
+def az_storage(shelf_url: str, azurite_connection_string: str) -> Iterator[Any]:
+    """An :class:`AzureBlobStorage` on a fresh container, below a prefix."""
+    from modelshelf_azure.storage import AzureBlobStorage
+
+    storage = AzureBlobStorage(shelf_url, connection_string=azurite_connection_string)
+    yield storage
+    storage.close()
+
+
+@pytest.fixture
+def azure_env(monkeypatch: pytest.MonkeyPatch, azurite_connection_string: str) -> str:
+    """Point ``AZURE_STORAGE_CONNECTION_STRING`` at Azurite (and clear the other variables)."""
+    for variable in ("AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_SAS_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite_connection_string)
+    return azurite_connection_string

@@ -1,0 +1,194 @@
+"""modelshelf-catboost against real CatBoost models, through a real filesystem shelf.
+
+Every model is trained with ``allow_writing_files=False`` so CatBoost leaves no catboost_info/ behind,
+and with one thread because the test machine is shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import catboost as cb
+import numpy as np
+import pandas as pd
+import pytest
+from modelshelf.errors import ModelshelfError
+from modelshelf.plugins import get_registry
+from modelshelf.serializers import choose
+from modelshelf_catboost import CatBoostSerializer
+
+QUIET = {"verbose": 0, "allow_writing_files": False, "thread_count": 1, "random_seed": 0}
+
+
+class MyRegressor(cb.CatBoostRegressor):
+    """A user subclass: comes back as CatBoostRegressor."""
+
+
+@pytest.fixture
+def frame() -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(
+        {
+            "size": rng.normal(size=300),
+            "rooms": rng.integers(1, 6, size=300),
+            "city": rng.choice(["paris", "lyon", "nice"], size=300),
+        }
+    )
+    y = np.where(X["size"] + (X["city"] == "paris") > 0.5, "buy", "skip")
+    return X, y
+
+
+def test_import_and_listing_import_no_framework(run_python: Any) -> None:
+    code = (
+        "import sys, modelshelf_catboost\n"
+        "from modelshelf.plugins import get_registry\n"
+        "assert 'catboost-cbm' in get_registry().serializers()\n"
+        "bad = [m for m in ('catboost', 'numpy', 'pandas') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "catboost"})
+
+
+@pytest.mark.parametrize(
+    "cls", [cb.CatBoostClassifier, cb.CatBoostRegressor, cb.CatBoostRanker, cb.CatBoost, MyRegressor]
+)
+def test_claims_every_catboost_model(cls: type) -> None:
+    serializers = [entry.serializer for entry in get_registry().serializers().values()]
+    assert choose(cls(), serializers).name == "catboost-cbm"
+
+
+def test_classifier_with_categories_and_string_labels(shelf: Any, frame: Any) -> None:
+    X, y = frame
+    model = cb.CatBoostClassifier(iterations=20, depth=3, learning_rate=0.3, **QUIET)
+    model.fit(X, y, cat_features=["city"])
+    v = shelf.upload("buy", model)
+    assert v.serializer.name == "catboost-cbm"
+    assert v.framework.name == "catboost" and v.framework.version == cb.__version__
+    assert [f.path for f in v.files] == ["model.cbm"]
+    assert v.signature == {
+        "inputs": {"n_features": 3, "feature_names": ["size", "rooms", "city"], "cat_features": ["city"]},
+        "outputs": {"kind": "classifier", "loss_function": "Logloss", "classes": ["buy", "skip"]},
+    }
+    assert v.serializer.details["tree_count"] == 20
+
+    loaded = shelf.load("buy:1")
+    assert type(loaded) is cb.CatBoostClassifier
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert list(loaded.classes_) == ["buy", "skip"]
+    params = loaded.get_params()
+    assert (params["iterations"], params["depth"], params["learning_rate"]) == (20, 3, 0.3)
+
+
+def test_multiclass(shelf: Any, frame: Any) -> None:
+    X, _ = frame
+    y = np.asarray(X["city"])  # predict the city from the rest: 3 classes
+    model = cb.CatBoostClassifier(iterations=10, loss_function="MultiClass", **QUIET)
+    model.fit(X[["size", "rooms"]], y)
+    v = shelf.upload("city", model)
+    assert v.signature["outputs"]["loss_function"] == "MultiClass"
+    assert v.signature["outputs"]["classes"] == ["lyon", "nice", "paris"]
+    np.testing.assert_array_equal(
+        shelf.load("city:1").predict_proba(X[["size", "rooms"]]), model.predict_proba(X[["size", "rooms"]])
+    )
+
+
+def test_regressor_and_generic_catboost_keep_their_class(shelf: Any, data: Any) -> None:
+    X, _ = data
+    target = X[:, 0] * 2.0
+    regressor = cb.CatBoostRegressor(iterations=10, **QUIET).fit(X, target)
+    generic = cb.CatBoost({"iterations": 10, "loss_function": "RMSE", **QUIET}).fit(X, target)
+    v_reg = shelf.upload("reg", regressor)
+    v_gen = shelf.upload("gen", generic)
+    assert v_reg.signature["outputs"] == {"kind": "regressor", "loss_function": "RMSE"}
+    assert v_gen.signature["outputs"] == {"kind": "regressor", "loss_function": "RMSE"}
+    assert v_gen.serializer.details["restore_as"] == "catboost.core.CatBoost"
+
+    loaded_reg = shelf.load("reg:1")
+    loaded_gen = shelf.load("gen:1")
+    assert type(loaded_reg) is cb.CatBoostRegressor
+    assert type(loaded_gen) is cb.CatBoost
+    np.testing.assert_array_equal(loaded_reg.predict(X), regressor.predict(X))
+    np.testing.assert_array_equal(loaded_gen.predict(X), generic.predict(X))
+
+
+def test_subclass_comes_back_as_nearest_catboost_class(shelf: Any, data: Any) -> None:
+    X, _ = data
+    model = MyRegressor(iterations=5, **QUIET).fit(X, X[:, 1])
+    v = shelf.upload("sub", model)
+    assert v.serializer.details["class"].endswith("MyRegressor")
+    assert v.serializer.details["restore_as"] == "catboost.core.CatBoostRegressor"
+    loaded = shelf.load("sub:1")
+    assert type(loaded) is cb.CatBoostRegressor
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_early_stopping_best_model(shelf: Any, data: Any) -> None:
+    X, y = data
+    model = cb.CatBoostClassifier(iterations=300, learning_rate=0.5, early_stopping_rounds=3, **QUIET)
+    model.fit(X[:150], y[:150], eval_set=(X[150:], y[150:]))
+    assert model.tree_count_ < 300  # early stopping did stop, or this proves nothing
+    v = shelf.upload("es", model)
+    assert v.serializer.details["best_iteration"] == model.get_best_iteration()
+    assert v.serializer.details["tree_count"] == model.tree_count_
+    np.testing.assert_array_equal(shelf.load("es:1").predict_proba(X), model.predict_proba(X))
+
+
+def test_unfitted_model_is_a_clear_error(shelf: Any) -> None:
+    with pytest.raises(ModelshelfError, match="unfitted CatBoostClassifier: fit it") as caught:
+        shelf.upload("m", cb.CatBoostClassifier())
+    assert "\n" not in str(caught.value)
+
+
+def test_manifest_cannot_name_an_arbitrary_class(shelf: Any, data: Any, tmp_path: Path) -> None:
+    X, y = data
+    shelf.upload("m", cb.CatBoostClassifier(iterations=2, **QUIET).fit(X, y))
+    directory = shelf.download("m:1", tmp_path / "dl")
+    with pytest.raises(ModelshelfError, match=r"subprocess\.Popen"):
+        CatBoostSerializer().load(directory, details={"restore_as": "subprocess.Popen"})
+
+
+def test_unknown_options_are_refused(shelf: Any, data: Any) -> None:
+    X, y = data
+    model = cb.CatBoostClassifier(iterations=2, **QUIET).fit(X, y)
+    with pytest.raises(ModelshelfError, match="takes no save options"):
+        shelf.upload("m", model, options={"format": "json"})
+    shelf.upload("m", model)
+    with pytest.raises(ModelshelfError, match="takes no load options"):
+        shelf.load("m:1", format="json")
+
+
+def test_no_catboost_info_written(shelf: Any, data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    X, y = data
+    shelf.upload("m", cb.CatBoostClassifier(iterations=2, **QUIET).fit(X, y))
+    shelf.load("m:1")
+    assert not (tmp_path / "catboost_info").exists()
+
+
+def test_fresh_process_lists_downloads_and_loads(
+    shelf: Any, shelf_path: Path, frame: Any, run_python: Any, tmp_path: Path
+) -> None:
+    X, y = frame
+    model = cb.CatBoostClassifier(iterations=10, **QUIET).fit(X, y, cat_features=["city"])
+    shelf.upload("buy", model)
+    X.to_csv(tmp_path / "X.csv", index=False)
+    code = (
+        "import sys, numpy as np, pandas as pd, modelshelf\n"
+        "shelf = modelshelf.open(sys.argv[1])\n"
+        "assert [v.version for v in shelf.versions('buy')] == [1]\n"
+        "dest = shelf.download('buy:1', sys.argv[2])\n"
+        "assert sorted(p.name for p in dest.iterdir()) == ['model.cbm']\n"
+        "model = shelf.load('buy:1')\n"
+        "assert type(model).__name__ == 'CatBoostClassifier', type(model)\n"
+        "X = pd.read_csv(sys.argv[4])\n"
+        "np.save(sys.argv[3], model.predict_proba(X))\n"
+        "assert list(model.predict(X)[:5]) == sys.argv[5].split(','), model.predict(X)[:5]\n"
+    )
+    out = tmp_path / "proba.npy"
+    run_python(
+        code, str(shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "X.csv"),
+        ",".join(model.predict(X)[:5]),
+    )
+    np.testing.assert_array_equal(np.load(out), model.predict_proba(X))

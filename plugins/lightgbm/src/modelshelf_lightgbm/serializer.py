@@ -1,0 +1,164 @@
+"""The ``lightgbm-text`` serializer: LightGBM's own text model format.
+
+``load`` always returns a ``lightgbm.Booster``, also for models saved from the scikit-learn
+wrappers (``LGBMClassifier``, ``LGBMRegressor``, ``LGBMRanker``): the text file holds the trees,
+objective, feature names and pandas categories, but not the wrapper's label encoder and state,
+and LightGBM has no public way to wrap a Booster back into an estimator. Rebuilding one by setting
+the wrapper's private attributes would break silently on a LightGBM upgrade, so this serializer
+does not pretend: the wrapper's class, hyperparameters and ``classes_`` are kept in the manifest
+(details and signature) for whoever needs them.
+
+lightgbm is imported inside :meth:`~LightGBMSerializer.save` and :meth:`~LightGBMSerializer.load`
+only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from modelshelf.errors import ModelshelfError
+from modelshelf.serializers import SavedModel, Serializer, qualified_name
+
+#: Written into the version directory. Fixed, never read from the manifest.
+MODEL_FILE = "model.txt"
+
+_KINDS = {
+    "binary": "classifier",
+    "multiclass": "classifier",
+    "multiclassova": "classifier",
+    "cross_entropy": "probability",
+    "cross_entropy_lambda": "probability",
+    "lambdarank": "ranker",
+    "rank_xendcg": "ranker",
+    "custom": "other",
+}
+
+
+def _is_plain(value: Any) -> bool:
+    """True for values JSON holds exactly."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist):
+        return _jsonable(tolist())
+    return str(value)
+
+
+def read_header(path: Path) -> dict[str, str]:
+    """The ``key=value`` lines before the first tree of a LightGBM text model file."""
+    header: dict[str, str] = {}
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            line = line.strip()
+            if line.startswith("Tree="):
+                break
+            key, sep, value = line.partition("=")
+            if sep:
+                header[key] = value
+    return header
+
+
+def text_signature(header: Mapping[str, str], classes: Any = None) -> dict[str, Any]:
+    """Inputs (feature count and names) and outputs (kind, objective, classes) from the header."""
+    inputs: dict[str, Any] = {}
+    if "max_feature_idx" in header:
+        inputs["n_features"] = int(header["max_feature_idx"]) + 1
+    if header.get("feature_names"):
+        inputs["feature_names"] = header["feature_names"].split(" ")
+    outputs: dict[str, Any] = {}
+    objective = header.get("objective", "").split(" ")[0]
+    if objective:
+        outputs["kind"] = _KINDS.get(objective, "regressor")
+        outputs["objective"] = objective
+    n_classes = int(header.get("num_class", "1") or 1)
+    if n_classes > 1:
+        outputs["n_classes"] = n_classes
+    if classes is not None:
+        outputs["classes"] = _jsonable(classes)
+    return {"inputs": inputs, "outputs": outputs}
+
+
+class LightGBMSerializer(Serializer):
+    """LightGBM Boosters and scikit-learn wrappers in the native text format.
+
+    ``load`` returns a ``lightgbm.Booster`` in every case (see the module docstring). A model
+    trained with early stopping is saved up to its best iteration, which is what the original's
+    ``predict`` uses by default, so the loaded Booster predicts the same values.
+    """
+
+    name = "lightgbm-text"
+    framework = "lightgbm"
+    format = "text"
+    safe = True
+    # LGBMModel comes before sklearn's BaseEstimator in every wrapper's MRO, so this claim beats
+    # sklearn-skops' when both plugins are installed.
+    claims = ("lightgbm.basic.Booster", "lightgbm.sklearn.LGBMModel")
+
+    def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
+        if options:
+            raise ModelshelfError(
+                f"{self.name} takes no save options (got {', '.join(sorted(options))})"
+            )
+        import lightgbm
+
+        details: dict[str, Any] = {"file": MODEL_FILE, "class": qualified_name(type(obj))}
+        classes = None
+        if isinstance(obj, lightgbm.Booster):
+            booster = obj
+        else:
+            try:
+                booster = obj.booster_
+            except Exception as exc:  # LGBMNotFittedError
+                raise ModelshelfError(
+                    f"cannot save an unfitted {type(obj).__name__}: fit it before uploading"
+                ) from exc
+            classes = getattr(obj, "classes_", None)
+            params = obj.get_params(deep=False)
+            details["params"] = {k: v for k, v in params.items() if _is_plain(v)}
+            details["skipped_params"] = sorted(k for k, v in params.items() if not _is_plain(v))
+        if booster.best_iteration and booster.best_iteration > 0:
+            details["best_iteration"] = int(booster.best_iteration)
+        path = directory / MODEL_FILE
+        # num_iteration=None saves up to the best iteration when early stopping found one (the
+        # iterations predict() uses by default); the file does not record best_iteration itself.
+        booster.save_model(path)
+        details["num_trees"] = int(booster.num_trees())
+        return SavedModel(
+            framework=self.framework,
+            framework_version=str(lightgbm.__version__),
+            signature=text_signature(read_header(path), classes),
+            details=details,
+        )
+
+    def load(
+        self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
+    ) -> Any:
+        if options:
+            raise ModelshelfError(
+                f"{self.name} takes no load options (got {', '.join(sorted(options))})"
+            )
+        import lightgbm
+
+        path = directory / MODEL_FILE
+        if not path.is_file():
+            raise ModelshelfError(f"{MODEL_FILE} is missing from the downloaded version: re-upload it")
+        return lightgbm.Booster(model_file=str(path))

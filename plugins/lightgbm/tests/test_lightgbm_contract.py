@@ -1,0 +1,61 @@
+"""modelshelf's serializer contract for lightgbm-text: a scikit-learn wrapper and a raw Booster.
+
+A wrapper comes back as a ``lightgbm.Booster``, so ``predict`` compares the original wrapper's
+booster with the loaded one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from modelshelf.testing import SerializerContract
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 5))
+    return X, (X[:, 0] - X[:, 2] > 0).astype(int)
+
+
+def _booster_predict(model: Any, X: Any) -> Any:
+    booster = getattr(model, "booster_", model)  # the original wrapper, or the loaded Booster
+    return booster.predict(X)
+
+
+class _Common:
+    @pytest.fixture
+    def serializer_name(self) -> str:
+        return "lightgbm-text"
+
+    @pytest.fixture
+    def sample_input(self) -> np.ndarray:
+        return np.random.default_rng(2).normal(size=(20, 5))
+
+    @pytest.fixture
+    def predict(self) -> Callable[[Any, Any], Any]:
+        return _booster_predict
+
+    @pytest.fixture
+    def framework_modules(self) -> list[str]:
+        return ["lightgbm"]
+
+
+class TestLGBMClassifierContract(_Common, SerializerContract):
+    @pytest.fixture
+    def model(self) -> Any:
+        import lightgbm as lgb
+
+        X, y = _data()
+        return lgb.LGBMClassifier(n_estimators=5, random_state=0, verbose=-1, n_jobs=1).fit(X, y)
+
+
+class TestLGBMBoosterContract(_Common, SerializerContract):
+    @pytest.fixture
+    def model(self) -> Any:
+        import lightgbm as lgb
+
+        X, y = _data()
+        return lgb.train({"objective": "binary", "verbose": -1, "seed": 0, "num_threads": 1}, lgb.Dataset(X, label=y), 5)

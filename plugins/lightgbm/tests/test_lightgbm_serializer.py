@@ -1,0 +1,159 @@
+"""modelshelf-lightgbm against real LightGBM models, through a real filesystem shelf."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from modelshelf.errors import ModelshelfError
+from modelshelf.plugins import get_registry
+from modelshelf.serializers import choose
+
+
+def test_import_and_listing_import_no_framework(run_python: Any) -> None:
+    code = (
+        "import sys, modelshelf_lightgbm\n"
+        "from modelshelf.plugins import get_registry\n"
+        "assert 'lightgbm-text' in get_registry().serializers()\n"
+        "bad = [m for m in ('lightgbm', 'sklearn', 'numpy', 'scipy') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "lightgbm"})
+
+
+@pytest.mark.parametrize("cls", [lgb.LGBMClassifier, lgb.LGBMRegressor, lgb.LGBMRanker])
+def test_lightgbm_beats_sklearn_skops_on_wrappers(cls: type) -> None:
+    serializers = [entry.serializer for entry in get_registry().serializers().values()]
+    assert choose(cls(), serializers).name == "lightgbm-text"
+
+
+def test_classifier_comes_back_as_booster_with_same_probabilities(shelf: Any, data: Any) -> None:
+    X, y = data
+    model = lgb.LGBMClassifier(n_estimators=10, num_leaves=7, random_state=0, verbose=-1, n_jobs=1).fit(X, y)
+    v = shelf.upload("clf", model)
+    assert v.serializer.name == "lightgbm-text"
+    assert v.framework.name == "lightgbm" and v.framework.version == lgb.__version__
+    assert [f.path for f in v.files] == ["model.txt"]
+    assert v.signature == {
+        "inputs": {"n_features": 4, "feature_names": [f"Column_{i}" for i in range(4)]},
+        "outputs": {"kind": "classifier", "objective": "binary", "classes": [0, 1]},
+    }
+    details = v.serializer.details
+    assert details["class"] == "lightgbm.sklearn.LGBMClassifier"
+    assert details["params"]["num_leaves"] == 7 and details["params"]["n_estimators"] == 10
+    assert details["num_trees"] == 10
+
+    loaded = shelf.load("clf:1")
+    assert type(loaded) is lgb.Booster
+    # Binary: the Booster gives P(class 1), the wrapper's second column.
+    np.testing.assert_array_equal(loaded.predict(X), model.predict_proba(X)[:, 1])
+
+
+def test_multiclass_string_labels_recoverable_from_signature(shelf: Any, data: Any) -> None:
+    X, _ = data
+    labels = np.array(["low", "mid", "high"])[np.digitize(X[:, 0], [-0.5, 0.5])]
+    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1).fit(X, labels)
+    v = shelf.upload("multi", model)
+    assert v.signature["outputs"]["n_classes"] == 3
+    assert v.signature["outputs"]["objective"] == "multiclass"
+    classes = v.signature["outputs"]["classes"]
+    assert classes == ["high", "low", "mid"]
+
+    booster = shelf.load("multi:1")
+    proba = booster.predict(X)
+    np.testing.assert_array_equal(proba, model.predict_proba(X))
+    # What the README tells users to do to get labels back.
+    np.testing.assert_array_equal(np.asarray(classes)[proba.argmax(axis=1)], model.predict(X))
+
+
+def test_regressor_with_pandas_categories(shelf: Any) -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(size=300),
+            "city": pd.Categorical(rng.choice(["paris", "lyon", "nice"], size=300)),
+        }
+    )
+    target = frame["size"] * 2 + (frame["city"] == "paris") * 3.0
+    model = lgb.LGBMRegressor(n_estimators=10, min_child_samples=5, verbose=-1, n_jobs=1).fit(frame, target)
+    v = shelf.upload("house", model)
+    assert v.signature["inputs"] == {"n_features": 2, "feature_names": ["size", "city"]}
+    assert v.signature["outputs"]["kind"] == "regressor"
+    booster = shelf.load("house:1")
+    assert booster.pandas_categorical == [["lyon", "nice", "paris"]]
+    # Category codes must map the same way, or these predictions would differ.
+    np.testing.assert_array_equal(booster.predict(frame), model.predict(frame))
+
+
+def test_raw_booster_round_trip(shelf: Any, data: Any) -> None:
+    X, _ = data
+    train = lgb.Dataset(X, label=X[:, 0] * 2.0, feature_name=["a", "b", "c", "d"])
+    booster = lgb.train({"objective": "regression", "verbose": -1, "seed": 0, "num_threads": 1}, train, 8)
+    v = shelf.upload("raw", booster)
+    assert v.serializer.details["class"] == "lightgbm.basic.Booster"
+    assert "params" not in v.serializer.details
+    assert v.signature["inputs"]["feature_names"] == ["a", "b", "c", "d"]
+    loaded = shelf.load("raw:1")
+    assert loaded.feature_name() == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(loaded.predict(X), booster.predict(X))
+
+
+def test_early_stopping_keeps_best_iteration_predictions(shelf: Any, data: Any) -> None:
+    X, y = data
+    model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.5, verbose=-1, n_jobs=1)
+    # LightGBM 4.7 renamed eval_set to eval_X/eval_y; older 4.x only knows eval_set.
+    if "eval_X" in inspect.signature(model.fit).parameters:
+        validation = {"eval_X": (X[150:],), "eval_y": (y[150:],)}
+    else:
+        validation = {"eval_set": [(X[150:], y[150:])]}
+    model.fit(X[:150], y[:150], callbacks=[lgb.early_stopping(3, verbose=False)], **validation)
+    assert 0 < model.best_iteration_ < 300  # early stopping did stop, or this proves nothing
+    v = shelf.upload("es", model)
+    assert v.serializer.details["best_iteration"] == model.best_iteration_
+    assert v.serializer.details["skipped_params"] == []
+    loaded = shelf.load("es:1")
+    assert loaded.num_trees() == model.best_iteration_
+    np.testing.assert_array_equal(loaded.predict(X), model.predict_proba(X)[:, 1])
+
+
+def test_unfitted_model_is_a_clear_error(shelf: Any) -> None:
+    with pytest.raises(ModelshelfError, match="unfitted LGBMClassifier: fit it") as caught:
+        shelf.upload("m", lgb.LGBMClassifier())
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_options_are_refused(shelf: Any, data: Any) -> None:
+    X, _ = data
+    model = lgb.LGBMRegressor(n_estimators=2, verbose=-1, n_jobs=1).fit(X, X[:, 0])
+    with pytest.raises(ModelshelfError, match="takes no save options"):
+        shelf.upload("m", model, options={"num_iteration": 1})
+    shelf.upload("m", model)
+    with pytest.raises(ModelshelfError, match="takes no load options"):
+        shelf.load("m:1", as_sklearn=True)
+
+
+def test_fresh_process_lists_downloads_and_loads(
+    shelf: Any, shelf_path: Path, data: Any, run_python: Any, tmp_path: Path
+) -> None:
+    X, y = data
+    model = lgb.LGBMClassifier(n_estimators=6, verbose=-1, n_jobs=1).fit(X, y)
+    shelf.upload("clf", model)
+    np.save(tmp_path / "X.npy", X)
+    code = (
+        "import sys, numpy as np, modelshelf\n"
+        "shelf = modelshelf.open(sys.argv[1])\n"
+        "assert [v.version for v in shelf.versions('clf')] == [1]\n"
+        "dest = shelf.download('clf:1', sys.argv[2])\n"
+        "assert sorted(p.name for p in dest.iterdir()) == ['model.txt']\n"
+        "booster = shelf.load('clf:1')\n"
+        "assert type(booster).__name__ == 'Booster', type(booster)\n"
+        "np.save(sys.argv[3], booster.predict(np.load(sys.argv[4])))\n"
+    )
+    out = tmp_path / "proba.npy"
+    run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "X.npy"))
+    np.testing.assert_array_equal(np.load(out), model.predict_proba(X)[:, 1])

@@ -1,0 +1,496 @@
+"""S3Storage: the modelshelf storage primitives on Amazon S3 and S3-compatible services.
+
+This module imports boto3; the plugin imports it only when a shelf with an ``s3://`` URL is
+opened. Every primitive is one or a few S3 requests:
+
+========================  ===============================================================
+``read``                  GetObject, body read whole (small records only)
+``read_stream``           GetObject, body yielded in chunks; resumes with a Range request
+                          pinned to the same ETag if the connection drops mid-body
+``stat``                  HeadObject (404 -> ``None``)
+``list``                  ListObjectsV2 through a paginator (no 1,000-key limit)
+``list_prefixes``         ListObjectsV2 with ``Delimiter='/'``, paginated
+``put_file``              boto3 managed transfer: multipart, parallel, constant memory;
+                          S3 shows a multipart object only once it is complete
+``put_if_absent``         PutObject ``IfNoneMatch='*'`` (412 -> AlreadyExists)
+``put_if_match``          PutObject ``IfMatch=etag`` (412 or 404 -> PreconditionFailed)
+``delete``                DeleteObject
+========================  ===============================================================
+
+Throttling (SlowDown, 503), 5xx and connection errors are retried by botocore's retry handler
+with exponential backoff and jitter (``retry_mode`` / ``max_attempts`` options). What is left after
+retries is mapped to a :mod:`modelshelf.errors` exception by :func:`_translate`, whose messages
+name the shelf and the endpoint and never a credential.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+
+from modelshelf.errors import (
+    AccessDenied,
+    AlreadyExists,
+    BackendUnavailable,
+    KeyNotFound,
+    PreconditionFailed,
+    ReadOnlyShelf,
+    StorageError,
+)
+from modelshelf.storage import CHUNK_SIZE, ObjectInfo, Storage, StoredBytes, check_key
+
+from .options import S3Options, _safe
+
+#: Error codes meaning "these credentials are not valid", as opposed to "not allowed to do this".
+_BAD_CREDENTIALS = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "InvalidClientTokenId",
+        "RequestExpired",
+        "RequestTimeTooSkewed",
+    }
+)
+_FORBIDDEN = frozenset({"AccessDenied", "AllAccessDisabled", "AccountProblem", "403", "Forbidden"})
+_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+_UNAVAILABLE = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "503", "500", "RequestTimeout", "Throttling"}
+)
+_NETWORK_ERRORS: tuple[type[Exception], ...] = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.HTTPClientError,
+)
+#: How often a create-only PutObject answered 409 ConditionalRequestConflict is tried again.
+#: S3 answers 409 while another conditional write to the same key is in flight; AWS's advice is
+#: to retry, after which one of the writers gets 412.
+_CONFLICT_ATTEMPTS = 6
+#: How often ``read_stream`` resumes a body whose connection dropped.
+_RESUME_ATTEMPTS = 3
+
+
+class S3Storage(Storage):
+    """A shelf rooted at ``s3://bucket/prefix``.
+
+    One boto3 Session and one client per storage: botocore clients are thread-safe, so the core's
+    parallel transfers share it; Sessions are not, so none is shared across storages.
+    """
+
+    def __init__(self, options: S3Options) -> None:
+        self.options = options
+        self.url = options.url
+        self.bucket = options.bucket
+        self.root = options.root
+        #: Set once the bucket has answered anything; until then a 404 on HeadObject may mean
+        #: "no such bucket" (HEAD responses have no body to say which), so ``stat`` checks once.
+        self._bucket_seen = False
+        try:
+            session = boto3.Session(profile_name=options.profile, region_name=options.region)
+            s3_config: dict[str, Any] = {}
+            if options.addressing_style:
+                s3_config["addressing_style"] = options.addressing_style
+            config = botocore.config.Config(
+                retries={"mode": options.retry_mode, "total_max_attempts": options.max_attempts},
+                connect_timeout=options.connect_timeout,
+                read_timeout=options.read_timeout,
+                max_pool_connections=max(options.max_pool_connections, options.max_concurrency),
+                s3=s3_config or None,
+                user_agent_extra="modelshelf-s3",
+            )
+            self.client = session.client("s3", endpoint_url=options.endpoint_url, config=config)
+        except botocore.exceptions.ProfileNotFound:
+            raise AccessDenied(
+                f"AWS profile {options.profile!r} for shelf {self.url} is not in ~/.aws/config "
+                "or ~/.aws/credentials: check the name or set AWS_PROFILE"
+            ) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise StorageError(
+                f"cannot set up S3 access for shelf {self.url}: {type(exc).__name__}"
+            ) from None
+        self.endpoint = options.endpoint_url or self.client.meta.endpoint_url
+        self.transfer_config = TransferConfig(
+            multipart_threshold=options.multipart_threshold,
+            multipart_chunksize=options.multipart_chunksize,
+            max_concurrency=options.max_concurrency,
+            use_threads=True,
+        )
+
+    # --- keys --------------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        return self.root + check_key(key)
+
+    def _prefix(self, prefix: str) -> str:
+        # An empty prefix lists the whole shelf; anything else must be a safe key fragment.
+        if prefix:
+            check_key(prefix.rstrip("/") or "/")
+        return self.root + prefix
+
+    def _relative(self, full_key: str) -> str:
+        return full_key[len(self.root) :]
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def read(self, key: str) -> StoredBytes:
+        """GetObject, whole body. For manifests, aliases and markers: small by design."""
+        full = self._key(key)
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=full)
+            data = response["Body"].read()
+        except Exception as exc:
+            self._raise(exc, "read", key)
+        self._bucket_seen = True
+        return StoredBytes(data=data, etag=response["ETag"])
+
+    def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """GetObject now (so a missing key raises here), then yield its body in chunks.
+
+        If the connection drops mid-body, the rest is fetched with ``Range: bytes=N-`` and
+        ``IfMatch`` on the first response's ETag, so a replaced object is never spliced in.
+        """
+        full = self._key(key)
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            self._raise(exc, "read", key)
+        self._bucket_seen = True
+        return self._stream(key, full, response, chunk_size)
+
+    def _stream(
+        self, key: str, full: str, response: dict[str, Any], chunk_size: int
+    ) -> Iterator[bytes]:
+        etag = response["ETag"]
+        size = int(response["ContentLength"])
+        offset = 0
+        resumes = 0
+        body = response["Body"]
+        try:
+            while True:
+                try:
+                    for chunk in body.iter_chunks(chunk_size):
+                        offset += len(chunk)
+                        yield chunk
+                    if offset < size:
+                        # urllib3 may end a truncated body without raising; treat it as a drop.
+                        raise botocore.exceptions.IncompleteReadError(
+                            actual_bytes=offset, expected_bytes=size
+                        )
+                    return
+                except _NETWORK_ERRORS as exc:
+                    body.close()
+                    resumes += 1
+                    if resumes > _RESUME_ATTEMPTS:
+                        raise BackendUnavailable(
+                            f"the connection to S3 endpoint {_safe(self.endpoint)} kept dropping "
+                            f"while reading {key!r} from shelf {self.url} ({type(exc).__name__}, "
+                            f"{_RESUME_ATTEMPTS} resumes): check the network and try again"
+                        ) from None
+                    time.sleep(min(2.0, 0.1 * 2**resumes) * random.random())
+                    try:
+                        response = self.client.get_object(
+                            Bucket=self.bucket, Key=full, Range=f"bytes={offset}-", IfMatch=etag
+                        )
+                    except botocore.exceptions.ClientError as again:
+                        if _code(again) in ("PreconditionFailed", "412", *_NOT_FOUND):
+                            raise BackendUnavailable(
+                                f"S3 object {key!r} on shelf {self.url} was replaced or deleted "
+                                "while it was being read; read it again"
+                            ) from None
+                        self._raise(again, "read", key)
+                    except Exception as again:
+                        self._raise(again, "read", key)
+                    body = response["Body"]
+        finally:
+            body.close()
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        """HeadObject; ``None`` when the key does not exist."""
+        full = self._key(key)
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=full)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                self._check_bucket()
+                return None
+            self._raise(exc, "read", key)
+        except Exception as exc:
+            self._raise(exc, "read", key)
+        self._bucket_seen = True
+        return ObjectInfo(
+            key=key,
+            size=int(response["ContentLength"]),
+            etag=response["ETag"],
+            modified=response.get("LastModified"),
+        )
+
+    def _check_bucket(self) -> None:
+        """Once per storage, tell "no such key" from "no such bucket" after a bodiless 404."""
+        if self._bucket_seen:
+            return
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                self._raise_no_bucket()
+            # 403: HeadBucket needs s3:ListBucket, which a reader may lack; the object answered.
+        except Exception as exc:
+            self._raise(exc, "read", None)
+        self._bucket_seen = True
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every key below ``prefix``, page after page (ListObjectsV2 returns 1,000 at most)."""
+        full = self._prefix(prefix)
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                self._bucket_seen = True
+                for item in page.get("Contents", ()):
+                    yield ObjectInfo(
+                        key=self._relative(item["Key"]),
+                        size=int(item["Size"]),
+                        etag=item["ETag"],
+                        modified=item.get("LastModified"),
+                    )
+        except Exception as exc:
+            self._raise(exc, "list", prefix or None)
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """Immediate "sub-directories" below ``prefix`` (``Delimiter='/'``), paginated."""
+        full = self._prefix(prefix)
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
+                self._bucket_seen = True
+                for item in page.get("CommonPrefixes", ()):
+                    yield self._relative(item["Prefix"])
+        except Exception as exc:
+            self._raise(exc, "list", prefix or None)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Managed upload: parts of ``multipart_chunksize`` sent by ``max_concurrency`` threads.
+
+        Memory stays near ``max_concurrency * multipart_chunksize`` whatever the file size. A
+        failed multipart upload is aborted by boto3, and S3 exposes the object only on completion.
+        """
+        full = self._key(key)
+        try:
+            self.client.upload_file(str(path), self.bucket, full, Config=self.transfer_config)
+        except Exception as exc:
+            self._raise(exc, "write", key)
+        self._bucket_seen = True
+
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        """PutObject with ``If-None-Match: *``: exactly one concurrent creator wins."""
+        full = self._key(key)
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            try:
+                response = self.client.put_object(
+                    Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*"
+                )
+            except botocore.exceptions.ClientError as exc:
+                code = _code(exc)
+                if code in ("PreconditionFailed", "412"):
+                    self._bucket_seen = True
+                    raise AlreadyExists(f"{key!r} already exists on shelf {self.url}") from None
+                if code == "ConditionalRequestConflict" and attempt + 1 < _CONFLICT_ATTEMPTS:
+                    _backoff(attempt)
+                    continue
+                if code == "ConditionalRequestConflict":
+                    # Another create of this key is still in flight after every retry. Saying
+                    # "absent" would be a lie that could produce two winners; "exists" makes the
+                    # caller re-read, which is always safe.
+                    raise AlreadyExists(
+                        f"{key!r} is being created concurrently on shelf {self.url}"
+                    ) from None
+                self._raise(exc, "write", key)
+            except Exception as exc:
+                self._raise(exc, "write", key)
+            self._bucket_seen = True
+            return str(response["ETag"])
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns/raises
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        """PutObject with ``If-Match: etag``: refused if the object changed or vanished."""
+        full = self._key(key)
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=full, Body=data, IfMatch=etag)
+        except botocore.exceptions.ClientError as exc:
+            code = _code(exc)
+            # 409: a concurrent conditional write to this key is in flight, so ours is stale too.
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", *_NOT_FOUND):
+                self._bucket_seen = True
+                raise PreconditionFailed(
+                    f"{key!r} on shelf {self.url} changed or vanished since it was read"
+                ) from None
+            self._raise(exc, "write", key)
+        except Exception as exc:
+            self._raise(exc, "write", key)
+        self._bucket_seen = True
+        return str(response["ETag"])
+
+    def delete(self, key: str) -> None:
+        """DeleteObject; S3 answers 204 for a missing key too."""
+        full = self._key(key)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            self._raise(exc, "write", key)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the client's connection pool."""
+        self.client.close()
+
+    def describe(self) -> str:
+        if self.options.endpoint_url:
+            return f"{self.url} (endpoint {_safe(self.options.endpoint_url)})"
+        return self.url
+
+    def __repr__(self) -> str:
+        return f"S3Storage({self.describe()!r})"
+
+    # --- errors ------------------------------------------------------------------------------
+
+    def _raise(self, exc: BaseException, action: str, key: str | None) -> NoReturn:
+        """Raise the modelshelf error for ``exc`` (from boto3/botocore) and drop the chain.
+
+        ``from None`` on purpose: botocore exceptions can carry request details, and a
+        traceback is where a credential would leak first.
+        """
+        if isinstance(exc, StorageError | KeyNotFound):
+            raise exc
+        mapped = _translate(self, exc, action, key)
+        if mapped is None:
+            raise exc  # not a storage failure (a bug, KeyboardInterrupt...): keep it as it is
+        raise mapped from None
+
+    def _raise_no_bucket(self) -> NoReturn:
+        raise StorageError(
+            f"bucket {self.bucket!r} does not exist (shelf {self.url}"
+            f"{self._endpoint_note()}): create it or check the name"
+        ) from None
+
+    def _endpoint_note(self) -> str:
+        return f", endpoint {_safe(self.options.endpoint_url)}" if self.options.endpoint_url else ""
+
+
+def _code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "")) or str(
+        exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+    )
+
+
+def _backoff(attempt: int) -> None:
+    # Full jitter, as AWS recommends, so racing writers spread out instead of colliding again.
+    time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """boto3's managed transfer wraps the real error in S3UploadFailedError; find it."""
+    seen = 0
+    while isinstance(exc, S3UploadFailedError) and seen < 5:
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+        seen += 1
+    return exc
+
+
+def _translate(
+    storage: S3Storage, exc: BaseException, action: str, key: str | None
+) -> Exception | None:
+    """Map a boto3/botocore exception to a one-line modelshelf error. Never echo credentials.
+
+    Returns ``None`` for exceptions that are not storage failures, which the caller re-raises.
+    """
+    exc = _unwrap(exc)
+    shelf = storage.url
+    where = f" {key!r}" if key else ""
+    endpoint = storage.endpoint
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = _code(exc)
+        if code == "NoSuchBucket":
+            return StorageError(
+                f"bucket {storage.bucket!r} does not exist (shelf {shelf}"
+                f"{storage._endpoint_note()}): create it or check the name"
+            )
+        if code in _NOT_FOUND:
+            return KeyNotFound(f"{key!r} does not exist on shelf {shelf}")
+        if code in _BAD_CREDENTIALS:
+            return AccessDenied(
+                f"S3 refused the credentials for shelf {shelf} ({code}): check AWS_PROFILE or "
+                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (an expired "
+                "session needs a new login)"
+            )
+        if code in _FORBIDDEN:
+            if action == "write":
+                return ReadOnlyShelf(
+                    f"shelf {shelf} is read-only for these credentials (S3 refused to {action}"
+                    f"{where}): use credentials allowed s3:PutObject and s3:DeleteObject"
+                )
+            return AccessDenied(
+                f"access denied to shelf {shelf} (S3 refused to {action}{where}): check that "
+                "the credentials in use (AWS_PROFILE or AWS_ACCESS_KEY_ID) may read this bucket"
+            )
+        if code in ("PermanentRedirect", "301", "AuthorizationHeaderMalformed"):
+            return StorageError(
+                f"bucket {storage.bucket!r} is in another region than the one configured for "
+                f"shelf {shelf} ({code}): pass region=... or set AWS_REGION"
+            )
+        if code in _UNAVAILABLE:
+            return BackendUnavailable(
+                f"S3 at {_safe(endpoint)} is unavailable for shelf {shelf} ({code}) after "
+                f"{storage.options.max_attempts} attempts: try again later or raise max_attempts"
+            )
+        message = str(exc.response.get("Error", {}).get("Message", ""))[:200]
+        return StorageError(
+            f"S3 could not {action}{where} on shelf {shelf}: {code}"
+            + (f" ({message})" if message else "")
+        )
+    if isinstance(
+        exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
+        return AccessDenied(
+            f"no AWS credentials found for shelf {shelf}: set AWS_PROFILE (or pass profile=...), "
+            "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance/container "
+            "role is available"
+        )
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        return AccessDenied(
+            f"AWS profile for shelf {shelf} is not configured: check AWS_PROFILE or profile=..."
+        )
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return StorageError(f"no AWS region for shelf {shelf}: pass region=... or set AWS_REGION")
+    if isinstance(exc, _NETWORK_ERRORS):
+        return BackendUnavailable(
+            f"cannot reach S3 endpoint {_safe(endpoint)} for shelf {shelf} "
+            f"({type(exc).__name__}, after {storage.options.max_attempts} attempts): check "
+            "the network, endpoint_url / AWS_ENDPOINT_URL, and that the service is running"
+        )
+    if isinstance(exc, botocore.exceptions.BotoCoreError | S3UploadFailedError):
+        return StorageError(f"S3 could not {action}{where} on shelf {shelf}: {type(exc).__name__}")
+    if isinstance(exc, OSError) and action == "write":
+        # A local file that cannot be read (put_file); the message names the local path only.
+        return StorageError(f"cannot upload{where} to shelf {shelf}: {exc}")
+    return None

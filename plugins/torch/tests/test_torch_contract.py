@@ -1,0 +1,68 @@
+"""modelshelf's serializer contract, run for each of the four torch serializers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from modelshelf.testing import SerializerContract
+
+torch = pytest.importorskip("torch")
+
+
+class TorchContract(SerializerContract):
+    """Shared fixtures: TinyNet with a fixed seed, a fixed input, forward without autograd."""
+
+    @pytest.fixture
+    def model(self, tiny: Any) -> Any:
+        return tiny
+
+    @pytest.fixture
+    def sample_input(self, x: Any) -> Any:
+        return x
+
+    @pytest.fixture
+    def predict(self, run: Any) -> Callable[[Any, Any], Any]:
+        return run
+
+    @pytest.fixture
+    def framework_modules(self) -> list[str]:
+        return ["torch", "safetensors"]
+
+
+class TestTorchSafetensorsContract(TorchContract):
+    @pytest.fixture
+    def serializer_name(self) -> str:
+        return "torch-safetensors"
+
+    @pytest.fixture
+    def load_options(self, testnets: Any) -> dict[str, Any]:
+        torch.manual_seed(99)  # other weights than the saved ones: the load must replace them
+        return {"module": testnets.TinyNet().eval()}
+
+
+class TestTorchExportContract(TorchContract):
+    @pytest.fixture
+    def serializer_name(self) -> str:
+        return "torch-export"
+
+    @pytest.fixture
+    def model(self, tiny: Any, x: Any) -> Any:
+        return torch.export.export(tiny, (x,))
+
+
+class TestTorchScriptContract(TorchContract):
+    @pytest.fixture
+    def serializer_name(self) -> str:
+        return "torch-script"
+
+    @pytest.fixture
+    def model(self, tiny: Any) -> Any:
+        return torch.jit.script(tiny)
+
+
+class TestTorchPickleContract(TorchContract):
+    @pytest.fixture
+    def serializer_name(self) -> str:
+        return "torch-pickle"

@@ -1,0 +1,378 @@
+"""modelshelf-torch against real torch modules and a real filesystem shelf."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from modelshelf.errors import ModelNotFound, ModelshelfError, UntrustedFormat
+from modelshelf.plugins import get_registry
+from modelshelf.serializers import choose
+from modelshelf_torch.serializers import (
+    SAFETENSORS_FILE,
+    TorchExportSerializer,
+    TorchPickleSerializer,
+    TorchScriptSerializer,
+)
+
+torch = pytest.importorskip("torch")
+safetensors_torch = pytest.importorskip("safetensors.torch")
+
+
+def run_python(code: str, *args: str, path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(path), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=180, env=env
+    )
+
+
+def chosen_name(obj: Any) -> str:
+    return choose(obj, (e.serializer for e in get_registry().serializers().values())).name
+
+
+def export(module: Any, x: Any) -> Any:
+    batch = torch.export.Dim("batch")
+    return torch.export.export(module, (x,), dynamic_shapes=({0: batch},))
+
+
+# --- plugin wiring -----------------------------------------------------------------------------
+
+
+def test_importing_plugin_and_listing_serializers_imports_no_framework() -> None:
+    code = (
+        "import sys, modelshelf_torch\n"
+        "from modelshelf.plugins import get_registry\n"
+        "names = sorted(get_registry().serializers())\n"
+        "for n in ('torch-safetensors', 'torch-export', 'torch-script', 'torch-pickle'):\n"
+        "    assert n in names, names\n"
+        "bad = [m for m in ('torch', 'safetensors', 'numpy') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_most_specific_claim_wins(tiny: Any, x: Any) -> None:
+    # A ScriptModule is also an nn.Module: torch-script claims it more specifically.
+    scripted = torch.jit.script(tiny)
+    traced = torch.jit.trace(tiny, x)
+    assert isinstance(scripted, torch.nn.Module) and isinstance(traced, torch.nn.Module)
+    assert chosen_name(tiny) == "torch-safetensors"
+    assert chosen_name(torch.nn.Sequential(torch.nn.Linear(2, 2))) == "torch-safetensors"
+    assert chosen_name(scripted) == "torch-script"
+    assert chosen_name(traced) == "torch-script"
+    assert chosen_name(export(tiny, x)) == "torch-export"
+    # The claimed names are the real qualified names of this torch version.
+    assert (
+        type(scripted).__module__ + "." + type(scripted).__qualname__
+        in TorchScriptSerializer.claims
+    )
+    program_type = type(export(tiny, x))
+    assert TorchExportSerializer.claims == (
+        f"{program_type.__module__}.{program_type.__qualname__}",
+    )
+    assert TorchPickleSerializer.claims == ()
+
+
+def test_safety_flags() -> None:
+    serializers = {name: e.serializer for name, e in get_registry().serializers().items()}
+    assert serializers["torch-safetensors"].safe is True
+    assert serializers["torch-export"].safe is False
+    assert serializers["torch-script"].safe is False
+    assert serializers["torch-pickle"].safe is False
+
+
+# --- torch-safetensors -------------------------------------------------------------------------
+
+
+def test_safetensors_upload_records_tensors_and_class(shelf: Any, tiny: Any) -> None:
+    version = shelf.upload("tiny", tiny)
+    assert version.serializer.name == "torch-safetensors"
+    assert (version.framework.name, version.framework.version) == ("torch", torch.__version__)
+    assert [f.path for f in version.files] == [SAFETENSORS_FILE]
+    details = version.serializer.details
+    assert details["module_class"] == "modelshelf_torch_testnets.TinyNet"
+    assert details["tensors"] == [
+        {"name": "scale", "shape": [2], "dtype": "float32", "kind": "buffer"},
+        {"name": "fc1.weight", "shape": [8, 4], "dtype": "float32", "kind": "parameter"},
+        {"name": "fc1.bias", "shape": [8], "dtype": "float32", "kind": "parameter"},
+        {"name": "fc2.weight", "shape": [2, 8], "dtype": "float32", "kind": "parameter"},
+        {"name": "fc2.bias", "shape": [2], "dtype": "float32", "kind": "parameter"},
+    ]
+    assert details["parameter_count"] == 4 * 8 + 8 + 8 * 2 + 2
+    assert details["aliases"] == {}
+    assert version.signature is None
+
+
+def test_safetensors_load_returns_state_dict_or_fills_a_module(
+    shelf: Any, tiny: Any, x: Any, run: Any, testnets: Any
+) -> None:
+    shelf.upload("tiny", tiny)
+    state = shelf.load("tiny:1")
+    assert isinstance(state, dict)
+    assert list(state) == list(tiny.state_dict())
+    for name, tensor in tiny.state_dict().items():
+        assert torch.equal(state[name], tensor)
+
+    torch.manual_seed(123)  # different initial weights: the load must overwrite them all
+    fresh = testnets.TinyNet().eval()
+    assert not np.array_equal(run(fresh, x), run(tiny, x))
+    loaded = shelf.load("tiny:1", module=fresh)
+    assert loaded is fresh
+    np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
+
+
+def test_safetensors_file_is_plain_safetensors(shelf: Any, tiny: Any, tmp_path: Path) -> None:
+    shelf.upload("tiny", tiny)
+    dest = shelf.download("tiny:1", tmp_path / "dl")
+    plain = safetensors_torch.load_file(str(dest / SAFETENSORS_FILE))
+    assert set(plain) == set(tiny.state_dict())
+
+
+def test_module_mismatch_is_a_one_line_error(shelf: Any, tiny: Any, testnets: Any) -> None:
+    shelf.upload("tiny", tiny)
+    with pytest.raises(ModelshelfError) as caught:
+        shelf.load("tiny:1", module=testnets.TinyNet(hidden=16))
+    assert "shape mismatch for fc1.weight [8, 4] vs [16, 4]" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+    bigger = torch.nn.Sequential(torch.nn.Linear(4, 8))
+    with pytest.raises(ModelshelfError, match=r"missing keys 0.weight, 0.bias.*strict=False"):
+        shelf.load("tiny:1", module=bigger)
+
+
+def test_strict_false_loads_the_matching_keys(shelf: Any, tiny: Any, testnets: Any) -> None:
+    shelf.upload("tiny", tiny)
+
+    class Partial(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = torch.nn.Linear(4, 8)
+            self.other = torch.nn.Linear(3, 3)
+
+    with pytest.raises(ModelshelfError, match=r"unexpected keys"):
+        shelf.load("tiny:1", module=Partial())
+    partial = shelf.load("tiny:1", module=Partial(), strict=False)
+    assert torch.equal(partial.fc1.weight, tiny.fc1.weight)
+
+
+def test_tied_weights_are_stored_once_and_stay_tied(
+    shelf: Any, testnets: Any, tmp_path: Path
+) -> None:
+    torch.manual_seed(1)
+    tied = testnets.TiedNet().eval()
+    version = shelf.upload("tied", tied)
+    assert version.serializer.details["aliases"] == {"head.weight": "embed.weight"}
+    dest = shelf.download("tied:1", tmp_path / "dl")
+    assert set(safetensors_torch.load_file(str(dest / SAFETENSORS_FILE))) == {"embed.weight"}
+
+    state = shelf.load("tied:1")
+    assert list(state) == ["embed.weight", "head.weight"]
+    assert state["head.weight"] is state["embed.weight"]
+
+    torch.manual_seed(2)
+    fresh = shelf.load("tied:1", module=testnets.TiedNet().eval())
+    assert fresh.head.weight is fresh.embed.weight
+    tokens = torch.tensor([[1, 5, 7]])
+    with torch.no_grad():
+        np.testing.assert_array_equal(fresh(tokens).numpy(), tied(tokens).numpy())
+
+
+def test_views_of_one_storage_and_non_contiguous_tensors(shelf: Any, testnets: Any) -> None:
+    sliced = testnets.SlicedNet()
+    # safetensors itself refuses this state dict; the serializer must not.
+    with pytest.raises((RuntimeError, ValueError), match=r"share memory|non contiguous"):
+        safetensors_torch.save_file(dict(sliced.state_dict()), "/dev/null")
+    shelf.upload("sliced", sliced)
+    state = shelf.load("sliced:1")
+    for name, tensor in sliced.state_dict().items():
+        assert torch.equal(state[name], tensor), name
+
+
+def test_dtypes_round_trip(shelf: Any, testnets: Any) -> None:
+    mixed = testnets.MixedDtypes()
+    version = shelf.upload("mixed", mixed)
+    dtypes = {t["name"]: t["dtype"] for t in version.serializer.details["tensors"]}
+    assert dtypes == {
+        "weight": "bfloat16",
+        "half_precision": "float16",
+        "counts": "int64",
+        "mask": "bool",
+    }
+    state = shelf.load("mixed:1")
+    for name, tensor in mixed.state_dict().items():
+        assert state[name].dtype == tensor.dtype and torch.equal(state[name], tensor), name
+
+
+def test_module_without_state(shelf: Any) -> None:
+    shelf.upload("relu", torch.nn.ReLU())
+    assert shelf.load("relu:1") == {}
+    assert isinstance(shelf.load("relu:1", module=torch.nn.ReLU()), torch.nn.ReLU)
+
+
+def test_extra_state_is_refused_with_a_way_out(shelf: Any, testnets: Any) -> None:
+    with pytest.raises(ModelshelfError, match=r"_extra_state.*torch-pickle"):
+        shelf.upload("extra", testnets.WithExtraState(2, 2))
+    with pytest.raises(ModelNotFound):
+        shelf.versions("extra")
+
+
+def test_meta_tensors_are_refused(shelf: Any) -> None:
+    with torch.device("meta"):
+        hollow = torch.nn.Linear(3, 3)
+    with pytest.raises(ModelshelfError, match=r"meta device"):
+        shelf.upload("hollow", hollow)
+
+
+def test_bad_options(shelf: Any, tiny: Any) -> None:
+    with pytest.raises(ModelshelfError, match=r"unknown torch-safetensors save option.*dtype"):
+        shelf.upload("tiny", tiny, options={"dtype": "float16"})
+    shelf.upload("tiny", tiny)
+    with pytest.raises(ModelshelfError, match=r"unknown torch-safetensors load option.*modul"):
+        shelf.load("tiny:1", modul=tiny)
+    with pytest.raises(ModelshelfError, match=r"must be a torch.nn.Module"):
+        shelf.load("tiny:1", module=tiny.state_dict())
+
+
+def test_fresh_process_lists_downloads_and_loads(
+    shelf: Any, shelf_path: Path, tiny: Any, x: Any, run: Any, tests_dir: Path, tmp_path: Path
+) -> None:
+    shelf.upload("team/tiny", tiny)
+    shelf.upload("team/tiny-script", torch.jit.script(tiny))
+    code = (
+        "import json, sys, torch, modelshelf\n"
+        "from modelshelf_torch_testnets import TinyNet\n"
+        "shelf = modelshelf.open(sys.argv[1])\n"
+        "versions = {n: [v.version for v in shelf.versions(n)] for n in shelf.models()}\n"
+        "files = sorted(p.name for p in shelf.download('team/tiny:1', sys.argv[2]).iterdir())\n"
+        "x = torch.tensor(json.loads(sys.argv[3]))\n"
+        "net = shelf.load('team/tiny:1', module=TinyNet().eval())\n"
+        "script = shelf.load('team/tiny-script:1', trust=True)\n"
+        "with torch.no_grad():\n"
+        "    out = {'module': net(x).numpy().tobytes().hex(), 'script': script(x).numpy().tobytes().hex()}\n"
+        "print(json.dumps({'versions': versions, 'files': files, 'out': out,\n"
+        "                  'script_type': type(script).__name__}))\n"
+    )
+    result = run_python(
+        code, str(shelf_path), str(tmp_path / "dl"), json.dumps(x.tolist()), path=tests_dir
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["versions"] == {"team/tiny": [1], "team/tiny-script": [1]}
+    assert report["files"] == [SAFETENSORS_FILE]
+    assert report["script_type"] == "RecursiveScriptModule"
+    expected = run(tiny, x).tobytes().hex()
+    assert report["out"] == {"module": expected, "script": expected}
+
+
+# --- torch-export ------------------------------------------------------------------------------
+
+
+def test_export_round_trip_with_symbolic_batch(shelf: Any, tiny: Any, x: Any, run: Any) -> None:
+    program = export(tiny, x)
+    version = shelf.upload("exported", program)
+    assert version.serializer.name == "torch-export"
+    assert version.serializer.safe is False
+    (batch,) = {i["shape"][0] for i in version.signature["inputs"]}
+    assert isinstance(batch, str)  # a symbol such as "s31", not the example's 5
+    assert version.signature == {
+        "inputs": [{"name": "x", "shape": [batch, 4], "dtype": "float32"}],
+        "outputs": [
+            {
+                "name": version.signature["outputs"][0]["name"],
+                "shape": [batch, 2],
+                "dtype": "float32",
+            }
+        ],
+    }
+    assert batch in version.serializer.details["range_constraints"]
+    assert version.serializer.details["state_dict"]["fc1.weight"] == {
+        "shape": [8, 4],
+        "dtype": "float32",
+    }
+    with pytest.raises(UntrustedFormat):
+        shelf.load("exported:1")
+    loaded = shelf.load("exported:1", trust=True)
+    assert isinstance(loaded, torch.export.ExportedProgram)
+    np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
+    # The dynamic batch survived: another batch size runs too.
+    other = torch.randn(2, 4, generator=torch.Generator().manual_seed(5))
+    np.testing.assert_array_equal(run(loaded, other), run(tiny, other))
+
+
+def test_unsafe_serializers_refuse_direct_loads_without_trust(tmp_path: Path) -> None:
+    # Core checks trust before downloading; the serializers check again when called directly.
+    for serializer in (TorchExportSerializer(), TorchScriptSerializer(), TorchPickleSerializer()):
+        with pytest.raises(UntrustedFormat, match=r"trust=True"):
+            serializer.load(tmp_path, details={})
+
+
+# --- torch-script ------------------------------------------------------------------------------
+
+
+def test_script_and_trace_round_trip(shelf: Any, tiny: Any, x: Any, run: Any) -> None:
+    scripted = torch.jit.script(tiny)
+    version = shelf.upload("scripted", scripted)
+    assert version.serializer.name == "torch-script"
+    assert version.signature == {
+        "inputs": [{"name": "x", "type": "Tensor"}],
+        "outputs": [{"type": "Tensor"}],
+    }
+    assert version.serializer.details["original_name"] == "TinyNet"
+    with pytest.raises(UntrustedFormat):
+        shelf.load("scripted:1")
+    loaded = shelf.load("scripted:1", trust=True)
+    assert isinstance(loaded, torch.jit.RecursiveScriptModule)
+    np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
+
+    traced = torch.jit.trace(tiny, x)
+    shelf.upload("traced", traced)
+    np.testing.assert_array_equal(run(shelf.load("traced:1", trust=True), x), run(tiny, x))
+
+
+def test_script_module_can_still_be_stored_as_weights(
+    shelf: Any, tiny: Any, testnets: Any, x: Any, run: Any
+) -> None:
+    version = shelf.upload("weights", torch.jit.script(tiny), serializer="torch-safetensors")
+    assert version.serializer.name == "torch-safetensors"
+    loaded = shelf.load("weights:1", module=testnets.TinyNet().eval())
+    np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
+
+
+# --- torch-pickle ------------------------------------------------------------------------------
+
+
+def test_pickle_is_opt_in_and_needs_trust(shelf: Any, tiny: Any, x: Any, run: Any) -> None:
+    assert shelf.upload("tiny", tiny).serializer.name == "torch-safetensors"
+    version = shelf.upload("tiny", tiny, serializer="torch-pickle")
+    assert version.serializer.name == "torch-pickle"
+    assert version.serializer.details["object_class"] == "modelshelf_torch_testnets.TinyNet"
+    with pytest.raises(UntrustedFormat):
+        shelf.load("tiny:2")
+    loaded = shelf.load("tiny:2", trust=True)
+    assert type(loaded) is type(tiny)
+    np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
+
+
+def test_pickle_of_an_unimportable_class_says_so(shelf: Any, shelf_path: Path, tiny: Any) -> None:
+    shelf.upload("tiny", tiny, serializer="torch-pickle")
+    code = (
+        "import sys, modelshelf\n"
+        "from modelshelf.errors import ModelshelfError\n"
+        "try:\n"
+        "    modelshelf.open(sys.argv[1]).load('tiny:1', trust=True)\n"
+        "except ModelshelfError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = run_python(code, str(shelf_path))  # tests directory not on the path
+    assert result.returncode == 0, result.stderr
+    assert "modelshelf_torch_testnets.TinyNet" in result.stdout
+    assert "must be importable" in result.stdout
