@@ -419,41 +419,56 @@ class Shelf:
                 local = collect_files([folder])
             if extra_files is not None:
                 self._add_extra_files(local, extra_files)
-            files = self._store_blobs(local)
+            files, blobs = self._hash_files(local)
 
-        framework = (
-            None if chosen.name == "files" else FrameworkInfo(saved.framework, saved.framework_version)
-        )
-        packages = {entry.distribution: entry.distribution_version}
-        if framework is not None:
-            packages.setdefault(framework.name, framework.version)
-        draft = ModelVersion(
-            name=name,
-            version=1,
-            created_at=_now(),
-            created_by=current_user(),
-            serializer=SerializerInfo(
-                name=chosen.name,
-                distribution=entry.distribution,
-                distribution_version=entry.distribution_version,
-                format=chosen.format,
-                safe=chosen.safe,
-                details=_check_json(saved.details, "serializer details"),
-            ),
-            framework=framework,
-            files=tuple(sorted(files, key=lambda f: f.path)),
-            total_size=sum(f.size for f in files),
-            lineage=collect_lineage(packages),
-            metadata=metadata,
-            metrics=metrics_,
-            params=params,
-            tags=tags_,
-            description=description,
-            signature=_check_json(saved.signature, "signature") if saved.signature else None,
-        )
+            framework = (
+                None if chosen.name == "files" else FrameworkInfo(saved.framework, saved.framework_version)
+            )
+            packages = {entry.distribution: entry.distribution_version}
+            if framework is not None:
+                packages.setdefault(framework.name, framework.version)
+            draft = ModelVersion(
+                name=name,
+                version=1,
+                created_at=_now(),
+                created_by=current_user(),
+                serializer=SerializerInfo(
+                    name=chosen.name,
+                    distribution=entry.distribution,
+                    distribution_version=entry.distribution_version,
+                    format=chosen.format,
+                    safe=chosen.safe,
+                    details=_check_json(saved.details, "serializer details"),
+                ),
+                framework=framework,
+                files=tuple(sorted(files, key=lambda f: f.path)),
+                total_size=sum(f.size for f in files),
+                lineage=collect_lineage(packages),
+                metadata=metadata,
+                metrics=metrics_,
+                params=params,
+                tags=tags_,
+                description=description,
+                signature=_check_json(saved.signature, "signature") if saved.signature else None,
+            )
+            return self.publish(draft, blobs)
+
+    def publish(self, draft: ModelVersion, blobs: Mapping[str, Path]) -> ModelVersion:
+        """Publish a manifest as the next version of ``draft.name``; return it with its number.
+
+        ``blobs`` maps the sha256 of every file to a local copy, used to (re-)upload any blob the
+        shelf lacks. This is the common end of uploads, copies and imports; most users want
+        :meth:`upload`.
+        """
+        check_name(draft.name)
+        self._check_marker(create=True)
+        missing = [f.sha256 for f in draft.files if f.sha256 not in blobs]
+        if missing:
+            raise ModelshelfError(f"no local copy of blob {missing[0]} given to publish {draft.name}")
+        self._upload_blobs({f.sha256: blobs[f.sha256] for f in draft.files})
         published = self._publish(draft)
-        self._recheck_blobs(published.files, local_by_sha={f.sha256: local[f.path] for f in files})
-        self._log(name, "upload", version=published.version)
+        self._recheck_blobs(published.files, blobs)
+        self._log(draft.name, "upload", version=published.version)
         get_registry().broadcast("modelshelf_version_published", shelf=self, version=published)
         return published
 
@@ -482,29 +497,35 @@ class Shelf:
                 raise ModelshelfError(f"extra file {relative!r} clashes with a model file {key!r}")
             local[key] = path
 
-    def _store_blobs(self, local: Mapping[str, Path]) -> list[FileEntry]:
-        """Hash every file and upload the blobs the shelf does not have yet."""
+    @staticmethod
+    def _hash_files(local: Mapping[str, Path]) -> tuple[list[FileEntry], dict[str, Path]]:
+        """Hash every file: the manifest entries, and one local copy per distinct content."""
         items = sorted(local.items())
         hashed = run_parallel(lambda item: (item[0], item[1], *hash_file(item[1])), items)
         files = [FileEntry(path, sha, size) for path, _, sha, size in hashed]
-        unique: dict[str, tuple[Path, int]] = {sha: (p, size) for _, p, sha, size in hashed}
-        total = sum(size for _, size in unique.values())
-        touch = getattr(self.storage, "touch", None)
-        with Progress(total, "upload") as progress:
+        return files, {sha: p for _, p, sha, _ in hashed}
 
-            def put(item: tuple[str, tuple[Path, int]]) -> None:
-                sha, (path, size) = item
+    def _upload_blobs(self, blobs: Mapping[str, Path]) -> int:
+        """Upload the blobs the shelf does not have yet; return how many bytes were sent."""
+        sizes = {sha: os.stat(path).st_size for sha, path in blobs.items()}
+        touch = getattr(self.storage, "touch", None)
+        sent = 0
+        with Progress(sum(sizes.values()), "upload") as progress:
+
+            def put(sha: str) -> int:
                 key = self._blob_key(sha)
                 existing = self.storage.stat(key)
-                if existing is not None and existing.size == size:
+                if existing is not None and existing.size == sizes[sha]:
                     if touch is not None:
                         touch(key)  # restart gc's grace period for a blob we now reference
-                else:
-                    self.storage.put_file(key, path)
-                progress.update(size)
+                    progress.update(sizes[sha])
+                    return 0
+                self.storage.put_file(key, blobs[sha])
+                progress.update(sizes[sha])
+                return sizes[sha]
 
-            run_parallel(put, unique.items())
-        return files
+            sent = sum(run_parallel(put, list(blobs)))
+        return sent
 
     def _recheck_blobs(self, files: Iterable[FileEntry], local_by_sha: Mapping[str, Path]) -> None:
         """Re-upload any blob that vanished before the manifest landed (a concurrent ``gc``)."""
