@@ -25,8 +25,22 @@ def _shelf(ctx: click.Context) -> Any:
 
     obj = ctx.find_root().obj
     if obj.get("shelf") is None:
-        obj["shelf"] = open_shelf(obj.get("url"))
+        obj["shelf"] = open_shelf(obj.get("url"), **obj.get("options", {}))
     return obj["shelf"]
+
+
+def _storage_options(values: Iterable[str]) -> dict[str, Any]:
+    """``-o KEY=VALUE`` pairs; values that read as JSON (numbers, true/false) are converted."""
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--option")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
 
 
 def _emit_json(value: Any) -> None:
@@ -95,12 +109,15 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--shelf", "url", envvar="MODELSHELF_URL", metavar="URL",
               help="Shelf location: a path, file://, s3://, az://, gs://... [env MODELSHELF_URL; default ~/.modelshelf]")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="An option for the storage plugin, e.g. -o region=eu-west-1 -o anonymous=true (repeatable).")
 @click.version_option(__version__, prog_name="modelshelf")
 @click.pass_context
-def cli(ctx: click.Context, url: str | None) -> None:
+def cli(ctx: click.Context, url: str | None, options: tuple[str, ...]) -> None:
     """A serverless model registry on a directory or a cloud bucket."""
     ctx.ensure_object(dict)
     ctx.obj["url"] = url
+    ctx.obj["options"] = _storage_options(options)
 
 
 @cli.command()
@@ -341,6 +358,71 @@ def verify(ctx: click.Context, ref: str | None, as_json: bool) -> None:
             click.echo("OK: every stored file matches its sha256")
     if problems:
         ctx.exit(1)
+
+
+def _print_transfer(report: Any, as_json: bool, target: str) -> None:
+    if as_json:
+        _emit_json(report)
+        return
+    for source, copied in report.copied.items():
+        click.echo(f"{source} -> {copied}")
+    for source, present in report.present.items():
+        click.echo(f"{source} already on {target} as {present}")
+    for alias, version in report.aliases.items():
+        click.echo(f"{alias} -> {version}")
+    click.echo(f"{len(report.copied)} copied, {len(report.present)} already present, "
+               f"{_human_size(report.bytes_sent)} sent")
+
+
+@cli.command()
+@click.argument("ref", required=False)
+@click.option("--to", "target_url", required=True, metavar="URL", help="The shelf to copy to.")
+@click.option("--all", "all_models", is_flag=True, help="Copy every version of every model.")
+@click.option("--aliases", is_flag=True, help="Also set the source's aliases on the copied versions.")
+@click.option("--to-option", "target_options", multiple=True, metavar="KEY=VALUE", help="A storage option for the target shelf.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def copy(ctx: click.Context, ref: str | None, target_url: str, all_models: bool, aliases: bool,
+         target_options: tuple[str, ...], as_json: bool) -> None:
+    """Copy REF to another shelf: NAME (every version), NAME:N, NAME@ALIAS, or --all.
+
+    Only files the target lacks are sent; every file is verified; copying again sends nothing.
+    """
+    from .copying import copy as copy_versions
+    from .shelf import open as open_shelf
+
+    target = open_shelf(target_url, **_storage_options(target_options))
+    report = copy_versions(_shelf(ctx), target, ref, all_models=all_models, aliases=aliases)
+    _print_transfer(report, as_json, target_url)
+
+
+@cli.command("export")
+@click.argument("arguments", nargs=-1, required=True, metavar="[REF] FILE")
+@click.option("--all", "all_models", is_flag=True, help="Export every version of every model (then give only FILE).")
+@click.pass_context
+def export_command(ctx: click.Context, arguments: tuple[str, ...], all_models: bool) -> None:
+    """Write REF (as for copy) with its files into one bundle FILE (.tar, or .tar.gz)."""
+    from .copying import export_bundle
+
+    if len(arguments) > 2 or (len(arguments) == 1 and not all_models):
+        raise click.UsageError("give REF and FILE, or --all and FILE")
+    ref, file = (None, arguments[0]) if len(arguments) == 1 else arguments
+    versions = export_bundle(_shelf(ctx), ref, Path(file), all_models=all_models)
+    click.echo(f"Exported {len(versions)} versions to {file}")
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-aliases", is_flag=True, help="Do not set the bundle's aliases.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def import_command(ctx: click.Context, file: Path, no_aliases: bool, as_json: bool) -> None:
+    """Import a bundle FILE made by `modelshelf export`, verifying every file."""
+    from .copying import import_bundle
+
+    shelf = _shelf(ctx)
+    report = import_bundle(shelf, file, aliases=not no_aliases)
+    _print_transfer(report, as_json, shelf.url)
 
 
 @cli.group()

@@ -22,6 +22,10 @@ class InvalidRecord(ModelshelfError, ValueError):
     """A stored record (manifest, alias, event) is malformed or unsafe."""
 
 
+class InvalidModel(ModelshelfError, ValueError):
+    """A model object or a serializer option cannot be saved (a serializer refuses it)."""
+
+
 class SchemaTooNew(InvalidRecord):
     """A record was written by a newer modelshelf than this one."""
 

@@ -508,7 +508,6 @@ class Shelf:
     def _upload_blobs(self, blobs: Mapping[str, Path]) -> int:
         """Upload the blobs the shelf does not have yet; return how many bytes were sent."""
         sizes = {sha: os.stat(path).st_size for sha, path in blobs.items()}
-        touch = getattr(self.storage, "touch", None)
         sent = 0
         with Progress(sum(sizes.values()), "upload") as progress:
 
@@ -516,8 +515,7 @@ class Shelf:
                 key = self._blob_key(sha)
                 existing = self.storage.stat(key)
                 if existing is not None and existing.size == sizes[sha]:
-                    if touch is not None:
-                        touch(key)  # restart gc's grace period for a blob we now reference
+                    self.storage.touch(key)  # restart gc's grace period for a blob we now reference
                     progress.update(sizes[sha])
                     return 0
                 self.storage.put_file(key, blobs[sha])
@@ -787,9 +785,7 @@ class Shelf:
             removed_bytes += info.size
         if not dry_run:
             run_parallel(self.storage.delete, removed)
-            cleanup = getattr(self.storage, "cleanup", None)
-            if cleanup is not None:
-                cleanup(grace)
+            self.storage.cleanup(grace)
         return GcReport(tuple(removed), removed_bytes, kept_recent, len(referenced), dry_run)
 
     def verify(self, ref: str | None = None) -> list[Problem]:

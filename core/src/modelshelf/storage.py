@@ -121,6 +121,20 @@ class Storage(abc.ABC):
     def delete(self, key: str) -> None:
         """Delete an object. Deleting a missing key is not an error."""
 
+    # --- optional housekeeping ----------------------------------------------------------------
+
+    def touch(self, key: str) -> None:  # noqa: B027 - optional, a no-op where unsupported
+        """Refresh an existing object's modification time, restarting ``gc``'s grace period.
+
+        Called when an upload reuses a blob that already exists, so that a concurrent ``gc`` does
+        not take the blob for an orphan. Backends that cannot do it cheaply may leave it a no-op:
+        the uploader re-checks its blobs after publishing anyway.
+        """
+
+    def cleanup(self, older_than: dt.timedelta) -> None:  # noqa: B027 - optional
+        """Remove debris of crashed writers (temporary files, stale multipart uploads) older than
+        ``older_than``. Called by ``gc`` when not in dry-run mode."""
+
     # --- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing

@@ -269,6 +269,17 @@ class FileSystemStorage(Storage):
         with contextlib.suppress(OSError):
             os.utime(self._path(key))
 
+    def cleanup(self, older_than: dt.timedelta) -> None:
+        """Remove temporary files that crashed writers left behind (never lock files)."""
+        cutoff = dt.datetime.now(dt.timezone.utc).timestamp() - older_than.total_seconds()
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if name.startswith(HIDDEN_PREFIX) and name.endswith(".tmp"):
+                    path = os.path.join(folder, name)
+                    with contextlib.suppress(OSError):
+                        if os.stat(path).st_mtime < cutoff:
+                            os.unlink(path)
+
 
 def open_filesystem(url: str, **options: object) -> FileSystemStorage:
     return FileSystemStorage(url, **options)  # type: ignore[arg-type]

@@ -113,7 +113,7 @@ class StorageContract:
         first = storage.put_if_absent("cas.json", b"v1")
         second = storage.put_if_match("cas.json", b"v2", first)
         assert second != first
-        assert storage.read("cas.json") .data == b"v2"
+        assert storage.read("cas.json").data == b"v2"
         with pytest.raises(PreconditionFailed):
             storage.put_if_match("cas.json", b"stale", first)
         assert storage.read("cas.json").data == b"v2"

@@ -1,0 +1,287 @@
+"""Moving versions between shelves: copy from shelf to shelf, and export/import of bundles.
+
+A copied or imported version is published in the target as its next version number, with the
+same files, metadata and serializer, and ``lineage.source`` recording where it came from. Each
+version also carries an *origin* (the shelf-independent identity of the upload it descends from),
+so copying again, or copying back, recognises what the target already holds and transfers nothing.
+
+Blobs travel through the local cache: every one is verified against its sha256 on the way in, and
+an interrupted copy resumes without downloading or re-sending what already arrived.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import convert
+from .errors import IntegrityError, InvalidRecord, ModelshelfError, NotFound
+from .lineage import current_user
+from .records import FileEntry, ModelVersion, Tombstone
+from .refs import parse_ref
+from .shelf import Shelf
+
+BUNDLE_FORMAT = 1
+BUNDLE_INDEX = "modelshelf-bundle.json"
+_MANIFEST_MEMBER = re.compile(r"manifests/(\d{1,9})\.json")
+_BLOB_MEMBER = re.compile(r"blobs/([0-9a-f]{64})")
+
+
+@attrs.frozen
+class TransferReport:
+    """What a copy or an import did: ``copied`` and ``present`` map source refs to target refs."""
+
+    copied: dict[str, str] = attrs.field(factory=dict)
+    present: dict[str, str] = attrs.field(factory=dict)
+    aliases: dict[str, int] = attrs.field(factory=dict)
+    bytes_sent: int = 0
+
+
+def _utc(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).isoformat()
+
+
+def origin_of(version: ModelVersion) -> dict[str, Any]:
+    """The identity of the upload a version descends from, the same on every shelf."""
+    source = version.lineage.source or {}
+    origin = source.get("origin")
+    if isinstance(origin, dict):
+        return origin
+    return {
+        "name": version.name, "version": version.version,
+        "created_at": _utc(version.created_at), "created_by": version.created_by,
+    }
+
+
+def _origin_key(origin: dict[str, Any]) -> str:
+    return json.dumps(origin, sort_keys=True)
+
+
+def _target_index(target: Shelf, name: str) -> dict[str, ModelVersion]:
+    try:
+        return {_origin_key(origin_of(v)): v for v in target.versions(name)}
+    except NotFound:
+        return {}
+
+
+def _resolve(source: Shelf, ref: str | None, all_models: bool) -> list[ModelVersion]:
+    if all_models:
+        if ref is not None:
+            raise ModelshelfError("give either a reference or --all, not both")
+        return [v for name in source.models() for v in source.versions(name)]
+    if ref is None:
+        raise ModelshelfError("name what to copy: NAME (every version), NAME:N, NAME@ALIAS, or --all")
+    parsed = parse_ref(ref)
+    if parsed.version is None and parsed.alias is None and not ref.endswith(":latest"):
+        return source.versions(parsed.name)
+    return [source.get(ref)]
+
+
+def _republish(
+    target: Shelf, version: ModelVersion, blobs: dict[str, Path], source: dict[str, Any]
+) -> tuple[ModelVersion, int]:
+    lineage = attrs.evolve(version.lineage, source={**source, "origin": origin_of(version)})
+    draft = attrs.evolve(
+        version, lineage=lineage, created_at=dt.datetime.now(dt.timezone.utc), created_by=current_user()
+    )
+    sent = target._upload_blobs(blobs)
+    return target.publish(draft, blobs), sent
+
+
+def copy(
+    source: Shelf, target: Shelf, ref: str | None = None, *, all_models: bool = False,
+    aliases: bool = False,
+) -> TransferReport:
+    """Copy versions from ``source`` to ``target``, sending only blobs the target lacks.
+
+    ``ref`` is ``NAME`` (every version of the model), ``NAME:N``, ``NAME:latest`` or
+    ``NAME@ALIAS``; ``all_models=True`` copies the whole shelf. With ``aliases=True`` the source's
+    aliases on copied versions are set on the target too.
+    """
+    report = TransferReport()
+    versions = _resolve(source, ref, all_models)
+    indexes: dict[str, dict[str, ModelVersion]] = {}
+    mapping: dict[tuple[str, int], int] = {}
+    sent = 0
+    for version in versions:
+        index = indexes.setdefault(version.name, _target_index(target, version.name))
+        key = _origin_key(origin_of(version))
+        if key in index:
+            report.present[version.ref] = index[key].ref
+            mapping[(version.name, version.version)] = index[key].version
+            continue
+        source.fetch(version)  # verified into the local cache
+        blobs = {f.sha256: source.cache.blob_path(f.sha256) for f in version.files}
+        published, bytes_sent = _republish(
+            target, version, blobs, {"kind": "copy", "shelf": source.url, "name": version.name, "version": version.version}
+        )
+        sent += bytes_sent
+        index[key] = published
+        report.copied[version.ref] = published.ref
+        mapping[(version.name, version.version)] = published.version
+    if aliases:
+        for name in sorted({v.name for v in versions}):
+            current = target.aliases(name)
+            for alias, record in source.aliases(name).items():
+                mapped = mapping.get((name, record.version or 0))
+                if mapped is None:
+                    continue
+                if alias not in current or current[alias].version != mapped:
+                    target.set_alias(name, alias, mapped)
+                report.aliases[f"{name}@{alias}"] = mapped
+    return attrs.evolve(report, bytes_sent=sent)
+
+
+# --- bundles ---------------------------------------------------------------------------------
+
+
+def _regular_member(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = 0
+    info.type = tarfile.REGTYPE
+    return info
+
+
+def export_bundle(source: Shelf, ref: str | None, path: str | Path, *, all_models: bool = False) -> list[ModelVersion]:
+    """Write the versions ``ref`` names (see :func:`copy`) and their blobs into one tar file."""
+    import io
+
+    versions = _resolve(source, ref, all_models)
+    for version in versions:
+        source.fetch(version)
+    aliases = {
+        name: {a: r.version for a, r in source.aliases(name).items()} for name in sorted({v.name for v in versions})
+    }
+    index = {
+        "format": BUNDLE_FORMAT, "created_at": _utc(dt.datetime.now(dt.timezone.utc)),
+        "source": source.url, "versions": len(versions), "aliases": aliases,
+    }
+    path = Path(path)
+    temp = path.with_name(f".~{path.name}.partial")
+    mode = "w:gz" if path.name.endswith((".tar.gz", ".tgz")) else "w"
+    try:
+        with tarfile.open(temp, mode) as tar:  # type: ignore[call-overload]
+            data = json.dumps(index, indent=2, sort_keys=True).encode()
+            tar.addfile(_regular_member(BUNDLE_INDEX, len(data)), io.BytesIO(data))
+            for i, version in enumerate(versions):
+                data = convert.to_json(version)
+                tar.addfile(_regular_member(f"manifests/{i}.json", len(data)), io.BytesIO(data))
+            written: set[str] = set()
+            for version in versions:
+                for entry in version.files:
+                    if entry.sha256 in written:
+                        continue
+                    written.add(entry.sha256)
+                    with open(source.cache.blob_path(entry.sha256), "rb") as handle:
+                        tar.addfile(_regular_member(f"blobs/{entry.sha256}", entry.size), handle)
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return versions
+
+
+def _chunks(handle: Any, size: int = 1 << 20) -> Iterator[bytes]:
+    while chunk := handle.read(size):
+        yield chunk
+
+
+def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> TransferReport:
+    """Publish every version of a bundle into ``target``, verifying every blob.
+
+    Members are never extracted by name: the index and manifests are parsed in memory and blobs go
+    into the content-addressed cache under their verified sha256, so no member can write anywhere.
+    Anything but the expected regular files refuses the whole bundle before any content is read.
+    """
+    path = Path(path)
+    where = f"bundle {path.name}"
+    index: dict[str, Any] | None = None
+    manifests: dict[int, ModelVersion] = {}
+    expected: dict[str, FileEntry] = {}
+    received: set[str] = set()
+    try:
+        tar = tarfile.open(path, "r:*")
+        members = tar.getmembers()
+    except (OSError, tarfile.TarError) as exc:
+        raise ModelshelfError(f"cannot read {where}: {exc}") from None
+    with tar:
+        # Check every member's name and type before reading any content.
+        for member in members:
+            if not member.isreg():
+                raise IntegrityError(f"{where}: member {member.name!r} is not a regular file; refusing the bundle")
+            known = (
+                member.name == BUNDLE_INDEX
+                or _MANIFEST_MEMBER.fullmatch(member.name)
+                or _BLOB_MEMBER.fullmatch(member.name)
+            )
+            if not known:
+                raise IntegrityError(f"{where}: unexpected member {member.name!r}; refusing the bundle")
+        for member in members:
+            handle = tar.extractfile(member)
+            assert handle is not None
+            if member.name == BUNDLE_INDEX and index is None:
+                index = convert.parse_json(handle.read(convert.MAX_RECORD_BYTES + 1), source=where)
+                if index.get("format") != BUNDLE_FORMAT:
+                    raise InvalidRecord(f"{where}: unsupported bundle format {index.get('format')!r}")
+            elif (match := _MANIFEST_MEMBER.fullmatch(member.name)) and index is not None:
+                record = convert.manifest_from_json(handle.read(convert.MAX_RECORD_BYTES + 1), source=f"{where}/{member.name}")
+                if isinstance(record, Tombstone):
+                    raise InvalidRecord(f"{where}: {member.name} is a tombstone, not a version")
+                manifests[int(match.group(1))] = record
+                for entry in record.files:
+                    expected[entry.sha256] = entry
+            elif (match := _BLOB_MEMBER.fullmatch(member.name)) and manifests:
+                entry = expected.get(match.group(1))
+                if entry is None:
+                    raise IntegrityError(f"{where}: blob {member.name} belongs to no version in the bundle")
+                if not target.cache.has(entry):
+                    target.cache.insert(entry, _chunks(handle), f"{where}/{member.name}")
+                received.add(entry.sha256)
+            else:
+                raise IntegrityError(f"{where}: member {member.name!r} is out of order; refusing the bundle")
+    if index is None:
+        raise InvalidRecord(f"{where}: no {BUNDLE_INDEX}; is this a modelshelf bundle?")
+    missing = set(expected) - received
+    if missing:
+        raise IntegrityError(f"{where}: {len(missing)} blobs are missing from the bundle; it is incomplete")
+
+    report = TransferReport()
+    sent = 0
+    indexes: dict[str, dict[str, ModelVersion]] = {}
+    mapping: dict[tuple[str, int], int] = {}
+    for _, version in sorted(manifests.items()):
+        known = indexes.setdefault(version.name, _target_index(target, version.name))
+        key = _origin_key(origin_of(version))
+        if key in known:
+            report.present[version.ref] = known[key].ref
+            mapping[(version.name, version.version)] = known[key].version
+            continue
+        blobs = {f.sha256: target.cache.blob_path(f.sha256) for f in version.files}
+        published, bytes_sent = _republish(
+            target, version, blobs,
+            {"kind": "bundle", "bundle": path.name, "shelf": str(index.get("source", "")), "name": version.name, "version": version.version},
+        )
+        sent += bytes_sent
+        known[key] = published
+        report.copied[version.ref] = published.ref
+        mapping[(version.name, version.version)] = published.version
+    if aliases:
+        for name, pointers in (index.get("aliases") or {}).items():
+            for alias, number in (pointers or {}).items():
+                mapped = mapping.get((name, number))
+                if mapped is not None:
+                    current = target.aliases(name).get(alias)
+                    if current is None or current.version != mapped:
+                        target.set_alias(name, alias, mapped)
+                    report.aliases[f"{name}@{alias}"] = mapped
+    return attrs.evolve(report, bytes_sent=sent)
+
