@@ -150,9 +150,8 @@ class ImportReport:
         out: list[str] = []
         for m in self.imported:
             unsafe = f", unsafe: {', '.join(m.unsafe_files)}" if m.unsafe_files else ""
-            out.append(
-                f"{verb} {m.ref} <- {m.domain}/{m.model_id} ({m.serializer}, {m.files} files{unsafe})"
-            )
+            files = "" if self.dry_run else f", {m.files} files"
+            out.append(f"{verb} {m.ref} <- {m.domain}/{m.model_id} ({m.serializer}{files}{unsafe})")
         for a in self.aliases:
             if not a.changed:
                 what = "alias unchanged"
@@ -307,7 +306,7 @@ def _scan_domain(storage: Storage, root: str, domain: str) -> _SourceDomain:
             continue
         assert meta is not None
         found = _SourceModel(model_id, meta, info.modified)
-        found.archive = _pick_archive(archives.get(model_id, []), meta)
+        found.archive = _pick_archive(archives.get(model_id, []), root, meta)
         models.append(found)
     live = {m.model_id for m in models}
     for model_id in sorted(state_members.get(DELETED_STATE, set()) - set(main)):
@@ -323,14 +322,18 @@ def _scan_domain(storage: Storage, root: str, domain: str) -> _SourceDomain:
     return _SourceDomain(domain, models, states, skipped)
 
 
-def _pick_archive(candidates: list[str], meta: Mapping[str, Any]) -> str | None:
+def _pick_archive(candidates: list[str], root: str, meta: Mapping[str, Any]) -> str | None:
     """The archive the metadata points at (modelstore stores an absolute path or a bucket key)."""
-    storage = meta.get("storage") if isinstance(meta.get("storage"), dict) else {}
-    assert isinstance(storage, dict)
-    where = storage.get("path") or storage.get("prefix") or ""
-    for key in candidates:
-        if isinstance(where, str) and where.replace("\\", "/").endswith("/" + key.split(f"{MODELSTORE_ROOT}/")[-1]):
-            return key
+    storage = meta.get("storage")
+    where = ""
+    if isinstance(storage, dict):
+        where = storage.get("path") or storage.get("prefix") or ""
+    if isinstance(where, str):
+        where = where.replace("\\", "/")
+        for key in candidates:
+            if where.endswith(f"{MODELSTORE_ROOT}/{key[len(root):]}"):
+                return key
+    # A moved store: the recorded path is stale, but one archive for this id is unambiguous.
     return candidates[0] if len(candidates) == 1 else None
 
 
