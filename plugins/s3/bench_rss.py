@@ -62,7 +62,6 @@ def main() -> None:
         expected = write_random(source, size)
 
         import boto3
-
         from modelshelf_s3 import open_storage
 
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench-rss")

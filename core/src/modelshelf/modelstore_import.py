@@ -129,6 +129,8 @@ class ImportReport:
     imported: tuple[ImportedModel, ...] = ()
     aliases: tuple[AliasChange, ...] = ()
     skipped: tuple[SkippedItem, ...] = ()
+    #: Warnings that are not skips, e.g. creation times too coarse to order models for sure.
+    notes: tuple[str, ...] = ()
 
     def refs(self) -> dict[str, dict[str, str]]:
         """Per domain, modelstore model id -> the version ref it was imported as."""
@@ -164,6 +166,7 @@ class ImportReport:
         for s in self.skipped:
             where = f"{s.domain}/" if s.domain and s.kind != "domain" else ""
             out.append(f"skipped {s.kind} {where}{s.item}: {s.reason}")
+        out.extend(f"note: {n}" for n in self.notes)
         set_count = sum(1 for a in self.aliases if a.changed)
         out.append(
             f"{len(self.imported)} model(s) {verb}, {set_count} alias(es) "
@@ -173,7 +176,7 @@ class ImportReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self, retain_collection_types=False)
+        return attrs.asdict(self)
 
 
 # --- reading the source ----------------------------------------------------------------------
@@ -243,6 +246,8 @@ class _SourceModel:
     info_modified: dt.datetime | None
     archive: str | None = None
     states: list[str] = attrs.field(factory=list)
+    #: The model ``domains/<domain>.json`` names: the last one uploaded.
+    latest: bool = False
 
     @property
     def created(self) -> str | None:
@@ -256,15 +261,20 @@ class _SourceModel:
         library = model_type.get("library") if isinstance(model_type, dict) else None
         return library if isinstance(library, str) else None
 
-    def order_key(self) -> tuple[Any, ...]:
-        # modelstore's own timestamps have one-second resolution; the metadata file's modification
-        # time breaks ties (it is written once, at upload), then the archive folder, then the id.
+    def when(self) -> tuple[dt.datetime, float]:
+        """Creation time as modelstore recorded it (one-second resolution), then the metadata
+        file's modification time (written once, at upload: nanoseconds on a filesystem, but
+        seconds on S3)."""
         try:
             created = dt.datetime.strptime(self.created or "", _CREATED_FORMAT)
         except ValueError:
             created = dt.datetime.min
-        modified = self.info_modified.timestamp() if self.info_modified else 0.0
-        return (created, modified, self.archive or "", self.model_id)
+        return created, self.info_modified.timestamp() if self.info_modified else 0.0
+
+    def order_key(self) -> tuple[Any, ...]:
+        # On a tie, the model the domain file names was uploaded last; the rest is arbitrary
+        # but stable (archive folder, then id), and reported.
+        return (*self.when(), self.latest, self.archive or "", self.model_id)
 
 
 @attrs.define
@@ -274,6 +284,7 @@ class _SourceDomain:
     #: state name -> model ids in that state (live models only)
     states: dict[str, list[str]]
     skipped: list[SkippedItem]
+    notes: list[str] = attrs.field(factory=list)
 
 
 def _scan_domain(storage: Storage, root: str, domain: str) -> _SourceDomain:
@@ -316,10 +327,23 @@ def _scan_domain(storage: Storage, root: str, domain: str) -> _SourceDomain:
         if state == DELETED_STATE:
             continue
         states[state] = sorted(members & live)
+    latest = ((_read_json(storage, f"{root}domains/{domain}.json") or {}).get("model") or {}).get("model_id")
+    for model in models:
+        model.latest = model.model_id == latest
     models.sort(key=_SourceModel.order_key)
+    notes: list[str] = []
+    by_time: dict[tuple[dt.datetime, float], list[str]] = {}
+    for model in models:
+        by_time.setdefault(model.when(), []).append(model.model_id)
+    for ids in by_time.values():
+        if len(ids) > 1:
+            notes.append(
+                f"{domain}: models {', '.join(ids)} carry the same creation time (modelstore keeps "
+                "seconds only); their version order among themselves is a best guess"
+            )
     for model in models:
         model.states = sorted(s for s, members in states.items() if model.model_id in members)
-    return _SourceDomain(domain, models, states, skipped)
+    return _SourceDomain(domain, models, states, skipped, notes)
 
 
 def _pick_archive(candidates: list[str], root: str, meta: Mapping[str, Any]) -> str | None:
@@ -593,9 +617,11 @@ def _import(storage: Storage, location: str, target: Shelf, *, dry_run: bool) ->
     domains, skipped = _list_domains(storage, root)
     imported: list[ImportedModel] = []
     aliases: list[AliasChange] = []
+    notes: list[str] = []
     for domain in domains:
         scanned = _scan_domain(storage, root, domain)
         skipped.extend(scanned.skipped)
+        notes.extend(scanned.notes)
         name = domain
         existing, claimed = _existing_imports(target, name)
         refs: dict[str, int] = {}  # model id -> version on the shelf, for aliases
@@ -624,7 +650,9 @@ def _import(storage: Storage, location: str, target: Shelf, *, dry_run: bool) ->
                 refs[model.model_id] = result.version
                 imported.append(result)
         aliases.extend(_mirror_states(target, name, domain, scanned, refs, skipped, dry_run=dry_run))
-    return ImportReport(location, target.url, dry_run, tuple(imported), tuple(aliases), tuple(skipped))
+    return ImportReport(
+        location, target.url, dry_run, tuple(imported), tuple(aliases), tuple(skipped), tuple(notes)
+    )
 
 
 def _planned_serializer(model: _SourceModel) -> str:

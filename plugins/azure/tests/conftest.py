@@ -6,12 +6,13 @@ Every test talks HTTP to a real Azurite blob server (no SDK mocks). When Azurite
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-
 from modelshelf_azure.testing import AzuriteNotFound, azurite, find_azurite
 
 
@@ -21,6 +22,8 @@ def azurite_connection_string() -> Iterator[str]:
     try:
         find_azurite()
     except AzuriteNotFound as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (CI must install it: `npm install` at the repository root)")
         pytest.skip(str(exc))
     with azurite() as connection_string:
         yield connection_string
@@ -63,7 +66,95 @@ def az_storage(shelf_url: str, azurite_connection_string: str) -> Iterator[Any]:
 @pytest.fixture
 def azure_env(monkeypatch: pytest.MonkeyPatch, azurite_connection_string: str) -> str:
     """Point ``AZURE_STORAGE_CONNECTION_STRING`` at Azurite (and clear the other variables)."""
-    for variable in ("AZURE_STORAGE_ACCOUNT_URL", "AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_SAS_TOKEN"):
+    for variable in (
+        "AZURE_STORAGE_ACCOUNT_URL",
+        "AZURE_STORAGE_ACCOUNT",
+        "AZURE_STORAGE_SAS_TOKEN",
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite_connection_string)
     return azurite_connection_string
+
+
+class FaultProxy:
+    """An HTTP proxy in front of Azurite that can lose the response of chosen requests.
+
+    The request still reaches Azurite and is applied; only its answer is dropped (the client's
+    connection is closed), which is what a network failure after a write looks like to a client.
+    ``drop(predicate)`` arms it: the next request for which ``predicate(method, headers)`` is true
+    loses its response, once.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        import http.client
+        import http.server
+        import threading
+
+        proxy = self
+        self.upstream_port = upstream_port
+        self.dropped: list[str] = []
+        self._predicate: Any = None
+        self._lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items()}
+                upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
+                try:
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    data = response.read()
+                finally:
+                    upstream.close()
+                with proxy._lock:
+                    predicate = proxy._predicate
+                    drop = predicate is not None and predicate(self.command, self.headers)
+                    if drop:
+                        proxy._predicate = None
+                        proxy.dropped.append(f"{self.command} {self.path.split('?')[0]}")
+                if drop:
+                    self.close_connection = True  # applied upstream, answer lost
+                    return
+                self.send_response_only(response.status, response.reason)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def drop(self, predicate: Any) -> None:
+        with self._lock:
+            self._predicate = predicate
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fault_proxy(azurite_connection_string: str) -> Iterator[FaultProxy]:
+    """A :class:`FaultProxy` in front of the session's Azurite."""
+    endpoint = next(
+        p for p in azurite_connection_string.split(";") if p.startswith("BlobEndpoint=")
+    )
+    port = int(endpoint.rsplit(":", 1)[1].split("/", 1)[0])
+    proxy = FaultProxy(port)
+    yield proxy
+    proxy.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from modelshelf.errors import AccessDenied, StorageError
 from modelshelf_azure._config import parse_url, resolve_connection, safe_url
 
@@ -56,11 +55,15 @@ def test_explicit_options_beat_the_environment() -> None:
     chosen = resolve_connection(
         "az://c", account_url="https://acct.blob.core.windows.net", environ=env
     )
-    assert (chosen.account_url, chosen.credential) == ("https://acct.blob.core.windows.net", "env-sas")
-    chosen = resolve_connection(
-        "az://c", account_name="acct", sas_token="?sv=1&sig=x", environ=env
+    assert (chosen.account_url, chosen.credential) == (
+        "https://acct.blob.core.windows.net",
+        "env-sas",
     )
-    assert (chosen.account_url, chosen.credential) == ("https://acct.blob.core.windows.net", "sv=1&sig=x")
+    chosen = resolve_connection("az://c", account_name="acct", sas_token="?sv=1&sig=x", environ=env)
+    assert (chosen.account_url, chosen.credential) == (
+        "https://acct.blob.core.windows.net",
+        "sv=1&sig=x",
+    )
 
 
 def test_account_from_the_environment() -> None:

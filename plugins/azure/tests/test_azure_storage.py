@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from modelshelf.errors import (
     AccessDenied,
     AlreadyExists,
@@ -44,7 +43,7 @@ def _read_only_sas(container: str) -> str:
         container,
         account_key=DEV_KEY,
         permission=ContainerSasPermissions(read=True, list=True),
-        expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1),
+        expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1),  # noqa: UP017 - 3.10
     )
 
 
@@ -223,9 +222,7 @@ def test_list_prefixes_yields_only_folders(az_storage: AzureBlobStorage) -> None
     assert list(az_storage.list_prefixes("missing/")) == []
 
 
-def test_stream_a_20mb_blob_in_small_chunks(
-    az_storage: AzureBlobStorage, tmp_path: Path
-) -> None:
+def test_stream_a_20mb_blob_in_small_chunks(az_storage: AzureBlobStorage, tmp_path: Path) -> None:
     payload = os.urandom(20 * 1024 * 1024 + 3)
     source = tmp_path / "weights.bin"
     source.write_bytes(payload)
@@ -241,7 +238,7 @@ def test_stream_a_20mb_blob_in_small_chunks(
 
 
 def test_read_stream_of_a_missing_key_raises_at_once(az_storage: AzureBlobStorage) -> None:
-    with pytest.raises(KeyNotFound, match="nothing.bin not found in shelf az://"):
+    with pytest.raises(KeyNotFound, match=r"nothing\.bin not found in shelf az://"):
         az_storage.read_stream("nothing.bin")
 
 
@@ -299,7 +296,9 @@ def test_unsafe_keys_are_refused_before_any_request(az_storage: AzureBlobStorage
 
 
 def test_missing_container_is_one_clear_line(azurite_connection_string: str) -> None:
-    storage = AzureBlobStorage("az://no-such-container/p", connection_string=azurite_connection_string)
+    storage = AzureBlobStorage(
+        "az://no-such-container/p", connection_string=azurite_connection_string
+    )
     try:
         calls = [
             lambda: storage.stat("x"),
@@ -390,12 +389,67 @@ def test_wrong_key_is_access_denied_without_the_key(
 
 
 def test_unknown_option_is_refused() -> None:
-    with pytest.raises(StorageError, match="unknown option.*max_concurency"):
+    with pytest.raises(StorageError, match=r"unknown option.*max_concurency"):
         AzureBlobStorage("az://models/p", connection_string="x", max_concurency=3)
 
 
 def test_malformed_connection_string_is_not_echoed() -> None:
     secret = "AccountKeyIsSecretButMalformed"
-    with pytest.raises(StorageError, match="connection string .* is malformed") as info:
+    with pytest.raises(StorageError, match=r"connection string .* is malformed") as info:
         AzureBlobStorage("az://models/p", connection_string=secret)
     assert secret not in str(info.value)
+
+
+# --- lost responses ---------------------------------------------------------------------------
+
+
+def _conditional_put(header: str) -> Any:
+    return lambda method, headers: method == "PUT" and header in headers
+
+
+def test_lost_response_of_a_winning_create_is_still_a_win(
+    fault_proxy: Any, shelf_url: str, az_storage: AzureBlobStorage
+) -> None:
+    # Without the plugin's own retry, the SDK would resend the Put Blob, get 409 for the blob it
+    # had just created, and report a lost race for a write that won.
+    storage = AzureBlobStorage(shelf_url, connection_string=connection_string(fault_proxy.port))
+    try:
+        fault_proxy.drop(_conditional_put("If-None-Match"))
+        etag = storage.put_if_absent("models/m/_versions/0000000001.json", b'{"mine": true}')
+        assert fault_proxy.dropped == [
+            f"PUT /{DEV_ACCOUNT}/{az_storage.container_name}/shelves/test/models/m/_versions/0000000001.json"
+        ]
+        stored = az_storage.read("models/m/_versions/0000000001.json")
+        assert (stored.data, stored.etag) == (b'{"mine": true}', etag)
+    finally:
+        storage.close()
+
+
+def test_lost_response_of_a_winning_swap_is_still_a_win(
+    fault_proxy: Any, shelf_url: str, az_storage: AzureBlobStorage
+) -> None:
+    first = az_storage.put_if_absent("alias.json", b"v1")
+    storage = AzureBlobStorage(shelf_url, connection_string=connection_string(fault_proxy.port))
+    try:
+        fault_proxy.drop(_conditional_put("If-Match"))
+        etag = storage.put_if_match("alias.json", b"v2", first)
+        assert len(fault_proxy.dropped) == 1
+        stored = az_storage.read("alias.json")
+        assert (stored.data, stored.etag) == (b"v2", etag)
+    finally:
+        storage.close()
+
+
+def test_lost_response_of_a_losing_create_is_still_a_loss(
+    fault_proxy: Any, shelf_url: str, az_storage: AzureBlobStorage
+) -> None:
+    az_storage.put_if_absent("race.json", b"theirs")
+    storage = AzureBlobStorage(shelf_url, connection_string=connection_string(fault_proxy.port))
+    try:
+        fault_proxy.drop(_conditional_put("If-None-Match"))
+        with pytest.raises(AlreadyExists):
+            storage.put_if_absent("race.json", b"mine")
+        assert len(fault_proxy.dropped) == 1
+        assert az_storage.read("race.json").data == b"theirs"
+    finally:
+        storage.close()

@@ -16,11 +16,10 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own download cache, so no test reads ~/.cache or another test's blobs."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
-    return cache
+def isolated_cache(modelshelf_cache: Path) -> Path:
+    """Every test gets its own download cache (core's ``modelshelf_cache`` fixture, which also sets
+    ``MODELSHELF_CACHE``), so no test reads ~/.cache or another test's blobs."""
+    return modelshelf_cache
 
 
 @pytest.fixture

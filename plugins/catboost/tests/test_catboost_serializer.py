@@ -67,8 +67,17 @@ def test_classifier_with_categories_and_string_labels(shelf: Any, frame: Any) ->
     assert v.framework.name == "catboost" and v.framework.version == cb.__version__
     assert [f.path for f in v.files] == ["model.cbm"]
     assert v.signature == {
-        "inputs": {"n_features": 3, "feature_names": ["size", "rooms", "city"], "cat_features": ["city"]},
-        "outputs": {"kind": "classifier", "loss_function": "Logloss", "classes": ["buy", "skip"]},
+        "inputs": [
+            {
+                "name": "X",
+                "shape": [None, 3],
+                "feature_names": ["size", "rooms", "city"],
+                "cat_features": ["city"],
+            }
+        ],
+        "outputs": [
+            {"name": "y", "kind": "classifier", "loss_function": "Logloss", "classes": ["buy", "skip"]}
+        ],
     }
     assert v.serializer.details["tree_count"] == 20
 
@@ -87,8 +96,9 @@ def test_multiclass(shelf: Any, frame: Any) -> None:
     model = cb.CatBoostClassifier(iterations=10, loss_function="MultiClass", **QUIET)
     model.fit(X[["size", "rooms"]], y)
     v = shelf.upload("city", model)
-    assert v.signature["outputs"]["loss_function"] == "MultiClass"
-    assert v.signature["outputs"]["classes"] == ["lyon", "nice", "paris"]
+    (output,) = v.signature["outputs"]
+    assert output["loss_function"] == "MultiClass"
+    assert output["classes"] == ["lyon", "nice", "paris"]
     np.testing.assert_array_equal(
         shelf.load("city:1").predict_proba(X[["size", "rooms"]]), model.predict_proba(X[["size", "rooms"]])
     )
@@ -101,8 +111,9 @@ def test_regressor_and_generic_catboost_keep_their_class(shelf: Any, data: Any) 
     generic = cb.CatBoost({"iterations": 10, "loss_function": "RMSE", **QUIET}).fit(X, target)
     v_reg = shelf.upload("reg", regressor)
     v_gen = shelf.upload("gen", generic)
-    assert v_reg.signature["outputs"] == {"kind": "regressor", "loss_function": "RMSE"}
-    assert v_gen.signature["outputs"] == {"kind": "regressor", "loss_function": "RMSE"}
+    expected = [{"name": "y", "kind": "regressor", "loss_function": "RMSE"}]
+    assert v_reg.signature["outputs"] == expected
+    assert v_gen.signature["outputs"] == expected
     assert v_gen.serializer.details["restore_as"] == "catboost.core.CatBoost"
 
     loaded_reg = shelf.load("reg:1")
@@ -192,3 +203,14 @@ def test_fresh_process_lists_downloads_and_loads(
         ",".join(model.predict(X)[:5]),
     )
     np.testing.assert_array_equal(np.load(out), model.predict_proba(X))
+
+
+def test_ranker_comes_back_as_ranker(shelf: Any, data: Any) -> None:
+    X, y = data
+    groups = np.repeat(np.arange(20), 10)
+    model = cb.CatBoostRanker(iterations=5, **QUIET).fit(X, y, group_id=groups)
+    v = shelf.upload("rank", model)
+    assert v.signature["outputs"][0]["kind"] == "ranker"
+    loaded = shelf.load("rank:1")
+    assert type(loaded) is cb.CatBoostRanker
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

@@ -12,10 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import modelshelf
 import numpy as np
 import pytest
-
-import modelshelf
 from modelshelf.errors import UntrustedFormat
 from modelshelf.testing import SerializerContract
 
@@ -32,7 +31,10 @@ class TestKerasV3Contract(SerializerContract):
     @pytest.fixture
     def sample_input(self) -> list[np.ndarray]:
         rng = np.random.default_rng(3)
-        return [rng.normal(size=(4, 4)).astype("float32"), rng.integers(0, 5, (4, 3)).astype("int32")]
+        return [
+            rng.normal(size=(4, 4)).astype("float32"),
+            rng.integers(0, 5, (4, 3)).astype("int32"),
+        ]
 
     @pytest.fixture
     def predict(self) -> Callable[[Any, Any], Any]:
@@ -97,14 +99,27 @@ def test_upload_list_download_and_load_in_a_fresh_process(
     np.save(str(out) + ".input.npy", features)
     env = {**os.environ, "MODELSHELF_CACHE": str(tmp_path / "fresh-process-cache")}
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(FRESH_PROCESS), str(tmp_path / "shelf"),
-         version.ref, str(tmp_path / "downloaded"), str(out)],
-        capture_output=True, text=True, timeout=180, env=env,
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(FRESH_PROCESS),
+            str(tmp_path / "shelf"),
+            version.ref,
+            str(tmp_path / "downloaded"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {
-        "listed": [1], "files": ["model.keras"], "type": "Sequential", "backend": "torch",
+        "listed": [1],
+        "files": ["model.keras"],
+        "type": "Sequential",
+        "backend": "torch",
     }
     np.testing.assert_array_equal(np.load(out), predict(trained_sequential, features))
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from modelshelf.errors import ModelshelfError, UntrustedFormat
 from modelshelf.serializers import Serializer, choose
 from modelshelf_keras import KerasV3Serializer
@@ -125,7 +124,7 @@ def test_python_lambda_is_refused_without_trust_and_loads_with_it(
 
 def test_safe_mode_cannot_be_passed_around_trust(lambda_model: Any, tmp_path: Path) -> None:
     saved = KerasV3Serializer().save(lambda_model, tmp_path)
-    with pytest.raises(ModelshelfError, match="safe_mode.*trust"):
+    with pytest.raises(ModelshelfError, match=r"safe_mode.*trust"):
         KerasV3Serializer().load(tmp_path, details=saved.details, safe_mode=False)
 
 
@@ -244,3 +243,16 @@ def test_missing_backend_is_one_actionable_line(tmp_path: Path) -> None:
     message = result.stdout.strip()
     assert "KERAS_BACKEND=torch" in message and "tensorflow" in message
     assert "\n" not in message
+
+
+def test_lambda_of_a_function_keras_cannot_find_names_it_on_load(
+    keras: Any, tmp_path: Path
+) -> None:
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(keras.ops.abs, name="absolute")(inputs)
+    saved = KerasV3Serializer().save(keras.Model(inputs, outputs), tmp_path)
+    assert saved.details["python_lambdas"] == []  # stored by name, not as bytecode
+    assert saved.details["custom_objects"] == ["abs"]
+    with pytest.raises(ModelshelfError, match=r"cannot find \(abs\)") as refused:
+        KerasV3Serializer().load(tmp_path, details=saved.details)
+    assert "\n" not in str(refused.value)

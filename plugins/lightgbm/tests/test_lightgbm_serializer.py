@@ -40,8 +40,10 @@ def test_classifier_comes_back_as_booster_with_same_probabilities(shelf: Any, da
     assert v.framework.name == "lightgbm" and v.framework.version == lgb.__version__
     assert [f.path for f in v.files] == ["model.txt"]
     assert v.signature == {
-        "inputs": {"n_features": 4, "feature_names": [f"Column_{i}" for i in range(4)]},
-        "outputs": {"kind": "classifier", "objective": "binary", "classes": [0, 1]},
+        "inputs": [
+            {"name": "X", "shape": [None, 4], "feature_names": [f"Column_{i}" for i in range(4)]}
+        ],
+        "outputs": [{"name": "y", "kind": "classifier", "objective": "binary", "classes": [0, 1]}],
     }
     details = v.serializer.details
     assert details["class"] == "lightgbm.sklearn.LGBMClassifier"
@@ -51,7 +53,11 @@ def test_classifier_comes_back_as_booster_with_same_probabilities(shelf: Any, da
     loaded = shelf.load("clf:1")
     assert type(loaded) is lgb.Booster
     # Binary: the Booster gives P(class 1), the wrapper's second column.
-    np.testing.assert_array_equal(loaded.predict(X), model.predict_proba(X)[:, 1])
+    proba = loaded.predict(X)
+    np.testing.assert_array_equal(proba, model.predict_proba(X)[:, 1])
+    # What the README tells users to do to get labels back.
+    labels = np.asarray(v.signature["outputs"][0]["classes"])
+    np.testing.assert_array_equal(labels[(proba > 0.5).astype(int)], model.predict(X))
 
 
 def test_multiclass_string_labels_recoverable_from_signature(shelf: Any, data: Any) -> None:
@@ -59,9 +65,10 @@ def test_multiclass_string_labels_recoverable_from_signature(shelf: Any, data: A
     labels = np.array(["low", "mid", "high"])[np.digitize(X[:, 0], [-0.5, 0.5])]
     model = lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1).fit(X, labels)
     v = shelf.upload("multi", model)
-    assert v.signature["outputs"]["n_classes"] == 3
-    assert v.signature["outputs"]["objective"] == "multiclass"
-    classes = v.signature["outputs"]["classes"]
+    (output,) = v.signature["outputs"]
+    assert output["n_classes"] == 3
+    assert output["objective"] == "multiclass"
+    classes = output["classes"]
     assert classes == ["high", "low", "mid"]
 
     booster = shelf.load("multi:1")
@@ -82,8 +89,10 @@ def test_regressor_with_pandas_categories(shelf: Any) -> None:
     target = frame["size"] * 2 + (frame["city"] == "paris") * 3.0
     model = lgb.LGBMRegressor(n_estimators=10, min_child_samples=5, verbose=-1, n_jobs=1).fit(frame, target)
     v = shelf.upload("house", model)
-    assert v.signature["inputs"] == {"n_features": 2, "feature_names": ["size", "city"]}
-    assert v.signature["outputs"]["kind"] == "regressor"
+    assert v.signature["inputs"] == [
+        {"name": "X", "shape": [None, 2], "feature_names": ["size", "city"]}
+    ]
+    assert v.signature["outputs"][0]["kind"] == "regressor"
     booster = shelf.load("house:1")
     assert booster.pandas_categorical == [["lyon", "nice", "paris"]]
     # Category codes must map the same way, or these predictions would differ.
@@ -97,7 +106,7 @@ def test_raw_booster_round_trip(shelf: Any, data: Any) -> None:
     v = shelf.upload("raw", booster)
     assert v.serializer.details["class"] == "lightgbm.basic.Booster"
     assert "params" not in v.serializer.details
-    assert v.signature["inputs"]["feature_names"] == ["a", "b", "c", "d"]
+    assert v.signature["inputs"][0]["feature_names"] == ["a", "b", "c", "d"]
     loaded = shelf.load("raw:1")
     assert loaded.feature_name() == ["a", "b", "c", "d"]
     np.testing.assert_array_equal(loaded.predict(X), booster.predict(X))
@@ -157,3 +166,18 @@ def test_fresh_process_lists_downloads_and_loads(
     out = tmp_path / "proba.npy"
     run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "X.npy"))
     np.testing.assert_array_equal(np.load(out), model.predict_proba(X)[:, 1])
+
+
+def test_callable_objective_gives_raw_scores_and_is_reported(shelf: Any, data: Any) -> None:
+    X, y = data
+
+    def logistic(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = 1.0 / (1.0 + np.exp(-y_pred))
+        return p - y_true, p * (1.0 - p)
+
+    model = lgb.LGBMClassifier(n_estimators=5, objective=logistic, verbose=-1, n_jobs=1).fit(X, y)
+    v = shelf.upload("custom", model)
+    assert v.serializer.details["skipped_params"] == ["objective"]
+    assert v.signature["outputs"] == [{"name": "y", "kind": "classifier", "classes": [0, 1]}]
+    booster = shelf.load("custom:1")
+    np.testing.assert_array_equal(booster.predict(X), model.predict(X, raw_score=True))

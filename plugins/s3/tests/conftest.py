@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from modelshelf_s3.testing import DUMMY_CREDENTIALS, moto_server
 
 _bucket_numbers = itertools.count()

@@ -8,7 +8,6 @@ one loadable), and racing alias moves that must lose no event in the history.
 from __future__ import annotations
 
 import pytest
-
 from modelshelf.testing import StorageContract
 
 

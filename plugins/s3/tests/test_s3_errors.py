@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import modelshelf
+import pytest
 from modelshelf.errors import (
     AccessDenied,
     BackendUnavailable,
@@ -96,7 +95,9 @@ def test_options_from_query_string(bucket: str, moto_endpoint: str) -> None:
 # --- service-side errors ------------------------------------------------------------------------
 
 
-def test_missing_bucket(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_bucket(
+    moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     storage = open_storage("s3://no-such-bucket-here/team")
     source = tmp_path / "f"
@@ -162,8 +163,11 @@ def test_nothing_listening_is_backend_unavailable_quickly(
     storage = open_storage(
         "s3://some-bucket/p", endpoint_url=endpoint, connect_timeout=0.5, max_attempts=1
     )
-    for action in (lambda: storage.stat("a"), lambda: list(storage.list("")),
-                   lambda: storage.put_if_absent("a", b"")):
+    for action in (
+        lambda: storage.stat("a"),
+        lambda: list(storage.list("")),
+        lambda: storage.put_if_absent("a", b""),
+    ):
         assert isinstance(failure(action), BackendUnavailable)
 
 
@@ -209,7 +213,9 @@ def test_unknown_profile(moto_endpoint: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def auth_server(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def auth_server(
+    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """A moto server checking credentials, with a bucket, a reader and a writer profile."""
     import boto3
 
@@ -249,7 +255,9 @@ def auth_server(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture
-def guarded(auth_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Any]:
+def guarded(
+    auth_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], Any]]:
     """``guarded(profile) -> S3Storage`` on the authenticating server.
 
     The shelf is the bucket root: moto 5.2 miscomputes the SigV4 signature of a listing whose
@@ -280,7 +288,9 @@ def test_writer_credentials_work(guarded: Callable[[str], Any]) -> None:
     assert storage.read("written.json").data == b"1"
 
 
-def test_read_only_credentials(guarded: Callable[[str], Any], auth_server: dict[str, Any], tmp_path: Path) -> None:
+def test_read_only_credentials(
+    guarded: Callable[[str], Any], auth_server: dict[str, Any], tmp_path: Path
+) -> None:
     storage = guarded("reader")
     assert storage.read("existing.json").data == b"{}"
     assert [i.key for i in storage.list("existing")] == ["existing.json"]
@@ -300,8 +310,10 @@ def test_read_only_credentials(guarded: Callable[[str], Any], auth_server: dict[
     assert storage.read("existing.json").data == b"{}"
 
 
-@pytest.mark.parametrize(("profile", "code"), [("wrong-secret", "SignatureDoesNotMatch"),
-                                                ("unknown-key", "InvalidAccessKeyId")])
+@pytest.mark.parametrize(
+    ("profile", "code"),
+    [("wrong-secret", "SignatureDoesNotMatch"), ("unknown-key", "InvalidAccessKeyId")],
+)
 def test_bad_credentials(guarded: Callable[[str], Any], profile: str, code: str) -> None:
     storage = guarded(profile)
     for action in (

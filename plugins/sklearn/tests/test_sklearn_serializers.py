@@ -94,8 +94,10 @@ def test_pipeline_round_trip_with_signature(shelf: Any, data: Any) -> None:
     assert v.framework.version == sklearn.__version__
     assert [f.path for f in v.files] == ["model.skops"]
     assert v.signature == {
-        "inputs": {"n_features": 4, "feature_names": ["age", "income", "tenure", "score"]},
-        "outputs": {"kind": "classifier", "classes": ["churn", "stay"]},
+        "inputs": [
+            {"name": "X", "shape": [None, 4], "feature_names": ["age", "income", "tenure", "score"]}
+        ],
+        "outputs": [{"name": "y", "kind": "classifier", "classes": ["churn", "stay"]}],
     }
     assert v.serializer.details["untrusted_types"] == []
     assert v.serializer.details["class"] == "sklearn.pipeline.Pipeline"
@@ -109,7 +111,10 @@ def test_pipeline_round_trip_with_signature(shelf: Any, data: Any) -> None:
 def test_regressor_signature(shelf: Any, data: Any) -> None:
     X, _ = data
     v = shelf.upload("reg", LinearRegression().fit(X, X[:, 0] * 3.0))
-    assert v.signature == {"inputs": {"n_features": 4}, "outputs": {"kind": "regressor"}}
+    assert v.signature == {
+        "inputs": [{"name": "X", "shape": [None, 4]}],
+        "outputs": [{"name": "y", "kind": "regressor"}],
+    }
 
 
 def test_fresh_process_lists_downloads_and_loads(
@@ -162,6 +167,17 @@ def test_unknown_type_loads_with_trust_or_when_listed(shelf: Any, data: Any) -> 
         shelf.load("custom:1", trusted_types=["some.other.Type"])
 
 
+def test_dangerous_function_reference_is_refused_by_name(shelf: Any) -> None:
+    """A skops file can name functions; one naming os.system is refused before anything runs."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    v = shelf.upload("fn", FunctionTransformer(func=os.system))
+    (name,) = v.serializer.details["untrusted_types"]
+    assert name.endswith(".system")
+    with pytest.raises(UntrustedFormat, match=name.replace(".", r"\.")):
+        shelf.load("fn:1")
+
+
 def test_untrusted_check_reads_the_file_not_the_manifest(
     shelf: Any, data: Any, tmp_path: Path
 ) -> None:
@@ -177,7 +193,7 @@ def test_forest_needs_trust_for_skops_tree_type(shelf: Any, data: Any) -> None:
     X, y = data
     model = RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, y)
     v = shelf.upload("forest", model)
-    assert v.signature["outputs"]["n_outputs"] == 1
+    assert v.signature["outputs"][0]["n_outputs"] == 1
     untrusted = v.serializer.details["untrusted_types"]
     assert untrusted, "skops trusts every type of a forest now: update README and this test"
     with pytest.raises(UntrustedFormat, match=untrusted[0].replace(".", r"\.")):
@@ -189,7 +205,7 @@ def test_forest_needs_trust_for_skops_tree_type(shelf: Any, data: Any) -> None:
 def test_unfitted_estimator_round_trips(shelf: Any) -> None:
     v = shelf.upload("blank", LogisticRegression(C=0.25, max_iter=50))
     assert v.serializer.details["fitted"] is False
-    assert v.signature == {"inputs": {}, "outputs": {"kind": "classifier"}}
+    assert v.signature == {"inputs": [], "outputs": [{"name": "y", "kind": "classifier"}]}
     loaded = shelf.load("blank:1")
     assert loaded.get_params() == LogisticRegression(C=0.25, max_iter=50).get_params()
 
@@ -227,7 +243,10 @@ def test_joblib_is_opt_in_and_needs_trust(
     v = shelf.upload("jl", model, serializer="sklearn-joblib")
     assert v.serializer.name == "sklearn-joblib"
     assert v.serializer.safe is False
-    assert v.signature == {"inputs": {"n_features": 4}, "outputs": {"kind": "classifier", "classes": [0, 1]}}
+    assert v.signature == {
+        "inputs": [{"name": "X", "shape": [None, 4]}],
+        "outputs": [{"name": "y", "kind": "classifier", "classes": [0, 1]}],
+    }
 
     # Refused before downloading: a reader with an empty cache gets no blob in it (records, the
     # cached manifests, are fine).

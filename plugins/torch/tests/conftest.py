@@ -9,8 +9,7 @@ from typing import Any
 
 import modelshelf
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 TESTS_DIR = Path(__file__).parent
 # The test modules live in a real module (importable by name for pickle and subprocesses).

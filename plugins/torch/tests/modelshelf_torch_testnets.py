@@ -41,6 +41,10 @@ class TiedNet(nn.Module):
 class SlicedNet(nn.Module):
     """Buffers that are different views of one storage, and a non-contiguous one."""
 
+    first_row: torch.Tensor
+    rest: torch.Tensor
+    transposed: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         base = torch.arange(12, dtype=torch.float32).reshape(3, 4)

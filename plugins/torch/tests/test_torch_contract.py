@@ -6,9 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import torch
 from modelshelf.testing import SerializerContract
-
-torch = pytest.importorskip("torch")
 
 
 class TorchContract(SerializerContract):

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import safetensors.torch as safetensors_torch
+import torch
 from modelshelf.errors import ModelNotFound, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
@@ -20,9 +22,6 @@ from modelshelf_torch.serializers import (
     TorchPickleSerializer,
     TorchScriptSerializer,
 )
-
-torch = pytest.importorskip("torch")
-safetensors_torch = pytest.importorskip("safetensors.torch")
 
 
 def run_python(code: str, *args: str, path: Path | None = None) -> subprocess.CompletedProcess[str]:

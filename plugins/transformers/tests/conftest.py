@@ -10,17 +10,39 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
-import json  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 WORDS = [
-    "the", "a", "model", "shelf", "is", "good", "bad", "great", "awful", "fine", "not", "very",
-    "hello", "world", "registry", "safe", "fast", "slow", "and", "but", "i", "like", "hate", "it",
+    "the",
+    "a",
+    "model",
+    "shelf",
+    "is",
+    "good",
+    "bad",
+    "great",
+    "awful",
+    "fine",
+    "not",
+    "very",
+    "hello",
+    "world",
+    "registry",
+    "safe",
+    "fast",
+    "slow",
+    "and",
+    "but",
+    "i",
+    "like",
+    "hate",
+    "it",
 ]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB = [*SPECIAL, *WORDS, *"abcdefghijklmnopqrstuvwxyz", "##s", "##ing", "##ed", "##ly"]
@@ -99,8 +121,14 @@ def tiny_gpt2() -> Any:
 
     torch.manual_seed(0)
     config = GPT2Config(
-        vocab_size=len(VOCAB), n_positions=32, n_embd=16, n_layer=2, n_head=2,
-        bos_token_id=2, eos_token_id=3, pad_token_id=0,
+        vocab_size=len(VOCAB),
+        n_positions=32,
+        n_embd=16,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=0,
     )
     return GPT2LMHeadModel(config).eval()
 
@@ -114,7 +142,10 @@ def speech_processor(tmp_path: Path) -> Any:
     letters = ["<pad>", "<s>", "</s>", "<unk>", "|", *"abcdefghijklmnopqrstuvwxyz"]
     vocab_file.write_text(json.dumps({c: i for i, c in enumerate(letters)}), encoding="utf-8")
     extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
         return_attention_mask=True,
     )
     return Wav2Vec2Processor(

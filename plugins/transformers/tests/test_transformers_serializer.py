@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from modelshelf.errors import ModelshelfError
 from modelshelf.serializers import Serializer, choose
 from modelshelf_transformers import Bundle, TransformersSerializer
@@ -105,7 +104,9 @@ def test_bundle_round_trip_gives_identical_logits(
     assert {p.split("/")[0] for p in files_below(tmp_path)} == {"model", "tokenizer"}
     assert saved.signature is not None
     assert saved.signature["inputs"] == [
-        {"name": "input_ids"}, {"name": "token_type_ids"}, {"name": "attention_mask"}
+        {"name": "input_ids"},
+        {"name": "token_type_ids"},
+        {"name": "attention_mask"},
     ]
     assert saved.signature["max_length"] == 64
     assert isinstance(loaded, Bundle) and loaded.processor is None
@@ -139,7 +140,10 @@ def test_tokenizer_alone_round_trips(tokenizer: Any, sentences: list[str], tmp_p
     assert all(p.startswith("tokenizer/") for p in files_below(tmp_path))
     assert saved.details["kind"] == "tokenizer"
     assert type(loaded) is type(tokenizer)
-    assert loaded(sentences, padding=True)["input_ids"] == tokenizer(sentences, padding=True)["input_ids"]
+    assert (
+        loaded(sentences, padding=True)["input_ids"]
+        == tokenizer(sentences, padding=True)["input_ids"]
+    )
     assert loaded.model_max_length == 64
 
 
@@ -216,7 +220,9 @@ def test_a_custom_model_class_is_refused_at_save(bert_classifier: Any, tmp_path:
         pass
 
     custom = MyClassifier(bert_classifier.config)
-    with pytest.raises(ModelshelfError, match=r"MyClassifier is not a class of the transformers") as e:
+    with pytest.raises(
+        ModelshelfError, match=r"MyClassifier is not a class of the transformers"
+    ) as e:
         TransformersSerializer().save(custom, tmp_path)
     assert "trust_remote_code" in str(e.value) and "\n" not in str(e.value)
     assert files_below(tmp_path) == []
@@ -239,14 +245,24 @@ def test_remote_code_is_refused_at_save_and_at_load(bert_classifier: Any, tmp_pa
         serializer.save(bert_classifier, tmp_path / "remote")
 
 
-def test_pickle_weights_in_a_stored_version_are_never_read(bert_classifier: Any, tmp_path: Path) -> None:
+def test_pickle_weights_in_a_stored_version_are_never_read(
+    bert_classifier: Any, tmp_path: Path
+) -> None:
     serializer = TransformersSerializer()
     saved = serializer.save(bert_classifier, tmp_path)
     model_dir = tmp_path / "model"
-    # Only a pickle checkpoint left: use_safetensors=True makes transformers refuse it.
+    shutil.copy(model_dir / "model.safetensors", tmp_path / "weights.safetensors")
     (model_dir / "model.safetensors").rename(model_dir / "pytorch_model.bin")
-    with pytest.raises(Exception, match="safetensors|model.safetensors"):
+    with pytest.raises(ModelshelfError, match=r"pickle-based files \(pytorch_model\.bin\)"):
         serializer.load(tmp_path, details=saved.details)
+
+    # Beside safetensors weights it is refused all the same, not silently skipped.
+    shutil.copy(tmp_path / "weights.safetensors", model_dir / "model.safetensors")
+    with pytest.raises(ModelshelfError, match="pickle-based"):
+        serializer.load(tmp_path, details=saved.details)
+    # And without it, safetensors weights load (use_safetensors=True never reads a .bin).
+    (model_dir / "pytorch_model.bin").unlink()
+    assert type(serializer.load(tmp_path, details=saved.details)) is type(bert_classifier)
 
 
 @pytest.mark.parametrize("option", ["trust_remote_code", "local_files_only", "use_safetensors"])
@@ -284,6 +300,7 @@ def test_bad_bundles_and_objects_are_refused(tokenizer: Any, tmp_path: Path) -> 
         Bundle()
     with pytest.raises(ModelshelfError, match=r"not builtins\.dict"):
         TransformersSerializer().save(Bundle(tokenizer=tokenizer, processor={"a": 1}), tmp_path)
+    assert files_below(tmp_path) == []  # the good tokenizer was not written either
     with pytest.raises(ModelshelfError, match="holds no model"):
         TransformersSerializer().save(tokenizer, tmp_path / "t", max_shard_size="1MB")
 
@@ -310,5 +327,7 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
         assert not loaded, loaded
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr

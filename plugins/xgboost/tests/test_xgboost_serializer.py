@@ -71,8 +71,10 @@ def test_classifier_comes_back_as_classifier_with_hyperparameters(shelf: Any, da
     assert v.framework.name == "xgboost" and v.framework.version == xgb.__version__
     assert [f.path for f in v.files] == ["model.ubj"]
     assert v.signature == {
-        "inputs": {"n_features": 4},
-        "outputs": {"kind": "classifier", "objective": "binary:logistic", "classes": [0, 1]},
+        "inputs": [{"name": "X", "shape": [None, 4]}],
+        "outputs": [
+            {"name": "y", "kind": "classifier", "objective": "binary:logistic", "classes": [0, 1]}
+        ],
     }
     assert v.serializer.details["restore_as"] == "xgboost.sklearn.XGBClassifier"
 
@@ -90,9 +92,10 @@ def test_multiclass(shelf: Any, data: Any) -> None:
     y = np.digitize(X[:, 0], [-0.5, 0.5])  # 3 classes
     model = xgb.XGBClassifier(n_jobs=1, n_estimators=5, max_depth=2).fit(X, y)
     v = shelf.upload("multi", model)
-    assert v.signature["outputs"]["n_classes"] == 3
-    assert v.signature["outputs"]["classes"] == [0, 1, 2]
-    assert v.signature["outputs"]["objective"] == "multi:softprob"
+    (output,) = v.signature["outputs"]
+    assert output["n_classes"] == 3
+    assert output["classes"] == [0, 1, 2]
+    assert output["objective"] == "multi:softprob"
     np.testing.assert_array_equal(shelf.load("multi:1").predict_proba(X), model.predict_proba(X))
 
 
@@ -109,12 +112,15 @@ def test_regressor_with_feature_names_and_categories(shelf: Any) -> None:
     model = xgb.XGBRegressor(n_jobs=1, n_estimators=10, max_depth=3, enable_categorical=True, tree_method="hist")
     model.fit(frame, target)
     v = shelf.upload("house", model)
-    assert v.signature["inputs"] == {
-        "n_features": 3,
-        "feature_names": ["size", "rooms", "city"],
-        "feature_types": ["float", "int", "c"],
-    }
-    assert v.signature["outputs"]["kind"] == "regressor"
+    assert v.signature["inputs"] == [
+        {
+            "name": "X",
+            "shape": [None, 3],
+            "feature_names": ["size", "rooms", "city"],
+            "feature_types": ["float", "int", "c"],
+        }
+    ]
+    assert v.signature["outputs"][0]["kind"] == "regressor"
 
     loaded = shelf.load("house:1")
     assert type(loaded) is xgb.XGBRegressor
@@ -128,7 +134,9 @@ def test_booster_comes_back_as_booster(shelf: Any, data: Any) -> None:
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 2, "seed": 0, "nthread": 1}, train, 6)
     v = shelf.upload("raw", booster)
     assert v.serializer.details["restore_as"] == "xgboost.core.Booster"
-    assert v.signature["inputs"] == {"n_features": 4, "feature_names": ["a", "b", "c", "d"]}
+    assert v.signature["inputs"] == [
+        {"name": "X", "shape": [None, 4], "feature_names": ["a", "b", "c", "d"]}
+    ]
     loaded = shelf.load("raw:1")
     assert type(loaded) is xgb.Booster
     assert loaded.feature_names == ["a", "b", "c", "d"]
@@ -223,3 +231,15 @@ def test_fresh_process_lists_downloads_and_loads(
     out = tmp_path / "proba.npy"
     run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "X.npy"))
     np.testing.assert_array_equal(np.load(out), model.predict_proba(X))
+
+
+@pytest.mark.parametrize("cls", [xgb.XGBRFClassifier, xgb.XGBRFRegressor, xgb.XGBRanker])
+def test_other_wrappers_come_back_as_themselves(shelf: Any, data: Any, cls: type) -> None:
+    X, y = data
+    fit_args = {"qid": np.repeat(np.arange(20), 10)} if cls is xgb.XGBRanker else {}
+    model = cls(n_estimators=3, max_depth=2, n_jobs=1).fit(X, y, **fit_args)
+    v = shelf.upload("w", model)
+    loaded = shelf.load(v.ref)
+    assert type(loaded) is cls
+    assert loaded.get_params()["max_depth"] == 2
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

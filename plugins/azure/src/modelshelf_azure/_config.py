@@ -178,6 +178,10 @@ def safe_url(url: str) -> str:
     """An account URL fit for messages: scheme, host, port and path, never a query or user part."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port: show the host alone
+        port = None
+    if port is not None:
+        host = f"{host}:{port}"
     return f"{parts.scheme}://{host}{parts.path}".rstrip("/")

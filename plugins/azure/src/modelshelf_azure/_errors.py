@@ -86,7 +86,7 @@ def short_reason(exc: BaseException) -> str:
 
 def translate(
     exc: AzureError, *, shelf: str, account: str, action: str, key: str, write: bool
-) -> StorageError:
+) -> StorageError | KeyNotFound:
     """Map one SDK exception raised while doing ``action`` on ``key`` to a modelshelf error.
 
     ``shelf`` is the shelf URL and ``account`` the account URL without query (both safe to show).

@@ -147,7 +147,7 @@ class AzureBlobStorage(Storage):
 
     def _error(
         self, exc: AzureError, action: str, key: str, *, write: bool = False
-    ) -> StorageError:
+    ) -> StorageError | KeyNotFound:
         if type(exc).__name__ == "AzureSigningError":
             return AccessDenied(
                 f"shelf {self.url}: the account key in use cannot sign requests (it is not valid "
@@ -225,7 +225,9 @@ class AzureBlobStorage(Storage):
                 name = str(props.name)
                 if name.endswith("/"):  # a "directory" marker some tools create: not a key
                     continue
-                yield ObjectInfo(name[cut:], int(props.size), _etag(props.etag), props.last_modified)
+                yield ObjectInfo(
+                    name[cut:], int(props.size), _etag(props.etag), props.last_modified
+                )
         except AzureError as exc:
             raise self._error(exc, "list", prefix) from None
 

@@ -64,6 +64,25 @@ def _kind_from_loss(loss: str) -> str:
     return "regressor"
 
 
+def tabular_signature(inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Shape a tabular model's facts like the other plugins' signatures: lists of named entries.
+
+    ``inputs`` is one feature matrix ``X`` (``shape: [null, n_features]`` plus what the model knows
+    of its columns), ``outputs`` one prediction ``y`` (its kind, classes...). A model that does not
+    know its inputs (unfitted) has ``inputs: []``.
+    """
+    columns = dict(inputs)
+    n_features = columns.pop("n_features", None)
+    matrix: dict[str, Any] = {"name": "X"}
+    if n_features is not None:
+        matrix["shape"] = [None, int(n_features)]
+    matrix.update(columns)
+    return {
+        "inputs": [matrix] if len(matrix) > 1 else [],
+        "outputs": [{"name": "y", **outputs}],
+    }
+
+
 def _restore_as(obj: Any) -> str:
     for cls in type(obj).__mro__:
         name = qualified_name(cls)
@@ -100,7 +119,7 @@ def catboost_signature(model: Any, restore_as: str) -> dict[str, Any]:
     classes = getattr(model, "classes_", None)
     if classes is not None and len(classes):
         outputs["classes"] = _jsonable(classes)
-    return {"inputs": inputs, "outputs": outputs}
+    return tabular_signature(inputs, outputs)
 
 
 class CatBoostSerializer(Serializer):

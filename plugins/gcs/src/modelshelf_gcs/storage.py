@@ -591,7 +591,8 @@ def open_gcs(url: str, **options: Any) -> GCSStorage:
       environment's); reading and writing objects does not depend on it.
     * ``credentials``: a ``google.auth.credentials.Credentials`` object.
     * ``credentials_file``: path of a service account JSON key.
-    * ``anonymous=True``: no credentials, read-only (public buckets).
+    * ``anonymous=True``: no credentials, read-only (public buckets). Default: true when the
+      environment variable ``MODELSHELF_GCS_ANONYMOUS`` is ``1``/``true``/``yes`` (for the CLI).
     * ``client``: a ready ``google.cloud.storage.Client`` (custom endpoint, session, ...); the
       caller keeps ownership and closes it.
     * ``timeout`` (seconds per request, default 60), ``retry_deadline`` (seconds to keep retrying
@@ -618,7 +619,12 @@ def open_gcs(url: str, **options: Any) -> GCSStorage:
             f"chunk_size {chunk_size} is not a positive multiple of 256 KiB (262144 bytes), "
             "which GCS resumable uploads require"
         )
-    anonymous = bool(options.get("anonymous", False))
+    anonymous = options.get("anonymous")
+    if anonymous is None:
+        # The command line passes no options: let it read public buckets through the environment.
+        anonymous = os.environ.get("MODELSHELF_GCS_ANONYMOUS", "").lower() in ("1", "true", "yes")
+    if not isinstance(anonymous, bool):
+        raise StorageError(f"anonymous must be True or False, not {anonymous!r}")
     client = options.get("client")
     if client is not None:
         if any(options.get(k) is not None for k in ("credentials", "credentials_file", "project")):

@@ -33,7 +33,6 @@ _KINDS = {
     "cross_entropy_lambda": "probability",
     "lambdarank": "ranker",
     "rank_xendcg": "ranker",
-    "custom": "other",
 }
 
 
@@ -61,6 +60,25 @@ def _jsonable(value: Any) -> Any:
     if callable(tolist):
         return _jsonable(tolist())
     return str(value)
+
+
+def tabular_signature(inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Shape a tabular model's facts like the other plugins' signatures: lists of named entries.
+
+    ``inputs`` is one feature matrix ``X`` (``shape: [null, n_features]`` plus what the model knows
+    of its columns), ``outputs`` one prediction ``y`` (its kind, classes...). A model that does not
+    know its inputs (unfitted) has ``inputs: []``.
+    """
+    columns = dict(inputs)
+    n_features = columns.pop("n_features", None)
+    matrix: dict[str, Any] = {"name": "X"}
+    if n_features is not None:
+        matrix["shape"] = [None, int(n_features)]
+    matrix.update(columns)
+    return {
+        "inputs": [matrix] if len(matrix) > 1 else [],
+        "outputs": [{"name": "y", **outputs}],
+    }
 
 
 def read_header(path: Path) -> dict[str, str]:
@@ -94,7 +112,7 @@ def text_signature(header: Mapping[str, str], classes: Any = None) -> dict[str, 
         outputs["n_classes"] = n_classes
     if classes is not None:
         outputs["classes"] = _jsonable(classes)
-    return {"inputs": inputs, "outputs": outputs}
+    return tabular_signature(inputs, outputs)
 
 
 class LightGBMSerializer(Serializer):
@@ -142,10 +160,20 @@ class LightGBMSerializer(Serializer):
         # iterations predict() uses by default); the file does not record best_iteration itself.
         booster.save_model(path)
         details["num_trees"] = int(booster.num_trees())
+        signature = text_signature(read_header(path), classes)
+        if "kind" not in signature["outputs"][0]:
+            # A callable objective leaves no objective line in the file; the wrapper still knows.
+            for cls, kind in (
+                (lightgbm.LGBMClassifier, "classifier"),
+                (lightgbm.LGBMRegressor, "regressor"),
+                (lightgbm.LGBMRanker, "ranker"),
+            ):
+                if isinstance(obj, cls):
+                    signature["outputs"][0]["kind"] = kind
         return SavedModel(
             framework=self.framework,
             framework_version=str(lightgbm.__version__),
-            signature=text_signature(read_header(path), classes),
+            signature=signature,
             details=details,
         )
 

@@ -108,15 +108,23 @@ class OnnxProtobufSerializer(Serializer):
                 "load it with onnx.load(path) (load_external_data=True) before uploading"
             )
 
-        size = obj.ByteSize()
-        too_big = size >= PROTOBUF_LIMIT
+        # Serialize once and reuse the bytes for the size, the checker and the file: each of
+        # ByteSize(), check_model(proto) and save_model(proto) would serialize again (~1 s/GiB).
+        data: bytes | None
+        try:
+            data = obj.SerializeToString()
+        except Exception:  # protobuf may refuse messages over 2 GiB outright
+            data = None
+        too_big = data is None or len(data) >= PROTOBUF_LIMIT
+        size = PROTOBUF_LIMIT if data is None else len(data)
         if external is False and too_big:
             raise InvalidOnnxModel(
-                f"this model is {size} bytes, over protobuf's 2 GiB limit: it must be saved with "
-                "external_data=True (or leave external_data unset)"
+                f"this model is {size} bytes or more, over protobuf's 2 GiB limit: it must be "
+                "saved with external_data=True (or leave external_data unset)"
             )
         if not too_big:
-            _check(obj, full_check)  # before anything is written
+            assert data is not None
+            _check(data, full_check)  # before anything is written
 
         use_external = external if external is not None else (too_big or size > threshold)
         path = directory / MODEL_FILE
@@ -135,7 +143,9 @@ class OnnxProtobufSerializer(Serializer):
                 convert_attribute=False,
             )
         else:
-            onnx.save_model(obj, os.fspath(path))
+            assert data is not None
+            path.write_bytes(data)  # exactly what onnx.save_model writes
+        del data
 
         if too_big:
             try:
@@ -274,7 +284,7 @@ def _dtype_name(elem_type: int) -> str:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _check(model: onnx.ModelProto | str, full_check: bool) -> None:
+def _check(model: bytes | str, full_check: bool) -> None:
     import onnx
 
     try:

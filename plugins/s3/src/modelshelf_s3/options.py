@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
-
 from modelshelf.errors import InvalidName, StorageError
 
 MiB = 1 << 20
@@ -61,8 +60,13 @@ class S3Options:
 
 
 #: Option name -> converter from a keyword value or a query-string value.
-_INT_OPTIONS = ("max_concurrency", "multipart_threshold", "multipart_chunksize", "max_attempts",
-                "max_pool_connections")
+_INT_OPTIONS = (
+    "max_concurrency",
+    "multipart_threshold",
+    "multipart_chunksize",
+    "max_attempts",
+    "max_pool_connections",
+)
 _FLOAT_OPTIONS = ("connect_timeout", "read_timeout")
 _STR_OPTIONS = ("region", "profile", "endpoint_url", "addressing_style", "retry_mode")
 #: Friendlier spellings people type, mapped to the canonical name.

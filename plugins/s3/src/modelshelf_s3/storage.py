@@ -25,6 +25,7 @@ name the shelf and the endpoint and never a credential.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import time
 from collections.abc import Iterator
@@ -36,7 +37,6 @@ import botocore.config
 import botocore.exceptions
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
-
 from modelshelf.errors import (
     AccessDenied,
     AlreadyExists,
@@ -67,7 +67,15 @@ _BAD_CREDENTIALS = frozenset(
 _FORBIDDEN = frozenset({"AccessDenied", "AllAccessDisabled", "AccountProblem", "403", "Forbidden"})
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _UNAVAILABLE = frozenset(
-    {"SlowDown", "ServiceUnavailable", "InternalError", "503", "500", "RequestTimeout", "Throttling"}
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "503",
+        "500",
+        "RequestTimeout",
+        "Throttling",
+    }
 )
 _NETWORK_ERRORS: tuple[type[Exception], ...] = (
     botocore.exceptions.EndpointConnectionError,
@@ -84,6 +92,10 @@ _NETWORK_ERRORS: tuple[type[Exception], ...] = (
 _CONFLICT_ATTEMPTS = 6
 #: How often ``read_stream`` resumes a body whose connection dropped.
 _RESUME_ATTEMPTS = 3
+#: ``touch`` leaves blobs modified more recently than this alone (see :meth:`S3Storage.touch`).
+TOUCH_AFTER = dt.timedelta(hours=1)
+#: The largest object one CopyObject request can copy.
+_MAX_SINGLE_COPY = 5 * (1 << 30)
 
 
 class S3Storage(Storage):
@@ -151,11 +163,22 @@ class S3Storage(Storage):
     def read(self, key: str) -> StoredBytes:
         """GetObject, whole body. For manifests, aliases and markers: small by design."""
         full = self._key(key)
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=full)
-            data = response["Body"].read()
-        except Exception as exc:
-            self._raise(exc, "read", key)
+        for attempt in range(_RESUME_ATTEMPTS + 1):
+            try:
+                # A failing request is retried by botocore already (max_attempts)...
+                response = self.client.get_object(Bucket=self.bucket, Key=full)
+            except Exception as exc:
+                self._raise(exc, "read", key)
+            try:
+                data = response["Body"].read()
+                break
+            except _NETWORK_ERRORS as exc:
+                # ...but a body that breaks once it flows is not: read it again.
+                if attempt == _RESUME_ATTEMPTS:
+                    self._raise(exc, "read", key)
+                _backoff(attempt)
+            except Exception as exc:
+                self._raise(exc, "read", key)
         self._bucket_seen = True
         return StoredBytes(data=data, etag=response["ETag"])
 
@@ -310,6 +333,9 @@ class S3Storage(Storage):
                 code = _code(exc)
                 if code in ("PreconditionFailed", "412"):
                     self._bucket_seen = True
+                    mine = self._landed_earlier(exc, full, data)
+                    if mine is not None:
+                        return mine
                     raise AlreadyExists(f"{key!r} already exists on shelf {self.url}") from None
                 if code == "ConditionalRequestConflict" and attempt + 1 < _CONFLICT_ATTEMPTS:
                     _backoff(attempt)
@@ -338,6 +364,9 @@ class S3Storage(Storage):
             # 409: a concurrent conditional write to this key is in flight, so ours is stale too.
             if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", *_NOT_FOUND):
                 self._bucket_seen = True
+                mine = self._landed_earlier(exc, full, data)
+                if mine is not None:
+                    return mine
                 raise PreconditionFailed(
                     f"{key!r} on shelf {self.url} changed or vanished since it was read"
                 ) from None
@@ -347,6 +376,27 @@ class S3Storage(Storage):
         self._bucket_seen = True
         return str(response["ETag"])
 
+    def _landed_earlier(
+        self, exc: botocore.exceptions.ClientError, full: str, data: bytes
+    ) -> str | None:
+        """After a retried conditional PUT was refused, tell whether our first attempt landed.
+
+        When a connection drops after S3 applied a PutObject but before the answer arrived,
+        botocore retries it, and the retry's condition fails against our own write. Reporting
+        that as "someone else won" would make core claim a second version number for one upload.
+        If the request was retried and the object now holds exactly our bytes (records carry a
+        timestamp and the writer, so another writer's bytes differ), it is ours: return its etag.
+        """
+        retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        if not retries:
+            return None
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=full)
+            current = response["Body"].read()
+        except Exception:
+            return None  # cannot tell: report the refusal, which is always safe
+        return str(response["ETag"]) if current == data else None
+
     def delete(self, key: str) -> None:
         """DeleteObject; S3 answers 204 for a missing key too."""
         full = self._key(key)
@@ -354,6 +404,56 @@ class S3Storage(Storage):
             self.client.delete_object(Bucket=self.bucket, Key=full)
         except Exception as exc:
             self._raise(exc, "write", key)
+
+    # --- optional hooks core uses when present -----------------------------------------------
+
+    def touch(self, key: str) -> None:
+        """Restart ``gc``'s grace period for a blob an upload is about to reference again.
+
+        S3 has no "set LastModified": copying the object onto itself is the way. To keep re-uploads
+        of big shared blobs cheap, a blob modified within :data:`TOUCH_AFTER` is left alone, which
+        protects it from any ``gc`` whose grace is at least that long (the default is 24 hours).
+        The copy happens server-side; nothing is transferred to or from this machine.
+        """
+        info = self.stat(key)
+        if info is None or (
+            info.modified is not None and dt.datetime.now(dt.UTC) - info.modified < TOUCH_AFTER
+        ):
+            return
+        full = self._key(key)
+        source = {"Bucket": self.bucket, "Key": full}
+        try:
+            if info.size <= _MAX_SINGLE_COPY:
+                self.client.copy_object(
+                    Bucket=self.bucket, Key=full, CopySource=source, MetadataDirective="REPLACE"
+                )
+            else:
+                # CopyObject stops at 5 GiB; the managed copy does it in parts.
+                self.client.copy(source, self.bucket, full, Config=self.transfer_config)
+        except Exception as exc:
+            self._raise(exc, "write", key)
+
+    def cleanup(self, grace: dt.timedelta) -> None:
+        """Abort multipart uploads below the shelf started more than ``grace`` ago (called by gc).
+
+        boto3 aborts the uploads it fails, but a killed process leaves its parts behind, invisible
+        to listings and billed by S3 until aborted.
+        """
+        cutoff = dt.datetime.now(dt.UTC) - grace
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.root):
+                for upload in page.get("Uploads", ()):
+                    if upload["Initiated"] <= cutoff:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) in ("NoSuchUpload", "404"):
+                return  # finished or aborted meanwhile: nothing left to clean
+            self._raise(exc, "write", None)
+        except Exception as exc:
+            self._raise(exc, "write", None)
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -49,6 +49,25 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def tabular_signature(inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Shape a tabular model's facts like the other plugins' signatures: lists of named entries.
+
+    ``inputs`` is one feature matrix ``X`` (``shape: [null, n_features]`` plus what the model knows
+    of its columns), ``outputs`` one prediction ``y`` (its kind, classes...). A model that does not
+    know its inputs (unfitted) has ``inputs: []``.
+    """
+    columns = dict(inputs)
+    n_features = columns.pop("n_features", None)
+    matrix: dict[str, Any] = {"name": "X"}
+    if n_features is not None:
+        matrix["shape"] = [None, int(n_features)]
+    matrix.update(columns)
+    return {
+        "inputs": [matrix] if len(matrix) > 1 else [],
+        "outputs": [{"name": "y", **outputs}],
+    }
+
+
 def _output_kind(obj: Any) -> str:
     """What the estimator's main output is, in scikit-learn's own vocabulary."""
     from sklearn import base
@@ -82,9 +101,10 @@ def _is_fitted(obj: Any) -> bool:
 def sklearn_signature(obj: Any) -> dict[str, Any] | None:
     """Inputs and outputs a fitted scikit-learn estimator knows about itself.
 
-    ``{"inputs": {"n_features": 4, "feature_names": [...]}, "outputs": {"kind": "classifier",
-    "classes": [...]}}``; keys the estimator does not know are left out. ``None`` for objects that
-    are not scikit-learn estimators (the joblib serializer stores anything).
+    ``{"inputs": [{"name": "X", "shape": [None, 4], "feature_names": [...]}], "outputs": [{"name":
+    "y", "kind": "classifier", "classes": [...]}]}``; keys the estimator does not know are left
+    out. ``None`` for objects that are not scikit-learn estimators (the joblib serializer stores
+    anything).
     """
     try:
         from sklearn.base import BaseEstimator
@@ -108,7 +128,7 @@ def sklearn_signature(obj: Any) -> dict[str, Any] | None:
     n_outputs = getattr(obj, "n_outputs_", None)
     if isinstance(n_outputs, int):
         outputs["n_outputs"] = n_outputs
-    return {"inputs": inputs, "outputs": outputs}
+    return tabular_signature(inputs, outputs)
 
 
 def _sklearn_version() -> str:

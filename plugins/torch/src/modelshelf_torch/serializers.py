@@ -278,7 +278,7 @@ def _export_signature(program: Any) -> dict[str, Any]:
     nodes = {node.name: node for node in program.graph.nodes}
 
     def describe(name: str) -> dict[str, Any]:
-        value = nodes[name].meta.get("val") if name in nodes else None
+        value: Any = nodes[name].meta.get("val") if name in nodes else None
         out: dict[str, Any] = {"name": name}
         if hasattr(value, "shape") and hasattr(value, "dtype"):
             # int for fixed dimensions, the symbol's name (str) for dynamic ones.

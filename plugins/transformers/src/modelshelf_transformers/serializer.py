@@ -56,8 +56,14 @@ PART_DIRECTORIES = frozenset(
 BUNDLE_PARTS = frozenset({"model", "tokenizer", "processor"})
 
 #: Pipeline attributes saved, in the order ``transformers.pipeline`` takes them.
-PIPELINE_PARTS = ("model", "tokenizer", "processor", "image_processor", "video_processor",
-                  "feature_extractor")
+PIPELINE_PARTS = (
+    "model",
+    "tokenizer",
+    "processor",
+    "image_processor",
+    "video_processor",
+    "feature_extractor",
+)
 
 #: File suffixes of pickle-based checkpoints: never written, never read.
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"})
@@ -119,6 +125,9 @@ class TransformersSerializer(Serializer):
             kind = part_kind(transformers, obj)
             parts = {"model" if kind == "model" else _single_directory(kind): obj}
 
+        # Check every part before writing any, so a bad part fails fast and writes nothing.
+        for part in parts.values():
+            refuse_custom_code(transformers, part, part_kind(transformers, part))
         if "model" not in parts and options:
             raise ModelshelfError(
                 f"save options ({', '.join(sorted(options))}) go to a model's save_pretrained, "
@@ -126,8 +135,10 @@ class TransformersSerializer(Serializer):
             )
         components = {
             subdirectory: save_part(
-                transformers, part, directory / subdirectory, options if subdirectory == "model"
-                else {}
+                transformers,
+                part,
+                directory / subdirectory,
+                options if subdirectory == "model" else {},
             )
             for subdirectory, part in parts.items()
         }
@@ -169,7 +180,7 @@ class TransformersSerializer(Serializer):
         transformers = import_transformers()
         # Options go to the model; with no model, to the single part there is.
         target = "model" if "model" in components else next(iter(components), None)
-        if options and (target is None or len(components) > 1 and target != "model"):
+        if options and (target is None or (len(components) > 1 and target != "model")):
             raise ModelshelfError(
                 "load options are passed to the model's from_pretrained, and this version holds "
                 "no model: drop them"
@@ -211,7 +222,9 @@ def _base(transformers: ModuleType, kind: str) -> type | None:
     """The base class of a part kind, or None when this transformers has no such kind."""
     found = getattr(transformers, PART_KINDS[kind][0], None)
     # Optional features (video processors without torchvision) are placeholder objects.
-    return found if isinstance(found, type) and found.__module__.startswith("transformers.") else None
+    return (
+        found if isinstance(found, type) and found.__module__.startswith("transformers.") else None
+    )
 
 
 def part_kind(transformers: ModuleType, obj: Any) -> str:
@@ -248,11 +261,7 @@ def save_part(
         obj.save_pretrained(directory, **options)
     else:
         obj.save_pretrained(directory)
-    pickled = sorted(
-        p.relative_to(directory).as_posix()
-        for p in directory.rglob("*")
-        if p.suffix.lower() in PICKLE_SUFFIXES
-    )
+    pickled = pickle_files(directory)
     if pickled:
         raise ModelshelfError(
             f"{cls.__name__}.save_pretrained wrote pickle-based files ({', '.join(pickled)}), "
@@ -268,6 +277,15 @@ def save_part(
         details["dtype"] = str(obj.dtype).removeprefix("torch.")
         details["parameters"] = int(sum(p.numel() for p in obj.parameters()))
     return details
+
+
+def pickle_files(directory: Path) -> list[str]:
+    """Files below ``directory`` whose suffix marks a pickle-based checkpoint."""
+    return sorted(
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.suffix.lower() in PICKLE_SUFFIXES
+    )
 
 
 def refuse_custom_code(transformers: ModuleType, obj: Any, kind: str) -> None:
@@ -324,6 +342,13 @@ def load_part(
             f"unknown transformers part kind {kind!r}: upgrade modelshelf-transformers"
         )
     refuse_remote_code_files(directory, kind)
+    pickled = pickle_files(directory)
+    if pickled:
+        # save() never writes these: the version was made by something else, or tampered with.
+        raise ModelshelfError(
+            f"the stored {kind} holds pickle-based files ({', '.join(pickled)}) that "
+            "transformers-safetensors never writes and never loads: re-upload it with safetensors"
+        )
     cls = _resolve(transformers, details.get("class"), kind)
     if cls is None:
         cls = _resolve(transformers, details.get("auto_class"), kind, auto=True)
@@ -386,8 +411,17 @@ def signature_of(
         signature["task"] = task
     model = parts.get("model")
     front = next(
-        (parts[n] for n in ("tokenizer", "processor", "image_processor", "video_processor",
-                            "feature_extractor") if n in parts),
+        (
+            parts[n]
+            for n in (
+                "tokenizer",
+                "processor",
+                "image_processor",
+                "video_processor",
+                "feature_extractor",
+            )
+            if n in parts
+        ),
         None,
     )
     names = list(getattr(front, "model_input_names", None) or [])

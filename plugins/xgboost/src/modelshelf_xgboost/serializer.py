@@ -74,6 +74,25 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def tabular_signature(inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Shape a tabular model's facts like the other plugins' signatures: lists of named entries.
+
+    ``inputs`` is one feature matrix ``X`` (``shape: [null, n_features]`` plus what the model knows
+    of its columns), ``outputs`` one prediction ``y`` (its kind, classes...). A model that does not
+    know its inputs (unfitted) has ``inputs: []``.
+    """
+    columns = dict(inputs)
+    n_features = columns.pop("n_features", None)
+    matrix: dict[str, Any] = {"name": "X"}
+    if n_features is not None:
+        matrix["shape"] = [None, int(n_features)]
+    matrix.update(columns)
+    return {
+        "inputs": [matrix] if len(matrix) > 1 else [],
+        "outputs": [{"name": "y", **outputs}],
+    }
+
+
 def _restore_as(obj: Any) -> str:
     """The class ``load`` will rebuild: the nearest allowed wrapper in the MRO, or a Booster."""
     for cls in type(obj).__mro__:
@@ -106,7 +125,7 @@ def booster_signature(booster: Any, classes: Any = None) -> dict[str, Any]:
         outputs["n_targets"] = n_targets
     if classes is not None:
         outputs["classes"] = _jsonable(classes)
-    return {"inputs": inputs, "outputs": outputs}
+    return tabular_signature(inputs, outputs)
 
 
 class XGBoostSerializer(Serializer):
