@@ -481,3 +481,24 @@ def test_import_from_s3_written_by_modelstore(moto_endpoint: str, tmp_path: Path
     assert version.lineage.source is not None
     assert version.lineage.source["location"] == "s3://legacy-models/team/ml"
     assert import_modelstore("s3://legacy-models/team/ml", shelf).imported == ()
+
+
+def test_models_with_indistinguishable_times_are_reported(registry: Registry, tmp_path: Path, shelf: modelshelf.Shelf) -> None:
+    """Same second and same metadata mtime: the order is a guess, said so; the latest stays last."""
+    source = tmp_path / "copy"
+    shutil.copytree(registry.root, source)
+    versions = source / "operatorai-model-store" / "churn" / "versions"
+    churn_ids = [m for m, _ in registry.models["churn"]]
+    for model_id in churn_ids:
+        info = versions / f"{model_id}.json"
+        meta = json.loads(info.read_text())
+        meta["code"]["created"] = "2024/01/02/03:04:05"
+        info.write_text(json.dumps(meta))
+        os.utime(info, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    report = import_modelstore(str(source), shelf)
+    (note,) = report.notes
+    assert note.startswith("churn: models ") and all(m in note for m in churn_ids)
+    assert any(line == f"note: {note}" for line in report.lines())
+    order = [v.metadata["modelstore"]["model_id"] for v in shelf.versions("churn")]
+    assert sorted(order) == sorted(churn_ids)
+    assert order[-1] == churn_ids[-1]  # domains/churn.json names the last upload

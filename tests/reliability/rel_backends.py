@@ -1,0 +1,172 @@
+"""Backends under test and small helpers shared by the reliability tests and their child processes.
+
+A :class:`Backend` is everything needed to open one fresh shelf, in this process or in a child:
+URL, storage options, and the environment variables the storage SDK reads. No pytest here (child
+processes import this module), and no credential beyond the public emulator ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Full counts (the figures in docs/reliability.md) instead of the quick CI counts.
+FULL = os.environ.get("MODELSHELF_RELIABILITY_FULL", "") not in ("", "0", "false", "no")
+
+
+def count(ci: int, full: int) -> int:
+    """``full`` under MODELSHELF_RELIABILITY_FULL=1, else ``ci``."""
+    return full if FULL else ci
+
+
+#: Dummy AWS credentials moto accepts while its authentication is off. Not secrets.
+AWS_ENV: Mapping[str, str] = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@dataclass
+class Backend:
+    """One fresh, empty shelf on one kind of storage."""
+
+    kind: str  # "file", "s3", "azure", "gcs"
+    url: str
+    options: dict[str, Any] = field(default_factory=dict)
+    #: Environment the storage SDK reads when the shelf is opened (here or in a child process).
+    env: dict[str, str] = field(default_factory=dict)
+
+    def open(self, cache: Path | str, **extra: Any) -> Any:
+        """Open the shelf with ``cache`` as its download cache; ``extra`` overrides options."""
+        import modelshelf
+
+        with patched_env(self.env):
+            return modelshelf.open(self.url, cache=Path(cache), **{**self.options, **extra})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "url": self.url, "options": self.options, "env": self.env}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Backend:
+        return cls(data["kind"], data["url"], dict(data["options"]), dict(data["env"]))
+
+
+@contextlib.contextmanager
+def patched_env(env: Mapping[str, str]) -> Iterator[None]:
+    """Set ``env`` for the duration of the block (the SDKs read it when a client is built)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# --- content ---------------------------------------------------------------------------------
+
+
+def write_model(folder: Path, rng: random.Random, *, files: int, max_size: int, tag: str) -> dict[str, str]:
+    """Write ``files`` random files (sizes 0..max_size) below ``folder``; return path -> sha256.
+
+    ``tag`` goes into the first file, so that every model written is distinct content.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    expected: dict[str, str] = {}
+    for i in range(files):
+        relative = f"part-{i}.bin" if i % 2 == 0 else f"sub/dir-{i}/weights-{i}.bin"
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = rng.randint(0, max_size)
+        data = (tag.encode() + b"\n" if i == 0 else b"") + rng.randbytes(size)
+        path.write_bytes(data)
+        expected[relative] = hashlib.sha256(data).hexdigest()
+    return expected
+
+
+def tree_digests(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every regular file below ``folder``."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            found[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def stored_blob_keys(storage: Any) -> set[str]:
+    """sha256 of every blob physically present on a shelf's storage."""
+    return {info.key.rsplit("/", 1)[-1] for info in storage.list("blobs/sha256/")}
+
+
+def referenced_blobs(shelf: Any) -> set[str]:
+    """sha256 of every blob a live manifest references."""
+    found: set[str] = set()
+    for name in shelf.models():
+        for version in shelf.versions(name):
+            found.update(f.sha256 for f in version.files)
+    return found
+
+
+# --- a fake-gcs-server whose external URL is a proxy in front of it ---------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def fake_gcs_behind(port: int, external_url: str) -> Iterator[str]:
+    """fake-gcs-server on ``port`` announcing ``external_url`` (resumable upload sessions point
+    there), so that every request of an upload goes through the proxy at ``external_url``."""
+    from modelshelf_gcs.testing import find_fake_gcs_server
+
+    binary = find_fake_gcs_server()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            os.fspath(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+            "-backend", "memory", "-external-url", external_url, "-log-level", "error",
+        ],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1):
+                    break
+            except (OSError, urllib.error.URLError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("fake-gcs-server did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,220 @@
+"""A fault-injecting TCP proxy for the reliability suite (127.0.0.1 only, threads, seeded).
+
+Placed between a storage client and a local server (moto, Azurite, fake-gcs-server), it forwards
+bytes both ways and, on a seeded fraction of connections, does one of:
+
+* ``refuse``: reset the connection as soon as the client sends anything (nothing reaches the
+  server; the request was certainly not applied);
+* ``reset``: forward the request, then reset the connection after ``k`` bytes of the answer (the
+  request may well have been applied: this is the "write landed, answer lost" case);
+* ``cut``: close the connection cleanly after ``k`` bytes of the answer (a truncated body, or a
+  truncated header block);
+* ``stall``: after ``k`` bytes of the answer, stop forwarding for ``stall_seconds`` (longer than the
+  client's read timeout), then reset.
+
+``k`` is drawn per connection: half the time inside the first 512 bytes (status line and headers),
+otherwise anywhere up to ``max_offset``. Connections are keep-alive, so a fault lands in whichever
+request happens to be in flight at that point of the stream.
+
+The decision for connection number ``n`` depends only on ``(seed, n)``, so a run is reproducible
+up to the order in which a client's threads open connections. Counters say what was injected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+
+KINDS = ("refuse", "reset", "cut", "stall")
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with an RST (SO_LINGER 0) instead of a FIN: what a crashed peer or a middlebox does."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+class FaultProxy:
+    """Forward ``127.0.0.1:<port>`` to ``target_port``, injecting seeded faults.
+
+    ``rates`` maps a fault kind (see :data:`KINDS`) to the probability that a new connection gets
+    it; the rest are clean. ``enabled`` can be switched off to make the proxy transparent.
+    """
+
+    def __init__(
+        self,
+        target_port: int,
+        *,
+        seed: int,
+        rates: Mapping[str, float],
+        max_offset: int = 256 * 1024,
+        stall_seconds: float = 3.0,
+        listen_port: int = 0,
+    ) -> None:
+        unknown = set(rates) - set(KINDS)
+        if unknown or sum(rates.values()) > 1:
+            raise ValueError(f"bad fault rates {dict(rates)}")
+        self.target = ("127.0.0.1", target_port)
+        self.seed = seed
+        self.rates = dict(rates)
+        self.max_offset = max_offset
+        self.stall_seconds = stall_seconds
+        self.enabled = True
+        self.injected: Counter[str] = Counter()
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._sockets: set[socket.socket] = set()
+        self.server = socket.create_server(("127.0.0.1", listen_port))
+        self.port = int(self.server.getsockname()[1])
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._accept, daemon=True, name="faultproxy")
+        self._thread.start()
+
+    # --- decisions -----------------------------------------------------------------------------
+
+    def _plan(self, number: int) -> tuple[str | None, int]:
+        """The fault of connection ``number`` and the answer offset where it strikes."""
+        rng = random.Random(f"{self.seed}/{number}")
+        draw = rng.random()
+        kind = None
+        for name in KINDS:
+            rate = self.rates.get(name, 0.0)
+            if draw < rate:
+                kind = name
+                break
+            draw -= rate
+        offset = rng.randint(0, 511) if rng.random() < 0.5 else rng.randint(0, self.max_offset)
+        return kind, offset
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                number = self.connections
+            kind, offset = self._plan(number) if self.enabled else (None, 0)
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                _reset(client)
+                continue
+            with self._lock:
+                self._sockets.update((client, upstream))
+            state = {"done": False}
+            threading.Thread(
+                target=self._requests, args=(client, upstream, kind, state), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._answers, args=(upstream, client, kind, offset, state), daemon=True
+            ).start()
+
+    def _record(self, kind: str) -> None:
+        with self._lock:
+            self.injected[kind] += 1
+
+    def _finish(self, client: socket.socket, upstream: socket.socket, *, rst: bool) -> None:
+        (_reset if rst else _close)(client)
+        _close(upstream)
+        with self._lock:
+            self._sockets.discard(client)
+            self._sockets.discard(upstream)
+
+    def _requests(
+        self, client: socket.socket, upstream: socket.socket, kind: str | None, state: dict
+    ) -> None:
+        """Client -> server. ``refuse`` strikes here, before anything is forwarded."""
+        try:
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    break
+                if kind == "refuse" and not state["done"]:
+                    state["done"] = True
+                    self._record("refuse")
+                    self._finish(client, upstream, rst=True)
+                    return
+                upstream.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            upstream.shutdown(socket.SHUT_WR)
+
+    def _answers(
+        self,
+        upstream: socket.socket,
+        client: socket.socket,
+        kind: str | None,
+        offset: int,
+        state: dict,
+    ) -> None:
+        """Server -> client. ``reset``, ``cut`` and ``stall`` strike at answer byte ``offset``."""
+        sent = 0
+        armed = kind in ("reset", "cut", "stall")
+        try:
+            while True:
+                data = upstream.recv(65536)
+                if not data:
+                    break
+                if armed and not state["done"] and sent + len(data) > offset:
+                    state["done"] = True
+                    head = data[: offset - sent]
+                    if head:
+                        client.sendall(head)
+                    self._record(kind)  # type: ignore[arg-type]
+                    if kind == "stall":
+                        self._closing.wait(self.stall_seconds)
+                    self._finish(client, upstream, rst=kind != "cut")
+                    return
+                client.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        self._finish(client, upstream, rst=False)
+
+    def close(self) -> None:
+        self._closing.set()
+        with contextlib.suppress(OSError):
+            self.server.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _close(sock)
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def wait_closed(proxy: FaultProxy, timeout: float = 5.0) -> None:
+    """Wait until the proxy holds no open connection (best effort; used between phases)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with proxy._lock:
+            if not proxy._sockets:
+                return
+        time.sleep(0.05)
