@@ -15,7 +15,7 @@ def digest(path: Path) -> str:
 
 
 def test_round_trip_through_s3_and_azure(
-    tmp_path: Path, s3_url: str, azure_url: str, azurite_connection_string: str
+    tmp_path: Path, s3_url: str, moto_endpoint: str, azure_url: str, azurite_connection_string: str
 ) -> None:
     model = tmp_path / "model"
     (model / "tokenizer").mkdir(parents=True)
@@ -28,7 +28,7 @@ def test_round_trip_through_s3_and_azure(
     local.upload("team/bert", model / "weights.bin")
     local.set_alias("team/bert", "prod", 1)
 
-    s3 = modelshelf.open(s3_url, cache=tmp_path / "cache-s3")
+    s3 = modelshelf.open(s3_url, endpoint_url=moto_endpoint, cache=tmp_path / "cache-s3")
     azure = modelshelf.open(azure_url, connection_string=azurite_connection_string, cache=tmp_path / "cache-az")
     back = modelshelf.open(str(tmp_path / "back"), cache=tmp_path / "cache-back")
 

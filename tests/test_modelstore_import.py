@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import modelshelf
 import numpy as np
 import pytest
-
-import modelshelf
 from modelshelf.errors import NotFound, UntrustedFormat
 from modelshelf.modelstore_import import (
     SkippedItem,
@@ -159,7 +158,7 @@ def _check_imported(registry: Registry, shelf: modelshelf.Shelf) -> None:
         versions = shelf.versions(domain)
         assert [v.metadata["modelstore"]["model_id"] for v in versions] == [m for m, _ in expected]
         assert [v.version for v in versions] == list(range(1, len(expected) + 1))
-        for version, (model_id, probabilities) in zip(versions, expected, strict=True):
+        for version, (_, probabilities) in zip(versions, expected, strict=True):
             assert version.serializer.name == "sklearn-joblib"
             assert version.serializer.safe is False
             loaded = shelf.load(version.ref, trust=True)
@@ -167,9 +166,9 @@ def _check_imported(registry: Registry, shelf: modelshelf.Shelf) -> None:
             with pytest.raises(UntrustedFormat):
                 shelf.load(version.ref)
     for domain, states in registry.states.items():
-        versions = {v.metadata["modelstore"]["model_id"]: v.version for v in shelf.versions(domain)}
+        numbers = {v.metadata["modelstore"]["model_id"]: v.version for v in shelf.versions(domain)}
         aliases = {a: rec.version for a, rec in shelf.aliases(domain).items()}
-        assert aliases == {state: versions[model_id] for state, model_id in states.items()}
+        assert aliases == {state: numbers[model_id] for state, model_id in states.items()}
 
 
 # --- the filesystem registry -------------------------------------------------------------------
@@ -303,7 +302,7 @@ def test_source_may_be_the_modelstore_folder_itself(registry: Registry, shelf: m
 
 def test_not_a_modelstore_registry_is_a_clear_error(tmp_path: Path, shelf: modelshelf.Shelf) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(NotFound, match="no modelstore registry at .*operatorai-model-store/domains/"):
+    with pytest.raises(NotFound, match=r"no modelstore registry at .*operatorai-model-store/domains/"):
         import_modelstore(str(tmp_path / "empty"), shelf)
     with pytest.raises(modelshelf.errors.UnknownScheme, match="no storage plugin reads ftp://"):
         import_modelstore("ftp://host/models", shelf)
@@ -502,3 +501,17 @@ def test_models_with_indistinguishable_times_are_reported(registry: Registry, tm
     order = [v.metadata["modelstore"]["model_id"] for v in shelf.versions("churn")]
     assert sorted(order) == sorted(churn_ids)
     assert order[-1] == churn_ids[-1]  # domains/churn.json names the last upload
+
+
+def test_missing_archive_skips_the_model_and_the_state_it_heads(registry: Registry, tmp_path: Path, shelf: modelshelf.Shelf) -> None:
+    source = tmp_path / "copy"
+    shutil.copytree(registry.root, source)
+    newest = registry.states["fraud"]["production"]
+    (archive,) = source.glob(f"operatorai-model-store/fraud/*/{newest}/artifacts.tar.gz")
+    archive.unlink()
+    report = import_modelstore(str(source), shelf)
+    skipped = {(s.kind, s.domain, s.item): s.reason for s in report.skipped}
+    assert skipped[("model", "fraud", newest)].startswith("no artifacts.tar.gz found for it (modelstore recorded /")
+    assert "was not imported" in skipped[("state", "fraud", "production")]
+    assert "production" not in shelf.aliases("fraud")
+    assert len(shelf.versions("fraud")) == len(registry.models["fraud"]) - 1

@@ -170,3 +170,30 @@ def fake_gcs_behind(port: int, external_url: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# --- misc ------------------------------------------------------------------------------------
+
+
+def azure_connection_string(connection_string: str, blob_endpoint: str) -> str:
+    """The same development account, reached at ``blob_endpoint`` (e.g. through a proxy)."""
+    parts = [p for p in connection_string.split(";") if p and not p.startswith("BlobEndpoint=")]
+    return ";".join([*parts, f"BlobEndpoint={blob_endpoint}/devstoreaccount1"]) + ";"
+
+
+def blob_port(connection_string: str) -> int:
+    endpoint = next(p for p in connection_string.split(";") if p.startswith("BlobEndpoint="))
+    return int(endpoint.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def one_line_error(exc: BaseException) -> None:
+    """Assert ``exc`` is a modelshelf error with a one-line message free of known secrets."""
+    from modelshelf.errors import ModelshelfError
+
+    assert isinstance(exc, ModelshelfError), f"raw {type(exc).__name__}: {exc!r}"
+    text = str(exc)
+    assert text and "\n" not in text, f"not one line: {text!r}"
+    from modelshelf_azure.testing import DEV_KEY
+
+    for secret in (DEV_KEY, "AccountKey=", "sig=", "testing:"):
+        assert secret not in text, f"secret-looking text in error: {text!r}"

@@ -1,23 +1,24 @@
 """A fault-injecting TCP proxy for the reliability suite (127.0.0.1 only, threads, seeded).
 
 Placed between a storage client and a local server (moto, Azurite, fake-gcs-server), it forwards
-bytes both ways and, on a seeded fraction of connections, does one of:
+bytes both ways and strikes each HTTP exchange with probability ``rate`` with one of:
 
-* ``refuse``: reset the connection as soon as the client sends anything (nothing reaches the
-  server; the request was certainly not applied);
+* ``refuse``: reset the connection when the request arrives (nothing reaches the server; the
+  request was certainly not applied);
 * ``reset``: forward the request, then reset the connection after ``k`` bytes of the answer (the
-  request may well have been applied: this is the "write landed, answer lost" case);
-* ``cut``: close the connection cleanly after ``k`` bytes of the answer (a truncated body, or a
-  truncated header block);
+  request may well have been applied: the "write landed, answer lost" case);
+* ``cut``: close the connection cleanly after ``k`` bytes of the answer (truncated headers or body);
 * ``stall``: after ``k`` bytes of the answer, stop forwarding for ``stall_seconds`` (longer than the
   client's read timeout), then reset.
 
-``k`` is drawn per connection: half the time inside the first 512 bytes (status line and headers),
-otherwise anywhere up to ``max_offset``. Connections are keep-alive, so a fault lands in whichever
-request happens to be in flight at that point of the stream.
+``k`` is inside the status line and headers half of the time, else anywhere up to ``max_offset``
+(a short answer then carries the fault over into the next exchange on the connection).
+Exchanges are counted by spotting request lines (`` HTTP/1.1\r\n``) and status lines
+(``HTTP/1.1 ``) in the byte streams, a heuristic that random payloads do not fool in practice.
 
-The decision for connection number ``n`` depends only on ``(seed, n)``, so a run is reproducible
-up to the order in which a client's threads open connections. Counters say what was injected.
+Each connection draws its plan (which exchange, which kind, which offset) from
+``Random(f"{seed}/{connection number}")``: a run is reproducible up to the order in which a
+client's threads open connections. Counters say what was injected.
 """
 
 from __future__ import annotations
@@ -88,19 +89,18 @@ class FaultProxy:
 
     # --- decisions -----------------------------------------------------------------------------
 
-    def _plan(self, number: int) -> tuple[str | None, int]:
-        """The fault of connection ``number`` and the answer offset where it strikes."""
+    def _plan(self, number: int) -> tuple[str, int, int]:
+        """Connection ``number``'s fault: its kind, the exchange it hits (1-based), the offset."""
         rng = random.Random(f"{self.seed}/{number}")
-        draw = rng.random()
-        kind = None
-        for name in KINDS:
-            rate = self.rates.get(name, 0.0)
-            if draw < rate:
-                kind = name
+        kinds = list(self.weights)
+        kind = rng.choices(kinds, weights=[self.weights[k] for k in kinds])[0]
+        exchange = 1
+        while rng.random() >= self.rate:  # geometric: each exchange is hit with probability rate
+            exchange += 1
+            if exchange > 1_000_000:
                 break
-            draw -= rate
         offset = rng.randint(0, 511) if rng.random() < 0.5 else rng.randint(0, self.max_offset)
-        return kind, offset
+        return kind, exchange, offset
 
     # --- plumbing ------------------------------------------------------------------------------
 

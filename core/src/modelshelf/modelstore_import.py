@@ -256,6 +256,13 @@ class _SourceModel:
         return created if isinstance(created, str) else None
 
     @property
+    def recorded_archive(self) -> str:
+        """Where modelstore's metadata says the archive is (a path or a bucket key), or ""."""
+        storage = self.meta.get("storage")
+        where = (storage.get("path") or storage.get("prefix")) if isinstance(storage, dict) else None
+        return where.replace("\\", "/") if isinstance(where, str) else ""
+
+    @property
     def library(self) -> str | None:
         model_type = (self.meta.get("model") or {}).get("model_type") or {}
         library = model_type.get("library") if isinstance(model_type, dict) else None
@@ -317,7 +324,7 @@ def _scan_domain(storage: Storage, root: str, domain: str) -> _SourceDomain:
             continue
         assert meta is not None
         found = _SourceModel(model_id, meta, info.modified)
-        found.archive = _pick_archive(archives.get(model_id, []), root, meta)
+        found.archive = _pick_archive(archives.get(model_id, []), root, found.recorded_archive)
         models.append(found)
     live = {m.model_id for m in models}
     for model_id in sorted(state_members.get(DELETED_STATE, set()) - set(main)):
@@ -346,17 +353,11 @@ def _scan_domain(storage: Storage, root: str, domain: str) -> _SourceDomain:
     return _SourceDomain(domain, models, states, skipped, notes)
 
 
-def _pick_archive(candidates: list[str], root: str, meta: Mapping[str, Any]) -> str | None:
-    """The archive the metadata points at (modelstore stores an absolute path or a bucket key)."""
-    storage = meta.get("storage")
-    where = ""
-    if isinstance(storage, dict):
-        where = storage.get("path") or storage.get("prefix") or ""
-    if isinstance(where, str):
-        where = where.replace("\\", "/")
-        for key in candidates:
-            if where.endswith(f"{MODELSTORE_ROOT}/{key[len(root):]}"):
-                return key
+def _pick_archive(candidates: list[str], root: str, recorded: str) -> str | None:
+    """The archive the metadata points at (modelstore records an absolute path or a bucket key)."""
+    for key in candidates:
+        if recorded.endswith(f"{MODELSTORE_ROOT}/{key[len(root):]}"):
+            return key
     # A moved store: the recorded path is stale, but one archive for this id is unambiguous.
     return candidates[0] if len(candidates) == 1 else None
 
@@ -508,7 +509,7 @@ def _lineage(model: _SourceModel, domain: str, location: str) -> Lineage:
     )
 
 
-def _serializer_for(model: _SourceModel, files: Mapping[str, Path]) -> tuple[str, SerializerInfo, FrameworkInfo | None]:
+def _serializer_for(model: _SourceModel, files: Mapping[str, Path]) -> tuple[SerializerInfo, FrameworkInfo | None]:
     serializers = get_registry().serializers()
     deps = (model.meta.get("code") or {}).get("dependencies") or {}
     model_type = (model.meta.get("model") or {}).get("model_type") or {}
@@ -528,7 +529,7 @@ def _serializer_for(model: _SourceModel, files: Mapping[str, Path]) -> tuple[str
             },
         )
         version = deps.get("sklearn") or deps.get("scikit-learn")
-        return serializer.name, info, FrameworkInfo("sklearn", str(version or "unknown"))
+        return info, FrameworkInfo("sklearn", str(version or "unknown"))
     entry = serializers["files"]
     info = SerializerInfo(
         name="files",
@@ -538,14 +539,14 @@ def _serializer_for(model: _SourceModel, files: Mapping[str, Path]) -> tuple[str
         safe=True,
         details={"single_file": None},
     )
-    return "files", info, None
+    return info, None
 
 
 def _draft(
     name: str, model: _SourceModel, domain: str, location: str, files: Any, local: Mapping[str, Path],
     archive: str,
 ) -> tuple[ModelVersion, list[str]]:
-    serializer_name, serializer, framework = _serializer_for(model, local)
+    serializer, framework = _serializer_for(model, local)
     unsafe = sorted(p for p, path in local.items() if is_pickle_like(p, path))
     params = (model.meta.get("model") or {}).get("parameters")
     record = {
@@ -561,7 +562,7 @@ def _draft(
     draft = ModelVersion(
         name=name,
         version=1,
-        created_at=dt.datetime.now(dt.timezone.utc),
+        created_at=dt.datetime.now(dt.timezone.utc),  # noqa: UP017 - 3.10 has no dt.UTC; publish() restamps it
         created_by=current_user(),
         serializer=serializer,
         framework=framework,
@@ -633,7 +634,10 @@ def _import(storage: Storage, location: str, target: Shelf, *, dry_run: bool) ->
                 ))
                 continue
             if model.archive is None:
-                skipped.append(SkippedItem("model", domain, model.model_id, "its artifacts.tar.gz is missing"))
+                skipped.append(SkippedItem(
+                    "model", domain, model.model_id,
+                    f"no {ARCHIVE_NAME} found for it (modelstore recorded {model.recorded_archive or 'none'})",
+                ))
                 continue
             if dry_run:
                 claimed += 1

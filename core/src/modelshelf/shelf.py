@@ -614,7 +614,7 @@ class Shelf:
         if not (serializer.safe and info.safe) and not trust:
             raise UntrustedFormat(
                 f"{version.ref} is stored as {info.format} ({info.name}), and loading it can run "
-                "code stored in the files: load it with trust=True (CLI: --trust) only if you "
+                "code stored in the files: load it with trust=True only if you "
                 "trust whoever uploaded it"
             )
         self.fetch(version)

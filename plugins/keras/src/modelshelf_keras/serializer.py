@@ -13,26 +13,29 @@ with ``safe_mode=False`` and that bytecode runs.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from modelshelf.errors import ModelshelfError, UntrustedFormat
+from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.serializers import SavedModel, Serializer
 
 #: The single file a version holds.
 FILENAME = "model.keras"
 
+#: ``keras.saving.load_model`` arguments a caller may pass (``safe_mode`` comes from ``trust``).
+LOAD_OPTIONS = ("custom_objects", "compile")
+
 
 class KerasV3Serializer(Serializer):
     """Keras 3 ``Model`` (Sequential, functional or subclassed) <-> ``model.keras``.
 
-    ``save(model, directory, **options)`` calls ``model.save(directory / "model.keras",
-    **options)``. ``load(directory, details=..., trust=False, **options)`` returns the model from
+    ``save(model, directory)`` calls ``model.save(directory / "model.keras")``; it takes no
+    options. ``load(directory, details=..., trust=False, **options)`` returns the model from
     ``keras.saving.load_model(path, safe_mode=not trust, **options)``: same class, same weights,
-    with its compile state (optimizer, loss) when it was compiled. ``options`` are Keras' own
-    (``custom_objects=``, ``compile=``); ``safe_mode`` is set from ``trust`` and cannot be passed.
+    with its compile state (optimizer, loss) when it was compiled. ``options`` are
+    ``custom_objects=`` and ``compile=``; ``safe_mode`` is set from ``trust`` and cannot be passed.
     """
 
     name = "keras-v3"
@@ -49,18 +52,21 @@ class KerasV3Serializer(Serializer):
     )
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
+        # The .keras format has nothing to tune, and Keras' own save() arguments (zipped=False,
+        # overwrite) would only break the one-file layout.
+        reject_unknown("save", options, ())
         keras = import_keras()
         if not isinstance(obj, keras.Model):
-            raise ModelshelfError(
+            raise InvalidModel(
                 f"keras-v3 saves keras.Model objects, not {type(obj).__qualname__}: "
                 "wrap a bare layer in keras.Sequential([...]) first"
             )
         if not obj.built:
-            raise ModelshelfError(
+            raise InvalidModel(
                 f"Keras model {obj.name!r} has not been built, so it has no weights to store: "
                 "call it on a batch or call model.build(input_shape) before uploading"
             )
-        obj.save(directory / FILENAME, **options)
+        obj.save(directory / FILENAME)
         return SavedModel(
             framework="keras",
             framework_version=keras.__version__,
@@ -85,6 +91,7 @@ class KerasV3Serializer(Serializer):
                 "do not pass safe_mode to load a keras-v3 version: it is set from trust "
                 "(trust=True loads with safe_mode=False)"
             )
+        reject_unknown("load", options, LOAD_OPTIONS)
         keras = import_keras()
         path = directory / str(details.get("file", FILENAME))
         try:
@@ -109,6 +116,15 @@ class KerasV3Serializer(Serializer):
                 "@keras.saving.register_keras_serializable) before loading, or pass "
                 "custom_objects={name: object}"
             ) from exc
+
+
+def reject_unknown(what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        accepted = ", ".join(known) if known else "none"
+        raise ModelshelfError(
+            f"unknown keras-v3 {what} option(s) {', '.join(unknown)}: accepted are {accepted}"
+        )
 
 
 def import_keras() -> ModuleType:
