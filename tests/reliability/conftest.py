@@ -8,10 +8,8 @@ to ``$MODELSHELF_RELIABILITY_REPORT`` when that is set.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import secrets
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,9 +22,14 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from rel_backends import AWS_ENV, FULL, Backend  # noqa: E402
-
-_numbers = itertools.count()
+from rel_backends import (  # noqa: E402
+    AWS_ENV,
+    FULL,
+    Backend,
+    new_azure_backend,
+    new_gcs_backend,
+    new_s3_backend,
+)
 
 
 @pytest.fixture(scope="session")
@@ -74,36 +77,6 @@ def rel_gcs() -> Iterator[str]:
 
     with fake_gcs_server() as host:
         yield host
-
-
-def new_s3_backend(endpoint: str, **options: Any) -> Backend:
-    import boto3
-
-    bucket = f"rel-{os.getpid()}-{next(_numbers)}"
-    client = boto3.client("s3", endpoint_url=endpoint)
-    client.create_bucket(Bucket=bucket)
-    client.close()
-    return Backend("s3", f"s3://{bucket}/shelf", {"endpoint_url": endpoint, **options}, dict(AWS_ENV))
-
-
-def new_azure_backend(connection_string: str, **options: Any) -> Backend:
-    from azure.storage.blob import BlobServiceClient
-
-    container = f"rel{secrets.token_hex(6)}"
-    with BlobServiceClient.from_connection_string(connection_string) as service:
-        service.create_container(container)
-    return Backend(
-        "azure", f"az://{container}/shelf", {"connection_string": connection_string, **options}
-    )
-
-
-def new_gcs_backend(host: str, **options: Any) -> Backend:
-    from modelshelf_gcs.testing import create_bucket
-
-    bucket = f"rel-{secrets.token_hex(6)}"
-    create_bucket(host, bucket, project="modelshelf-rel")
-    env = {"STORAGE_EMULATOR_HOST": host, "GOOGLE_CLOUD_PROJECT": "modelshelf-rel"}
-    return Backend("gcs", f"gs://{bucket}/shelf", dict(options), env)
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import random
+import secrets
 import subprocess
 import time
 import urllib.error
@@ -197,3 +199,38 @@ def one_line_error(exc: BaseException) -> None:
 
     for secret in (DEV_KEY, "AccountKey=", "sig=", "testing:"):
         assert secret not in text, f"secret-looking text in error: {text!r}"
+
+
+# --- fresh shelves on the servers ------------------------------------------------------------
+
+_numbers = itertools.count()
+
+
+def new_s3_backend(endpoint: str, **options: Any) -> Backend:
+    import boto3
+
+    bucket = f"rel-{os.getpid()}-{next(_numbers)}"
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket=bucket)
+    client.close()
+    return Backend("s3", f"s3://{bucket}/shelf", {"endpoint_url": endpoint, **options}, dict(AWS_ENV))
+
+
+def new_azure_backend(connection_string: str, **options: Any) -> Backend:
+    from azure.storage.blob import BlobServiceClient
+
+    container = f"rel{secrets.token_hex(6)}"
+    with BlobServiceClient.from_connection_string(connection_string) as service:
+        service.create_container(container)
+    return Backend(
+        "azure", f"az://{container}/shelf", {"connection_string": connection_string, **options}
+    )
+
+
+def new_gcs_backend(host: str, **options: Any) -> Backend:
+    from modelshelf_gcs.testing import create_bucket
+
+    bucket = f"rel-{secrets.token_hex(6)}"
+    create_bucket(host, bucket, project="modelshelf-rel")
+    env = {"STORAGE_EMULATOR_HOST": host, "GOOGLE_CLOUD_PROJECT": "modelshelf-rel"}
+    return Backend("gcs", f"gs://{bucket}/shelf", dict(options), env)

@@ -53,8 +53,8 @@ def _close(sock: socket.socket) -> None:
 class FaultProxy:
     """Forward ``127.0.0.1:<port>`` to ``target_port``, injecting seeded faults.
 
-    ``rates`` maps a fault kind (see :data:`KINDS`) to the probability that a new connection gets
-    it; the rest are clean. ``enabled`` can be switched off to make the proxy transparent.
+    ``rate`` is the probability that one HTTP exchange is hit; ``weights`` how often each kind
+    (see :data:`KINDS`) is chosen. ``enabled = False`` makes new connections clean.
     """
 
     def __init__(
@@ -62,22 +62,25 @@ class FaultProxy:
         target_port: int,
         *,
         seed: int,
-        rates: Mapping[str, float],
+        rate: float,
+        weights: Mapping[str, float] | None = None,
         max_offset: int = 256 * 1024,
         stall_seconds: float = 3.0,
         listen_port: int = 0,
     ) -> None:
-        unknown = set(rates) - set(KINDS)
-        if unknown or sum(rates.values()) > 1:
-            raise ValueError(f"bad fault rates {dict(rates)}")
+        weights = dict(weights or {"refuse": 1, "reset": 1, "cut": 1, "stall": 0.2})
+        if set(weights) - set(KINDS) or not 0 <= rate <= 1:
+            raise ValueError(f"bad fault plan: rate {rate}, weights {weights}")
         self.target = ("127.0.0.1", target_port)
         self.seed = seed
-        self.rates = dict(rates)
+        self.rate = rate
+        self.weights = weights
         self.max_offset = max_offset
         self.stall_seconds = stall_seconds
         self.enabled = True
         self.injected: Counter[str] = Counter()
         self.connections = 0
+        self.exchanges = 0
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._sockets: set[socket.socket] = set()
@@ -86,8 +89,6 @@ class FaultProxy:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._accept, daemon=True, name="faultproxy")
         self._thread.start()
-
-    # --- decisions -----------------------------------------------------------------------------
 
     def _plan(self, number: int) -> tuple[str, int, int]:
         """Connection ``number``'s fault: its kind, the exchange it hits (1-based), the offset."""
@@ -113,7 +114,7 @@ class FaultProxy:
             with self._lock:
                 self.connections += 1
                 number = self.connections
-            kind, offset = self._plan(number) if self.enabled else (None, 0)
+            plan = self._plan(number) if self.enabled and self.rate > 0 else None
             try:
                 upstream = socket.create_connection(self.target, timeout=10)
                 upstream.settimeout(None)
@@ -124,10 +125,10 @@ class FaultProxy:
                 self._sockets.update((client, upstream))
             state = {"done": False}
             threading.Thread(
-                target=self._requests, args=(client, upstream, kind, state), daemon=True
+                target=self._requests, args=(client, upstream, plan, state), daemon=True
             ).start()
             threading.Thread(
-                target=self._answers, args=(upstream, client, kind, offset, state), daemon=True
+                target=self._answers, args=(upstream, client, plan, state), daemon=True
             ).start()
 
     def _record(self, kind: str) -> None:
@@ -142,15 +143,24 @@ class FaultProxy:
             self._sockets.discard(upstream)
 
     def _requests(
-        self, client: socket.socket, upstream: socket.socket, kind: str | None, state: dict
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        plan: tuple[str, int, int] | None,
+        state: dict,
     ) -> None:
-        """Client -> server. ``refuse`` strikes here, before anything is forwarded."""
+        """Client -> server. ``refuse`` strikes here, before its request is forwarded."""
+        seen = 0
         try:
             while True:
                 data = client.recv(65536)
                 if not data:
                     break
-                if kind == "refuse" and not state["done"]:
+                lines = data.count(b" HTTP/1.1\r\n")
+                seen += lines
+                with self._lock:
+                    self.exchanges += lines
+                if plan and plan[0] == "refuse" and seen >= plan[1] and not state["done"]:
                     state["done"] = True
                     self._record("refuse")
                     self._finish(client, upstream, rst=True)
@@ -165,24 +175,36 @@ class FaultProxy:
         self,
         upstream: socket.socket,
         client: socket.socket,
-        kind: str | None,
-        offset: int,
+        plan: tuple[str, int, int] | None,
         state: dict,
     ) -> None:
-        """Server -> client. ``reset``, ``cut`` and ``stall`` strike at answer byte ``offset``."""
+        """Server -> client. ``reset``, ``cut`` and ``stall`` strike ``offset`` bytes into the
+        answer of their exchange. Interim ``100 Continue`` answers count as answers too: a fault
+        there is a fault of that exchange as well."""
+        armed = plan is not None and plan[0] != "refuse"
+        kind, exchange, offset = plan if plan else ("", 0, 0)
         sent = 0
-        armed = kind in ("reset", "cut", "stall")
+        answers = 0
+        strike_at: int | None = None
         try:
             while True:
                 data = upstream.recv(65536)
                 if not data:
                     break
-                if armed and not state["done"] and sent + len(data) > offset:
+                if armed and strike_at is None:
+                    position = data.find(b"HTTP/1.1 ")
+                    while position != -1:
+                        answers += 1
+                        if answers == exchange:
+                            strike_at = sent + position + offset
+                            break
+                        position = data.find(b"HTTP/1.1 ", position + 1)
+                if strike_at is not None and not state["done"] and sent + len(data) > strike_at:
                     state["done"] = True
-                    head = data[: offset - sent]
+                    head = data[: strike_at - sent]
                     if head:
                         client.sendall(head)
-                    self._record(kind)  # type: ignore[arg-type]
+                    self._record(kind)
                     if kind == "stall":
                         self._closing.wait(self.stall_seconds)
                     self._finish(client, upstream, rst=kind != "cut")

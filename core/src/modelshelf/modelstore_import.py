@@ -48,6 +48,7 @@ from .plugins import get_registry
 from .records import FrameworkInfo, GitInfo, Lineage, ModelVersion, SerializerInfo
 from .refs import check_alias, check_file_path, check_name
 from .storage import Storage
+from .transfer import run_parallel
 
 if TYPE_CHECKING:
     import click
@@ -310,8 +311,10 @@ def _scan_domain(storage: Storage, root: str, domain: str) -> _SourceDomain:
             archives.setdefault(parts[1], []).append(info.key)
     skipped: list[SkippedItem] = []
     models: list[_SourceModel] = []
-    for model_id, info in sorted(main.items()):
-        meta = _read_json(storage, info.key)
+    # One small read per model, as modelstore does; in parallel, since on a bucket each is a request.
+    items = sorted(main.items())
+    metas = run_parallel(lambda item: _read_json(storage, item[1].key), items, max_workers=16)
+    for (model_id, info), meta in zip(items, metas, strict=True):
         model = (meta or {}).get("model")
         if not isinstance(model, dict):
             skipped.append(SkippedItem("model", domain, model_id, f"{info.key} is not modelstore metadata"))
@@ -438,15 +441,17 @@ def extract_archive(archive: Path, dest: Path) -> tuple[dict[str, Path], list[st
                 continue
             target = real.joinpath(*relative.split("/"))
             parent = target.parent
-            parent.mkdir(parents=True, exist_ok=True)
-            if parent.resolve() != parent or not parent.is_relative_to(real):
-                refused.append(f"{member.name!r} would be written through a link")
-                continue
-            source = tar.extractfile(member)
-            if source is None:
-                refused.append(f"{member.name!r} has no readable content")
-                continue
             try:
+                # Only folders made here exist below dest (no member ever creates a link), and
+                # the resolved target was checked above; this re-check guards against surprises.
+                parent.mkdir(parents=True, exist_ok=True)
+                if parent.resolve() != parent or not parent.is_relative_to(real):
+                    refused.append(f"{member.name!r} would be written through a link")
+                    continue
+                source = tar.extractfile(member)
+                if source is None:
+                    refused.append(f"{member.name!r} has no readable content")
+                    continue
                 fd = os.open(target, flags, 0o644)
             except OSError as exc:
                 refused.append(f"{member.name!r} cannot be created ({exc.strerror})")
@@ -735,32 +740,6 @@ def _mirror_states(
 # --- command line ----------------------------------------------------------------------------
 
 
-def register_cli(cli: click.Group) -> None:
-    """Add ``import-modelstore`` to the ``modelshelf`` command group."""
-    import click
-
-    @cli.command("import-modelstore")
-    @click.option("--from", "source", required=True, metavar="LOCATION",
-                  help="The modelstore root: the root_directory of from_file_system, or s3://bucket/root_prefix.")
-    @click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    @click.pass_context
-    def import_modelstore_command(ctx: click.Context, source: str, dry_run: bool, as_json: bool) -> None:
-        """Import a modelstore registry: domains -> models, models -> versions, states -> aliases.
-
-        Safe to re-run: models imported before are skipped. Pickle-based files are imported as
-        files and need --trust to load.
-        """
-        from .cli import _shelf
-
-        report = import_modelstore(source, _shelf(ctx), dry_run=dry_run)
-        if as_json:
-            click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
-            return
-        for line in report.lines():
-            click.echo(line)
-
-
 __all__ = [
     "AliasChange",
     "ImportReport",
@@ -770,5 +749,4 @@ __all__ = [
     "import_modelstore",
     "is_pickle_like",
     "public_location",
-    "register_cli",
 ]

@@ -137,7 +137,7 @@ def test_lambda_model_on_a_shelf_needs_trust(
     np.testing.assert_array_equal(predict(loaded, features), predict(lambda_model, features))
 
 
-def test_save_options_reach_model_save_and_load_options_reach_load_model(
+def test_load_options_reach_load_model(
     shelf: Any, trained_sequential: Any, features: np.ndarray, predict: Callable[[Any, Any], Any]
 ) -> None:
     version = shelf.upload("demo/uncompiled", trained_sequential)

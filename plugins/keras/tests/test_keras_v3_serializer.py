@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from modelshelf.errors import ModelshelfError, UntrustedFormat
+from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.serializers import Serializer, choose
 from modelshelf_keras import KerasV3Serializer
 
@@ -187,14 +187,14 @@ def test_registered_subclassed_model_round_trips_without_signature(
 
 def test_unbuilt_model_is_refused_with_what_to_do(keras: Any, tmp_path: Path) -> None:
     unbuilt = keras.Sequential([keras.layers.Dense(2)])
-    with pytest.raises(ModelshelfError, match=r"not been built.*model\.build") as refused:
+    with pytest.raises(InvalidModel, match=r"not been built.*model\.build") as refused:
         KerasV3Serializer().save(unbuilt, tmp_path)
     assert "\n" not in str(refused.value)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_bare_layer_forced_through_keras_v3_is_refused(keras: Any, tmp_path: Path) -> None:
-    with pytest.raises(ModelshelfError, match=r"keras\.Model.*Sequential"):
+    with pytest.raises(InvalidModel, match=r"keras\.Model.*Sequential"):
         KerasV3Serializer().save(keras.layers.Dense(2), tmp_path)
 
 
@@ -256,3 +256,16 @@ def test_lambda_of_a_function_keras_cannot_find_names_it_on_load(
     with pytest.raises(ModelshelfError, match=r"cannot find \(abs\)") as refused:
         KerasV3Serializer().load(tmp_path, details=saved.details)
     assert "\n" not in str(refused.value)
+
+
+def test_unknown_options_are_refused_naming_the_accepted_ones(
+    trained_sequential: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelshelfError, match="zipped: accepted are none"):
+        KerasV3Serializer().save(trained_sequential, tmp_path, zipped=False)
+    assert list(tmp_path.iterdir()) == []
+    saved = KerasV3Serializer().save(trained_sequential, tmp_path)
+    with pytest.raises(
+        ModelshelfError, match="custom_object: accepted are custom_objects, compile"
+    ):
+        KerasV3Serializer().load(tmp_path, details=saved.details, custom_object={})

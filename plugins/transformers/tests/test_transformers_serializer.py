@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from modelshelf.errors import ModelshelfError
+from modelshelf.errors import InvalidModel, ModelshelfError
 from modelshelf.serializers import Serializer, choose
 from modelshelf_transformers import Bundle, TransformersSerializer
 
@@ -85,10 +85,17 @@ def test_model_is_saved_as_safetensors_with_its_classes_and_signature(
         },
     }
     assert saved.signature == {
-        "inputs": [{"name": "input_ids"}],
+        "inputs": [{"name": "input_ids", "dtype": "int64", "shape": [None, None]}],
         "model_type": "bert",
         "architectures": ["BertForSequenceClassification"],
-        "labels": ["negative", "neutral", "positive"],
+        "outputs": [
+            {
+                "name": "logits",
+                "dtype": "float32",
+                "shape": [None, 3],
+                "classes": ["negative", "neutral", "positive"],
+            }
+        ],
     }
 
 
@@ -103,10 +110,11 @@ def test_bundle_round_trip_gives_identical_logits(
 
     assert {p.split("/")[0] for p in files_below(tmp_path)} == {"model", "tokenizer"}
     assert saved.signature is not None
+    token_ids = {"dtype": "int64", "shape": [None, None]}
     assert saved.signature["inputs"] == [
-        {"name": "input_ids"},
-        {"name": "token_type_ids"},
-        {"name": "attention_mask"},
+        {"name": "input_ids", **token_ids},
+        {"name": "token_type_ids", **token_ids},
+        {"name": "attention_mask", **token_ids},
     ]
     assert saved.signature["max_length"] == 64
     assert isinstance(loaded, Bundle) and loaded.processor is None
@@ -163,7 +171,12 @@ def test_processor_and_feature_extractor_round_trip(
     extractor = speech_processor.feature_extractor
     saved, loaded_extractor = round_trip(extractor, tmp_path / "extractor")
     assert saved.details["components"]["processor"]["kind"] == "feature_extractor"
-    assert saved.signature == {"inputs": [{"name": "input_values"}, {"name": "attention_mask"}]}
+    assert saved.signature == {
+        "inputs": [
+            {"name": "input_values", "dtype": "float32", "shape": [None, None]},
+            {"name": "attention_mask", "dtype": "int64", "shape": [None, None]},
+        ]
+    }
     np.testing.assert_array_equal(
         loaded_extractor(waveform, sampling_rate=16000, return_tensors="np")["input_values"],
         extractor(waveform, sampling_rate=16000, return_tensors="np")["input_values"],
@@ -178,6 +191,10 @@ def test_causal_lm_keeps_tied_weights_generation_config_and_greedy_output(
     saved, loaded = round_trip(tiny_gpt2, tmp_path)
     assert "model/generation_config.json" in files_below(tmp_path)
     assert saved.details["components"]["model"]["auto_class"] == "AutoModelForCausalLM"
+    assert saved.signature is not None
+    assert saved.signature["outputs"] == [
+        {"name": "logits", "dtype": "float32", "shape": [None, None, tiny_gpt2.config.vocab_size]}
+    ]
     assert loaded.lm_head.weight.data_ptr() == loaded.transformer.wte.weight.data_ptr()
     prompt = torch.tensor([[2, 5, 6, 7]])
     kwargs = {"max_new_tokens": 6, "do_sample": False}
@@ -220,9 +237,7 @@ def test_a_custom_model_class_is_refused_at_save(bert_classifier: Any, tmp_path:
         pass
 
     custom = MyClassifier(bert_classifier.config)
-    with pytest.raises(
-        ModelshelfError, match=r"MyClassifier is not a class of the transformers"
-    ) as e:
+    with pytest.raises(InvalidModel, match=r"MyClassifier is not a class of the transformers") as e:
         TransformersSerializer().save(custom, tmp_path)
     assert "trust_remote_code" in str(e.value) and "\n" not in str(e.value)
     assert files_below(tmp_path) == []
@@ -241,7 +256,7 @@ def test_remote_code_is_refused_at_save_and_at_load(bert_classifier: Any, tmp_pa
         serializer.load(tmp_path / "clean", details=saved.details)
 
     bert_classifier.config.auto_map = {"AutoModel": "evil_module.EvilModel"}
-    with pytest.raises(ModelshelfError, match="remote code"):
+    with pytest.raises(InvalidModel, match="remote code"):
         serializer.save(bert_classifier, tmp_path / "remote")
 
 
@@ -263,6 +278,17 @@ def test_pickle_weights_in_a_stored_version_are_never_read(
     # And without it, safetensors weights load (use_safetensors=True never reads a .bin).
     (model_dir / "pytorch_model.bin").unlink()
     assert type(serializer.load(tmp_path, details=saved.details)) is type(bert_classifier)
+
+
+def test_unknown_options_are_refused_naming_the_accepted_ones(
+    bert_classifier: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelshelfError, match="variant: accepted are max_shard_size"):
+        TransformersSerializer().save(bert_classifier, tmp_path, variant="fp16")
+    assert files_below(tmp_path) == []
+    saved = TransformersSerializer().save(bert_classifier, tmp_path)
+    with pytest.raises(ModelshelfError, match="revision: accepted are dtype, torch_dtype"):
+        TransformersSerializer().load(tmp_path, details=saved.details, revision="main")
 
 
 @pytest.mark.parametrize("option", ["trust_remote_code", "local_files_only", "use_safetensors"])
@@ -296,12 +322,12 @@ def test_save_options_reach_save_pretrained(bert_classifier: Any, tmp_path: Path
 
 
 def test_bad_bundles_and_objects_are_refused(tokenizer: Any, tmp_path: Path) -> None:
-    with pytest.raises(ModelshelfError, match="empty Bundle"):
+    with pytest.raises(InvalidModel, match="empty Bundle"):
         Bundle()
-    with pytest.raises(ModelshelfError, match=r"not builtins\.dict"):
+    with pytest.raises(InvalidModel, match=r"not builtins\.dict"):
         TransformersSerializer().save(Bundle(tokenizer=tokenizer, processor={"a": 1}), tmp_path)
     assert files_below(tmp_path) == []  # the good tokenizer was not written either
-    with pytest.raises(ModelshelfError, match="holds no model"):
+    with pytest.raises(InvalidModel, match="holds no model"):
         TransformersSerializer().save(tokenizer, tmp_path / "t", max_shard_size="1MB")
 
 

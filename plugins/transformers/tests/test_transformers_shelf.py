@@ -169,7 +169,7 @@ def test_upload_list_download_and_load_in_a_fresh_process_without_the_hub(
     assert "model/model.safetensors" in paths and "tokenizer/tokenizer.json" in paths
     assert not [p for p in paths if p.endswith((".bin", ".pt", ".pkl"))]
     assert bundle_version.signature is not None
-    assert bundle_version.signature["labels"] == ["negative", "neutral", "positive"]
+    assert bundle_version.signature["outputs"][0]["classes"] == ["negative", "neutral", "positive"]
     assert pipeline_version.signature is not None
     assert pipeline_version.signature["task"] == "text-classification"
 

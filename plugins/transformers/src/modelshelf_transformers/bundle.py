@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from modelshelf.errors import ModelshelfError
+from modelshelf.errors import InvalidModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Bundle:
 
     def __post_init__(self) -> None:
         if self.model is None and self.tokenizer is None and self.processor is None:
-            raise ModelshelfError(
+            raise InvalidModel(
                 "an empty Bundle has nothing to store: pass model=, tokenizer= and/or processor="
             )
 

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from modelshelf.errors import ModelshelfError
+from modelshelf.errors import InvalidModel, ModelshelfError
 from modelshelf.serializers import SavedModel, Serializer
 
 from .bundle import Bundle
@@ -71,19 +71,23 @@ PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"})
 #: Load options this serializer sets itself; passing them would defeat offline, safe loading.
 RESERVED_LOAD_OPTIONS = frozenset({"trust_remote_code", "local_files_only", "use_safetensors"})
 
+#: Options passed on to the model's ``save_pretrained`` / ``from_pretrained``.
+SAVE_OPTIONS = ("max_shard_size",)
+LOAD_OPTIONS = ("dtype", "torch_dtype", "device_map", "attn_implementation")
+
 
 class TransformersSerializer(Serializer):
     """Hugging Face ``transformers`` objects <-> ``save_pretrained`` directories, offline.
 
     ``save(obj, directory, **options)``: ``obj`` is a model, tokenizer, processor (any kind),
-    :class:`~modelshelf_transformers.Bundle` or pipeline; ``options`` go to the model's
-    ``save_pretrained`` (e.g. ``max_shard_size="200MB"``).
+    :class:`~modelshelf_transformers.Bundle` or pipeline; ``options`` (``max_shard_size``) go to
+    the model's ``save_pretrained``.
 
     ``load(directory, details=..., **options)`` returns the same shape that was saved: a model
     (in eval mode, with the saved dtype), a tokenizer, a processor, a ``Bundle`` with the same parts,
-    or a pipeline of the same task rebuilt with ``transformers.pipeline``. ``options`` go to the
-    model's ``from_pretrained`` (e.g. ``dtype=``, ``device_map=``), or to the only part's when there
-    is no model. ``trust`` is accepted and ignored: nothing stored can execute code.
+    or a pipeline of the same task rebuilt with ``transformers.pipeline``. ``options``
+    (``dtype``, ``device_map``, ``attn_implementation``) go to the model's ``from_pretrained``.
+    ``trust`` is accepted and ignored: nothing stored can execute code.
     """
 
     name = "transformers-safetensors"
@@ -111,6 +115,7 @@ class TransformersSerializer(Serializer):
                 "transformers-safetensors always saves safetensors: drop safe_serialization=False"
             )
         options.pop("safe_serialization", None)
+        reject_unknown("save", options, SAVE_OPTIONS)
         task: str | None = None
         if isinstance(obj, Bundle):
             kind, parts = "bundle", obj.parts()
@@ -129,7 +134,7 @@ class TransformersSerializer(Serializer):
         for part in parts.values():
             refuse_custom_code(transformers, part, part_kind(transformers, part))
         if "model" not in parts and options:
-            raise ModelshelfError(
+            raise InvalidModel(
                 f"save options ({', '.join(sorted(options))}) go to a model's save_pretrained, "
                 f"and this {kind} holds no model: drop them"
             )
@@ -177,20 +182,19 @@ class TransformersSerializer(Serializer):
                     f"this version names an unknown part {subdirectory!r}: upgrade "
                     "modelshelf-transformers"
                 )
-        transformers = import_transformers()
-        # Options go to the model; with no model, to the single part there is.
-        target = "model" if "model" in components else next(iter(components), None)
-        if options and (target is None or (len(components) > 1 and target != "model")):
+        reject_unknown("load", options, LOAD_OPTIONS)
+        if options and "model" not in components:
             raise ModelshelfError(
                 "load options are passed to the model's from_pretrained, and this version holds "
                 "no model: drop them"
             )
+        transformers = import_transformers()
         parts = {
             subdirectory: load_part(
                 transformers,
                 directory / subdirectory,
                 part_details,
-                options if subdirectory == target else {},
+                options if subdirectory == "model" else {},
             )
             for subdirectory, part_details in components.items()
         }
@@ -205,6 +209,15 @@ class TransformersSerializer(Serializer):
 
 
 # --- parts ---------------------------------------------------------------------------------
+
+
+def reject_unknown(what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ModelshelfError(
+            f"unknown transformers-safetensors {what} option(s) {', '.join(unknown)}: accepted "
+            f"are {', '.join(known)}"
+        )
 
 
 def import_transformers() -> ModuleType:
@@ -233,7 +246,7 @@ def part_kind(transformers: ModuleType, obj: Any) -> str:
         base = _base(transformers, kind)
         if base is not None and isinstance(obj, base):
             return kind
-    raise ModelshelfError(
+    raise InvalidModel(
         f"transformers-safetensors stores transformers models, tokenizers, processors, pipelines "
         f"and modelshelf_transformers.Bundle, not {type(obj).__module__}.{type(obj).__qualname__}"
     )
@@ -263,7 +276,7 @@ def save_part(
         obj.save_pretrained(directory)
     pickled = pickle_files(directory)
     if pickled:
-        raise ModelshelfError(
+        raise InvalidModel(
             f"{cls.__name__}.save_pretrained wrote pickle-based files ({', '.join(pickled)}), "
             "which could run code when loaded: this part cannot be stored as safetensors"
         )
@@ -293,7 +306,7 @@ def refuse_custom_code(transformers: ModuleType, obj: Any, kind: str) -> None:
     cls = type(obj)
     named = getattr(transformers, cls.__name__, None)
     if not cls.__module__.startswith("transformers.") or not isinstance(named, type):
-        raise ModelshelfError(
+        raise InvalidModel(
             f"{cls.__module__}.{cls.__qualname__} is not a class of the transformers library, so "
             "loading it back would need your code, and modelshelf never runs custom or remote "
             f"code (trust_remote_code): store a built-in transformers {kind}, or save the weights "
@@ -305,7 +318,7 @@ def refuse_custom_code(transformers: ModuleType, obj: Any, kind: str) -> None:
     if not auto_map and isinstance(init_kwargs, Mapping):
         auto_map = init_kwargs.get("auto_map")
     if auto_map:
-        raise ModelshelfError(
+        raise InvalidModel(
             f"this {kind} comes from remote code (auto_map in its config), which modelshelf never "
             "runs (trust_remote_code): store a built-in transformers class instead"
         )
@@ -396,19 +409,45 @@ def refuse_remote_code_files(directory: Path, kind: str) -> None:
 
 # --- signature -----------------------------------------------------------------------------
 
+#: Inputs whose dtype and shape are fixed by convention (``null``: batch or sequence length).
+KNOWN_INPUTS: dict[str, dict[str, Any]] = {
+    name: {"dtype": "int64", "shape": [None, None]}
+    for name in (
+        "input_ids",
+        "attention_mask",
+        "token_type_ids",
+        "position_ids",
+        "decoder_input_ids",
+        "decoder_attention_mask",
+    )
+}
+KNOWN_INPUTS["input_values"] = {"dtype": "float32", "shape": [None, None]}  # raw audio
+KNOWN_INPUTS["pixel_values"] = {"dtype": "float32", "shape": [None, None, None, None]}
+
+#: Auto class suffix -> shape of the ``logits`` output, from config attribute names.
+LOGITS_SHAPES: dict[str, tuple[Any, ...]] = {
+    "SequenceClassification": (None, "num_labels"),
+    "ImageClassification": (None, "num_labels"),
+    "AudioClassification": (None, "num_labels"),
+    "TokenClassification": (None, None, "num_labels"),
+    "CausalLM": (None, None, "vocab_size"),
+    "MaskedLM": (None, None, "vocab_size"),
+    "Seq2SeqLM": (None, None, "vocab_size"),
+}
+
 
 def signature_of(
     parts: Mapping[str, Any], components: Mapping[str, Mapping[str, Any]], task: str | None
 ) -> dict[str, Any] | None:
-    """What the stored objects tell about inputs and outputs, without running them.
+    """The common signature shape, from what the stored objects tell without running them.
 
-    ``inputs``: the names the model takes (from the tokenizer or processor when there is one,
-    else the model's main input); ``labels``: class labels in index order for classification
-    heads; plus model type, architectures, task and the tokenizer's maximum length.
+    ``inputs``: the names the model takes (from the tokenizer or processor when there is one, else
+    the model's main input), with dtype and shape where they are conventional (token ids are
+    int64 ``[null, null]``). ``outputs``: ``logits`` for heads whose shape the config gives (its
+    ``classes`` are the labels of a classification head). Top-level ``task``, ``model_type``,
+    ``architectures`` and ``max_length`` add what transformers knows.
     """
     signature: dict[str, Any] = {}
-    if task:
-        signature["task"] = task
     model = parts.get("model")
     front = next(
         (
@@ -424,21 +463,46 @@ def signature_of(
         ),
         None,
     )
-    names = list(getattr(front, "model_input_names", None) or [])
+    names = [str(n) for n in getattr(front, "model_input_names", None) or []]
     if not names and model is not None:
         names = [str(model.main_input_name)]
     if names:
-        signature["inputs"] = [{"name": str(n)} for n in names]
+        signature["inputs"] = [{"name": n, **KNOWN_INPUTS.get(n, {})} for n in names]
     if model is not None:
         config = model.config
+        output = _logits_of(model, str(components["model"].get("auto_class", "")))
+        if output is not None:
+            signature["outputs"] = [output]
         signature["model_type"] = str(config.model_type)
         signature["architectures"] = list(config.architectures or [type(model).__name__])
-        if str(components["model"].get("auto_class", "")).endswith("Classification"):
-            labels = config.id2label
-            signature["labels"] = [str(labels[i]) for i in sorted(labels)]
+    if task:
+        signature["task"] = task
     tokenizer = parts.get("tokenizer")
     max_length = getattr(tokenizer, "model_max_length", None)
     # Tokenizers without a limit report a huge sentinel (int(1e30)): not a real length.
     if isinstance(max_length, int) and 0 < max_length < 10**9:
         signature["max_length"] = max_length
     return signature or None
+
+
+def _logits_of(model: Any, auto_class: str) -> dict[str, Any] | None:
+    """The ``logits`` output of a task head, or None when its shape is not in the config."""
+    head = next((h for h in LOGITS_SHAPES if auto_class.endswith(h)), None)
+    if head is None:
+        return None
+    config = model.config
+    shape: list[int | None] = []
+    for dimension in LOGITS_SHAPES[head]:
+        size = getattr(config, dimension, None) if isinstance(dimension, str) else None
+        if isinstance(dimension, str) and not isinstance(size, int):
+            return None
+        shape.append(size)
+    output: dict[str, Any] = {
+        "name": "logits",
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "shape": shape,
+    }
+    if head.endswith("Classification"):
+        labels = config.id2label
+        output["classes"] = [str(labels[i]) for i in sorted(labels)]
+    return output

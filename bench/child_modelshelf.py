@@ -1,0 +1,87 @@
+"""One modelshelf operation in a fresh process, timed; prints its result as JSON.
+
+    python bench/child_modelshelf.py upload '{"url": "...", "name": "m", "path": "..."}'
+
+Run by ``bench/run.py`` with the current interpreter (modelshelf, modelshelf-s3 installed).
+``MODELSHELF_CACHE`` is set by the parent (a fresh directory where a cold cache is intended).
+The timed block is the public API call only; interpreter start-up and imports are reported
+separately (workload 6) so they do not blur transfer numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from _childlib import RequestCounter, main, measured
+
+
+def _open(args: dict[str, Any]) -> tuple[Any, RequestCounter | None, dict[str, Any]]:
+    counter = None
+    if args["url"].startswith("s3://"):
+        counter = RequestCounter()
+        counter.install()
+    result: dict[str, Any] = {}
+    started = time.perf_counter()
+    import modelshelf
+
+    shelf = modelshelf.open(args["url"])
+    result["open_seconds"] = time.perf_counter() - started
+    return shelf, counter, result
+
+
+def upload(args: dict[str, Any]) -> dict[str, Any]:
+    shelf, counter, result = _open(args)
+    with measured(result, counter):
+        version = shelf.upload(args["name"], args["path"])
+    result["version"] = version.version
+    return result
+
+
+def download(args: dict[str, Any]) -> dict[str, Any]:
+    shelf, counter, result = _open(args)
+    with measured(result, counter):
+        shelf.download(args["ref"], args["dest"])
+    return result
+
+
+def load(args: dict[str, Any]) -> dict[str, Any]:
+    shelf, counter, result = _open(args)
+    with measured(result, counter):
+        loaded = shelf.load(args["ref"])
+    result["loaded"] = str(loaded)
+    return result
+
+
+def versions(args: dict[str, Any]) -> dict[str, Any]:
+    shelf, counter, result = _open(args)
+    with measured(result, counter):
+        found = shelf.versions(args["name"])
+    result["count"] = len(found)
+    return result
+
+
+def populate(args: dict[str, Any]) -> dict[str, Any]:
+    """Upload ``count`` versions of a small, changing file (setup for the listing workload)."""
+    shelf, counter, result = _open(args)
+    work = Path(args["scratch"])
+    work.mkdir(parents=True, exist_ok=True)
+    with measured(result, counter):
+        for number in range(args["count"]):
+            file = work / "config.json"
+            file.write_text('{"version": %d, "pad": "%s"}\n' % (number, "x" * 200))
+            shelf.upload(args["name"], file)
+    return result
+
+
+if __name__ == "__main__":
+    main(
+        {
+            "upload": upload,
+            "download": download,
+            "load": load,
+            "versions": versions,
+            "populate": populate,
+        }
+    )

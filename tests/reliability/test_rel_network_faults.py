@@ -1,0 +1,187 @@
+"""Network faults: uploads and downloads through a proxy that resets, cuts and stalls connections.
+
+For each cloud backend, a seeded :class:`~rel_faultproxy.FaultProxy` sits between the client and
+the server. Every operation must either succeed with verified content or fail with a one-line
+``modelshelf.errors`` exception; afterwards, through a clean connection, every listed version
+must verify and load with exactly the content its upload wrote, no upload that reported success
+may be missing, and no upload may have been published twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rel_backends import (
+    Backend,
+    azure_connection_string,
+    blob_port,
+    count,
+    fake_gcs_behind,
+    free_port,
+    new_azure_backend,
+    new_gcs_backend,
+    new_s3_backend,
+    one_line_error,
+    tree_digests,
+    write_model,
+)
+from rel_faultproxy import FaultProxy
+
+#: Operations per backend: half uploads, half downloads of an earlier version.
+OPERATIONS = count(40, 400)
+#: Probability that one HTTP exchange is hit by a fault.
+FAULT_RATE = 0.06
+SEED = 20240611
+#: Client read timeout (s); a stall lasts longer.
+READ_TIMEOUT = 2.0
+
+
+def _proxied(kind: str, request: pytest.FixtureRequest, stack: contextlib.ExitStack) -> tuple[Backend, Backend, FaultProxy]:
+    seed = SEED + {"s3": 1, "azure": 2, "gcs": 3}[kind]
+    if kind == "s3":
+        endpoint = request.getfixturevalue("rel_moto")
+        port = int(endpoint.rsplit(":", 1)[1])
+        proxy = stack.enter_context(FaultProxy(port, seed=seed, rate=FAULT_RATE, stall_seconds=READ_TIMEOUT + 1))
+        clean = new_s3_backend(endpoint)
+        faulty = Backend(
+            "s3", clean.url,
+            {"endpoint_url": proxy.endpoint, "read_timeout": READ_TIMEOUT, "connect_timeout": READ_TIMEOUT},
+            clean.env,
+        )
+        return faulty, clean, proxy
+    if kind == "azure":
+        connection = request.getfixturevalue("rel_azurite")
+        proxy = stack.enter_context(
+            FaultProxy(blob_port(connection), seed=seed, rate=FAULT_RATE, stall_seconds=READ_TIMEOUT + 1)
+        )
+        clean = new_azure_backend(connection)
+        small = 256 * 1024  # small blocks and ranges, so that one blob takes several requests
+        faulty = Backend(
+            "azure", clean.url,
+            {
+                "connection_string": azure_connection_string(connection, proxy.endpoint),
+                "read_timeout": READ_TIMEOUT, "connection_timeout": READ_TIMEOUT,
+                "max_single_put_size": small, "max_block_size": small, "max_chunk_get_size": small,
+            },
+        )
+        return faulty, clean, proxy
+    # GCS: a server of our own whose resumable-upload URLs point at the proxy too.
+    pytest.importorskip("modelshelf_gcs")
+    server_port, proxy_port = free_port(), free_port()
+    proxy = stack.enter_context(
+        FaultProxy(server_port, seed=seed, rate=FAULT_RATE, stall_seconds=READ_TIMEOUT + 1, listen_port=proxy_port)
+    )
+    host = stack.enter_context(fake_gcs_behind(server_port, proxy.endpoint))
+    clean = new_gcs_backend(host)
+    faulty = Backend(
+        "gcs", clean.url,
+        {"timeout": READ_TIMEOUT, "retry_deadline": 30, "chunk_size": 256 * 1024},
+        {**clean.env, "STORAGE_EMULATOR_HOST": proxy.endpoint},
+    )
+    return faulty, clean, proxy
+
+
+@pytest.mark.parametrize("kind", ["s3", "azure", "gcs"])
+def test_operations_through_faulty_network(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, report: Callable[..., None]
+) -> None:
+    rng = random.Random(SEED)
+    with contextlib.ExitStack() as stack:
+        faulty, clean, proxy = _proxied(kind, request, stack)
+        shelf = faulty.open(tmp_path / "cache-faulty")
+        stack.callback(shelf.close)
+        published: dict[int, dict[str, str]] = {}  # version -> expected tree
+        uploaded_ops: dict[int, dict[str, str]] = {}  # op id -> expected tree (every attempt)
+        outcomes: Counter[str] = Counter()
+        errors: Counter[str] = Counter()
+        raw: list[str] = []  # errors that are not one-line modelshelf errors
+
+        def classify(exc: BaseException, what: str) -> None:
+            errors[type(exc).__name__] += 1
+            try:
+                one_line_error(exc)
+            except AssertionError as problem:
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                raw.append(f"{what}: {problem} at {Path(where.filename).name}:{where.lineno}")
+
+        started = time.monotonic()
+        for op in range(OPERATIONS):
+            upload = op % 2 == 0 or not published
+            if upload:
+                folder = tmp_path / "src" / f"op{op}"
+                expected = write_model(folder, rng, files=rng.randint(1, 3), max_size=600_000, tag=f"{kind}-op{op}")
+                uploaded_ops[op] = expected
+                try:
+                    version = shelf.upload("flaky/model", folder, metadata={"op": op})
+                except Exception as exc:
+                    outcomes["upload failed"] += 1
+                    classify(exc, "upload")
+                    continue
+                assert version.metadata == {"op": op}
+                assert {f.path: f.sha256 for f in version.files} == expected
+                published[version.version] = expected
+                outcomes["upload ok"] += 1
+            else:
+                number = rng.choice(sorted(published))
+                cache = tmp_path / "cache-faulty"
+                shutil.rmtree(cache, ignore_errors=True)  # every download crosses the network
+                dest = tmp_path / "dest" / f"op{op}"
+                try:
+                    shelf.download(f"flaky/model:{number}", dest)
+                except Exception as exc:
+                    outcomes["download failed"] += 1
+                    classify(exc, "download")
+                    # Nothing half-written is left where the user asked for the files.
+                    assert not dest.exists() or tree_digests(dest) == {}, "partial download left behind"
+                    continue
+                assert tree_digests(dest) == published[number], f"wrong content for version {number}"
+                outcomes["download ok"] += 1
+        elapsed = time.monotonic() - started
+
+        # --- the state, seen through a clean connection ----------------------------------------
+        proxy.enabled = False
+        checker = clean.open(tmp_path / "cache-clean")
+        stack.callback(checker.close)
+        problems = checker.verify()
+        assert problems == [], problems
+        listed = checker.versions("flaky/model")
+        ops = Counter(v.metadata["op"] for v in listed)
+        duplicates = {op: n for op, n in ops.items() if n > 1}
+        for version in listed:
+            expected = uploaded_ops[version.metadata["op"]]
+            assert {f.path: f.sha256 for f in version.files} == expected
+            dest = tmp_path / "check" / str(version.version)
+            checker.download(version.ref, dest)
+            assert tree_digests(dest) == expected
+        listed_numbers = {v.version for v in listed}
+        lost = sorted(set(published) - listed_numbers)
+        published_despite_error = len(listed_numbers - set(published))
+        attempts = outcomes["upload ok"] + outcomes["upload failed"] + outcomes["download ok"] + outcomes["download failed"]
+        report(
+            backend=kind,
+            operations=attempts,
+            outcomes=dict(outcomes),
+            errors=dict(errors),
+            success_rate=round((outcomes["upload ok"] + outcomes["download ok"]) / attempts, 4),
+            faults_injected=dict(proxy.injected),
+            http_exchanges=proxy.exchanges,
+            connections=proxy.connections,
+            versions_listed=len(listed),
+            published_despite_error=published_despite_error,
+            duplicates=len(duplicates),
+            lost=len(lost),
+            unclear_errors=len(raw),
+            seconds=round(elapsed, 1),
+        )
+        assert sum(proxy.injected.values()) > 0, "the proxy injected no fault: the test proved nothing"
+        assert lost == [], f"versions reported as published but missing: {lost}"
+        assert duplicates == {}, f"uploads published more than once: {duplicates}"
+        assert raw == [], f"{len(raw)} failures were not one-line modelshelf errors: {raw[:5]}"
