@@ -6,7 +6,7 @@ directory is on ``sys.path``), so it must not import anything beyond the standar
 import time; botocore is imported only when S3 requests are counted.
 
 A child prints exactly one JSON object on its last stdout line; the parent adds the wall time and
-the child's peak RSS (from ``os.wait4``).
+its wall time; the child reports its own peak RSS (``VmHWM``).
 """
 
 from __future__ import annotations
@@ -80,6 +80,25 @@ class RequestCounter:
             }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (``VmHWM``), in MiB.
+
+    Read here rather than from the parent's ``wait4``: Linux carries the RSS a child had before
+    ``exec`` (a fork of the large parent) into ``ru_maxrss``, but ``VmHWM`` belongs to the
+    executed program's own memory map.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def read_chars() -> int:
     """Bytes this process has read through read() calls so far (``rchar`` in /proc/self/io)."""
     try:
@@ -122,6 +141,7 @@ def main(operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]) -> N
     """``script.py <operation> '<json arguments>'``: run it and print its result as JSON."""
     operation, arguments = sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     result = operations[operation](arguments)
+    result["vmhwm_mb"] = peak_rss_mb()
     sys.stdout.write("\n" + json.dumps(result) + "\n")
     sys.stdout.flush()
 

@@ -152,9 +152,21 @@ def _label(results: dict[str, Any], workload: str, case: str, op: str) -> str:
 
 def _transfer_section(results: dict[str, Any], workload: str, case: str) -> str:
     rows = []
-    ops = ["upload", "upload_fsync", "download"] if workload == "1" else ["upload", "download"]
+    ops = ["upload", "upload_fsync", "hash", "download"] if workload == "1" else ["upload", "download",
+                                                                               "download_file"]
     for op in ops:
-        if op == "upload_fsync":
+        if op == "download_file":
+            limit = _m(results, workload, case, "limit", op)
+            store = _m(results, workload, case, "modelstore", "download")
+            if not math.isnan(limit):
+                rows.append([f"download vs `{_label(results, workload, case, op)}` (1 run)", _fmt_s(limit),
+                             _fmt_s(_m(results, workload, case, "modelshelf", "download")), _fmt_s(store),
+                             _fmt_x(_ratio(_m(results, workload, case, "modelshelf", "download"), limit)),
+                             "", "", f"{_fmt_n(_m(results, workload, case, 'limit', op, 'requests'))} (limit)"])
+            continue
+        if op in ("upload_fsync", "hash"):
+            if f"{workload}|{case}|limit|{op}" not in results.get("medians", {}):
+                continue
             limit = _m(results, workload, case, "limit", op)
             rows.append([f"upload vs `{_label(results, workload, case, op)}`", _fmt_s(limit),
                          _fmt_s(_m(results, workload, case, "modelshelf", "upload")), "",
@@ -225,14 +237,17 @@ def _section(results: dict[str, Any], workload: str) -> str:
         for case in ("local", "s3"):
             for tool in ("modelshelf", "modelstore"):
                 for op in ("load1", "load2"):
+                    w, src = ("5", op) if not (tool == "modelstore" and op == "load1") else \
+                        ("1" if case == "local" else "2", "download")
                     rows.append([case, tool, "first" if op == "load1" else "second",
-                                 _fmt_s(_m(results, "5", case, tool, op)),
-                                 _fmt_bytes(_m(results, "5", case, tool, op, "bytes_received")) if case == "s3"
-                                 else _fmt_bytes(_m(results, "5", case, tool, op, "read_bytes")),
-                                 _fmt_n(_m(results, "5", case, tool, op, "requests")) if case == "s3" else ""])
+                                 _fmt_s(_m(results, w, case, tool, src)),
+                                 _fmt_bytes(_m(results, w, case, tool, src, "bytes_received")) if case == "s3"
+                                 else _fmt_bytes(_m(results, w, case, tool, src, "read_bytes")),
+                                 _fmt_n(_m(results, w, case, tool, src, "requests")) if case == "s3" else ""])
         return ("`shelf.load(\"model:2\")` twice, each in a new process, sharing one `MODELSHELF_CACHE`. "
                 "modelstore has no cache and cannot load a `model_file` model into memory; its `load` "
-                "downloads and extracts the archive first, so its `download` is measured. Bytes read: "
+                "downloads and extracts the archive first, so its `download` is measured (its first load is the "
+                "workload 1/2 download). Bytes read: "
                 "S3 = response bytes counted by a botocore hook; local = `rchar` of the process during "
                 "the call (includes Python modules imported lazily).\n\n"
                 + _table(["store", "tool", "load", "time", "bytes read", "S3 requests"], rows))
@@ -268,7 +283,7 @@ def _section(results: dict[str, Any], workload: str) -> str:
         ms_rows = [f"{case}: upload {_fmt_n(_m(results, w, case, 'modelstore', 'upload', 'peak_rss_mb'))} MB, "
                    f"download {_fmt_n(_m(results, w, case, 'modelstore', 'download', 'peak_rss_mb'))} MB"
                    for w, case in (("1", "local"), ("2", "s3"))]
-        return ("Peak RSS (`ru_maxrss` from `wait4`) of the whole client process, interpreter and imports "
+        return ("Peak RSS (`VmHWM` at exit) of the whole client process, interpreter and imports "
                 "included; the moto server's memory is not counted. Sizes above 1 GiB run once. "
                 f"For comparison, modelstore at {size} (workloads 1-2): {'; '.join(ms_rows)}.\n\n"
                 + _table(["store", "size", "modelshelf upload MB", "modelshelf download MB",
@@ -297,6 +312,8 @@ def _target_value(t: dict[str, Any]) -> str:
         return "no data"
     if t["unit"] == "x":
         return f"{t['value']:.2f}x"
+    if t["unit"] == "MB":
+        return _fmt_bytes(t["value"] * MB)
     return f"{t['value']:.2f} {t['unit']}"
 
 
@@ -373,6 +390,7 @@ def plot(results: dict[str, Any], png_path: Path) -> None:
              log: bool = False) -> None:
         tools = [t for t in TOOLS if any(t in g for _, g in groups)] or list(TOOLS)
         width = 0.8 / len(tools)
+        plotted = False
         for i, tool in enumerate(tools):
             xs, ys = [], []
             for j, (_, values) in enumerate(groups):
@@ -380,6 +398,7 @@ def plot(results: dict[str, Any], png_path: Path) -> None:
                 if not math.isnan(v):
                     xs.append(j + (i - (len(tools) - 1) / 2) * width)
                     ys.append(v)
+            plotted = plotted or bool(ys)
             rects = ax.bar(xs, ys, width, label=tool, color=colors.get(tool, "#555"))
             for rect, y in zip(rects, ys):
                 text = f"{y:.2f}" if y < 10 else f"{y:.0f}"
@@ -388,7 +407,7 @@ def plot(results: dict[str, Any], png_path: Path) -> None:
         ax.set_xticks(range(len(groups)), [g for g, _ in groups], fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(unit)
-        if log:
+        if log and plotted:
             ax.set_yscale("log")
         ax.legend(fontsize=7)
 

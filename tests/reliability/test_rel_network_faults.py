@@ -113,7 +113,14 @@ def test_operations_through_faulty_network(
                 raw.append(f"{what}: {problem} at {Path(where.filename).name}:{where.lineno}")
 
         started = time.monotonic()
+        slow: list[tuple[float, int, str]] = []
         for op in range(OPERATIONS):
+            op_started = time.monotonic()
+            if op:
+                duration = op_started - last_started
+                if duration > 5:
+                    slow.append((round(duration, 1), op - 1, last_kind))
+            last_started, last_kind = op_started, "upload" if (op % 2 == 0 or not published) else "download"
             upload = op % 2 == 0 or not published
             if upload:
                 folder = tmp_path / "src" / f"op{op}"
@@ -180,6 +187,7 @@ def test_operations_through_faulty_network(
             lost=len(lost),
             unclear_errors=len(raw),
             seconds=round(elapsed, 1),
+            slow_operations=slow[:10],
         )
         assert sum(proxy.injected.values()) > 0, "the proxy injected no fault: the test proved nothing"
         assert lost == [], f"versions reported as published but missing: {lost}"
