@@ -3,9 +3,7 @@ runner for fresh Python processes."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,22 +40,6 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture
-def run_python(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run ``python -c code *args`` in a fresh process with a fresh, empty cache."""
-    counter = iter(range(1000))
-
-    def run(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        full_env = dict(os.environ)
-        full_env["MODELSHELF_CACHE"] = str(tmp_path / f"fresh-cache-{next(counter)}")
-        full_env.update(env or {})
-        result = subprocess.run(
-            [sys.executable, "-c", code, *args],
-            capture_output=True,
-            text=True,
-            env=full_env,
-            timeout=120,
-        )
-        assert result.returncode == 0, f"subprocess failed:\n{result.stdout}\n{result.stderr}"
-        return result
-
-    return run
+def run_python(modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``python -c code *args`` in a fresh process with an empty cache (core's fixture)."""
+    return modelshelf_run_python
