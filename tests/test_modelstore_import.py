@@ -23,8 +23,13 @@ from typing import Any
 
 import attrs
 import modelshelf
+import modelshelf_sklearn  # noqa: F401
+
+# Installed by requirements/test.txt: a missing one fails here rather than skipping quietly.
+import modelstore  # noqa: F401
 import numpy as np
 import pytest
+import sklearn  # noqa: F401
 from modelshelf.errors import NotFound, UntrustedFormat
 from modelshelf.modelstore_import import (
     SkippedItem,
@@ -32,11 +37,6 @@ from modelshelf.modelstore_import import (
     import_modelstore,
     public_location,
 )
-
-# Installed by requirements/test.txt: a missing one fails here rather than skipping quietly.
-import modelstore  # noqa: E402,F401
-import modelshelf_sklearn  # noqa: E402,F401
-import sklearn  # noqa: E402,F401
 
 X_TEST = np.random.RandomState(99).rand(12, 4)
 

@@ -9,9 +9,8 @@ import os
 import tarfile
 from pathlib import Path
 
-import pytest
-
 import modelshelf
+import pytest
 from modelshelf.copying import copy, export_bundle, import_bundle
 from modelshelf.default_plugins.filesystem import FileSystemStorage
 from modelshelf.errors import IntegrityError, ModelshelfError, StorageError

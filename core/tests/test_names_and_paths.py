@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from modelshelf.errors import InvalidName, InvalidRecord
 from modelshelf.refs import Ref, check_alias, check_file_path, check_name, parse_ref
 

@@ -9,9 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import modelshelf
+import pytest
 from modelshelf import hookspecs
 from modelshelf.errors import PluginError
 from modelshelf.plugins import get_registry

@@ -7,15 +7,23 @@ import json
 from pathlib import Path
 
 import pytest
-
 from modelshelf import convert
 from modelshelf.errors import InvalidRecord, SchemaTooNew
 from modelshelf.records import (
-    Alias, Event, FileEntry, FrameworkInfo, GitInfo, Lineage, ModelVersion, SerializerInfo, ShelfMarker, Tombstone,
+    Alias,
+    Event,
+    FileEntry,
+    FrameworkInfo,
+    GitInfo,
+    Lineage,
+    ModelVersion,
+    SerializerInfo,
+    ShelfMarker,
+    Tombstone,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
-WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.timezone.utc)
+WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC)
 
 VERSION = ModelVersion(
     name="team/churn",

@@ -9,13 +9,21 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import modelshelf
+import pytest
 from modelshelf import convert
 from modelshelf.errors import (
-    AliasNotFound, IntegrityError, InvalidName, InvalidRecord, ModelNotFound, ModelshelfError,
-    NoSerializer, SchemaTooNew, UnknownScheme, UntrustedFormat, VersionNotFound,
+    AliasNotFound,
+    IntegrityError,
+    InvalidName,
+    InvalidRecord,
+    ModelNotFound,
+    ModelshelfError,
+    NoSerializer,
+    SchemaTooNew,
+    UnknownScheme,
+    UntrustedFormat,
+    VersionNotFound,
 )
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import SavedModel, Serializer

@@ -28,15 +28,15 @@ converter = cattrs.Converter(forbid_extra_keys=False)
 
 def _datetime_to_json(value: dt.datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _datetime_from_json(value: Any, _: type) -> dt.datetime:
     if not isinstance(value, str):
         raise ValueError(f"expected an ISO 8601 time, got {type(value).__name__}")
     parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _file_entry_from_json(value: Any, _: type) -> FileEntry:

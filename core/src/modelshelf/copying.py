@@ -45,7 +45,7 @@ class TransferReport:
 
 
 def _utc(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat()
+    return value.astimezone(dt.UTC).isoformat()
 
 
 def origin_of(version: ModelVersion) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def _republish(
 ) -> tuple[ModelVersion, int]:
     lineage = attrs.evolve(version.lineage, source={**source, "origin": origin_of(version)})
     draft = attrs.evolve(
-        version, lineage=lineage, created_at=dt.datetime.now(dt.timezone.utc), created_by=current_user()
+        version, lineage=lineage, created_at=dt.datetime.now(dt.UTC), created_by=current_user()
     )
     sent = target._upload_blobs(blobs)
     return target.publish(draft, blobs), sent
@@ -162,7 +162,7 @@ def export_bundle(source: Shelf, ref: str | None, path: str | Path, *, all_model
         name: {a: r.version for a, r in source.aliases(name).items()} for name in sorted({v.name for v in versions})
     }
     index = {
-        "format": BUNDLE_FORMAT, "created_at": _utc(dt.datetime.now(dt.timezone.utc)),
+        "format": BUNDLE_FORMAT, "created_at": _utc(dt.datetime.now(dt.UTC)),
         "source": source.url, "versions": len(versions), "aliases": aliases,
     }
     path = Path(path)
@@ -209,7 +209,7 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
     expected: dict[str, FileEntry] = {}
     received: set[str] = set()
     try:
-        tar = tarfile.open(path, "r:*")
+        tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the with below
         members = tar.getmembers()
     except (OSError, tarfile.TarError) as exc:
         raise ModelshelfError(f"cannot read {where}: {exc}") from None

@@ -51,7 +51,6 @@ from .storage import Storage
 from .transfer import run_parallel
 
 if TYPE_CHECKING:
-    import click
 
     from .shelf import Shelf
 
@@ -567,7 +566,7 @@ def _draft(
     draft = ModelVersion(
         name=name,
         version=1,
-        created_at=dt.datetime.now(dt.timezone.utc),  # noqa: UP017 - 3.10 has no dt.UTC; publish() restamps it
+        created_at=dt.datetime.now(dt.UTC),
         created_by=current_user(),
         serializer=serializer,
         framework=framework,

@@ -180,7 +180,10 @@ class PluginRegistry:
                     info = self._infos[plugin]
                     added: list[StorageEntry] = []
 
-                    def register(scheme: str, factory: Callable[..., Storage]) -> None:
+                    def register(
+                        scheme: str, factory: Callable[..., Storage],
+                        added: list[StorageEntry] = added, plugin: str = plugin, info: PluginInfo = info,
+                    ) -> None:
                         added.append(StorageEntry(scheme.lower(), factory, plugin, info.distribution))
 
                     try:

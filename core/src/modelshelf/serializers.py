@@ -11,6 +11,7 @@ passing ``serializer=NAME``.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -84,6 +85,56 @@ class Serializer(abc.ABC):
         safe serializer only needs ``trust`` when part of a file is unsafe (skops' unknown types):
         then it must refuse, naming what is untrusted, unless ``trust`` is true.
         """
+
+
+# --- helpers for serializer authors --------------------------------------------------------------
+
+
+def is_json_exact(value: Any) -> bool:
+    """True for values JSON holds exactly, so a manifest round trip gives them back unchanged."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(is_json_exact(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_json_exact(v) for k, v in value.items())
+    return False
+
+
+def jsonable(value: Any) -> Any:
+    """Turn numpy scalars/arrays and nested containers into plain JSON values.
+
+    Anything JSON cannot hold (objects of other types) becomes its ``str()``: a signature describes a
+    model, it is never fed back to it.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    tolist = getattr(value, "tolist", None)  # numpy arrays and numpy scalars, without importing numpy
+    if callable(tolist):
+        return jsonable(tolist())
+    return str(value)
+
+
+def tabular_signature(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The signature of a model taking one feature matrix ``X`` and predicting ``y``.
+
+    ``inputs`` may hold ``n_features`` (becoming ``shape: [null, n]``) and whatever the model knows
+    of its columns (``feature_names``...); ``outputs`` describes the prediction (``kind``,
+    ``classes``...). A model that does not know its inputs (unfitted) gets ``inputs: []``.
+    """
+    columns = dict(inputs)
+    n_features = columns.pop("n_features", None)
+    matrix: dict[str, Any] = {"name": "X"}
+    if n_features is not None:
+        matrix["shape"] = [None, int(n_features)]
+    matrix.update(columns)
+    return {"inputs": [matrix] if len(matrix) > 1 else [], "outputs": [{"name": "y", **outputs}]}
 
 
 def qualified_name(cls: type) -> str:

@@ -50,7 +50,7 @@ from .errors import (
     UntrustedFormat,
     VersionNotFound,
 )
-from .lineage import collect_lineage, current_user, package_version
+from .lineage import collect_lineage, current_user
 from .plugins import get_registry
 from .records import (
     Alias,
@@ -96,7 +96,7 @@ def scheme_of(url: str) -> str:
     return "file"  # a plain path
 
 
-def open(url: str | None = None, *, cache: Cache | str | Path | None = None, **options: Any) -> Shelf:  # noqa: A001
+def open(url: str | None = None, *, cache: Cache | str | Path | None = None, **options: Any) -> Shelf:
     """Open the shelf at ``url`` (default ``MODELSHELF_URL``, else ``~/.modelshelf``).
 
     ``options`` go to the storage plugin (credentials, endpoint, region...). ``cache`` is the
@@ -144,7 +144,7 @@ class GcReport:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _format_versions(numbers: Iterable[int]) -> str:

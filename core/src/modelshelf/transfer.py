@@ -79,7 +79,7 @@ def run_parallel(
         return [function(item) for item in items]
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="modelshelf") as pool:
         futures: list[Future[R]] = [pool.submit(function, item) for item in items]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
         for future in futures:

@@ -21,8 +21,9 @@ from modelshelf.errors import (
 )
 
 if TYPE_CHECKING:
-    from conftest import LossyProxy
     from modelshelf_gcs.storage import GCSStorage
+
+    from conftest import LossyProxy
 
 
 def _open(url: str, **options: Any) -> GCSStorage:

@@ -132,7 +132,7 @@ class FileSystemStorage(Storage):
 
     @staticmethod
     def _info(key: str, st: os.stat_result) -> ObjectInfo:
-        modified = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
+        modified = dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)
         return ObjectInfo(key, st.st_size, _etag(st), modified)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -271,7 +271,7 @@ class FileSystemStorage(Storage):
 
     def cleanup(self, older_than: dt.timedelta) -> None:
         """Remove temporary files that crashed writers left behind (never lock files)."""
-        cutoff = dt.datetime.now(dt.timezone.utc).timestamp() - older_than.total_seconds()
+        cutoff = dt.datetime.now(dt.UTC).timestamp() - older_than.total_seconds()
         for folder, _, names in os.walk(self.root):
             for name in names:
                 if name.startswith(HIDDEN_PREFIX) and name.endswith(".tmp"):

@@ -187,7 +187,7 @@ class StorageContract:
         storage.put_if_absent("t.json", b"{}")
         info = storage.stat("t.json")
         assert info is not None and info.modified is not None
-        age = dt.datetime.now(dt.timezone.utc) - info.modified
+        age = dt.datetime.now(dt.UTC) - info.modified
         assert abs(age.total_seconds()) < 300
 
     def test_unsafe_keys_are_refused(self, storage: Storage) -> None:
@@ -289,7 +289,7 @@ class StorageContract:
         options = {**storage_options, "cache": str(modelshelf_cache)}
         plan = [[(p + i) % 3 + 1 for i in range(self.alias_moves)] for p in range(self.alias_processes)]
         with ProcessPoolExecutor(self.alias_processes, mp_context=context) as pool:
-            moved = sum(pool.map(workers.move_alias, *zip(*[(storage_url, options, "aliased", "prod", p) for p in plan])))
+            moved = sum(pool.map(workers.move_alias, *zip(*[(storage_url, options, "aliased", "prod", p) for p in plan], strict=True)))
         events = [e for e in shelf.history("aliased") if e.action == "alias_set"]
         assert len(events) == moved == self.alias_processes * self.alias_moves
         # Every successful swap saw the value the previous one wrote: the "previous" fields

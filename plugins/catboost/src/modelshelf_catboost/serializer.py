@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from modelshelf.errors import ModelshelfError
-from modelshelf.serializers import SavedModel, Serializer, qualified_name
+from modelshelf.serializers import (
+    SavedModel,
+    Serializer,
+    jsonable,
+    qualified_name,
+    tabular_signature,
+)
 
 #: Written into the version directory. Fixed, never read from the manifest.
 MODEL_FILE = "model.cbm"
@@ -38,19 +44,6 @@ _KIND_BY_CLASS = {
 }
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
-    if callable(tolist):
-        return _jsonable(tolist())
-    return str(value)
-
-
 _CLASSIFICATION_LOSSES = {"Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll", "MultiLogloss", "MultiCrossEntropy"}
 _RANKING_MARKERS = ("Rank", "Pair", "Query", "Yeti")
 
@@ -62,25 +55,6 @@ def _kind_from_loss(loss: str) -> str:
     if any(marker in name for marker in _RANKING_MARKERS):
         return "ranker"
     return "regressor"
-
-
-def tabular_signature(inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
-    """Shape a tabular model's facts like the other plugins' signatures: lists of named entries.
-
-    ``inputs`` is one feature matrix ``X`` (``shape: [null, n_features]`` plus what the model knows
-    of its columns), ``outputs`` one prediction ``y`` (its kind, classes...). A model that does not
-    know its inputs (unfitted) has ``inputs: []``.
-    """
-    columns = dict(inputs)
-    n_features = columns.pop("n_features", None)
-    matrix: dict[str, Any] = {"name": "X"}
-    if n_features is not None:
-        matrix["shape"] = [None, int(n_features)]
-    matrix.update(columns)
-    return {
-        "inputs": [matrix] if len(matrix) > 1 else [],
-        "outputs": [{"name": "y", **outputs}],
-    }
 
 
 def _restore_as(obj: Any) -> str:
@@ -118,7 +92,7 @@ def catboost_signature(model: Any, restore_as: str) -> dict[str, Any]:
         outputs["loss_function"] = loss
     classes = getattr(model, "classes_", None)
     if classes is not None and len(classes):
-        outputs["classes"] = _jsonable(classes)
+        outputs["classes"] = jsonable(classes)
     return tabular_signature(inputs, outputs)
 
 

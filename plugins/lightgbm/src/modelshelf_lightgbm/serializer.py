@@ -14,13 +14,19 @@ only.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from modelshelf.errors import ModelshelfError
-from modelshelf.serializers import SavedModel, Serializer, qualified_name
+from modelshelf.serializers import (
+    SavedModel,
+    Serializer,
+    is_json_exact,
+    jsonable,
+    qualified_name,
+    tabular_signature,
+)
 
 #: Written into the version directory. Fixed, never read from the manifest.
 MODEL_FILE = "model.txt"
@@ -34,51 +40,6 @@ _KINDS = {
     "lambdarank": "ranker",
     "rank_xendcg": "ranker",
 }
-
-
-def _is_plain(value: Any) -> bool:
-    """True for values JSON holds exactly."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
-    return False
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
-    if callable(tolist):
-        return _jsonable(tolist())
-    return str(value)
-
-
-def tabular_signature(inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
-    """Shape a tabular model's facts like the other plugins' signatures: lists of named entries.
-
-    ``inputs`` is one feature matrix ``X`` (``shape: [null, n_features]`` plus what the model knows
-    of its columns), ``outputs`` one prediction ``y`` (its kind, classes...). A model that does not
-    know its inputs (unfitted) has ``inputs: []``.
-    """
-    columns = dict(inputs)
-    n_features = columns.pop("n_features", None)
-    matrix: dict[str, Any] = {"name": "X"}
-    if n_features is not None:
-        matrix["shape"] = [None, int(n_features)]
-    matrix.update(columns)
-    return {
-        "inputs": [matrix] if len(matrix) > 1 else [],
-        "outputs": [{"name": "y", **outputs}],
-    }
 
 
 def read_header(path: Path) -> dict[str, str]:
@@ -111,7 +72,7 @@ def text_signature(header: Mapping[str, str], classes: Any = None) -> dict[str, 
     if n_classes > 1:
         outputs["n_classes"] = n_classes
     if classes is not None:
-        outputs["classes"] = _jsonable(classes)
+        outputs["classes"] = jsonable(classes)
     return tabular_signature(inputs, outputs)
 
 
@@ -151,8 +112,8 @@ class LightGBMSerializer(Serializer):
                 ) from exc
             classes = getattr(obj, "classes_", None)
             params = obj.get_params(deep=False)
-            details["params"] = {k: v for k, v in params.items() if _is_plain(v)}
-            details["skipped_params"] = sorted(k for k, v in params.items() if not _is_plain(v))
+            details["params"] = {k: v for k, v in params.items() if is_json_exact(v)}
+            details["skipped_params"] = sorted(k for k, v in params.items() if not is_json_exact(v))
         if booster.best_iteration and booster.best_iteration > 0:
             details["best_iteration"] = int(booster.best_iteration)
         path = directory / MODEL_FILE

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from modelshelf.errors import ModelshelfError, UntrustedFormat
-from modelshelf.serializers import SavedModel, Serializer, qualified_name
+from modelshelf.serializers import (
+    SavedModel,
+    Serializer,
+    jsonable,
+    qualified_name,
+    tabular_signature,
+)
 
 #: File names written into the version directory. Fixed (never read from the manifest), so that a
 #: tampered manifest cannot point ``load`` at another path.
@@ -29,43 +35,6 @@ def _check_options(serializer: str, step: str, options: Mapping[str, Any], known
             f"{serializer} does not understand {step} option(s) {', '.join(unknown)} "
             f"(accepted: {allowed})"
         )
-
-
-def jsonable(value: Any) -> Any:
-    """Turn numpy scalars/arrays and nested containers into plain JSON values.
-
-    Anything JSON cannot hold exactly (objects of other types) becomes its ``str()``: a signature
-    describes a model, it never has to be fed back to it.
-    """
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    tolist = getattr(value, "tolist", None)  # numpy arrays and numpy scalars
-    if callable(tolist):
-        return jsonable(tolist())
-    return str(value)
-
-
-def tabular_signature(inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
-    """Shape a tabular model's facts like the other plugins' signatures: lists of named entries.
-
-    ``inputs`` is one feature matrix ``X`` (``shape: [null, n_features]`` plus what the model knows
-    of its columns), ``outputs`` one prediction ``y`` (its kind, classes...). A model that does not
-    know its inputs (unfitted) has ``inputs: []``.
-    """
-    columns = dict(inputs)
-    n_features = columns.pop("n_features", None)
-    matrix: dict[str, Any] = {"name": "X"}
-    if n_features is not None:
-        matrix["shape"] = [None, int(n_features)]
-    matrix.update(columns)
-    return {
-        "inputs": [matrix] if len(matrix) > 1 else [],
-        "outputs": [{"name": "y", **outputs}],
-    }
 
 
 def _output_kind(obj: Any) -> str:

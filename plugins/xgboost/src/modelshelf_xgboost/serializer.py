@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from modelshelf.errors import ModelshelfError
-from modelshelf.serializers import SavedModel, Serializer, qualified_name
+from modelshelf.serializers import (
+    SavedModel,
+    Serializer,
+    is_json_exact,
+    jsonable,
+    qualified_name,
+    tabular_signature,
+)
 
 #: Written into the version directory. Fixed, never read from the manifest.
 MODEL_FILE = "model.ubj"
@@ -46,51 +53,6 @@ _KINDS = {
     "survival": "regressor",
     "rank": "ranker",
 }
-
-
-def _is_plain(value: Any) -> bool:
-    """True for values JSON holds exactly (so a manifest round trip gives them back unchanged)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
-    return False
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
-    if callable(tolist):
-        return _jsonable(tolist())
-    return str(value)
-
-
-def tabular_signature(inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
-    """Shape a tabular model's facts like the other plugins' signatures: lists of named entries.
-
-    ``inputs`` is one feature matrix ``X`` (``shape: [null, n_features]`` plus what the model knows
-    of its columns), ``outputs`` one prediction ``y`` (its kind, classes...). A model that does not
-    know its inputs (unfitted) has ``inputs: []``.
-    """
-    columns = dict(inputs)
-    n_features = columns.pop("n_features", None)
-    matrix: dict[str, Any] = {"name": "X"}
-    if n_features is not None:
-        matrix["shape"] = [None, int(n_features)]
-    matrix.update(columns)
-    return {
-        "inputs": [matrix] if len(matrix) > 1 else [],
-        "outputs": [{"name": "y", **outputs}],
-    }
 
 
 def _restore_as(obj: Any) -> str:
@@ -124,7 +86,7 @@ def booster_signature(booster: Any, classes: Any = None) -> dict[str, Any]:
     if n_targets > 1:
         outputs["n_targets"] = n_targets
     if classes is not None:
-        outputs["classes"] = _jsonable(classes)
+        outputs["classes"] = jsonable(classes)
     return tabular_signature(inputs, outputs)
 
 
@@ -172,9 +134,9 @@ class XGBoostSerializer(Serializer):
             # Callables (custom objectives, metrics, callbacks) and NaN cannot go in a manifest;
             # they are listed so the user knows to set them again.
             # None means "xgboost's default" for every wrapper parameter: not worth storing.
-            details["params"] = {k: v for k, v in params.items() if v is not None and _is_plain(v)}
+            details["params"] = {k: v for k, v in params.items() if v is not None and is_json_exact(v)}
             details["skipped_params"] = sorted(
-                k for k, v in params.items() if not _is_plain(v) and not _is_default_missing(k, v)
+                k for k, v in params.items() if not is_json_exact(v) and not _is_default_missing(k, v)
             )
         path = directory / MODEL_FILE
         # A wrapper's save_model also records its estimator type, which load_model checks.
