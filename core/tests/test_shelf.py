@@ -338,3 +338,12 @@ def test_records_on_disk_are_valid_json_with_schema(local_shelf, model_file: Pat
     raw = json.loads(data)
     assert raw["schema"] == 1 and raw["kind"] == "version"
     assert raw["lineage"]["python"] and raw["lineage"]["packages"]["modelshelf"]
+
+
+def test_object_of_a_framework_without_its_plugin_names_the_package(local_shelf) -> None:
+    # A class from a framework's module that no installed serializer claims, as when
+    # modelshelf-lightgbm is not installed: the message says what to install.
+    orphan = type("LGBMClassifier", (), {"__module__": "lightgbm.sklearn"})()
+    with pytest.raises(NoSerializer, match="pip install modelshelf-lightgbm"):
+        local_shelf.upload("m", orphan)
+    assert local_shelf.models() == []
