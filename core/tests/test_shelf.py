@@ -347,3 +347,48 @@ def test_object_of_a_framework_without_its_plugin_names_the_package(local_shelf)
     with pytest.raises(NoSerializer, match="pip install modelshelf-lightgbm"):
         local_shelf.upload("m", orphan)
     assert local_shelf.models() == []
+
+
+def test_listing_versions_reads_no_manifest(counting_shelf, model_file: Path) -> None:
+    for _ in range(5):
+        counting_shelf.upload("m", model_file)
+    counting_shelf.delete("m:2")
+    counting_shelf.storage.calls.clear()
+    listed = counting_shelf.list_versions("m")
+    assert [v.version for v in listed] == [1, 3, 4, 5]
+    assert all(v.created_at is not None for v in listed)
+    assert [c[0] for c in counting_shelf.storage.calls] == ["list"]  # one listing, no read
+    counting_shelf.storage.calls.clear()
+    assert [v.version for v in counting_shelf.versions("m")] == [1, 3, 4, 5]
+    assert ("read", "models/m/_versions/0000000002.json") not in counting_shelf.storage.calls
+
+
+def test_latest_skips_deleted_versions_without_reading_them(counting_shelf, model_file: Path) -> None:
+    for _ in range(3):
+        counting_shelf.upload("m", model_file)
+    counting_shelf.delete("m:3")
+    fresh = modelshelf.shelf.Shelf(counting_shelf.storage, cache=counting_shelf.cache.__class__(counting_shelf.cache.root / "other"))
+    counting_shelf.storage.calls.clear()
+    assert fresh.get("m").version == 2
+    reads = [c for c in counting_shelf.storage.calls if c[0] == "read" and c[1].startswith("models/")]
+    assert reads == [("read", "models/m/_versions/0000000002.json")]  # not the deleted version 3
+
+
+def test_a_lost_deletion_marker_only_costs_a_read(local_shelf, model_file: Path, tmp_path: Path) -> None:
+    for _ in range(2):
+        local_shelf.upload("m", model_file)
+    local_shelf.delete("m:2")
+    (tmp_path / "shelf" / "models" / "m" / "_versions" / "0000000002.deleted").unlink()
+    assert local_shelf.get("m").version == 1
+    assert [v.version for v in local_shelf.versions("m")] == [1]
+
+
+def test_repeated_uploads_do_not_list_versions(counting_shelf, model_file: Path) -> None:
+    counting_shelf.upload("m", model_file)
+    counting_shelf.storage.calls.clear()
+    assert counting_shelf.upload("m", model_file).version == 2
+    assert ("list", "models/m/_versions/") not in counting_shelf.storage.calls
+    # Another writer took number 3: the stale guess fails create-only, then a listing finds 4.
+    other = modelshelf.shelf.Shelf(counting_shelf.storage, cache=counting_shelf.cache)
+    assert other.upload("m", model_file).version == 3
+    assert counting_shelf.upload("m", model_file).version == 4

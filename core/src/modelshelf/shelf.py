@@ -64,12 +64,12 @@ from .records import (
 )
 from .refs import Ref, check_alias, check_file_path, check_name, check_version, parse_ref
 from .serializers import SavedModel, Serializer, choose
-from .storage import Storage
+from .storage import ObjectInfo, Storage
 from .transfer import Progress, counted, hash_file, run_parallel
 
 MARKER_KEY = ".modelshelf.json"
 SHELF_FORMAT = 1
-_VERSION_FILE = re.compile(r"(\d{10})\.json")
+_VERSION_FILE = re.compile(r"(\d{10})\.(json|deleted)")
 #: Storage plugins users are told to install for well-known schemes.
 KNOWN_STORAGE_PLUGINS = {
     "s3": "modelshelf-s3",
@@ -123,6 +123,19 @@ def open(url: str | None = None, *, cache: Cache | str | Path | None = None, **o
     if not isinstance(cache, Cache):
         cache = Cache(cache)
     return Shelf(storage, cache=cache)
+
+
+@attrs.frozen
+class VersionSummary:
+    """A live version as a listing knows it: no manifest was read."""
+
+    name: str
+    version: int
+    created_at: dt.datetime | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
 
 
 @attrs.frozen
@@ -199,6 +212,7 @@ class Shelf:
         self.storage = storage
         self.cache = cache or Cache()
         self._marker_checked = False
+        self._next_version: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -283,15 +297,26 @@ class Shelf:
             )
         return record
 
-    def _version_numbers(self, name: str) -> dict[int, str]:
-        """Every claimed version number of a model (live or deleted) -> its manifest etag."""
-        numbers: dict[int, str] = {}
+    def _scan_versions(self, name: str) -> tuple[dict[int, ObjectInfo], set[int]]:
+        """One listing: every claimed version number -> its manifest's listing entry, and the
+        numbers known to be deleted (their ``<n>.deleted`` marker), without reading a manifest."""
+        manifests: dict[int, ObjectInfo] = {}
+        deleted: set[int] = set()
         prefix = self._versions_prefix(name)
         for info in self.storage.list(prefix):
             match = _VERSION_FILE.fullmatch(info.key[len(prefix) :])
-            if match:
-                numbers[int(match.group(1))] = info.etag
-        return numbers
+            if match and match.group(2) == "json":
+                manifests[int(match.group(1))] = info
+            elif match:
+                deleted.add(int(match.group(1)))
+        return manifests, deleted
+
+    def _version_numbers(self, name: str) -> dict[int, str]:
+        """Every claimed version number of a model (live or deleted) -> its manifest etag."""
+        return {number: info.etag for number, info in self._scan_versions(name)[0].items()}
+
+    def _marker_key(self, name: str, version: int) -> str:
+        return f"{self._versions_prefix(name)}{version:010d}.deleted"
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -311,16 +336,36 @@ class Shelf:
         return sorted(found)
 
     def versions(self, name: str) -> list[ModelVersion]:
-        """Every live version of a model, oldest first."""
+        """Every live version of a model, oldest first, with its whole manifest.
+
+        Manifests are read in parallel and kept in the local record cache, so listing again reads
+        only what changed. :meth:`list_versions` answers from one listing without reading any.
+        """
         check_name(name)
         self._check_marker(create=False)
-        numbers = self._version_numbers(name)
-        if not numbers:
+        manifests, deleted = self._scan_versions(name)
+        if not manifests:
             raise self._model_not_found(name)
-        records = run_parallel(
-            lambda item: self._manifest(name, item[0], item[1]), sorted(numbers.items()), max_workers=16
-        )
+        live = [(n, info.etag) for n, info in sorted(manifests.items()) if n not in deleted]
+        records = run_parallel(lambda item: self._manifest(name, item[0], item[1]), live, max_workers=16)
         return [r for r in records if isinstance(r, ModelVersion)]
+
+    def list_versions(self, name: str) -> list[VersionSummary]:
+        """Version numbers and creation times of a model's live versions, from one listing.
+
+        The cheap way to enumerate thousands of versions on object storage (a request per 1,000
+        versions); use :meth:`versions` or :meth:`get` for metadata.
+        """
+        check_name(name)
+        self._check_marker(create=False)
+        manifests, deleted = self._scan_versions(name)
+        if not manifests:
+            raise self._model_not_found(name)
+        return [
+            VersionSummary(name, number, info.modified)
+            for number, info in sorted(manifests.items())
+            if number not in deleted
+        ]
 
     def _model_not_found(self, name: str) -> ModelNotFound:
         models = self.models()
@@ -343,18 +388,18 @@ class Shelf:
             if alias is None or alias.version is None:
                 raise self._alias_not_found(name, parsed.alias)
             return self._live_version(name, alias.version, via=str(parsed))
-        numbers = self._version_numbers(name)
-        if not numbers:
+        manifests, deleted = self._scan_versions(name)
+        if not manifests:
             raise self._model_not_found(name)
         if parsed.version is not None:
-            if parsed.version not in numbers:
+            if parsed.version not in manifests:
+                live = (n for n in manifests if n not in deleted)
                 raise VersionNotFound(
-                    f"{name} has no version {parsed.version}: existing versions are "
-                    f"{_format_versions(v.version for v in self.versions(name))}"
+                    f"{name} has no version {parsed.version}: existing versions are {_format_versions(live)}"
                 )
-            return self._live_version(name, parsed.version, etag=numbers[parsed.version])
-        for number in sorted(numbers, reverse=True):
-            record = self._manifest(name, number, numbers[number])
+            return self._live_version(name, parsed.version, etag=manifests[parsed.version].etag)
+        for number in sorted(set(manifests) - deleted, reverse=True):
+            record = self._manifest(name, number, manifests[number].etag)
             if isinstance(record, ModelVersion):
                 return record
         raise VersionNotFound(f"every version of {name} was deleted; upload a new one")
@@ -534,12 +579,14 @@ class Shelf:
 
     def _publish(self, draft: ModelVersion) -> ModelVersion:
         """Claim the next version number by creating its manifest; retry on a lost race."""
-        numbers = self._version_numbers(draft.name)
-        candidate = max(numbers, default=0) + 1
+        # A writer publishing repeatedly tries the number after its last one without listing
+        # (create-only makes a stale guess safe); otherwise, or after losing, it lists.
+        candidate = self._next_version.get(draft.name) or max(self._version_numbers(draft.name), default=0) + 1
         for attempt in range(_MAX_WRITE_ATTEMPTS):
             record = attrs.evolve(draft, version=candidate, created_at=_now())
             try:
                 self.storage.put_if_absent(self._version_key(draft.name, candidate), convert.to_json(record))
+                self._next_version[draft.name] = candidate + 1
                 return record
             except AlreadyExists:
                 # Someone took this number. Re-list now and then: under heavy contention a writer
@@ -749,6 +796,12 @@ class Shelf:
             self.storage.put_if_match(key, convert.to_json(tombstone), stored.etag)
         except PreconditionFailed:
             raise ConflictError(f"{name}:{number} changed while deleting it; try again") from None
+        # The marker lets listings skip the version without reading its manifest. Should this write
+        # be lost, readers still find the tombstone, only one request later.
+        try:
+            self.storage.put_if_absent(self._marker_key(name, number), convert.to_json(tombstone))
+        except AlreadyExists:
+            pass
         self._log(name, "delete", version=number)
         get_registry().broadcast("modelshelf_version_deleted", shelf=self, name=name, version=number)
         return tombstone
@@ -844,4 +897,4 @@ class Shelf:
         return problems
 
 
-__all__ = ["GcReport", "Problem", "Ref", "Shelf", "open"]
+__all__ = ["GcReport", "Problem", "Ref", "Shelf", "VersionSummary", "open"]
