@@ -228,6 +228,7 @@ class StorageContract:
         shelf.delete("team/churn:2")
         with pytest.raises(VersionNotFound):
             shelf.get("team/churn:2")
+        assert [v.version for v in shelf.list_versions("team/churn")] == [1]
         v3 = shelf.upload("team/churn", model_dir / "weights.bin")
         assert v3.version == 3  # numbers are never reused
         actions = [e.action for e in shelf.history("team/churn")]
