@@ -51,7 +51,7 @@ class RequestCounter:
                 counter.record(request, response)
             return response
 
-        Endpoint._send = _send  # type: ignore[method-assign]
+        Endpoint._send = _send
 
     def record(self, request: Any, response: Any) -> None:
         headers = request.headers

@@ -10,7 +10,6 @@ threads (modelshelf's default parallelism), one request per file: the floor for 
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

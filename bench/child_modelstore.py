@@ -87,7 +87,7 @@ def populate(args: dict[str, Any]) -> dict[str, Any]:
     with measured(result, counter):
         for number in range(args["count"]):
             file = work / "config.json"
-            file.write_text('{"version": %d, "pad": "%s"}\n' % (number, "x" * 200))
+            file.write_text(f'{{"version": {number}, "pad": "{"x" * 200}"}}\n')
             store.upload(args["domain"], model_id=f"v{number + 1}", model=str(file))
     return result
 

@@ -70,17 +70,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(_target("3", "S3 listing (cold cache) >= 20x faster than modelstore list_models",
                            _ratio(_m(results, "3", "s3", "modelstore", "list"),
                                   _m(results, "3", "s3", "modelshelf", "list_cold")), 20, "min"))
-    if "4" in ran or "1" in ran:
+    if "4" in ran or "1" in ran or "2" in ran:
         for case in ("local", "s3"):
-            if f"4|{case}|modelshelf|reupload" in results.get("medians", {}):
-                out.append(_target("4", f"{case} re-upload writes < 1 MB",
-                                   _m(results, "4", case, "modelshelf", "reupload", "store_growth_bytes") / MB,
-                                   1.0, "max", "MB"))
-    if "5" in ran or "2" in ran:
-        if "5|s3|modelshelf|load2" in results.get("medians", {}):
-            out.append(_target("5", "S3 second load reads no blob (< 1 MB received)",
-                               _m(results, "5", "s3", "modelshelf", "load2", "bytes_received") / MB,
+            if f"4|{case}|modelshelf|reupload" not in results.get("medians", {}):
+                continue
+            out.append(_target("4", f"{case} re-upload writes < 1 MB",
+                               _m(results, "4", case, "modelshelf", "reupload", "store_growth_bytes") / MB,
                                1.0, "max", "MB"))
+    if "5|s3|modelshelf|load2" in results.get("medians", {}):
+        out.append(_target("5", "S3 second load reads no blob (< 1 MB received)",
+                           _m(results, "5", "s3", "modelshelf", "load2", "bytes_received") / MB,
+                           1.0, "max", "MB"))
     if "6" in ran:
         out.append(_target("6", "import modelshelf < 50 ms (median)",
                            _m(results, "6", "local", "modelshelf", "import") * 1000, 50, "max", "ms"))
@@ -114,19 +114,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _fmt_s(value: float) -> str:
     if math.isnan(value):
-        return "–"
+        return "-"
     if value < 1:
         return f"{value * 1000:.0f} ms" if value >= 0.01 else f"{value * 1000:.1f} ms"
     return f"{value:.2f} s"
 
 
 def _fmt_x(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.2f}x"
+    return "-" if math.isnan(value) else f"{value:.2f}x"
 
 
 def _fmt_bytes(value: float) -> str:
     if math.isnan(value):
-        return "–"
+        return "-"
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(value) >= size:
             return f"{value / size:.2f} {unit}"
@@ -134,7 +134,7 @@ def _fmt_bytes(value: float) -> str:
 
 
 def _fmt_n(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.0f}"
+    return "-" if math.isnan(value) else f"{value:.0f}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -337,7 +337,7 @@ def markdown(results: dict[str, Any], png_name: str, results_name: str) -> str:
         results["command"],
         "```",
         "",
-        f"- Run: {results['started_at']} – {results.get('finished_at', '?')}, preset `{results['preset']}`, "
+        f"- Run: {results['started_at']} - {results.get('finished_at', '?')}, preset `{results['preset']}`, "
         f"{results['params']['repeat']} repetitions; commit `{m['git_commit']}`.",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}, Python {m['python']}. "
         "Shared with other engineers' test runs: 1-minute load average per workload (before→after): "
@@ -346,6 +346,7 @@ def markdown(results: dict[str, Any], png_name: str, results_name: str) -> str:
         f"{pk.get('boto3', '?')}, moto {pk.get('moto', '?')} (S3 server: `modelshelf_s3.testing.moto_server`, "
         "one local process, writes serialised). modelstore venv: modelstore "
         f"{ms.get('modelstore', '?')}, boto3 {ms.get('boto3', '?')}, scikit-learn {ms.get('scikit-learn', '?')}.",
+        *[f"- Amended: {a}" for a in results.get("amendments", [])],
         "- Every operation runs in a fresh process (`bench/child_*.py`); times are the API call only "
         "(workload 6 covers start-up). Data lives on the local disk (`bench/work/`), in the page cache "
         "for every tool alike.",
@@ -400,7 +401,7 @@ def plot(results: dict[str, Any], png_path: Path) -> None:
                     ys.append(v)
             plotted = plotted or bool(ys)
             rects = ax.bar(xs, ys, width, label=tool, color=colors.get(tool, "#555"))
-            for rect, y in zip(rects, ys):
+            for rect, y in zip(rects, ys, strict=True):
                 text = f"{y:.2f}" if y < 10 else f"{y:.0f}"
                 ax.annotate(text, (rect.get_x() + rect.get_width() / 2, rect.get_height()),
                             ha="center", va="bottom", fontsize=7)
@@ -472,12 +473,13 @@ def write_report(results: dict[str, Any], md_path: Path, png_path: Path, results
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="?", type=Path, help="results JSON (default: the latest)")
+    parser.add_argument("results", nargs="?", type=Path,
+                        help="results JSON (default: the most recently written one)")
     parser.add_argument("--output", type=Path, help="directory for benchmarks.md/.png (default docs/)")
     args = parser.parse_args()
     path = args.results
     if path is None:
-        candidates = sorted((BENCH / "results").glob("*.json"))
+        candidates = sorted((BENCH / "results").glob("*.json"), key=lambda p: p.stat().st_mtime)
         if not candidates:
             raise SystemExit("no results in bench/results/: run `python bench/run.py` first")
         path = candidates[-1]

@@ -18,6 +18,7 @@ Nothing is downloaded at run time except the modelstore environment's packages, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import fcntl
 import json
@@ -32,8 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -191,10 +191,8 @@ def tree_size(path: Path) -> int:
     total = 0
     for folder, _, names in os.walk(path):
         for name in names:
-            try:
+            with contextlib.suppress(OSError):  # deleted while we walked
                 total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                pass
     return total
 
 
@@ -364,7 +362,7 @@ def warm_up(bench: Bench) -> None:
         bench.child("modelstore", "list", {"store": store, "domain": "warm"})
     bench.child("boto3", "upload", {"bucket": BUCKET, "key": "warm", "path": str(data / "model" / "weights.bin")})
     bench.child("boto3", "download", {"bucket": BUCKET, "key": "warm", "dest": str(dest / "c")})
-    bench.process([sys.executable, "-c", "import modelshelf; modelshelf.open(%r)" % str(stores / "w6")])
+    bench.process([sys.executable, "-c", f"import modelshelf; modelshelf.open({str(stores / 'w6')!r})"])
     bench.process([str(Path(sys.executable).parent / "modelshelf"), "--help"]
                   if (Path(sys.executable).parent / "modelshelf").exists() else
                   [sys.executable, "-m", "modelshelf", "--help"])
@@ -393,7 +391,7 @@ def transfer_suite(bench: Bench, backend: str) -> None:
 
     def store_size(tool: str) -> int:
         if backend == "local":
-            return tree_size(stores / tool)
+            return tree_size(stores / ("shelf" if tool == "modelshelf" else "modelstore"))
         return bench.s3_size("shelf/" if tool == "modelshelf" else "modelstore/")
 
     for rep in range(bench.params["repeat"]):
@@ -765,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
 
     WORK.mkdir(parents=True, exist_ok=True)
     ms_python = ensure_modelstore_venv()
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     if args.output:
         results_path = args.output / f"{stamp}.json"
@@ -797,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         remove(RUN)
 
-    results["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    results["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     results["machine"]["load_average_at_end"] = list(os.getloadavg())
     results.setdefault("runs", [])
     results["medians"] = summarise(results["runs"])

@@ -36,9 +36,14 @@ KINDS = ("refuse", "reset", "cut", "stall")
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with an RST (SO_LINGER 0) instead of a FIN: what a crashed peer or a middlebox does."""
+    """Close with an RST (SO_LINGER 0) instead of a FIN: what a crashed peer or a middlebox does.
+
+    ``shutdown(SHUT_RD)`` first wakes the other pump thread blocked in ``recv`` on this socket:
+    until that ``recv`` returns the kernel keeps the socket open, and no RST would be sent."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()
 
@@ -240,3 +245,56 @@ def wait_closed(proxy: FaultProxy, timeout: float = 5.0) -> None:
             if not proxy._sockets:
                 return
         time.sleep(0.05)
+
+
+class HeaderCutProxy:
+    """Forward to ``target_port``; the first ``times`` answers that carry header ``header`` are cut
+    (clean close) just before that header line: the client sees a complete-looking but shorter
+    header block. A deterministic reproducer for one of :class:`FaultProxy`'s ``cut`` faults."""
+
+    def __init__(self, target_port: int, header: bytes, *, times: int = 1, skip: int = 0) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.needle = b"\r\n" + header.lower() + b":"
+        self.left = times
+        #: Answers carrying the header to let through before cutting.
+        self.skip = skip
+        self.cuts = 0
+        self._lock = threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.server.getsockname()[1])
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if answers:
+                    at = data.lower().find(self.needle)
+                    if at != -1:
+                        with self._lock:
+                            cut = self.left > 0 and self.skip == 0
+                            self.skip = max(0, self.skip - 1)
+                            self.left -= cut
+                            self.cuts += cut
+                        if cut:
+                            sink.sendall(data[: at + 2])
+                            break
+                sink.sendall(data)
+        except OSError:
+            pass
+        _close(source)
+        _close(sink)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.server.close()

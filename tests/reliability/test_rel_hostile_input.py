@@ -42,12 +42,12 @@ _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _FAST = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 # Text that mixes the characters that matter (separators, dots, digits, unicode look-alikes, NUL).
-_TRICKY = st.text(
-    alphabet=st.sampled_from(
-        list("aZ09._-/@:\\ \t\n\x00~%$") + ["..", "²", "١", "Ａ", "é", "\u202e", "\ud7ff", "latest"]
+_TRICKY = st.lists(
+    st.sampled_from(
+        [*"aZ09._-/@:\\ \t\n\x00~%$", "..", "²", "\u0661", "\uff21", "é", "\u202e", "\ud7ff", "latest"]
     ),
-    max_size=40,
-) | st.text(max_size=40)
+    max_size=30,
+).map("".join) | st.text(max_size=40)
 
 
 def _refused(call: Any, *args: Any) -> ModelshelfError | None:
@@ -157,7 +157,7 @@ def test_file_paths_are_relative_and_stay_inside(path: str) -> None:
 
 
 def _manifest() -> ModelVersion:
-    now = dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
     return ModelVersion(
         name="team/churn", version=3, created_at=now, created_by="ci",
         serializer=SerializerInfo("files", "modelshelf", "0.1.0", "files", True, {"single_file": None}),
@@ -170,10 +170,10 @@ def _manifest() -> ModelVersion:
 
 MANIFEST = json.loads(convert.to_json(_manifest()))
 ALIAS = json.loads(
-    convert.to_json(Alias("team/churn", "prod", 3, dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc), "ci"))
+    convert.to_json(Alias("team/churn", "prod", 3, dt.datetime(2024, 6, 1, tzinfo=dt.UTC), "ci"))
 )
 TOMBSTONE = json.loads(
-    convert.to_json(Tombstone("team/churn", 3, dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc), "ci"))
+    convert.to_json(Tombstone("team/churn", 3, dt.datetime(2024, 6, 1, tzinfo=dt.UTC), "ci"))
 )
 
 
@@ -415,9 +415,10 @@ def test_names_that_escape_are_refused_before_any_io(shelf_with_blob: Any, tmp_p
         with pytest.raises(InvalidName) as caught:
             shelf.upload(name, source)
         one_line_error(caught.value)
-        for call in (lambda: shelf.set_alias(name, "prod", 1), lambda: shelf.set_alias("m", name, 1)):
-            with pytest.raises(InvalidName):
-                call()
+        with pytest.raises(InvalidName):
+            shelf.set_alias(name, "prod", 1)
+        with pytest.raises(InvalidName):
+            shelf.set_alias("m", name, 1)
     assert _snapshot(Path(shelf.storage.root)) == before
 
 

@@ -10,6 +10,7 @@ may be missing, and no upload may have been published twice.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import shutil
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from modelshelf.errors import AlreadyExists, InvalidRecord, NotFound
 from rel_backends import (
     Backend,
     azure_connection_string,
@@ -89,6 +91,26 @@ def _proxied(kind: str, request: pytest.FixtureRequest, stack: contextlib.ExitSt
     return faulty, clean, proxy
 
 
+def _known_defect(kind: str, exc: BaseException) -> str | None:
+    """The already reported defect ``exc`` comes from, if any (docs/reliability.md, "Defects")."""
+    text = f"{type(exc).__name__}: {exc}"
+    plugin = {"s3": "modelshelf_s3", "azure": "modelshelf_azure", "gcs": "modelshelf_gcs"}[kind]
+    frames = [f.filename for f in traceback.extract_tb(exc.__traceback__)]
+    through_plugin = any(f"{plugin}{os.sep}storage.py" in f for f in frames)
+    if isinstance(exc, AlreadyExists):
+        return "upload: create-only write whose answer was lost -> AlreadyExists"
+    if through_plugin and isinstance(exc, KeyError | ValueError | TypeError | AttributeError):
+        # An answer whose header block was cut short (see test_rel_header_cuts.py): S3 KeyError
+        # 'ContentLength'; Azure ValueError 'Content-Range', DeserializationError, TypeError
+        # int(None), AttributeError on a None page; GCS SDK AttributeError on a bytes body.
+        return f"{kind}: answer with cut headers -> raw {type(exc).__name__}"
+    if kind == "s3" and isinstance(exc, NotFound):
+        return "S3Storage.list: cut listing read as empty -> NotFound"
+    if kind == "s3" and isinstance(exc, InvalidRecord) and "not valid JSON" in text:
+        return "S3Storage.read: cut answer read as an empty body -> InvalidRecord"
+    return None
+
+
 @pytest.mark.parametrize("kind", ["s3", "azure", "gcs"])
 def test_operations_through_faulty_network(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, report: Callable[..., None]
@@ -102,18 +124,29 @@ def test_operations_through_faulty_network(
         uploaded_ops: dict[int, dict[str, str]] = {}  # op id -> expected tree (every attempt)
         outcomes: Counter[str] = Counter()
         errors: Counter[str] = Counter()
-        raw: list[str] = []  # errors that are not one-line modelshelf errors
+        raw: list[str] = []  # errors that are not one-line modelshelf errors, or misreport the fault
+        known: Counter[str] = Counter()  # ... of which already reported defects
 
         def classify(exc: BaseException, what: str) -> None:
             errors[type(exc).__name__] += 1
+            where = traceback.extract_tb(exc.__traceback__)[-1]
             try:
                 one_line_error(exc)
+                # A network fault must not read as a missing model, a damaged record or a
+                # conflict: those send the user hunting for a problem that is not there.
+                assert not isinstance(exc, NotFound | InvalidRecord | AlreadyExists), (
+                    f"network fault misreported as {type(exc).__name__}: {exc}"
+                )
             except AssertionError as problem:
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                raw.append(f"{what}: {problem} at {Path(where.filename).name}:{where.lineno}")
+                defect = _known_defect(kind, exc)
+                if defect:
+                    known[defect] += 1
+                else:
+                    raw.append(f"{what}: {problem} at {Path(where.filename).name}:{where.lineno}")
 
         started = time.monotonic()
-        slow: list[tuple[float, int, str]] = []
+        slow: list[tuple[float, int, str]] = []  # operations that took over 5 s
+        last_started, last_kind = started, ""
         for op in range(OPERATIONS):
             op_started = time.monotonic()
             if op:
@@ -185,11 +218,17 @@ def test_operations_through_faulty_network(
             published_despite_error=published_despite_error,
             duplicates=len(duplicates),
             lost=len(lost),
-            unclear_errors=len(raw),
+            unclear_errors=len(raw) + sum(known.values()),
+            known_defects=dict(known),
             seconds=round(elapsed, 1),
             slow_operations=slow[:10],
         )
         assert sum(proxy.injected.values()) > 0, "the proxy injected no fault: the test proved nothing"
         assert lost == [], f"versions reported as published but missing: {lost}"
         assert duplicates == {}, f"uploads published more than once: {duplicates}"
-        assert raw == [], f"{len(raw)} failures were not one-line modelshelf errors: {raw[:5]}"
+        assert raw == [], f"{len(raw)} failures were not clear modelshelf errors: {raw[:5]}"
+        if known:
+            # Randomised: whether a known defect shows up depends on the run, so this cannot be a
+            # strict xfail. Everything else above was checked; see test_rel_header_cuts.py for the
+            # deterministic reproducers (strict xfails).
+            pytest.xfail(f"known defects seen: {dict(known)}")

@@ -73,8 +73,7 @@ class Cache:
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(f"{_TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
         try:
-            with open(temp, "xb") as handle:
-                writer = VerifyingWriter(handle, entry.sha256, entry.size, what)
+            with open(temp, "xb") as handle, VerifyingWriter(handle, entry.sha256, entry.size, what) as writer:
                 for chunk in chunks:
                     writer.write(chunk)
                 writer.finish()
@@ -110,11 +109,16 @@ class Cache:
     def materialize(self, files: Iterable[FileEntry], dest: Path, *, link: bool = True) -> None:
         """Place every file (already cached) under ``dest``: a hardlink when possible, else a copy."""
         dest = dest.absolute()
+        root = dest.resolve()
+        checked: set[Path] = set()
         for entry in files:
             target = dest.joinpath(*check_file_path(entry.path).split("/"))
-            # Defence in depth: the path was validated, and must still resolve below dest.
-            if not _is_within(target.parent.resolve(), dest.resolve()):
-                raise IntegrityError(f"file path {entry.path!r} would be written outside {dest}")
+            # Defence in depth: the path was validated, and must still resolve below dest (a
+            # symlinked directory inside dest must not redirect the write).
+            if target.parent not in checked:
+                if not _is_within(target.parent.resolve(), root):
+                    raise IntegrityError(f"file path {entry.path!r} would be written outside {dest}")
+                checked.add(target.parent)
             target.parent.mkdir(parents=True, exist_ok=True)
             temp = target.with_name(f"{_TEMP_PREFIX}{target.name}.{secrets.token_hex(6)}")
             source = self.blob_path(entry.sha256)

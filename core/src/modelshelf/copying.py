@@ -91,8 +91,7 @@ def _republish(
     draft = attrs.evolve(
         version, lineage=lineage, created_at=dt.datetime.now(dt.UTC), created_by=current_user()
     )
-    sent = target._upload_blobs(blobs)
-    return target.publish(draft, blobs), sent
+    return target._publish_counting(draft, blobs)
 
 
 def copy(

@@ -218,6 +218,11 @@ class Shelf:
     def url(self) -> str:
         return self.storage.url
 
+    @property
+    def _record_workers(self) -> int:
+        """Parallel small-record reads: many for object stores (latency-bound), one locally."""
+        return 1 if self.storage.local else 16
+
     def __repr__(self) -> str:
         return f"<Shelf {self.storage.describe()}>"
 
@@ -279,6 +284,9 @@ class Shelf:
 
     def _read_record(self, key: str, etag: str | None = None) -> tuple[bytes, str]:
         """Read a small record, served from the local record cache when its etag is known."""
+        if self.storage.local:
+            stored = self.storage.read(key)
+            return stored.data, stored.etag
         if etag is not None:
             cached = self.cache.get_record(self.url, key, etag)
             if cached is not None:
@@ -347,7 +355,9 @@ class Shelf:
         if not manifests:
             raise self._model_not_found(name)
         live = [(n, info.etag) for n, info in sorted(manifests.items()) if n not in deleted]
-        records = run_parallel(lambda item: self._manifest(name, item[0], item[1]), live, max_workers=16)
+        records = run_parallel(
+            lambda item: self._manifest(name, item[0], item[1]), live, max_workers=self._record_workers
+        )
         return [r for r in records if isinstance(r, ModelVersion)]
 
     def list_versions(self, name: str) -> list[VersionSummary]:
@@ -505,17 +515,21 @@ class Shelf:
         shelf lacks. This is the common end of uploads, copies and imports; most users want
         :meth:`upload`.
         """
+        return self._publish_counting(draft, blobs)[0]
+
+    def _publish_counting(self, draft: ModelVersion, blobs: Mapping[str, Path]) -> tuple[ModelVersion, int]:
+        """:meth:`publish`, also returning how many bytes of blobs were sent."""
         check_name(draft.name)
         self._check_marker(create=True)
         missing = [f.sha256 for f in draft.files if f.sha256 not in blobs]
         if missing:
             raise ModelshelfError(f"no local copy of blob {missing[0]} given to publish {draft.name}")
-        self._upload_blobs({f.sha256: blobs[f.sha256] for f in draft.files})
+        sent, reused = self._upload_blobs({f.sha256: blobs[f.sha256] for f in draft.files})
         published = self._publish(draft)
-        self._recheck_blobs(published.files, blobs)
+        self._recheck_blobs(reused, blobs)
         self._log(draft.name, "upload", version=published.version)
         get_registry().broadcast("modelshelf_version_published", shelf=self, version=published)
-        return published
+        return published, sent
 
     def _choose_serializer(self, obj: Any, name: str | None) -> Serializer:
         serializers = get_registry().serializers()
@@ -550,10 +564,12 @@ class Shelf:
         files = [FileEntry(path, sha, size) for path, _, sha, size in hashed]
         return files, {sha: p for _, p, sha, _ in hashed}
 
-    def _upload_blobs(self, blobs: Mapping[str, Path]) -> int:
-        """Upload the blobs the shelf does not have yet; return how many bytes were sent."""
+    def _upload_blobs(self, blobs: Mapping[str, Path]) -> tuple[int, set[str]]:
+        """Upload the blobs the shelf does not have yet.
+
+        Returns the bytes sent and the blobs that were already there (reused, not re-sent).
+        """
         sizes = {sha: os.stat(path).st_size for sha, path in blobs.items()}
-        sent = 0
         with Progress(sum(sizes.values()), "upload") as progress:
 
             def put(sha: str) -> int:
@@ -562,20 +578,28 @@ class Shelf:
                 if existing is not None and existing.size == sizes[sha]:
                     self.storage.touch(key)  # restart gc's grace period for a blob we now reference
                     progress.update(sizes[sha])
-                    return 0
+                    return -1
                 self.storage.put_file(key, blobs[sha])
                 progress.update(sizes[sha])
                 return sizes[sha]
 
-            sent = sum(run_parallel(put, list(blobs)))
-        return sent
+            results = run_parallel(put, list(blobs))
+        reused = {sha for sha, sent in zip(blobs, results, strict=True) if sent < 0}
+        return sum(sent for sent in results if sent > 0), reused
 
-    def _recheck_blobs(self, files: Iterable[FileEntry], local_by_sha: Mapping[str, Path]) -> None:
-        """Re-upload any blob that vanished before the manifest landed (a concurrent ``gc``)."""
-        for entry in {f.sha256: f for f in files}.values():
-            key = self._blob_key(entry.sha256)
+    def _recheck_blobs(self, reused: Iterable[str], local_by_sha: Mapping[str, Path]) -> None:
+        """Re-upload any reused blob that vanished before the manifest landed.
+
+        A concurrent ``gc`` may take an old blob for an orphan between our check and our manifest;
+        blobs this upload wrote itself are younger than gc's grace period and safe.
+        """
+
+        def check(sha: str) -> None:
+            key = self._blob_key(sha)
             if self.storage.stat(key) is None:
-                self.storage.put_file(key, local_by_sha[entry.sha256])
+                self.storage.put_file(key, local_by_sha[sha])
+
+        run_parallel(check, sorted(reused))
 
     def _publish(self, draft: ModelVersion) -> ModelVersion:
         """Claim the next version number by creating its manifest; retry on a lost race."""
@@ -746,7 +770,7 @@ class Shelf:
             data, _ = self._read_record(info.key, info.etag)
             return convert.from_json(data, Alias, source=f"{self.url}/{info.key}")
 
-        found = run_parallel(read, infos, max_workers=16)
+        found = run_parallel(read, infos, max_workers=self._record_workers)
         return {a.alias: a for a in sorted(found, key=lambda a: a.alias) if a.version is not None}
 
     # --- history, delete, gc, verify -------------------------------------------------------
@@ -762,7 +786,7 @@ class Shelf:
             data, _ = self._read_record(info.key, info.etag)
             return convert.from_json(data, Event, source=f"{self.url}/{info.key}")
 
-        return run_parallel(read, infos, max_workers=16)
+        return run_parallel(read, infos, max_workers=self._record_workers)
 
     def delete(self, ref: str, *, force: bool = False) -> Tombstone:
         """Replace a version's manifest by a tombstone; its number is never reused.

@@ -66,6 +66,9 @@ class Storage(abc.ABC):
 
     #: The shelf root URL, as the user wrote it (without credentials). Used in messages.
     url: str
+    #: True when reads are local and cheap (a filesystem): core then reads records directly
+    #: instead of through the local record cache, and without a thread pool.
+    local: bool = False
 
     # --- reads -----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +37,14 @@ def hash_file(path: Path) -> tuple[str, int]:
 
 
 class VerifyingWriter:
-    """Writes chunks to a file while checking them against an expected sha256 and size."""
+    """Writes chunks to a file while checking them against an expected sha256 and size.
+
+    Hashing runs on a helper thread fed through a bounded queue (hashlib releases the GIL), so a
+    download costs about max(transfer, hash) rather than their sum. Use it as a context manager:
+    leaving the block always stops the helper thread.
+    """
+
+    _QUEUE_CHUNKS = 8
 
     def __init__(self, handle: Any, sha256: str, size: int, what: str) -> None:
         self.handle = handle
@@ -45,6 +53,24 @@ class VerifyingWriter:
         self.what = what
         self.digest = hashlib.sha256()
         self.written = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self._QUEUE_CHUNKS)
+        self._hasher = threading.Thread(target=self._hash_chunks, name="modelshelf-verify", daemon=True)
+        self._hasher.start()
+
+    def _hash_chunks(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self.digest.update(chunk)
+
+    def __enter__(self) -> VerifyingWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._hasher.is_alive():
+            self._queue.put(None)
+            self._hasher.join()
 
     def write(self, chunk: bytes) -> None:
         self.written += len(chunk)
@@ -53,10 +79,11 @@ class VerifyingWriter:
                 f"{self.what} is larger than its recorded size ({self.expected_size} bytes): the "
                 "stored copy is corrupted; run `modelshelf verify` to see every damaged version"
             )
-        self.digest.update(chunk)
+        self._queue.put(chunk)
         self.handle.write(chunk)
 
     def finish(self) -> None:
+        self._stop()
         if self.written != self.expected_size:
             raise IntegrityError(
                 f"{self.what} has {self.written} bytes, its manifest records {self.expected_size}: "

@@ -65,6 +65,8 @@ def path_from_url(url: str) -> Path:
 class FileSystemStorage(Storage):
     """A shelf in a local (or network-mounted) directory."""
 
+    local = True
+
     def __init__(self, url: str, *, fsync: bool | None = None) -> None:
         self.root = path_from_url(url)
         self.url = url
