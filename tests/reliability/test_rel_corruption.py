@@ -171,12 +171,6 @@ def test_corrupt_marker_is_a_clear_error(populated: dict[str, Any], tmp_path: Pa
     one_line_error(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: Shelf.download(link=True) hardlinks cache blobs into the destination; a "
-    "process that may write read-only files (root, or after chmod) and rewrites a downloaded file "
-    "in place changes the cached blob, and Cache.has() (size only) keeps serving it to load()",
-)
 @pytest.mark.parametrize("populated", ["file"], indirect=True)
 def test_editing_a_downloaded_file_never_poisons_the_cache(populated: dict[str, Any], tmp_path: Path) -> None:
     backend, trees = populated["backend"], populated["trees"]

@@ -109,11 +109,6 @@ def test_refs_from_ascii_pieces_parse_or_are_refused(name: str, sep: str, rest: 
     _check_parsed(name + sep + rest)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: refs.parse_ref uses str.isdigit()/int() on the version: 'm:²' raises a raw "
-    "ValueError, 'm:١٢' is accepted as version 12, and 5000 digits raise a raw ValueError",
-)
 @_FAST
 @given(_TRICKY)
 @example("m:²")
@@ -297,11 +292,6 @@ def test_huge_records_are_refused_before_parsing() -> None:
         convert.manifest_from_json(data, source="x")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: convert.parse_json lets RecursionError out of json.loads for deeply nested "
-    "JSON (3,000 levels is 6 KB, far under MAX_RECORD_BYTES)",
-)
 @pytest.mark.parametrize("parse", [_parse_manifest, _parse_alias, lambda d: convert.from_json(d, Event, source="x")], ids=["manifest", "alias", "event"])
 def test_deeply_nested_records_are_refused(parse: Any) -> None:
     for data in (b"[" * 3000 + b"]" * 3000, b'{"metadata":' * 3000 + b"1" + b"}" * 3000):
@@ -422,11 +412,6 @@ def test_names_that_escape_are_refused_before_any_io(shelf_with_blob: Any, tmp_p
     assert _snapshot(Path(shelf.storage.root)) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: Shelf.upload publishes a manifest over convert.MAX_RECORD_BYTES (huge "
-    "metadata), which then makes versions()/latest of the whole model unreadable",
-)
 def test_upload_with_huge_metadata_is_refused_before_publishing(shelf_with_blob: Any, tmp_path: Path) -> None:
     shelf, _, _ = shelf_with_blob
     with pytest.raises(ModelshelfError):
@@ -434,11 +419,6 @@ def test_upload_with_huge_metadata_is_refused_before_publishing(shelf_with_blob:
     assert len(shelf.versions("m")) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: shelf._check_json catches TypeError/ValueError but not the RecursionError "
-    "json.dumps raises on deeply nested metadata (a raw RecursionError escapes upload)",
-)
 def test_upload_with_deeply_nested_metadata_is_refused_clearly(shelf_with_blob: Any, tmp_path: Path) -> None:
     shelf, _, _ = shelf_with_blob
     deep: list[Any] = []

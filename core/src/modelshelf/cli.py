@@ -247,14 +247,14 @@ def upload(ctx: click.Context, name: str, paths: tuple[Path, ...], meta: tuple[s
 @cli.command()
 @click.argument("ref")
 @click.argument("dest", required=False, type=click.Path(path_type=Path))
-@click.option("--copy", is_flag=True, help="Write independent, writable copies instead of read-only hardlinks to the cache.")
+@click.option("--link", is_flag=True, help="Hardlink read-only files from the cache instead of copying (no extra space; never edit them).")
 @click.pass_context
-def download(ctx: click.Context, ref: str, dest: Path | None, copy: bool) -> None:
+def download(ctx: click.Context, ref: str, dest: Path | None, link: bool) -> None:
     """Download version REF into DEST (default: ./NAME-vN)."""
     shelf = _shelf(ctx)
     version = shelf.get(ref)
     target = dest or Path(f"{version.name.replace('/', '-')}-v{version.version}")
-    shelf.download(version.ref, target, link=not copy)
+    shelf.download(version.ref, target, link=link)
     click.echo(f"Downloaded {version.ref} to {target}")
 
 

@@ -72,6 +72,8 @@ def parse_json(data: bytes, *, source: str) -> dict[str, Any]:
         raw = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRecord(f"{source}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InvalidRecord(f"{source}: JSON nested too deeply to be a record") from None
     if not isinstance(raw, dict):
         raise InvalidRecord(f"{source}: expected a JSON object")
     schema = raw.get("schema", 1)
@@ -91,6 +93,8 @@ def structure(raw: dict[str, Any], cls: type[T], *, source: str) -> T:
         return converter.structure(raw, cls)
     except InvalidRecord:
         raise
+    except RecursionError:
+        raise InvalidRecord(f"{source}: not a valid {cls.__name__} (nested too deeply)") from None
     except Exception as exc:
         raise InvalidRecord(f"{source}: not a valid {cls.__name__} ({_first_cause(exc)})") from None
 

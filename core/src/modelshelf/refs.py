@@ -14,6 +14,7 @@ import attrs
 from .errors import InvalidName, InvalidRecord
 
 MAX_NAME_LENGTH = 200
+_VERSION_NUMBER = re.compile(r"[0-9]{1,10}")
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NAME_RULE = (
     "names are one or more '/'-separated segments of letters, digits, '.', '_' and '-', each "
@@ -44,7 +45,7 @@ def check_alias(alias: object) -> str:
     name = check_name(alias, "alias")
     if name == "latest":
         raise InvalidName("'latest' is reserved (it always means the newest version): pick another alias")
-    if name.isdigit():
+    if name.isdigit():  # the segment rule already limits aliases to ASCII
         raise InvalidName(f"alias {name!r} is all digits and would read as a version number")
     return name
 
@@ -83,7 +84,8 @@ def parse_ref(ref: object) -> Ref:
         check_name(name)
         if version == "latest":
             return Ref(name)
-        if not version.isdigit() or int(version) < 1:
+        # ASCII digits only: str.isdigit() also accepts '²' and Arabic-Indic digits.
+        if not _VERSION_NUMBER.fullmatch(version) or int(version) < 1:
             raise InvalidName(
                 f"invalid version {version!r} in reference {_show(ref)}: use name:N, "
                 "name:latest or name@alias"

@@ -15,6 +15,7 @@ its blobs exist, so no reader ever sees a half-published version.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import hashlib
@@ -26,9 +27,10 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -67,6 +69,7 @@ from .serializers import SavedModel, Serializer, choose
 from .storage import ObjectInfo, Storage
 from .transfer import Progress, counted, hash_file, run_parallel
 
+T = TypeVar("T")
 MARKER_KEY = ".modelshelf.json"
 SHELF_FORMAT = 1
 _VERSION_FILE = re.compile(r"(\d{10})\.(json|deleted)")
@@ -188,6 +191,8 @@ def _check_json(value: Any, what: str) -> dict[str, Any]:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ModelshelfError(f"{what} must be JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise ModelshelfError(f"{what} is nested too deeply to store as JSON") from None
     return value
 
 
@@ -282,23 +287,26 @@ class Shelf:
 
     # --- cached record reads ---------------------------------------------------------------
 
-    def _read_record(self, key: str, etag: str | None = None) -> tuple[bytes, str]:
-        """Read a small record, served from the local record cache when its etag is known."""
+    def _read_record(self, key: str, parse: Callable[[bytes], T], etag: str | None = None) -> T:
+        """Read and parse a small record, served from the local record cache when its etag is known.
+
+        Only records that parsed are cached, so a read cut short by the network cannot poison
+        the cache.
+        """
         if self.storage.local:
-            stored = self.storage.read(key)
-            return stored.data, stored.etag
+            return parse(self.storage.read(key).data)
         if etag is not None:
             cached = self.cache.get_record(self.url, key, etag)
             if cached is not None:
-                return cached, etag
+                return parse(cached)
         stored = self.storage.read(key)
+        record = parse(stored.data)
         self.cache.put_record(self.url, key, stored.etag, stored.data)
-        return stored.data, stored.etag
+        return record
 
     def _manifest(self, name: str, version: int, etag: str | None = None) -> ModelVersion | Tombstone:
         key = self._version_key(name, version)
-        data, _ = self._read_record(key, etag)
-        record = convert.manifest_from_json(data, source=f"{self.url}/{key}")
+        record = self._read_record(key, lambda data: convert.manifest_from_json(data, source=f"{self.url}/{key}"), etag)
         if record.name != name or record.version != version:
             raise InvalidRecord(
                 f"{self.url}/{key} claims to be {record.name}:{record.version}; the shelf is damaged"
@@ -606,6 +614,13 @@ class Shelf:
         # A writer publishing repeatedly tries the number after its last one without listing
         # (create-only makes a stale guess safe); otherwise, or after losing, it lists.
         candidate = self._next_version.get(draft.name) or max(self._version_numbers(draft.name), default=0) + 1
+        size = len(convert.to_json(draft))
+        if size > convert.MAX_RECORD_BYTES // 2:  # half: leave room for what later versions add
+            raise ModelshelfError(
+                f"the manifest of {draft.name} would be {size} bytes (limit {convert.MAX_RECORD_BYTES // 2}): "
+                "metadata, params and signatures describe a model; store large data as files "
+                "(extra_files=...)"
+            )
         for attempt in range(_MAX_WRITE_ATTEMPTS):
             record = attrs.evolve(draft, version=candidate, created_at=_now())
             try:
@@ -624,9 +639,18 @@ class Shelf:
         )
 
     def _log(self, name: str, action: str, **fields: Any) -> Event:
+        """Append an event. What it records has already happened: a failure here is a warning."""
         event = Event(name=name, action=action, at=_now(), by=current_user(), **fields)
         key = f"{self._log_prefix(name)}{event.at:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(6)}.json"
-        self.storage.put_if_absent(key, convert.to_json(event))
+        try:
+            self.storage.put_if_absent(key, convert.to_json(event))
+        except AlreadyExists:
+            pass  # the key is random: only our own retried write can have created it
+        except ModelshelfError as exc:
+            warnings.warn(
+                f"{name}: the {action} succeeded but its history entry could not be written ({exc})",
+                stacklevel=3,
+            )
         return event
 
     # --- download and load -----------------------------------------------------------------
@@ -653,11 +677,12 @@ class Shelf:
 
             run_parallel(get, missing.values())
 
-    def download(self, ref: str, dest: str | os.PathLike[str], *, link: bool = True) -> Path:
+    def download(self, ref: str, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
         """Materialise a version's files into ``dest`` (created if needed); return ``dest``.
 
-        Files are hardlinked from the cache when possible (they are then read-only, like the cache);
-        pass ``link=False`` for independent, writable copies.
+        Files are independent copies. ``link=True`` hardlinks them from the cache instead (no
+        extra disk space, read-only like the cache); never edit such files in place: the cache
+        would then serve the edited bytes.
         """
         version = self.get(ref)
         dest_path = Path(dest)
@@ -767,8 +792,8 @@ class Shelf:
         infos = [i for i in self.storage.list(prefix) if i.key.endswith(".json")]
 
         def read(info: Any) -> Alias:
-            data, _ = self._read_record(info.key, info.etag)
-            return convert.from_json(data, Alias, source=f"{self.url}/{info.key}")
+            source = f"{self.url}/{info.key}"
+            return self._read_record(info.key, lambda data: convert.from_json(data, Alias, source=source), info.etag)
 
         found = run_parallel(read, infos, max_workers=self._record_workers)
         return {a.alias: a for a in sorted(found, key=lambda a: a.alias) if a.version is not None}
@@ -783,8 +808,8 @@ class Shelf:
         infos = sorted(self.storage.list(self._log_prefix(name)), key=lambda i: i.key)
 
         def read(info: Any) -> Event:
-            data, _ = self._read_record(info.key, info.etag)
-            return convert.from_json(data, Event, source=f"{self.url}/{info.key}")
+            source = f"{self.url}/{info.key}"
+            return self._read_record(info.key, lambda data: convert.from_json(data, Event, source=source), info.etag)
 
         return run_parallel(read, infos, max_workers=self._record_workers)
 
@@ -822,10 +847,8 @@ class Shelf:
             raise ConflictError(f"{name}:{number} changed while deleting it; try again") from None
         # The marker lets listings skip the version without reading its manifest. Should this write
         # be lost, readers still find the tombstone, only one request later.
-        try:
+        with contextlib.suppress(AlreadyExists):
             self.storage.put_if_absent(self._marker_key(name, number), convert.to_json(tombstone))
-        except AlreadyExists:
-            pass
         self._log(name, "delete", version=number)
         get_registry().broadcast("modelshelf_version_deleted", shelf=self, name=name, version=number)
         return tombstone
@@ -885,8 +908,9 @@ class Shelf:
                             versions.append(record)
                     for info in self.storage.list(f"models/{name}/_aliases/"):
                         try:
-                            data, _ = self._read_record(info.key, info.etag)
-                            alias = convert.from_json(data, Alias, source=info.key)
+                            alias = self._read_record(
+                                info.key, lambda data, key=info.key: convert.from_json(data, Alias, source=key), info.etag
+                            )
                             if alias.version is not None and alias.version not in numbers:
                                 problems.append(Problem(f"{name}@{alias.alias}", None, f"points to missing version {alias.version}"))
                         except InvalidRecord as exc:
