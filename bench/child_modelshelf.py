@@ -62,6 +62,15 @@ def versions(args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def list_numbers(args: dict[str, Any]) -> dict[str, Any]:
+    """``list_versions``: numbers and dates from the listing alone, like modelstore's ids."""
+    shelf, counter, result = _open(args)
+    with measured(result, counter):
+        found = shelf.list_versions(args["name"])
+    result["count"] = len(found)
+    return result
+
+
 def populate(args: dict[str, Any]) -> dict[str, Any]:
     """Upload ``count`` versions of a small, changing file (setup for the listing workload)."""
     shelf, counter, result = _open(args)
@@ -82,6 +91,7 @@ if __name__ == "__main__":
             "download": download,
             "load": load,
             "versions": versions,
+            "list_numbers": list_numbers,
             "populate": populate,
         }
     )

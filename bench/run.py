@@ -512,6 +512,10 @@ def list_versions(bench: Bench) -> None:
         for rep in range(bench.params["repeat"]):
             for tool in bench.order(rep):
                 if tool == "modelshelf":
+                    r = bench.child("modelshelf", "list_numbers", {"url": shelf_url, "name": "listed"},
+                                    cache=bench.fresh_cache())
+                    _check_count(r, count, "modelshelf")
+                    bench.record("3", backend, tool, "list_numbers", rep, r)
                     cache = bench.fresh_cache()
                     for op in ("list_cold", "list_warm"):
                         r = bench.child("modelshelf", "versions", {"url": shelf_url, "name": "listed"}, cache=cache)
