@@ -12,14 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+# Installed by ./dev (requirements/bench.txt, plugins/s3): missing ones fail here, never skip quietly.
+import matplotlib  # noqa: F401
+import modelshelf_s3  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = {"1", "2", "3", "4", "5", "6", "7", "8"}
 
-# Installed by ./dev (requirements/bench.txt, plugins/s3): missing ones fail here, never skip quietly.
-import matplotlib  # noqa: F401
-import modelshelf_s3  # noqa: F401
 
 
 def test_bench_smoke_runs_every_workload(tmp_path: Path) -> None:
