@@ -82,6 +82,11 @@ class FaultProxy:
     connection is closed), which is what a network failure after a write looks like to a client.
     ``drop(predicate)`` arms it: the next request for which ``predicate(method, headers)`` is true
     loses its response, once.
+
+    ``cut(predicate, header, times)`` cuts the header block of the next ``times`` matching answers
+    that carry ``header``: the status line and the headers before it are sent, then the connection
+    closes. ``http.client`` takes that for a complete answer lacking those headers (and, with no
+    Content-Length, an empty body), as when a network path closes a connection mid-answer.
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -93,6 +98,9 @@ class FaultProxy:
         self.upstream_port = upstream_port
         self.dropped: list[str] = []
         self._predicate: Any = None
+        #: "METHOD path" of every answer cut so far.
+        self.cuts: list[str] = []
+        self._cut: tuple[Any, str, int] | None = None
         self._lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -118,14 +126,41 @@ class FaultProxy:
                     if drop:
                         proxy._predicate = None
                         proxy.dropped.append(f"{self.command} {self.path.split('?')[0]}")
+                    names = [name.lower() for name, _ in response.getheaders()]
+                    cut = (
+                        not drop
+                        and proxy._cut is not None
+                        and proxy._cut[1] in (*names, "content-length")
+                        and proxy._cut[0](self.command, self.headers)
+                    )
+                    if cut:
+                        assert proxy._cut is not None
+                        predicate, header, left = proxy._cut
+                        proxy._cut = (predicate, header, left - 1) if left > 1 else None
+                        proxy.cuts.append(f"{self.command} {self.path.split('?')[0]}")
+                        cut_at = header
                 if drop:
                     self.close_connection = True  # applied upstream, answer lost
                     return
                 self.send_response_only(response.status, response.reason)
                 for name, value in response.getheaders():
-                    if name.lower() not in ("transfer-encoding", "content-length", "connection"):
+                    if cut and name.lower() == cut_at:
+                        break
+                    # A HEAD answer's Content-Length is the blob's size: relay it as is.
+                    dropped = ("transfer-encoding", "connection")
+                    if self.command != "HEAD":
+                        dropped += ("content-length",)
+                    if name.lower() not in dropped:
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
+                else:
+                    cut = cut and cut_at != "content-length"
+                if cut:
+                    # Headers up to the cut, no blank line, no body: then the connection closes.
+                    self.flush_headers()
+                    self.close_connection = True
+                    return
+                if self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
@@ -141,6 +176,10 @@ class FaultProxy:
     def drop(self, predicate: Any) -> None:
         with self._lock:
             self._predicate = predicate
+
+    def cut(self, predicate: Any, header: str, times: int = 1) -> None:
+        with self._lock:
+            self._cut = (predicate, header.lower(), times)
 
     def close(self) -> None:
         self.server.shutdown()

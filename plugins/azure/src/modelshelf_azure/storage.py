@@ -15,15 +15,25 @@ A conditional write whose response is lost may have been applied. The SDK's auto
 then see its own write as a conflict and report a lost race that was in fact won, so conditional
 writes are retried here instead: after an uncertain failure, a conflict whose current content is
 exactly the bytes we sent counts as our own success.
+
+An answer cut inside its header block (the connection closed at a header-line boundary) looks to
+``http.client`` like a complete answer lacking some headers, and often an empty body. The SDK then
+raises plain ``ValueError`` / ``TypeError`` / ``AttributeError`` / ``DeserializationError``, or
+returns properties holding ``None``. Every SDK call is therefore made through
+:meth:`AzureBlobStorage._sdk`, which retries such malformed answers a few times (they are
+transient) and then raises :class:`~modelshelf.errors.BackendUnavailable`; sizes and etags are
+checked before use. The catch wraps SDK calls only, so a bug in this module still surfaces as is.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -39,6 +49,7 @@ from azure.storage.blob import BlobPrefix, BlobServiceClient, ContainerClient, E
 from modelshelf.errors import (
     AccessDenied,
     AlreadyExists,
+    BackendUnavailable,
     KeyNotFound,
     PreconditionFailed,
     StorageError,
@@ -85,6 +96,25 @@ _CREDENTIAL_OPTIONS = (
 _UNCERTAIN_STATUS = frozenset({408, 500, 502, 504})
 #: Failures after which a write was certainly not applied, and which are worth retrying.
 _RETRYABLE_STATUS = frozenset({429, 503})
+
+#: Attempts at one SDK call whose answer keeps coming back malformed, and the pause between them.
+_MALFORMED_ATTEMPTS = 4
+_MALFORMED_PAUSE = 0.25
+
+T = TypeVar("T")
+
+
+class _MalformedAnswer(Exception):
+    """An answer the SDK accepted but that lacks what it must carry (a size, an etag, its bytes).
+
+    Raised by this module's own checks; its message is ours and never holds a secret."""
+
+
+#: What the SDK raises, besides AzureError, on an answer cut short or otherwise malformed:
+#: ``ValueError`` ("Required Content-Range response header is missing"; ``DeserializationError``
+#: is a subclass), ``TypeError`` and ``AttributeError`` (a ``None`` where a parsed value was
+#: expected, e.g. a listing page), ``KeyError`` (a missing response header).
+_MALFORMED = (ValueError, TypeError, AttributeError, KeyError, _MalformedAnswer)
 
 
 class AzureBlobStorage(Storage):
@@ -157,16 +187,70 @@ class AzureBlobStorage(Storage):
             exc, shelf=self.url, account=self.account_url, action=action, key=key, write=write
         )
 
+    def _garbled(self, exc: BaseException, action: str, key: str, attempts: int) -> StorageError:
+        """The error for an answer that stayed malformed after ``attempts`` tries.
+
+        The SDK's text is not repeated (it may quote a URL); our own checks' text is safe."""
+        where = f"{action} {key!r}" if key else action
+        detail = str(exc) if isinstance(exc, _MalformedAnswer) else type(exc).__name__
+        return BackendUnavailable(
+            f"shelf {self.url}: the Azure Blob service at {self.account_url} sent a malformed or "
+            f"truncated answer to {where} ({detail}), {attempts} time(s): check the network "
+            "(a proxy or connection cutting answers short) and try again"
+        )
+
+    def _sdk(self, call: Callable[[], T], action: str, key: str, *, write: bool = False) -> T:
+        """Run ``call`` (SDK calls, plus checks raising :class:`_MalformedAnswer`) and return its
+        result. ``call`` must be safe to repeat: a malformed answer is retried up to
+        :data:`_MALFORMED_ATTEMPTS` times, then reported as BackendUnavailable. Azure errors are
+        translated to modelshelf errors (the SDK already retried those that are transient)."""
+        failure: BaseException | None = None
+        for attempt in range(_MALFORMED_ATTEMPTS):
+            if attempt:
+                time.sleep(_MALFORMED_PAUSE * attempt)
+            try:
+                return call()
+            except AzureError as exc:
+                raise self._error(exc, action, key, write=write) from None
+            except _MALFORMED as exc:
+                failure = exc
+        assert failure is not None
+        raise self._garbled(failure, action, key, _MALFORMED_ATTEMPTS) from None
+
+    def _pages(self, pager: Callable[[], Any], action: str, prefix: str) -> Iterator[Any]:
+        """Yield the items of a paged SDK listing, fetching each page through :meth:`_sdk`.
+
+        A page is fetched whole (one request) and retried alone when its answer is malformed,
+        resuming from the previous page's continuation marker."""
+        token: str | None = None
+        while True:
+
+            def fetch(token: str | None = token) -> tuple[list[Any], str | None]:
+                pages = pager().by_page(continuation_token=token)
+                page = list(next(pages, []))
+                return page, pages.continuation_token
+
+            page, token = self._sdk(fetch, action, prefix)
+            yield from page
+            if not token:
+                return
+
     # --- reads -----------------------------------------------------------------------------
 
     def read(self, key: str) -> StoredBytes:
         blob = self._container.get_blob_client(self._name(key))
-        try:
+
+        def fetch() -> StoredBytes:
             downloader = blob.download_blob()
             data = downloader.readall()
-        except AzureError as exc:
-            raise self._error(exc, "read", key) from None
-        return StoredBytes(data, _etag(downloader.properties.etag))
+            # A ranged answer that lost its Content-Length has an empty body: the SDK would
+            # return the blob short (or a later range shifted), so the length is checked.
+            size = _size(downloader.size)
+            if len(data) != size:
+                raise _MalformedAnswer(f"got {len(data)} of {size} bytes")
+            return StoredBytes(data, _etag(downloader.properties.etag))
+
+        return self._sdk(fetch, "read", key)
 
     def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         """Yield the blob in pieces of at most ``chunk_size`` bytes, in constant memory.
@@ -179,74 +263,128 @@ class AzureBlobStorage(Storage):
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         blob = self._container.get_blob_client(self._name(key))
-        try:
-            downloader = blob.download_blob(max_concurrency=1)
-        except AzureError as exc:
-            raise self._error(exc, "read", key) from None
-        return self._pieces(downloader, key, chunk_size)
 
-    def _pieces(self, downloader: Any, key: str, chunk_size: int) -> Iterator[bytes]:
+        def first() -> tuple[Any, int, str]:
+            downloader = blob.download_blob(max_concurrency=1)
+            return downloader, _size(downloader.size), _etag(downloader.properties.etag)
+
+        downloader, size, etag = self._sdk(first, "read", key)
+        return self._pieces(blob, downloader, key, size, etag, chunk_size)
+
+    def _pieces(
+        self, blob: Any, downloader: Any, key: str, size: int, etag: str, chunk_size: int
+    ) -> Iterator[bytes]:
+        """The blob's bytes, checked piece by piece, resuming after a malformed answer.
+
+        ``downloader.chunks()`` yields pieces of exactly ``max_chunk_get_size`` bytes but the last
+        (the first GET asks for the same size, see :func:`_service_client`). A shorter piece is
+        an answer cut short: its bytes are a true prefix of that range, but the SDK would carry
+        on with the next range and shift everything after it. So a short piece, or a malformed
+        answer, ends this downloader, and a new one resumes at the first missing byte, pinned to
+        the first answer's etag so that a replaced blob raises instead of mixing two versions.
+        """
+        step = self._settings["max_chunk_get_size"]
+        done = 0
+        failures = 0
+        chunks = downloader.chunks()
+        while done < size:
+            expected = min(step, size - done)
+            failure: BaseException | None = None
+            try:
+                # chunks(), never readall(): one ranged GET at a time, nothing accumulated.
+                piece = next(chunks, b"")
+            except ResourceModifiedError:
+                raise self._replaced(key) from None
+            except AzureError as exc:
+                raise self._error(exc, "read", key) from None
+            except _MALFORMED as exc:
+                piece, failure = b"", exc
+            if len(piece) > size - done:
+                # More bytes than the blob holds: nothing here can be trusted.
+                raise self._garbled(
+                    _MalformedAnswer(f"{done + len(piece)} bytes of a {size}-byte blob"),
+                    "read",
+                    key,
+                    failures + 1,
+                )
+            view = memoryview(piece)
+            for start in range(0, len(view), chunk_size):
+                yield bytes(view[start : start + chunk_size])
+            done += len(piece)
+            if failure is None and len(piece) >= expected:
+                continue
+            failures += 1
+            if failures >= _MALFORMED_ATTEMPTS:
+                raise self._garbled(
+                    failure or _MalformedAnswer(f"got {done} of {size} bytes"),
+                    "read",
+                    key,
+                    failures,
+                )
+            time.sleep(_MALFORMED_PAUSE * failures)
+            resume = functools.partial(self._resume, blob, key, done, etag)
+            chunks = self._sdk(resume, "read", key).chunks()
+
+    def _resume(self, blob: Any, key: str, offset: int, etag: str) -> Any:
+        """A downloader for the blob from ``offset`` on, if it still has ``etag``."""
         try:
-            # chunks(), never readall(): one ranged GET at a time, nothing accumulated.
-            for piece in downloader.chunks():
-                if len(piece) <= chunk_size:
-                    yield piece
-                    continue
-                view = memoryview(piece)
-                for start in range(0, len(view), chunk_size):
-                    yield bytes(view[start : start + chunk_size])
+            return blob.download_blob(
+                offset=offset,
+                max_concurrency=1,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
         except ResourceModifiedError:
-            raise StorageError(
-                f"shelf {self.url}: {key} was replaced while being downloaded; try again"
-            ) from None
-        except AzureError as exc:
-            raise self._error(exc, "read", key) from None
+            raise self._replaced(key) from None
+
+    def _replaced(self, key: str) -> StorageError:
+        return StorageError(
+            f"shelf {self.url}: {key} was replaced while being downloaded; try again"
+        )
 
     def stat(self, key: str) -> ObjectInfo | None:
         blob = self._container.get_blob_client(self._name(key))
-        try:
+
+        def fetch() -> ObjectInfo:
             props = blob.get_blob_properties()
-        except AzureError as exc:
-            error = self._error(exc, "stat", key)
-            if isinstance(error, KeyNotFound):
-                return None
-            raise error from None
-        return ObjectInfo(key, int(props.size), _etag(props.etag), props.last_modified)
+            return ObjectInfo(key, _size(props.size), _etag(props.etag), props.last_modified)
+
+        try:
+            return self._sdk(fetch, "stat", key)
+        except KeyNotFound:
+            return None
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         start = self._list_prefix(prefix)
         cut = len(self._root)
-        try:
-            # list_blobs pages transparently (continuation markers); results_per_page only sets
-            # how many names each request brings back.
-            for props in self._container.list_blobs(
-                name_starts_with=start, results_per_page=self._settings["results_per_page"]
-            ):
-                name = str(props.name)
-                if name.endswith("/"):  # a "directory" marker some tools create: not a key
-                    continue
-                yield ObjectInfo(
-                    name[cut:], int(props.size), _etag(props.etag), props.last_modified
-                )
-        except AzureError as exc:
-            raise self._error(exc, "list", prefix) from None
+        # results_per_page only sets how many names each request brings back.
+        pager = lambda: self._container.list_blobs(  # noqa: E731
+            name_starts_with=start, results_per_page=self._settings["results_per_page"]
+        )
+        for props in self._pages(pager, "list", prefix):
+            name = str(props.name)
+            if name.endswith("/"):  # a "directory" marker some tools create: not a key
+                continue
+            try:
+                size, etag = _size(props.size), _etag(props.etag)
+            except _MalformedAnswer as exc:
+                raise self._garbled(exc, "list", prefix, 1) from None
+            yield ObjectInfo(name[cut:], size, etag, props.last_modified)
 
     def list_prefixes(self, prefix: str) -> Iterator[str]:
         start = self._list_prefix(prefix)
         cut = len(self._root)
-        try:
-            for item in self._container.walk_blobs(
-                name_starts_with=start,
-                delimiter="/",
-                results_per_page=self._settings["results_per_page"],
-            ):
-                # walk_blobs yields blobs directly below the prefix and BlobPrefix "folders";
-                # only the folders are wanted. A BlobPrefix is itself iterable (a lazy
-                # sub-listing) and must not be walked.
-                if isinstance(item, BlobPrefix):
-                    yield str(item.name)[cut:]
-        except AzureError as exc:
-            raise self._error(exc, "list", prefix) from None
+        pager = lambda: self._container.walk_blobs(  # noqa: E731
+            name_starts_with=start,
+            delimiter="/",
+            results_per_page=self._settings["results_per_page"],
+        )
+        for item in self._pages(pager, "list", prefix):
+            # walk_blobs yields blobs directly below the prefix and BlobPrefix "folders"; only
+            # the folders are wanted. A BlobPrefix is itself iterable (a lazy sub-listing) and
+            # must not be walked.
+            if isinstance(item, BlobPrefix):
+                yield str(item.name)[cut:]
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -256,15 +394,18 @@ class AzureBlobStorage(Storage):
         blob = self._container.get_blob_client(name)
         with path.open("rb") as handle:
             size = path.stat().st_size
-            try:
+
+            def upload() -> None:
+                # An unconditional overwrite is safe to repeat; each attempt starts afresh.
+                handle.seek(0)
                 blob.upload_blob(
                     handle,
                     length=size,
                     overwrite=True,
                     max_concurrency=self._settings["max_concurrency"],
                 )
-            except AzureError as exc:
-                raise self._error(exc, "write", key, write=True) from None
+
+            self._sdk(upload, "write", key, write=True)
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         return self._conditional_put(key, bytes(data), etag=None)
@@ -292,7 +433,7 @@ class AzureBlobStorage(Storage):
             try:
                 # The data is far below max_single_put_size: one request, atomic on the service.
                 response = blob.upload_blob(data, retry_total=0, **conditions)
-                return _etag(response["etag"])
+                return _etag(response.get("etag"))
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
                 conflict = self._conflict(exc, key, etag is None)
                 if conflict is None:
@@ -320,6 +461,14 @@ class AzureBlobStorage(Storage):
                     uncertain = True
                 time.sleep(self._retry.get_backoff_time({"count": attempt}))
                 attempt += 1
+            except _MALFORMED as exc:
+                # A malformed answer (e.g. cut before its ETag) came after the service read the
+                # request: the write may have been applied, exactly like a lost answer.
+                if attempt >= self._settings["retry_total"]:
+                    raise self._garbled(exc, "write", key, attempt + 1) from None
+                uncertain = True
+                time.sleep(_MALFORMED_PAUSE * (attempt + 1))
+                attempt += 1
 
     def _conflict(self, exc: AzureError, key: str, create_only: bool) -> StorageError | None:
         """The AlreadyExists / PreconditionFailed a refused conditional write means, or None."""
@@ -342,19 +491,18 @@ class AzureBlobStorage(Storage):
         try:
             downloader = blob.download_blob()
             current = downloader.readall()
-        except AzureError:
-            return None
-        return _etag(downloader.properties.etag) if current == data else None
+            etag = _etag(downloader.properties.etag)
+        except (AzureError, *_MALFORMED):
+            return None  # unknown: the caller reports the conflict it saw
+        return etag if current == data else None
 
     def delete(self, key: str) -> None:
         blob = self._container.get_blob_client(self._name(key))
-        try:
-            blob.delete_blob(delete_snapshots="include")
-        except ResourceNotFoundError as exc:
-            if error_code(exc) == "ContainerNotFound":
-                raise self._error(exc, "delete", key, write=True) from None
-        except AzureError as exc:
-            raise self._error(exc, "delete", key, write=True) from None
+        # Already gone is fine (a missing container is a StorageError, not KeyNotFound).
+        with contextlib.suppress(KeyNotFound):
+            self._sdk(
+                lambda: blob.delete_blob(delete_snapshots="include"), "delete", key, write=True
+            )
 
     def touch(self, key: str) -> None:
         """Refresh a blob's Last-Modified time so ``gc``'s grace period starts again.
@@ -364,13 +512,14 @@ class AzureBlobStorage(Storage):
         that vanished meanwhile is not an error: core re-checks and re-uploads before publishing.
         """
         blob = self._container.get_blob_client(self._name(key))
-        try:
-            blob.set_blob_metadata({"modelshelf_touched": f"{time.time():.0f}"})
-        except ResourceNotFoundError as exc:
-            if error_code(exc) == "ContainerNotFound":
-                raise self._error(exc, "touch", key, write=True) from None
-        except AzureError as exc:
-            raise self._error(exc, "touch", key, write=True) from None
+        # Vanished meanwhile is fine (a missing container is a StorageError, not KeyNotFound).
+        with contextlib.suppress(KeyNotFound):
+            self._sdk(
+                lambda: blob.set_blob_metadata({"modelshelf_touched": f"{time.time():.0f}"}),
+                "touch",
+                key,
+                write=True,
+            )
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -387,9 +536,20 @@ def _etag(value: object) -> str:
 
     Blob listings return etags unquoted while HEAD/GET/PUT return them quoted; a caller that
     compares a listed etag with a read one, or passes either to ``put_if_match``, must not care.
+    A missing or empty etag (an answer cut before its ETag header) raises
+    :class:`_MalformedAnswer`: turning it into the string ``"None"`` would break every later
+    compare-and-swap.
     """
-    text = str(value)
-    return text if text.startswith('"') else f'"{text}"'
+    if not isinstance(value, str) or value.strip('"') == "":
+        raise _MalformedAnswer("no ETag in the answer")
+    return value if value.startswith('"') else f'"{value}"'
+
+
+def _size(value: object) -> int:
+    """A blob size from an answer; a missing or negative one raises :class:`_MalformedAnswer`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _MalformedAnswer("no valid size (Content-Length / Content-Range) in the answer")
+    return value
 
 
 def _transport(max_concurrency: int) -> tuple[Any, Any]:

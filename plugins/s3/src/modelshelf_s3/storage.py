@@ -35,6 +35,7 @@ from typing import Any, NoReturn
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.parsers
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from modelshelf.errors import (
@@ -86,6 +87,25 @@ _NETWORK_ERRORS: tuple[type[Exception], ...] = (
     botocore.exceptions.IncompleteReadError,
     botocore.exceptions.HTTPClientError,
 )
+
+
+class _IncompleteAnswer(Exception):
+    """An answer that parsed but lacks what every complete answer carries: a connection cut.
+
+    ``http.client`` takes an EOF at a header-line boundary for the end of the headers, so an
+    answer cut there looks complete but misses later headers (ETag, Content-Length...) and,
+    without Content-Length, has an empty body. botocore does not retry these; we do, and what
+    is left after the retries becomes :class:`~modelshelf.errors.BackendUnavailable`.
+    """
+
+
+#: Answers that a cut connection can produce and that deserve another try.
+_TRANSIENT_ANSWERS: tuple[type[Exception], ...] = (
+    _IncompleteAnswer,
+    botocore.parsers.ResponseParserError,
+)
+#: How often one request whose answer came back incomplete is sent again.
+_INCOMPLETE_ATTEMPTS = 4
 #: How often a create-only PutObject answered 409 ConditionalRequestConflict is tried again.
 #: S3 answers 409 while another conditional write to the same key is in flight; AWS's advice is
 #: to retry, after which one of the writers gets 412.
@@ -171,16 +191,20 @@ class S3Storage(Storage):
                 self._raise(exc, "read", key)
             try:
                 data = response["Body"].read()
+                # Without Content-Length (a cut header block) botocore cannot tell a short body:
+                # an empty manifest with the real ETag would look like a damaged record.
+                _check_object_answer(response, len(data))
                 break
-            except _NETWORK_ERRORS as exc:
+            except (*_NETWORK_ERRORS, *_TRANSIENT_ANSWERS) as exc:
                 # ...but a body that breaks once it flows is not: read it again.
+                response["Body"].close()
                 if attempt == _RESUME_ATTEMPTS:
                     self._raise(exc, "read", key)
                 _backoff(attempt)
             except Exception as exc:
                 self._raise(exc, "read", key)
         self._bucket_seen = True
-        return StoredBytes(data=data, etag=response["ETag"])
+        return StoredBytes(data=data, etag=str(response["ETag"]))
 
     def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         """GetObject now (so a missing key raises here), then yield its body in chunks.
@@ -189,10 +213,20 @@ class S3Storage(Storage):
         ``IfMatch`` on the first response's ETag, so a replaced object is never spliced in.
         """
         full = self._key(key)
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=full)
-        except Exception as exc:
-            self._raise(exc, "read", key)
+        for attempt in range(_INCOMPLETE_ATTEMPTS):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=full)
+            except Exception as exc:
+                self._raise(exc, "read", key)
+            try:
+                # The size and ETag pin the resumes below: an answer without them is a cut one.
+                _check_object_answer(response, None)
+                break
+            except _IncompleteAnswer as exc:
+                response["Body"].close()
+                if attempt + 1 == _INCOMPLETE_ATTEMPTS:
+                    self._raise(exc, "read", key)
+                _backoff(attempt)
         self._bucket_seen = True
         return self._stream(key, full, response, chunk_size)
 
@@ -246,20 +280,28 @@ class S3Storage(Storage):
     def stat(self, key: str) -> ObjectInfo | None:
         """HeadObject; ``None`` when the key does not exist."""
         full = self._key(key)
-        try:
-            response = self.client.head_object(Bucket=self.bucket, Key=full)
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
-                self._check_bucket()
-                return None
-            self._raise(exc, "read", key)
-        except Exception as exc:
-            self._raise(exc, "read", key)
+        for attempt in range(_INCOMPLETE_ATTEMPTS):
+            try:
+                response = self.client.head_object(Bucket=self.bucket, Key=full)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in _NOT_FOUND:
+                    self._check_bucket()
+                    return None
+                self._raise(exc, "read", key)
+            except Exception as exc:
+                self._raise(exc, "read", key)
+            try:
+                _check_object_answer(response, None)
+                break
+            except _IncompleteAnswer as exc:
+                if attempt + 1 == _INCOMPLETE_ATTEMPTS:
+                    self._raise(exc, "read", key)
+                _backoff(attempt)
         self._bucket_seen = True
         return ObjectInfo(
             key=key,
             size=int(response["ContentLength"]),
-            etag=response["ETag"],
+            etag=str(response["ETag"]),
             modified=response.get("LastModified"),
         )
 
@@ -280,31 +322,50 @@ class S3Storage(Storage):
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every key below ``prefix``, page after page (ListObjectsV2 returns 1,000 at most)."""
         full = self._prefix(prefix)
-        paginator = self.client.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
-                self._bucket_seen = True
-                for item in page.get("Contents", ()):
-                    yield ObjectInfo(
-                        key=self._relative(item["Key"]),
-                        size=int(item["Size"]),
-                        etag=item["ETag"],
-                        modified=item.get("LastModified"),
-                    )
-        except Exception as exc:
-            self._raise(exc, "list", prefix or None)
+        for page in self._pages(prefix, Prefix=full):
+            for item in page.get("Contents", ()):
+                yield ObjectInfo(
+                    key=self._relative(item["Key"]),
+                    size=int(item["Size"]),
+                    etag=str(item["ETag"]),
+                    modified=item.get("LastModified"),
+                )
 
     def list_prefixes(self, prefix: str) -> Iterator[str]:
         """Immediate "sub-directories" below ``prefix`` (``Delimiter='/'``), paginated."""
         full = self._prefix(prefix)
-        paginator = self.client.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
-                self._bucket_seen = True
-                for item in page.get("CommonPrefixes", ()):
-                    yield self._relative(item["Prefix"])
-        except Exception as exc:
-            self._raise(exc, "list", prefix or None)
+        for page in self._pages(prefix, Prefix=full, Delimiter="/"):
+            for item in page.get("CommonPrefixes", ()):
+                yield self._relative(item["Prefix"])
+
+    def _pages(self, prefix: str, **request: str) -> Iterator[dict[str, Any]]:
+        """ListObjectsV2 pages, following continuation tokens, each one checked complete.
+
+        Not botocore's paginator: a page whose answer was cut (an empty body reads as an empty
+        listing, a truncated one does not parse) must be asked for again, not taken for "no keys"
+        -- core would then report a model that exists as missing.
+        """
+        token: str | None = None
+        while True:
+            args: dict[str, Any] = {"Bucket": self.bucket, **request}
+            if token is not None:
+                args["ContinuationToken"] = token
+            for attempt in range(_INCOMPLETE_ATTEMPTS):
+                try:
+                    page = self.client.list_objects_v2(**args)
+                    _check_list_answer(page)
+                    break
+                except _TRANSIENT_ANSWERS as exc:
+                    if attempt + 1 == _INCOMPLETE_ATTEMPTS:
+                        self._raise(exc, "list", prefix or None)
+                    _backoff(attempt)
+                except Exception as exc:
+                    self._raise(exc, "list", prefix or None)
+            self._bucket_seen = True
+            yield page
+            if not page["IsTruncated"]:
+                return
+            token = str(page["NextContinuationToken"])
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -351,7 +412,7 @@ class S3Storage(Storage):
             except Exception as exc:
                 self._raise(exc, "write", key)
             self._bucket_seen = True
-            return str(response["ETag"])
+            return self._etag_of_put(response, key, full, data)
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns/raises
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
@@ -374,7 +435,35 @@ class S3Storage(Storage):
         except Exception as exc:
             self._raise(exc, "write", key)
         self._bucket_seen = True
-        return str(response["ETag"])
+        return self._etag_of_put(response, key, full, data)
+
+    def _etag_of_put(self, response: dict[str, Any], key: str, full: str, data: bytes) -> str:
+        """The ETag of a PutObject that succeeded, even when its answer lost the ETag header.
+
+        The write landed (S3 said 200), so the object is read back: if it still holds exactly
+        our bytes, its ETag is ours. Otherwise another writer replaced it meanwhile and no etag
+        can be vouched for: the caller gets BackendUnavailable, never a guessed etag.
+        """
+        if response.get("ETag"):
+            return str(response["ETag"])
+        for attempt in range(_INCOMPLETE_ATTEMPTS):
+            try:
+                again = self.client.get_object(Bucket=self.bucket, Key=full)
+                current = again["Body"].read()
+                _check_object_answer(again, len(current))
+            except (*_NETWORK_ERRORS, *_TRANSIENT_ANSWERS):
+                _backoff(attempt)
+                continue
+            except Exception as exc:
+                self._raise(exc, "read", key)
+            if current == data:
+                return str(again["ETag"])
+            break
+        raise BackendUnavailable(
+            f"S3 endpoint {_safe(self.endpoint)} stored {key!r} on shelf {self.url} but its "
+            "answer was cut (no ETag) and the object could not be confirmed: check the network "
+            "and try again"
+        ) from None
 
     def _landed_earlier(
         self, exc: botocore.exceptions.ClientError, full: str, data: bytes
@@ -393,6 +482,7 @@ class S3Storage(Storage):
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=full)
             current = response["Body"].read()
+            _check_object_answer(response, len(current))
         except Exception:
             return None  # cannot tell: report the refusal, which is always safe
         return str(response["ETag"]) if current == data else None
@@ -494,6 +584,32 @@ class S3Storage(Storage):
         return f", endpoint {_safe(self.options.endpoint_url)}" if self.options.endpoint_url else ""
 
 
+def _check_object_answer(response: dict[str, Any], body_length: int | None) -> None:
+    """Raise :class:`_IncompleteAnswer` unless a GetObject/HeadObject answer is whole.
+
+    Every S3 object answer carries ETag and Content-Length; a cut header block drops them (and
+    every header after the cut). ``body_length``, when the body was read, must match.
+    """
+    missing = [name for name in ("ETag", "ContentLength") if response.get(name) is None]
+    if missing or not response["ETag"]:
+        raise _IncompleteAnswer(f"no {' or '.join(missing or ['ETag'])} header")
+    if body_length is not None and body_length != int(response["ContentLength"]):
+        raise _IncompleteAnswer(f"{body_length} of {int(response['ContentLength'])} body bytes")
+
+
+def _check_list_answer(page: dict[str, Any]) -> None:
+    """Raise :class:`_IncompleteAnswer` unless a ListObjectsV2 answer has its ListBucketResult.
+
+    An empty body (the answer cut before Content-Length) parses to no fields at all, which
+    botocore's paginator would take for an empty listing. ``IsTruncated`` is in every complete
+    answer, and a truncated one must say where to continue.
+    """
+    if "IsTruncated" not in page:
+        raise _IncompleteAnswer("no ListBucketResult in the listing answer")
+    if page["IsTruncated"] and not page.get("NextContinuationToken"):
+        raise _IncompleteAnswer("a truncated listing answer without NextContinuationToken")
+
+
 def _code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "")) or str(
         exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
@@ -582,6 +698,14 @@ def _translate(
         )
     if isinstance(exc, botocore.exceptions.NoRegionError):
         return StorageError(f"no AWS region for shelf {shelf}: pass region=... or set AWS_REGION")
+    if isinstance(exc, _TRANSIENT_ANSWERS):
+        # The parser's message quotes the answer body: name the failure, not the content.
+        why = str(exc) if isinstance(exc, _IncompleteAnswer) else "an unparsable answer"
+        return BackendUnavailable(
+            f"S3 endpoint {_safe(endpoint)} kept sending incomplete answers to {action}{where} "
+            f"on shelf {shelf} ({why}, {_INCOMPLETE_ATTEMPTS} tries): the connection is being "
+            "cut (check the network, proxies, load balancers) and try again"
+        )
     if isinstance(exc, _NETWORK_ERRORS):
         return BackendUnavailable(
             f"cannot reach S3 endpoint {_safe(endpoint)} for shelf {shelf} "
