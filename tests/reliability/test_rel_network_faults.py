@@ -93,7 +93,7 @@ def _proxied(kind: str, request: pytest.FixtureRequest, stack: contextlib.ExitSt
 
 #: Backends whose cut-answer defects (raw exceptions, cut listings or bodies read as missing or
 #: damaged records) are fixed: such a failure from them is a new defect, not a known one.
-CUT_ANSWERS_FIXED = {"s3", "azure"}
+CUT_ANSWERS_FIXED = {"s3", "azure", "gcs"}
 
 
 def _known_defect(kind: str, exc: BaseException) -> str | None:

@@ -3,11 +3,13 @@ HTTP servers for failures the emulator cannot produce (lost answers, 401/403).""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
@@ -182,3 +184,83 @@ def denying_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         yield server.url
     finally:
         server.close()
+
+
+# --- answers whose header block is cut short ----------------------------------------------------
+
+
+class HeaderCutProxy:
+    """A TCP proxy in front of the emulator that cuts answers just before one header line.
+
+    The first ``times`` answers (after ``skip``) that carry header ``header`` are closed cleanly
+    right before it: ``http.client`` takes the EOF at a line boundary for the end of the headers,
+    so the SDK sees a plausible 200 without that header (and all later ones) and an empty body.
+    """
+
+    def __init__(self, upstream: str, header: str, *, times: int = 1, skip: int = 0) -> None:
+        host, port = upstream.removeprefix("http://").rsplit(":", 1)
+        self.target = (host, int(port))
+        self.needle = b"\r\n" + header.lower().encode() + b":"
+        self.times = times
+        self.skip = skip
+        self.cuts = 0
+        self.lock = threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                at = data.lower().find(self.needle) if answers else -1
+                if at != -1:
+                    with self.lock:
+                        cut = self.skip == 0 and self.cuts < self.times
+                        self.skip = max(0, self.skip - 1)
+                        self.cuts += cut
+                    if cut:
+                        sink.sendall(data[: at + 2])
+                        break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.server.close()
+
+
+@pytest.fixture
+def header_cut(
+    gcs_env: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., HeaderCutProxy]]:
+    """``header_cut(header, times=1, skip=0)``: a :class:`HeaderCutProxy` in front of the
+    emulator; STORAGE_EMULATOR_HOST points at it from then on (open storages after calling it)."""
+    proxies: list[HeaderCutProxy] = []
+
+    def make(header: str, *, times: int = 1, skip: int = 0) -> HeaderCutProxy:
+        proxy = HeaderCutProxy(gcs_env, header, times=times, skip=skip)
+        proxies.append(proxy)
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        return proxy
+
+    try:
+        yield make
+    finally:
+        for proxy in proxies:
+            proxy.close()

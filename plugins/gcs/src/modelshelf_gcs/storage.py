@@ -16,7 +16,9 @@ Retries: transient failures (429, 5xx, dropped connections, timeouts) are retrie
 back-off for up to ``retry_deadline`` seconds, including uploads of blobs (safe: content-addressed)
 and conditional writes (safe: the precondition makes a replay harmless). A connection that cannot
 be opened at all (refused, unknown host) is not retried: that endpoint is wrong or down, and the
-user should hear so at once rather than after two minutes.
+user should hear so at once rather than after two minutes. An answer that the SDK takes for a
+success but cannot read (its headers cut short: a JSON body kept as bytes, no generation, a short
+range) is asked for again a few times, then reported as BackendUnavailable (see ``_sdk``).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from google.api_core import exceptions as gexc
@@ -64,6 +67,12 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRY_DEADLINE = 120.0
 #: Objects per listing page (the GCS maximum).
 PAGE_SIZE = 1000
+#: Times one SDK call is tried when the answer is malformed (see :meth:`GCSStorage._sdk`).
+MALFORMED_ATTEMPTS = 3
+#: Seconds to wait before the second try after a malformed answer (doubled each time).
+MALFORMED_BACKOFF = 0.2
+
+_T = TypeVar("_T")
 
 _OPTIONS = (
     "project",
@@ -99,6 +108,27 @@ def _unreachable(exc: BaseException) -> bool:
 def _transient(exc: Exception) -> bool:
     """Retry what the SDK retries by default, except connections that could not be opened."""
     return bool(_sdk_should_retry(exc)) and not _unreachable(exc)
+
+
+class _MalformedAnswer(Exception):
+    """An answer that parsed but lacks what GCS always sends (e.g. a download without its
+    generation, a range shorter than asked): the sign of a connection cut inside the headers."""
+
+
+def _malformed(exc: BaseException) -> bool:
+    """True for what the SDK raises when an answer is malformed rather than an error answer.
+
+    A header block cut short (e.g. before ``Content-Type`` or ``Content-Length``) reaches the SDK
+    as a 200 with an empty or non-JSON body: it then fails with ``ValueError`` (JSON decoding),
+    or stores the body as bytes where a dict belongs and fails with ``AttributeError`` /
+    ``TypeError`` when the resource is read. Credential and request-building errors share those
+    base classes (``google.auth`` errors, ``requests.InvalidURL``): they are not transient.
+    """
+    if isinstance(exc, _MalformedAnswer | requests.JSONDecodeError):
+        return True
+    if isinstance(exc, auth_exc.GoogleAuthError | requests.RequestException):
+        return False
+    return isinstance(exc, AttributeError | ValueError | TypeError)
 
 
 def _is_network(exc: BaseException) -> bool:
@@ -217,7 +247,14 @@ class GCSStorage(Storage):
         if self._bucket_known:
             return True
         try:
-            exists = bool(self.bucket.exists(timeout=self.timeout, retry=self._retry()))
+            exists = bool(
+                self._sdk(
+                    lambda: self.bucket.exists(timeout=self.timeout, retry=self._retry()),
+                    "check the bucket of",
+                )
+            )
+        except StorageError:
+            raise
         except (gexc.Forbidden, gexc.Unauthorized, auth_exc.InvalidOperation):
             # Readers of a public bucket may get objects but not bucket metadata: assume it exists.
             exists = True
@@ -271,6 +308,51 @@ class GCSStorage(Storage):
             )
         return StorageError(f"cannot {what} in shelf {self.url}: {reason}")
 
+    def _sdk(
+        self,
+        call: Callable[[], _T],
+        action: str,
+        key: str = "",
+        *,
+        attempts: _Attempts | None = None,
+    ) -> _T:
+        """Run ``call`` (SDK calls and checks of their answers only), retrying malformed answers.
+
+        The SDK retries error answers and dropped connections itself, but takes an answer whose
+        headers were cut short for a success and then trips over it (see :func:`_malformed`).
+        Such a call is tried :data:`MALFORMED_ATTEMPTS` times, then fails with
+        :class:`~modelshelf.errors.BackendUnavailable` naming the endpoint. Keep our own logic
+        out of ``call``: its ``AttributeError``/``TypeError``/``ValueError`` would be mistaken for
+        the network's. ``attempts`` is marked as retried, like the SDK's retries mark it.
+        """
+        last: BaseException | None = None
+        for attempt in range(MALFORMED_ATTEMPTS):
+            if attempt:
+                if attempts is not None:
+                    attempts.retried = True
+                time.sleep(MALFORMED_BACKOFF * 2 ** (attempt - 1))
+            try:
+                return call()
+            except Exception as exc:
+                if not _malformed(exc):
+                    raise
+                last = exc
+        what = f"{action} {key!r}" if key else f"{action} shelf"
+        raise BackendUnavailable(
+            f"cannot {what}: {self.endpoint} sent a malformed answer {MALFORMED_ATTEMPTS} times "
+            f"(last: {_reason(last) if last else 'unknown'}); shelf {self.url}, try again later"
+        ) from None
+
+    @staticmethod
+    def _loaded(blob: Any) -> Any:
+        """``blob`` (or None) if its resource holds a generation; raises if the answer was bad.
+
+        Reading the property raises ``AttributeError`` when the SDK stored a non-JSON body.
+        """
+        if blob is not None and blob.generation is None:
+            raise _MalformedAnswer(f"no generation for {blob.name!r} in the answer")
+        return blob
+
     def _check_writable(self, action: str, key: str) -> None:
         if self.read_only:
             raise ReadOnlyShelf(
@@ -306,21 +388,40 @@ class GCSStorage(Storage):
         the retry, and the replay fails its precondition against our own write. Only in that case
         (the SDK did retry) do we check whether the object is ours.
         """
-        blob = self.bucket.blob(name)
+
+        def download() -> tuple[bytes, Any]:
+            blob = self.bucket.blob(name)
+            data = blob.download_as_bytes(timeout=self.timeout, retry=self._retry())
+            return data, self._loaded(blob)  # without its generation, the answer was cut short
+
         try:
-            current = blob.download_as_bytes(timeout=self.timeout, retry=self._retry())
-        except Exception:
+            current, blob = self._sdk(download, "check", name[len(self.location.prefix) :])
+        except gexc.NotFound:
             return None
+        except StorageError:
+            # Cannot tell whether the write was ours: say so, never "exists"/"changed" (wrong).
+            raise
+        except Exception as exc:
+            raise self._error(exc, "check", name[len(self.location.prefix) :]) from None
         return str(blob.generation) if current == data and blob.generation is not None else None
 
     # --- reads -----------------------------------------------------------------------------
 
     def read(self, key: str) -> StoredBytes:
-        blob = self.bucket.blob(self._name(key))
-        try:
+        name = self._name(key)
+
+        def download() -> tuple[bytes, Any]:
+            blob = self.bucket.blob(name)
             data = blob.download_as_bytes(timeout=self.timeout, retry=self._retry())
+            self._loaded(blob)  # a download answer without x-goog-generation was cut short
+            return data, blob
+
+        try:
+            data, blob = self._sdk(download, "read", key)
         except gexc.NotFound:
             raise self._not_found(key) from None
+        except StorageError:
+            raise
         except Exception as exc:
             raise self._error(exc, "read", key) from None
         # The download response carries the generation of exactly the bytes we got.
@@ -339,29 +440,44 @@ class GCSStorage(Storage):
         start = 0
         while start < size:
             end = min(start + step, size) - 1
-            try:
+
+            def download(start: int = start, end: int = end) -> bytes:
                 # Checksums are per whole object, so none for a range; core verifies sha256.
                 data = blob.download_as_bytes(
                     start=start, end=end, checksum=None, timeout=self.timeout, retry=self._retry()
                 )
+                if len(data) != end - start + 1:  # e.g. an answer cut before Content-Length
+                    raise _MalformedAnswer(
+                        f"short read: asked bytes {start}-{end}, got {len(data)}"
+                    )
+                return data
+
+            try:
+                data = self._sdk(download, "read", key)
             except gexc.NotFound:
                 raise StorageError(
                     f"{key} in shelf {self.url} was replaced or deleted while being read; try again"
                 ) from None
+            except StorageError:
+                raise
             except Exception as exc:
                 raise self._error(exc, "read", key) from None
-            if len(data) != end - start + 1:
-                raise StorageError(
-                    f"short read of {key!r} in shelf {self.url}: asked bytes {start}-{end}, "
-                    f"got {len(data)}; try again"
-                )
             for offset in range(0, len(data), chunk_size):
                 yield data[offset : offset + chunk_size]
             start = end + 1
 
     def _stat_blob(self, key: str) -> Any:
+        name = self._name(key)
         try:
-            return self.bucket.get_blob(self._name(key), timeout=self.timeout, retry=self._retry())
+            return self._sdk(
+                lambda: self._loaded(
+                    self.bucket.get_blob(name, timeout=self.timeout, retry=self._retry())
+                ),
+                "stat",
+                key,
+            )
+        except StorageError:
+            raise
         except Exception as exc:
             raise self._error(exc, "stat", key) from None
 
@@ -377,19 +493,51 @@ class GCSStorage(Storage):
         full = self._list_prefix(prefix)
         return self._list(prefix, full)
 
+    def _pages(
+        self, shown: str, **options: Any
+    ) -> Iterator[tuple[tuple[Any, ...], tuple[str, ...]]]:
+        """The pages of a listing, as (blobs, prefixes), each page fetched through :meth:`_sdk`.
+
+        ``shown`` is the prefix as the caller gave it (for messages); ``options`` go to
+        ``Client.list_blobs``.
+
+        Pages are fetched one by one from the last page token, so that a malformed page can be
+        asked for again (the SDK's page iterator cannot resume once it has raised).
+        """
+        token: str | None = None
+        while True:
+
+            def fetch(token: str | None = token) -> tuple[tuple[Any, ...], tuple[str, ...], Any]:
+                iterator = self.client.list_blobs(
+                    self.bucket,
+                    page_size=PAGE_SIZE,
+                    page_token=token,
+                    timeout=self.timeout,
+                    retry=self._retry(),
+                    **options,
+                )
+                page = next(iterator.pages, None)
+                if page is None:
+                    return (), (), None
+                blobs = tuple(self._loaded(blob) for blob in page)
+                return blobs, tuple(page.prefixes), iterator.next_page_token
+
+            blobs, prefixes, token = self._sdk(fetch, "list", shown)
+            yield blobs, prefixes
+            if not token:
+                return
+
     def _list(self, prefix: str, full: str) -> Iterator[ObjectInfo]:
-        blobs = self.client.list_blobs(
-            self.bucket,
+        pages = self._pages(
+            prefix,
             prefix=full,
-            page_size=PAGE_SIZE,
             # Only what ObjectInfo needs: a quarter of the bytes of a full listing.
             fields="items(name,size,generation,updated),nextPageToken",
-            timeout=self.timeout,
-            retry=self._retry(),
         )
         try:
-            for blob in blobs:  # the iterator fetches the next page as it goes
-                yield self._info(blob)
+            for blobs, _ in pages:
+                for blob in blobs:
+                    yield self._info(blob)
         except gexc.NotFound:
             raise self._no_bucket() from None  # listing only 404s when the bucket is missing
         except StorageError:
@@ -402,25 +550,19 @@ class GCSStorage(Storage):
         return self._list_prefixes(prefix, full)
 
     def _list_prefixes(self, prefix: str, full: str) -> Iterator[str]:
-        blobs = self.client.list_blobs(
-            self.bucket,
-            prefix=full,
-            delimiter="/",
-            page_size=PAGE_SIZE,
-            fields="prefixes,nextPageToken",
-            timeout=self.timeout,
-            retry=self._retry(),
-        )
+        pages = self._pages(prefix, prefix=full, delimiter="/", fields="prefixes,nextPageToken")
         cut = len(self.location.prefix)
         seen: set[str] = set()
         try:
-            for page in blobs.pages:
-                for found in page.prefixes:
+            for _, prefixes in pages:
+                for found in prefixes:
                     if found not in seen:
                         seen.add(found)
                         yield found[cut:]
         except gexc.NotFound:
             raise self._no_bucket() from None
+        except StorageError:
+            raise
         except Exception as exc:
             raise self._error(exc, "list", prefix) from None
 
@@ -428,18 +570,27 @@ class GCSStorage(Storage):
 
     def put_file(self, key: str, path: Path) -> None:
         self._check_writable("write", key)
-        blob = self.bucket.blob(self._name(key), chunk_size=self.chunk_size)
-        try:
-            # Blobs are content-addressed, so replaying an upload is harmless: retry it even
-            # though the SDK's default retries unconditional uploads not at all.
+        name = self._name(key)
+
+        def upload() -> None:
+            # A fresh blob each time: after a malformed answer the old one holds a broken resource.
+            blob = self.bucket.blob(name, chunk_size=self.chunk_size)
             blob.upload_from_filename(
                 os.fspath(path),
                 content_type="application/octet-stream",
                 timeout=self.timeout,
                 retry=self._retry(),
             )
+            self._loaded(blob)
+
+        try:
+            # Blobs are content-addressed, so replaying an upload is harmless: retry it even
+            # though the SDK's default retries unconditional uploads not at all.
+            self._sdk(upload, "write", key)
         except gexc.NotFound:
             raise self._no_bucket() from None  # an upload only 404s when the bucket is missing
+        except StorageError:
+            raise
         except OSError as exc:
             if _is_network(exc):
                 raise self._error(exc, "write", key, write=True) from None
@@ -450,16 +601,13 @@ class GCSStorage(Storage):
     def put_if_absent(self, key: str, data: bytes) -> str:
         self._check_writable("create", key)
         name = self._name(key)
-        blob = self._small_blob(name)
         attempts = _Attempts()
         try:
-            blob.upload_from_string(
-                data,
-                # upload_from_string would otherwise send "text/plain" over blob.content_type
-                content_type=blob.content_type,
-                if_generation_match=0,
-                timeout=self.timeout,
-                retry=self._retry(attempts),
+            written = self._sdk(
+                lambda: self._upload_record(name, data, 0, attempts),
+                "create",
+                key,
+                attempts=attempts,
             )
         except gexc.PreconditionFailed:
             if attempts.retried and (generation := self._holds(name, data)) is not None:
@@ -467,9 +615,11 @@ class GCSStorage(Storage):
             raise AlreadyExists(f"{key} already exists in shelf {self.url}") from None
         except gexc.NotFound:
             raise self._no_bucket() from None
+        except StorageError:
+            raise
         except Exception as exc:
             raise self._error(exc, "create", key, write=True) from None
-        return self._generation(blob)
+        return written
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
         self._check_writable("replace", key)
@@ -477,15 +627,13 @@ class GCSStorage(Storage):
             # Not a generation we handed out (0 would mean "create-only"): it cannot match.
             raise PreconditionFailed(f"{key} changed since it was read (shelf {self.url})")
         name = self._name(key)
-        blob = self._small_blob(name)
         attempts = _Attempts()
         try:
-            blob.upload_from_string(
-                data,
-                content_type=blob.content_type,
-                if_generation_match=int(etag),
-                timeout=self.timeout,
-                retry=self._retry(attempts),
+            written = self._sdk(
+                lambda: self._upload_record(name, data, int(etag), attempts),
+                "replace",
+                key,
+                attempts=attempts,
             )
         except gexc.PreconditionFailed:
             if attempts.retried and (generation := self._holds(name, data)) is not None:
@@ -495,9 +643,29 @@ class GCSStorage(Storage):
             ) from None
         except gexc.NotFound:
             raise self._no_bucket() from None
+        except StorageError:
+            raise
         except Exception as exc:
             raise self._error(exc, "replace", key, write=True) from None
-        return self._generation(blob)
+        return written
+
+    def _upload_record(
+        self, name: str, data: bytes, if_generation_match: int, attempts: _Attempts
+    ) -> str:
+        """One conditional simple upload of a record; its new generation. For :meth:`_sdk`.
+
+        A fresh blob each time: after a malformed answer the old one holds a broken resource.
+        """
+        blob = self._small_blob(name)
+        blob.upload_from_string(
+            data,
+            # upload_from_string would otherwise send "text/plain" over blob.content_type
+            content_type=blob.content_type,
+            if_generation_match=if_generation_match,
+            timeout=self.timeout,
+            retry=self._retry(attempts),
+        )
+        return str(self._loaded(blob).generation)
 
     def delete(self, key: str) -> None:
         self._check_writable("delete", key)
@@ -518,14 +686,23 @@ class GCSStorage(Storage):
         uploader re-checks its blobs before publishing.
         """
         self._check_writable("touch", key)
-        blob = self.bucket.blob(self._name(key))
-        now = dt.datetime.now(dt.timezone.utc)  # noqa: UP017 - dt.UTC needs Python 3.11
-        blob.metadata = {"modelshelf-touched": now.isoformat()}
-        try:
+        name = self._name(key)
+
+        def patch() -> None:
+            # A fresh blob each time: after a malformed answer the old one holds a broken resource.
+            blob = self.bucket.blob(name)
+            now = dt.datetime.now(dt.timezone.utc)  # noqa: UP017 - dt.UTC needs Python 3.11
+            blob.metadata = {"modelshelf-touched": now.isoformat()}
             blob.patch(timeout=self.timeout, retry=self._retry())
+            self._loaded(blob)
+
+        try:
+            self._sdk(patch, "touch", key)
         except gexc.NotFound:
             if not self._bucket_exists():
                 raise self._no_bucket() from None
+        except StorageError:
+            raise
         except Exception as exc:
             raise self._error(exc, "touch", key, write=True) from None
 

@@ -1,0 +1,172 @@
+"""Answers cut inside their header block: retried, then a one-line BackendUnavailable.
+
+A connection closed just before ``Content-Type`` or ``Content-Length`` reaches the SDK as a 200
+with an empty body that it takes for a success, then trips over (``'bytes' object has no
+attribute 'get'``, JSON decoding errors). ``GCSStorage`` must ask again, and when the endpoint
+keeps answering like that, say so in one line naming it. Real emulator behind a real TCP proxy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from modelshelf.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from modelshelf_gcs.storage import GCSStorage
+
+    from conftest import HeaderCutProxy
+
+HEADERS = ["Content-Type", "Content-Length"]
+RECORD = b'{"a": 1}'
+
+
+def _open(url: str, **options: Any) -> GCSStorage:
+    from modelshelf_gcs.storage import open_gcs
+
+    return open_gcs(url, **options)
+
+
+@pytest.fixture
+def seeded(gcs_storage: GCSStorage, tmp_path: Path) -> GCSStorage:
+    """The clean storage, holding a record and two blobs under ``models/``."""
+    gcs_storage.put_if_absent("a.json", RECORD)
+    gcs_storage.put_if_absent("models/x/1.json", b"{}")
+    gcs_storage.put_if_absent("models/y/1.json", b"{}")
+    return gcs_storage
+
+
+def _check(op: str, faulty: GCSStorage, clean: GCSStorage, tmp_path: Path) -> None:
+    """Run ``op`` through ``faulty`` and check its result against ``clean``."""
+    if op == "stat":
+        assert faulty.stat("a.json") == clean.stat("a.json")
+    elif op == "read":
+        got = faulty.read("a.json")
+        assert (got.data, got.etag) == (RECORD, clean.stat("a.json").etag)  # type: ignore[union-attr]
+    elif op == "read_stream":
+        assert b"".join(faulty.read_stream("a.json")) == RECORD
+    elif op == "list":
+        assert sorted(i.key for i in faulty.list("models/")) == [
+            "models/x/1.json",
+            "models/y/1.json",
+        ]
+    elif op == "list_prefixes":
+        assert sorted(faulty.list_prefixes("models/")) == ["models/x/", "models/y/"]
+    elif op == "put_if_absent":
+        etag = faulty.put_if_absent("new.json", b"{}")
+        assert etag == clean.stat("new.json").etag  # type: ignore[union-attr]
+    elif op == "put_if_match":
+        before = clean.stat("a.json").etag  # type: ignore[union-attr]
+        etag = faulty.put_if_match("a.json", b'{"a": 2}', before)
+        assert etag == clean.stat("a.json").etag != before  # type: ignore[union-attr]
+        assert clean.read("a.json").data == b'{"a": 2}'
+    elif op == "put_file":
+        local = tmp_path / "blob.bin"
+        local.write_bytes(b"z" * 1000)
+        faulty.put_file("blobs/z", local)
+        assert clean.read("blobs/z").data == b"z" * 1000
+    else:
+        assert op == "touch"
+        before = clean.stat("a.json")
+        faulty.touch("a.json")
+        assert clean.read("a.json").data == RECORD
+        assert clean.stat("a.json").modified >= before.modified  # type: ignore[union-attr]
+
+
+OPS = [
+    "stat",
+    "read",
+    "read_stream",
+    "list",
+    "list_prefixes",
+    "put_if_absent",
+    "put_if_match",
+    "put_file",
+    "touch",
+]
+
+
+@pytest.mark.parametrize("header", HEADERS)
+@pytest.mark.parametrize("op", OPS)
+def test_one_cut_answer_is_asked_again(
+    op: str,
+    header: str,
+    seeded: GCSStorage,
+    storage_url: str,
+    header_cut: Callable[..., HeaderCutProxy],
+    tmp_path: Path,
+) -> None:
+    proxy = header_cut(header)
+    faulty = _open(storage_url)
+    try:
+        _check(op, faulty, seeded, tmp_path)
+    finally:
+        faulty.close()
+    assert proxy.cuts == 1, "the operation met no cut answer: the test proved nothing"
+
+
+@pytest.mark.parametrize("header", HEADERS)
+@pytest.mark.parametrize("op", ["stat", "read", "list", "put_if_absent"])
+def test_endpoint_that_keeps_cutting_answers_is_unavailable(
+    op: str,
+    header: str,
+    seeded: GCSStorage,
+    storage_url: str,
+    header_cut: Callable[..., HeaderCutProxy],
+    tmp_path: Path,
+) -> None:
+    from modelshelf_gcs.storage import MALFORMED_ATTEMPTS
+
+    proxy = header_cut(header, times=1000)
+    # Some cut answers look like dropped connections to the SDK, which retries those itself
+    # until retry_deadline: keep it short.
+    faulty = _open(storage_url, retry_deadline=1)
+    calls: dict[str, Callable[[], Any]] = {
+        "stat": lambda: faulty.stat("a.json"),
+        "read": lambda: faulty.read("a.json"),
+        "list": lambda: list(faulty.list("models/")),
+        "put_if_absent": lambda: faulty.put_if_absent("other.json", b"{}"),
+    }
+    try:
+        with pytest.raises(BackendUnavailable) as caught:
+            calls[op]()
+    finally:
+        faulty.close()
+    text = str(caught.value)
+    assert "\n" not in text
+    assert proxy.url in text and storage_url in text
+    assert "malformed answer" in text or "kept failing" in text
+    assert proxy.cuts >= MALFORMED_ATTEMPTS  # asked again before giving up
+
+
+def test_only_malformed_answers_are_retried() -> None:
+    """Credential and request-building errors share ValueError's family but are not transient."""
+    import requests
+    from google.auth import exceptions as auth_exc
+    from modelshelf_gcs.storage import _malformed
+
+    assert _malformed(AttributeError("'bytes' object has no attribute 'get'"))
+    assert _malformed(ValueError("Expecting value: line 1 column 1 (char 0)"))
+    assert _malformed(requests.JSONDecodeError("Expecting value", "", 0))
+    assert not _malformed(auth_exc.InvalidValue("bad key"))  # a ValueError too
+    assert not _malformed(auth_exc.DefaultCredentialsError("no credentials"))
+    assert not _malformed(requests.exceptions.InvalidURL("bad url"))  # a ValueError too
+    assert not _malformed(KeyError("x"))
+
+
+def test_errors_that_are_not_malformed_answers_are_not_retried(gcs_storage: GCSStorage) -> None:
+    from google.auth import exceptions as auth_exc
+
+    calls = 0
+
+    def call() -> None:
+        nonlocal calls
+        calls += 1
+        raise auth_exc.InvalidValue("bad key")
+
+    with pytest.raises(auth_exc.InvalidValue):
+        gcs_storage._sdk(call, "read", "a.json")
+    assert calls == 1
