@@ -532,6 +532,13 @@ class Shelf:
         missing = [f.sha256 for f in draft.files if f.sha256 not in blobs]
         if missing:
             raise ModelshelfError(f"no local copy of blob {missing[0]} given to publish {draft.name}")
+        size = len(convert.to_json(draft))
+        if size > convert.MAX_RECORD_BYTES // 2:  # half: readers refuse records over the limit
+            raise ModelshelfError(
+                f"the manifest of {draft.name} would be {size} bytes (limit {convert.MAX_RECORD_BYTES // 2}): "
+                "metadata, params and signatures describe a model; store large data as files "
+                "(extra_files=...)"
+            )
         sent, reused = self._upload_blobs({f.sha256: blobs[f.sha256] for f in draft.files})
         published = self._publish(draft)
         self._recheck_blobs(reused, blobs)
@@ -614,13 +621,6 @@ class Shelf:
         # A writer publishing repeatedly tries the number after its last one without listing
         # (create-only makes a stale guess safe); otherwise, or after losing, it lists.
         candidate = self._next_version.get(draft.name) or max(self._version_numbers(draft.name), default=0) + 1
-        size = len(convert.to_json(draft))
-        if size > convert.MAX_RECORD_BYTES // 2:  # half: leave room for what later versions add
-            raise ModelshelfError(
-                f"the manifest of {draft.name} would be {size} bytes (limit {convert.MAX_RECORD_BYTES // 2}): "
-                "metadata, params and signatures describe a model; store large data as files "
-                "(extra_files=...)"
-            )
         for attempt in range(_MAX_WRITE_ATTEMPTS):
             record = attrs.evolve(draft, version=candidate, created_at=_now())
             try:
