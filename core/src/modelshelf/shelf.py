@@ -266,8 +266,9 @@ class Shelf:
     def _check_marker(self, *, create: bool) -> None:
         if self._marker_checked:
             return
-        info = self.storage.stat(MARKER_KEY)
-        if info is None:
+        try:
+            stored = self.storage.read(MARKER_KEY)
+        except KeyNotFound:
             if not create:
                 return  # an empty or not-yet-used shelf reads as empty
             marker = ShelfMarker(format=SHELF_FORMAT, created_at=_now())
@@ -276,7 +277,6 @@ class Shelf:
             except AlreadyExists:
                 return self._check_marker(create=create)
         else:
-            stored = self.storage.read(MARKER_KEY)
             marker = convert.from_json(stored.data, ShelfMarker, source=f"{self.url}/{MARKER_KEY}")
             if marker.format > SHELF_FORMAT:
                 raise InvalidRecord(
