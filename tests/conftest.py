@@ -14,21 +14,11 @@ _numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from modelshelf_s3.testing import DUMMY_CREDENTIALS, moto_server
+def moto_endpoint() -> Iterator[str]:
+    from modelshelf_s3.testing import moto_environment
 
-    empty = tmp_path_factory.mktemp("aws") / "none"
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_S3"):
-            mp.delenv(name, raising=False)
-        for name, value in DUMMY_CREDENTIALS.items():
-            mp.setenv(name, value)
-        mp.setenv("AWS_CONFIG_FILE", str(empty))
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        with moto_server() as endpoint:
-            mp.setenv("AWS_ENDPOINT_URL", endpoint)
-            yield endpoint
+    with moto_environment() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -443,21 +443,12 @@ def test_hostile_modelstore_archive_writes_nothing_outside(registry: Registry, t
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def moto_endpoint() -> Iterator[str]:
     """A real moto S3 server over HTTP; boto3 (modelstore's and the S3 plugin's) points at it."""
-    testing = pytest.importorskip("modelshelf_s3.testing")
-    empty = tmp_path_factory.mktemp("aws") / "none"
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_S3"):
-            mp.delenv(name, raising=False)
-        for name, value in testing.DUMMY_CREDENTIALS.items():
-            mp.setenv(name, value)
-        mp.setenv("AWS_CONFIG_FILE", str(empty))
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        with testing.moto_server() as endpoint:
-            mp.setenv("AWS_ENDPOINT_URL", endpoint)
-            yield endpoint
+    from modelshelf_s3.testing import moto_environment
+
+    with moto_environment() as endpoint:
+        yield endpoint
 
 
 def test_import_from_s3_written_by_modelstore(moto_endpoint: str, tmp_path: Path, shelf: modelshelf.Shelf, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelshelf_s3.testing import ISOLATED_AWS_ENV
+
 #: Full counts (the figures in docs/reliability.md) instead of the quick CI counts.
 FULL = os.environ.get("MODELSHELF_RELIABILITY_FULL", "") not in ("", "0", "false", "no")
 
@@ -31,17 +33,8 @@ def count(ci: int, full: int) -> int:
     return full if FULL else ci
 
 
-#: Dummy AWS credentials moto accepts while its authentication is off. Not secrets.
-AWS_ENV: Mapping[str, str] = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
+#: Dummy AWS credentials moto accepts while its authentication is off, and no real AWS setup.
+AWS_ENV: Mapping[str, str] = ISOLATED_AWS_ENV
 
 
 @dataclass

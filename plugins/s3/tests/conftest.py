@@ -14,27 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelshelf_s3.testing import DUMMY_CREDENTIALS, moto_server
+from modelshelf_s3.testing import moto_environment
 
 _bucket_numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def moto_endpoint() -> Iterator[str]:
     """A moto S3 server for the whole session; the environment points boto3 at it."""
-    empty = tmp_path_factory.mktemp("aws") / "none"
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_S3"):
-            mp.delenv(name, raising=False)
-        for name, value in DUMMY_CREDENTIALS.items():
-            mp.setenv(name, value)
-        # Never read the machine's ~/.aws nor ask an instance metadata service.
-        mp.setenv("AWS_CONFIG_FILE", str(empty))
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        with moto_server() as endpoint:
-            mp.setenv("AWS_ENDPOINT_URL", endpoint)
-            yield endpoint
+    with moto_environment() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

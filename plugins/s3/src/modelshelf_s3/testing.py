@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 
-__all__ = ["DUMMY_CREDENTIALS", "moto_server", "reset_moto", "reset_moto_auth"]
+__all__ = ["DUMMY_CREDENTIALS", "ISOLATED_AWS_ENV", "moto_environment", "moto_server", "reset_moto", "reset_moto_auth"]
 
 #: Credentials moto accepts while authentication is off (its default). Not secrets.
 DUMMY_CREDENTIALS: Mapping[str, str] = {
@@ -34,6 +34,40 @@ DUMMY_CREDENTIALS: Mapping[str, str] = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
+
+
+#: The environment a test process needs so that boto3 uses dummy credentials and never reads the
+#: machine's ~/.aws files or asks an instance metadata service.
+ISOLATED_AWS_ENV: Mapping[str, str] = {
+    **DUMMY_CREDENTIALS,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+#: Variables that could point boto3 at a real account or another endpoint; cleared in tests.
+_REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_S3")
+
+
+@contextlib.contextmanager
+def moto_environment() -> Iterator[str]:
+    """Start a moto server and point this process (and its children) at it through the
+    environment (``AWS_ENDPOINT_URL``, dummy credentials, no real AWS configuration); yield the
+    endpoint. The environment is restored on exit."""
+    names = (*_REAL_AWS_VARIABLES, *ISOLATED_AWS_ENV, "AWS_ENDPOINT_URL")
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        for name in _REAL_AWS_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update(ISOLATED_AWS_ENV)
+        with moto_server() as endpoint:
+            os.environ["AWS_ENDPOINT_URL"] = endpoint
+            yield endpoint
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
