@@ -80,12 +80,20 @@ class BackendUnavailable(StorageError):
     """The storage service could not be reached (network, endpoint, timeout)."""
 
 
+class ConditionalWritesUnsupported(StorageError):
+    """The storage accepts conditional writes (If-None-Match / If-Match) but ignores the condition."""
+
+
 class ConflictError(ModelshelfError):
     """Too many concurrent writers: an operation kept losing its compare-and-swap."""
 
 
 class IntegrityError(ModelshelfError):
     """Stored content does not match its recorded sha256 or size."""
+
+
+class ChangedWhileUploading(IntegrityError):
+    """A local file's bytes changed between hashing it and storing it; nothing was published."""
 
 
 # --- plugins and serializers -------------------------------------------------------------------

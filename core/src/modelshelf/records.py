@@ -139,4 +139,24 @@ class ShelfMarker:
     schema: int = SCHEMA
 
 
+@attrs.frozen
+class Lease:
+    """A writer's claim on blobs while it works, at ``leases/<kind>/<id>.json``.
+
+    An upload lease (``kind="upload"``) names every blob the upload will reference, so that ``gc``
+    keeps them until the manifest exists; a gc run (``kind="gc"``, no blobs) tells uploads that a
+    sweep may be deleting old blobs. The holder rewrites it while it works: a lease whose stored
+    modification time is older than ``ttl_seconds`` belongs to a dead or stalled writer.
+    """
+
+    kind: str  # "upload" or "gc"
+    id: str
+    started_at: dt.datetime
+    by: str
+    ttl_seconds: float
+    name: str | None = None
+    blobs: tuple[str, ...] = ()
+    schema: int = SCHEMA
+
+
 ACTIONS = ("upload", "alias_set", "alias_removed", "delete")

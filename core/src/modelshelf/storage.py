@@ -106,6 +106,23 @@ class Storage(abc.ABC):
         under ``key`` until it is complete.
         """
 
+    def put_blob(self, key: str, path: Path, sha256: str, size: int) -> None:
+        """Store the local file ``path`` as the content-addressed blob ``key``, verified.
+
+        The object must hold exactly ``size`` bytes whose sha256 is ``sha256``, or nothing new may
+        become visible under ``key``: when the bytes read from ``path`` differ (the file changed
+        after it was hashed, say a training job still writing its checkpoint), raise
+        :class:`~modelshelf.errors.ChangedWhileUploading` and leave any existing object alone.
+
+        The default reads ``path`` once into a private temporary copy while hashing it, checks the
+        digest, then sends the stable copy with :meth:`put_file`. Backends override it to verify
+        without the extra local copy (hash while writing, commit only on a match).
+        """
+        from .transfer import stable_copy  # keeps this module free of threads and hashing
+
+        with stable_copy(path, sha256, size) as stable:
+            self.put_file(key, stable)
+
     @abc.abstractmethod
     def put_if_absent(self, key: str, data: bytes) -> str:
         """Create ``key`` with ``data`` only if it does not exist; return the new etag.

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import IntegrityError
+from .errors import ChangedWhileUploading, IntegrityError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,6 +36,42 @@ def hash_file(path: Path) -> tuple[str, int]:
     with open(path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256")
         return digest.hexdigest(), handle.tell()
+
+
+def copy_verified(source: Path, handle: Any, sha256: str, size: int, chunk_size: int = 1 << 20) -> None:
+    """Copy ``source`` into the open binary ``handle``, hashing the bytes as they are copied.
+
+    Raises :class:`ChangedWhileUploading` unless exactly ``size`` bytes with digest ``sha256`` were
+    copied: what was hashed earlier is then not what would be stored.
+    """
+    digest = hashlib.sha256()
+    copied = 0
+    with open(source, "rb") as reader:
+        while chunk := reader.read(chunk_size):
+            digest.update(chunk)
+            handle.write(chunk)
+            copied += len(chunk)
+            if copied > size:
+                break
+    if copied != size or digest.hexdigest() != sha256:
+        raise ChangedWhileUploading(
+            f"{source} changed while it was being uploaded (it no longer matches the sha256 and size "
+            "computed when the upload started): nothing was published; upload it again once the "
+            "file is complete"
+        )
+
+
+@contextlib.contextmanager
+def stable_copy(source: Path, sha256: str, size: int) -> Iterator[Path]:
+    """A private temporary copy of ``source``, checked against ``sha256`` and ``size`` while copied."""
+    fd, name = tempfile.mkstemp(prefix="modelshelf-blob-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            copy_verified(source, handle, sha256, size)
+        yield Path(name)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
 
 
 class VerifyingWriter:

@@ -33,9 +33,10 @@ from modelshelf.errors import (
 from modelshelf.storage import Storage
 
 from . import workers
+from .interleaving import InterleavingContract
 
 
-class StorageContract:
+class StorageContract(InterleavingContract):
     """Tests every :class:`~modelshelf.storage.Storage` backend must pass."""
 
     race_processes = 4

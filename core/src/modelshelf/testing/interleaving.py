@@ -1,0 +1,379 @@
+"""Deterministic interleavings of two shelf operations, on any storage backend.
+
+:class:`PausingStorage` wraps a backend and numbers every primitive call; a test can pause one
+side just before its k-th call. :func:`explore` does that for every k: it pauses one operation at
+step k, runs the other until it finishes or is seen waiting, lets the first go on, and checks an
+invariant on what both reported. Doing it for every step of both sides covers every point at which
+one operation can be overtaken by the other, which random races only sample.
+
+:class:`InterleavingContract` is part of :class:`~modelshelf.testing.StorageContract`, so every
+backend proves with it that ``gc``, uploads, deletes and alias moves keep the shelf's invariants
+(see :mod:`modelshelf.leases`): a version reported as published never loses a file, and no alias
+is left pointing at a deleted version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import modelshelf
+from modelshelf.cache import Cache
+from modelshelf.errors import BackendUnavailable, ModelshelfError
+from modelshelf.storage import CHUNK_SIZE, ObjectInfo, Storage, StoredBytes
+
+#: How long a paused side may wait for the test to let it go, at most.
+_PAUSE_LIMIT = 120.0
+
+
+class PausingStorage(Storage):
+    """A storage that records every primitive call and can hold one of them back."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.local = inner.local
+        self.calls: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._pause_at: int | None = None
+        #: The call held back, once it has been reached.
+        self.held_call: tuple[str, str] | None = None
+        self.paused = threading.Event()
+        self._go = threading.Event()
+
+    # --- control ---------------------------------------------------------------------------
+
+    def pause_before(self, step: int) -> None:
+        """Hold back the call numbered ``step`` (0 = the first call from now on) until :meth:`resume`."""
+        with self._lock:
+            self._pause_at = len(self.calls) + step
+        self.paused.clear()
+        self._go.clear()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._pause_at = None
+        self._go.set()
+
+    def count(self, method: str, prefix: str = "") -> int:
+        with self._lock:
+            return sum(1 for m, key in self.calls if m == method and key.startswith(prefix))
+
+    def _step(self, method: str, key: str) -> None:
+        with self._lock:
+            hold = len(self.calls) == self._pause_at
+            self.calls.append((method, key))
+        if hold:
+            self.held_call = (method, key)
+            self.paused.set()
+            if not self._go.wait(_PAUSE_LIMIT):
+                raise BackendUnavailable(f"test harness never resumed {method} {key}")
+
+    # --- the primitives, each one numbered step ------------------------------------------------
+
+    def read(self, key: str) -> StoredBytes:
+        self._step("read", key)
+        return self.inner.read(key)
+
+    def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        self._step("read_stream", key)
+        return self.inner.read_stream(key, chunk_size)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        self._step("stat", key)
+        return self.inner.stat(key)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        self._step("list", prefix)
+        return iter(list(self.inner.list(prefix)))
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        self._step("list_prefixes", prefix)
+        return iter(list(self.inner.list_prefixes(prefix)))
+
+    def put_file(self, key: str, path: Path) -> None:
+        self._step("put_file", key)
+        self.inner.put_file(key, path)
+
+    def put_blob(self, key: str, path: Path, sha256: str, size: int) -> None:
+        self._step("put_blob", key)
+        self.inner.put_blob(key, path, sha256, size)
+
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        self._step("put_if_absent", key)
+        return self.inner.put_if_absent(key, data)
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        self._step("put_if_match", key)
+        return self.inner.put_if_match(key, data, etag)
+
+    def delete(self, key: str) -> None:
+        self._step("delete", key)
+        self.inner.delete(key)
+
+    def touch(self, key: str) -> None:
+        self._step("touch", key)
+        self.inner.touch(key)
+
+    def cleanup(self, older_than: dt.timedelta) -> None:
+        self._step("cleanup", "")
+        self.inner.cleanup(older_than)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+@attrs.define
+class Outcome:
+    """What one side of an interleaving returned or raised."""
+
+    result: Any = None
+    error: BaseException | None = None
+    done: threading.Event = attrs.Factory(threading.Event)
+
+
+def _start(action: Callable[[], Any]) -> tuple[threading.Thread, Outcome]:
+    outcome = Outcome()
+
+    def run() -> None:
+        try:
+            outcome.result = action()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test, which decides
+            outcome.error = exc
+        finally:
+            outcome.done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _until(condition: Callable[[], bool], what: str, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.002)
+
+
+#: A case: given a fresh shelf URL, prepare it and return the two sides and the check.
+Case = Callable[[str], tuple[Callable[[modelshelf.Shelf], Any], Callable[[modelshelf.Shelf], Any], Callable[[Outcome, Outcome], None]]]
+
+
+def explore(
+    open_shelf: Callable[[str, Callable[[Storage], Storage]], modelshelf.Shelf],
+    fresh_url: Callable[[], str],
+    case: Case,
+) -> int:
+    """Run ``case`` with each side paused before each of its storage calls; return the runs made.
+
+    ``open_shelf(url, wrap)`` opens a new shelf on ``url`` whose storage is ``wrap(storage)``;
+    each side gets its own shelf (its own connection, like two processes). ``fresh_url()`` gives
+    the URL of a new, empty shelf for every run.
+    """
+    runs = 0
+    for paused_side in (0, 1):
+        step = 0
+        while True:
+            url = fresh_url()
+            first, second, check = case(url)
+            stores: list[PausingStorage] = []
+
+            def wrap(storage: Storage) -> Storage:
+                stores.append(PausingStorage(storage))
+                return stores[-1]
+
+            shelves = [open_shelf(url, wrap), open_shelf(url, wrap)]
+            for shelf in shelves:
+                shelf.lease_poll = 0.005
+            sides = [lambda s=shelves[0]: first(s), lambda s=shelves[1]: second(s)]
+            held, other = stores[paused_side], stores[1 - paused_side]
+            held.pause_before(step)
+            held_thread, held_outcome = _start(sides[paused_side])
+            _until(lambda: held.paused.is_set() or held_outcome.done.is_set(), "the paused side stopped")
+            reached = held.paused.is_set()
+            other_thread, other_outcome = _start(sides[1 - paused_side])
+            # The other side runs to its end, or until it is seen waiting for the held one.
+            polls = other.count("list", "leases/gc/")
+            _until(
+                lambda: other_outcome.done.is_set() or other.count("list", "leases/gc/") >= polls + 3,
+                "the other side finished or waited",
+            )
+            held.resume()
+            held_thread.join(_PAUSE_LIMIT)
+            other_thread.join(_PAUSE_LIMIT)
+            outcomes = (held_outcome, other_outcome) if paused_side == 0 else (other_outcome, held_outcome)
+            try:
+                check(*outcomes)
+            except AssertionError as exc:
+                side = "first" if paused_side == 0 else "second"
+                raise AssertionError(
+                    f"{side} side held before its call {step} {held.held_call}: {exc}"
+                ) from exc
+            finally:
+                for shelf in shelves:
+                    shelf.close()
+            runs += 1
+            if not reached:
+                break  # the paused side finished before reaching this step: all steps explored
+            step += 1
+    return runs
+
+
+def _raise_unexpected(outcome: Outcome) -> None:
+    if outcome.error is not None and not isinstance(outcome.error, ModelshelfError):
+        raise outcome.error
+
+
+class InterleavingContract:
+    """Every interleaving of gc, uploads, deletes and alias moves keeps the shelf's invariants."""
+
+    # Provided by StorageContract.
+    storage_url: Any
+    storage_options: Any
+
+    @pytest.fixture
+    def interleave(
+        self, storage_url: str, storage_options: dict[str, Any], tmp_path: Path
+    ) -> Callable[[Case], int]:
+        counter = iter(range(1_000_000))
+
+        def fresh_url() -> str:
+            return f"{storage_url.rstrip('/')}/i{next(counter)}-{secrets.token_hex(3)}"
+
+        def open_shelf(url: str, wrap: Callable[[Storage], Storage]) -> modelshelf.Shelf:
+            plain = modelshelf.open(url, cache=tmp_path / "cache", **storage_options)
+            return modelshelf.Shelf(wrap(plain.storage), cache=Cache(tmp_path / f"cache-{secrets.token_hex(4)}"))
+
+        def run(case: Case) -> int:
+            return explore(open_shelf, fresh_url, case)
+
+        self._open = lambda url: modelshelf.open(url, cache=tmp_path / f"check-{secrets.token_hex(4)}", **storage_options)
+        return run
+
+    def _assert_published_intact(self, url: str, versions: list[Any], contents: dict[str, bytes], tmp: Path) -> None:
+        """Every version reported as published downloads, verified, with the bytes uploaded."""
+        with self._open(url) as shelf:
+            problems = shelf.verify()
+            assert not problems, f"verify found {problems}"
+            for version in versions:
+                target = tmp / secrets.token_hex(4)
+                shelf.download(version.ref, target)
+                for name, data in contents.items():
+                    assert (target / name).read_bytes() == data, f"{version.ref}/{name} changed"
+
+    def test_gc_never_deletes_a_blob_an_upload_reuses(self, interleave: Callable[[Case], int], tmp_path: Path) -> None:
+        """An old orphan blob re-used by an upload survives gc at every interleaving."""
+
+        def case(url: str) -> tuple[Any, Any, Any]:
+            data = secrets.token_bytes(2048)
+            source = tmp_path / f"{secrets.token_hex(4)}.bin"
+            source.write_bytes(data)
+            with self._open(url) as shelf:
+                shelf.upload("m", source)
+                shelf.delete("m:1")  # its blob is now an orphan, old enough for grace 0
+
+            def check(gc: Outcome, upload: Outcome) -> None:
+                _raise_unexpected(gc)
+                assert upload.error is None, f"upload failed: {upload.error!r}"
+                self._assert_published_intact(url, [upload.result], {source.name: data}, tmp_path)
+
+            return (
+                lambda shelf: shelf.gc(grace=dt.timedelta(0)),
+                lambda shelf: shelf.upload("m", source),
+                check,
+            )
+
+        assert interleave(case) > 4
+
+    def test_gc_never_deletes_a_blob_of_an_upload_in_flight(
+        self, interleave: Callable[[Case], int], tmp_path: Path
+    ) -> None:
+        """Blobs an upload wrote itself survive gc even when the upload outlives the grace period."""
+
+        def case(url: str) -> tuple[Any, Any, Any]:
+            files = {f"f{i}.bin": secrets.token_bytes(1024 + i) for i in range(2)}
+            folder = tmp_path / secrets.token_hex(4)
+            folder.mkdir()
+            for name, data in files.items():
+                (folder / name).write_bytes(data)
+
+            def check(upload: Outcome, gc: Outcome) -> None:
+                _raise_unexpected(gc)
+                assert upload.error is None, f"upload failed: {upload.error!r}"
+                self._assert_published_intact(url, [upload.result], files, tmp_path)
+
+            return (
+                lambda shelf: shelf.upload("m", folder),
+                lambda shelf: shelf.gc(grace=dt.timedelta(0)),
+                check,
+            )
+
+        assert interleave(case) > 4
+
+    def test_no_alias_is_left_on_a_deleted_version(self, interleave: Callable[[Case], int], tmp_path: Path) -> None:
+        """``set_alias`` racing ``delete`` of the same version: never an alias on a tombstone."""
+
+        def case(url: str) -> tuple[Any, Any, Any]:
+            source = tmp_path / f"{secrets.token_hex(4)}.bin"
+            source.write_bytes(secrets.token_bytes(64))
+            with self._open(url) as shelf:
+                shelf.upload("m", source)
+                shelf.upload("m", source)
+
+            def check(delete: Outcome, alias: Outcome) -> None:
+                _raise_unexpected(delete)
+                _raise_unexpected(alias)
+                with self._open(url) as shelf:
+                    for name, record in shelf.aliases("m").items():
+                        shelf.get(f"m@{name}")  # raises if the alias points at a deleted version
+                    deleted = delete.error is None
+                    if deleted:
+                        with pytest.raises(ModelshelfError):
+                            shelf.get("m:1")
+                    if alias.error is None and deleted:
+                        raise AssertionError("both the delete and the alias move reported success")
+                    assert not shelf.verify()
+
+            return (
+                lambda shelf: shelf.delete("m:1"),
+                lambda shelf: shelf.set_alias("m", "prod", 1),
+                check,
+            )
+
+        assert interleave(case) > 4
+
+    def test_a_publish_whose_answer_was_lost_is_not_published_twice(
+        self, storage_url: str, storage_options: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """The manifest write lands but its answer is lost: one version, reported as published."""
+
+        class LosesFirstManifestAnswer(PausingStorage):
+            lost = False
+
+            def put_if_absent(self, key: str, data: bytes) -> str:
+                etag = self.inner.put_if_absent(key, data)
+                if "/_versions/" in key and not self.lost:
+                    self.lost = True
+                    raise BackendUnavailable("connection reset while reading the answer")
+                return etag
+
+        plain = modelshelf.open(storage_url, cache=tmp_path / "c1", **storage_options)
+        shelf = modelshelf.Shelf(LosesFirstManifestAnswer(plain.storage), cache=Cache(tmp_path / "c2"))
+        source = tmp_path / "model.bin"
+        source.write_bytes(b"weights")
+        version = shelf.upload("m", source)
+        assert version.version == 1
+        assert [v.version for v in shelf.list_versions("m")] == [1]
+        shelf.close()
