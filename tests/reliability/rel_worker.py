@@ -56,6 +56,59 @@ def writer(job: dict) -> None:
     print(json.dumps({"worker": job["worker"], "versions": got}), flush=True)
 
 
+def soak(job: dict) -> None:
+    """Random uploads, ``gc`` with no grace period, deletes and alias moves; one JSON line per
+    operation saying what was reported (a success, or a one-line modelshelf error)."""
+    import datetime as dt
+
+    from modelshelf.errors import ModelshelfError
+
+    backend = Backend.from_json(job["backend"])
+    shelf = backend.open(job["cache"])
+    shelf.lease_poll = 0.02
+    rng = random.Random(job["seed"])
+    scratch = Path(job["scratch"])
+    scratch.mkdir(parents=True, exist_ok=True)
+    name = job["name"]
+    # A small shared pool of contents, so that uploads keep re-using blobs that deletes orphaned.
+    pool = [random.Random(f"pool-{k}").randbytes(3000 + k) for k in range(job["pool"])]
+    for i in range(job["ops"]):
+        op = rng.choices(["upload", "gc", "delete", "alias"], weights=[5, 2, 2, 2])[0]
+        line: dict = {"op": op, "worker": job["worker"], "i": i}
+        try:
+            if op == "upload":
+                folder = scratch / f"w{job['worker']}-{i}"
+                folder.mkdir()
+                chosen = rng.sample(range(len(pool)), k=rng.randint(1, 3))
+                for k in chosen:
+                    (folder / f"p{k}.bin").write_bytes(pool[k])
+                if rng.random() < 0.3:
+                    (folder / "own.bin").write_bytes(rng.randbytes(2000))
+                version = shelf.upload(name, folder)
+                line.update(version=version.version, files={f.path: f.sha256 for f in version.files})
+            elif op == "gc":
+                report = shelf.gc(grace=dt.timedelta(0))
+                line.update(removed=len(report.removed))
+            else:
+                listed = [v.version for v in shelf.list_versions(name)] if shelf.models() else []
+                if not listed:
+                    line.update(skipped=True)
+                else:
+                    target = rng.choice(listed)
+                    line.update(version=target)
+                    if op == "delete":
+                        shelf.delete(f"{name}:{target}", force=rng.random() < 0.5)
+                    else:
+                        shelf.set_alias(name, rng.choice(["prod", "staging"]), target)
+            line.update(ok=True)
+        except ModelshelfError as exc:
+            line.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a raw exception is a defect the test reports
+            line.update(ok=False, raw=f"{type(exc).__name__}: {exc!r}")
+        print(json.dumps(line), flush=True)
+    shelf.close()
+
+
 if __name__ == "__main__":
     job = json.loads(sys.stdin.read())
-    {"upload_loop": upload_loop, "writer": writer}[job["job"]](job)
+    {"upload_loop": upload_loop, "writer": writer, "soak": soak}[job["job"]](job)

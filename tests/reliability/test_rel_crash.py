@@ -32,7 +32,8 @@ def _start(backend: Any, tmp: Path, trial: int, **job: Any) -> subprocess.Popen[
     process = subprocess.Popen(
         [sys.executable, str(HERE / "rel_worker.py")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **backend.env},
+        # A short lease, so that the check below can wait for the killed writer's lease to expire.
+        env={**os.environ, **backend.env, "MODELSHELF_LEASE_SECONDS": "1"},
     )
     spec = {
         "job": "upload_loop", "backend": backend.to_json(), "cache": str(tmp / f"cache-child{trial}"),
@@ -104,6 +105,11 @@ def test_kill_9_during_uploads(kind: str, make_backend: Any, tmp_path: Path, rep
             assert shelf.verify() == []
             orphans_before = stored_blob_keys(shelf.storage) - referenced_blobs(shelf)
             stats["trials leaving orphan blobs"] += bool(orphans_before)
+            # The killed writer's lease keeps its blobs for its lifetime (1 s), and gc's cleanup
+            # leaves temporary files younger than ten of its own lease lifetimes alone (they may
+            # belong to a live writer): wait until both are over.
+            shelf.lease_ttl = 0.1
+            time.sleep(2.1)
             report_ = shelf.gc(grace=dt.timedelta(0))
             gc_removed += len(report_.removed)
             assert {k.rsplit("/", 1)[-1] for k in report_.removed} == orphans_before
