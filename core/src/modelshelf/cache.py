@@ -2,36 +2,72 @@
 
 Layout::
 
-    blobs/sha256/<aa>/<64 hex>     verified file contents, read-only, shared by every shelf
-    snapshots/<manifest sha256>/   a version's files as hardlinks to blobs, what ``load`` reads
-    records/<aa>/<key hash>        copies of stored records by (shelf, key, etag), for fast listing
+    blobs/sha256/<aa>/<64 hex>      file contents, read-only, shared by every shelf
+    snapshots/<manifest sha256>/    a version's files as hardlinks to blobs, what ``load`` reads
+    private/<host>-<pid>-<random>/  private copies returned by loads that return paths
+    records/<aa>/<key hash>         copies of stored records by (shelf, key, etag), for fast listing
 
-A blob enters the cache only after its sha256 and size were verified while streaming, through an
-atomic rename, so a reader never sees a partial or unverified blob and a corrupted download never
-poisons the cache. Blobs are read-only: a hardlinked copy cannot be edited in place by accident.
+Contract:
+
+* A blob enters the cache only after its sha256 and size were verified while streaming, through
+  an atomic rename, so a reader never sees a partial blob and a corrupted download never enters.
+* The cache is **not trusted** after that. Bit rot, a stray write, another user of a shared cache,
+  or root (who ignores the read-only bit) can change a blob in place, so every use re-hashes it:
+  :meth:`Cache.materialize` hashes while it copies into a temporary file beside the destination
+  (or hashes the hardlink it made) and exposes files only once every one of them matched;
+  :meth:`Cache.snapshot` hashes every snapshot entry it hands out, and uses an existing snapshot
+  only when each entry is a hardlink of its blob and verified by the same call. A blob that fails
+  is evicted and fetched again through the caller's ``refill`` (which verifies while streaming),
+  once; a second failure is an :class:`~modelshelf.errors.IntegrityError`. :meth:`Cache.has` only
+  says a blob of the right size is present: it is what decides whether to download, never trust.
+* Loads that return a path into their files (the built-in ``files`` serializer, or any serializer
+  that hands back its directory) get a :meth:`Cache.private_copy`, not the shared snapshot. A
+  hardlinked snapshot would hand the caller the cache's own inodes: an in-place edit (as root, or
+  after a ``chmod``) would change what every other holder of that path sees and cost every later
+  load a download; a private copy makes the returned files the caller's own, and an edit can
+  never reach the cache. The copy is verified while it is made, which costs about what the hash
+  every use pays anyway, plus the disk space. Private copies belong to one process: loading the
+  same files again returns the same directory while it still holds their exact bytes (re-hashed
+  each time), else a fresh copy, leaving the edited one alone. They are removed when the process
+  exits (leftovers of processes that died on this host are removed by the next private copy and
+  by :meth:`Cache.clear_temp`); use ``download`` for files that must outlive the process.
+* :meth:`Cache.verify` re-hashes every blob and removes the ones that do not match their address.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import hashlib
 import os
+import re
 import secrets
 import shutil
+import socket
 import stat
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 
 from .errors import IntegrityError, ModelshelfError
 from .records import FileEntry
 from .refs import check_file_path
-from .transfer import VerifyingWriter
+from .transfer import VerifyingWriter, run_parallel
 
+T = TypeVar("T")
 _TEMP_PREFIX = ".~"
+_CHUNK = 1 << 20
+_SHA256_NAME = re.compile(r"[0-9a-f]{64}")
+#: Errors from ``os.link`` after which a copy is the only way (no hardlinks on this filesystem).
+_NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
+
+#: Puts one blob into the cache again, verified while streaming from the shelf.
+Refill = Callable[[FileEntry], None]
 
 
 def default_cache_dir() -> Path:
@@ -49,6 +85,19 @@ class CachedBlob:
     last_used: float
 
 
+@attrs.frozen
+class CorruptBlob:
+    """A cached file that :meth:`Cache.verify` found bad (removed) or could not read (kept)."""
+
+    sha256: str
+    size: int
+    what: str
+
+
+class _BadCachedBlob(IntegrityError):
+    """The cache's copy of a blob is missing or fails verification (the shelf may still be fine)."""
+
+
 class Cache:
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
@@ -59,6 +108,7 @@ class Cache:
         return self.root / "blobs" / "sha256" / sha256[:2] / sha256
 
     def has(self, entry: FileEntry) -> bool:
+        """A blob of the right size is present. Whether to download; never a reason to trust it."""
         try:
             return os.stat(self.blob_path(entry.sha256)).st_size == entry.size
         except OSError:
@@ -85,12 +135,32 @@ class Cache:
             raise
         return final
 
+    def evict(self, sha256: str) -> None:
+        """Remove one blob (a snapshot still linking it is re-verified, and rebuilt, on its next use)."""
+        path = self.blob_path(sha256)
+        with contextlib.suppress(OSError):
+            os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+    def check(self, entry: FileEntry) -> str | None:
+        """Re-hash the cached copy of ``entry``, if any; evict it and say what was wrong when bad."""
+        path = self.blob_path(entry.sha256)
+        try:
+            digest, size, _ = _digest(path)
+        except FileNotFoundError:
+            return None
+        if (digest, size) == (entry.sha256, entry.size):
+            return None
+        self.evict(entry.sha256)
+        return f"the local cache's copy ({self.root}) did not match its sha256 and was evicted"
+
     def touch(self, sha256: str) -> None:
         """Mark a blob as used now (for least-recently-used pruning)."""
         with contextlib.suppress(OSError):
             os.utime(self.blob_path(sha256))
 
-    def blobs(self) -> Iterator[CachedBlob]:
+    def _blob_files(self) -> Iterator[Path]:
         base = self.root / "blobs" / "sha256"
         if not base.is_dir():
             return
@@ -98,64 +168,269 @@ class Cache:
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
-                if path.name.startswith(_TEMP_PREFIX):
-                    continue
-                with contextlib.suppress(FileNotFoundError):
-                    st = path.stat()
-                    yield CachedBlob(path.name, st.st_size, st.st_mtime)
+                if not path.name.startswith(_TEMP_PREFIX):
+                    yield path
+
+    def blobs(self) -> Iterator[CachedBlob]:
+        for path in self._blob_files():
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                yield CachedBlob(path.name, st.st_size, st.st_mtime)
+
+    def verify(self) -> list[CorruptBlob]:
+        """Re-hash every cached blob; remove and return those that do not match their address.
+
+        Files this process cannot read are returned too, but kept: they cannot be judged.
+        """
+
+        def check(path: Path) -> CorruptBlob | None:
+            try:
+                digest, size, _ = _digest(path)
+            except FileNotFoundError:  # pruned or evicted meanwhile
+                return None
+            except OSError as exc:
+                # Another user's file in a shared cache, say: it cannot be judged, so it stays.
+                return CorruptBlob(path.name, 0, f"is unreadable ({exc.strerror or exc}); left in place")
+            if _SHA256_NAME.fullmatch(path.name) is None or path.parent.name != path.name[:2]:
+                what = "is not named after a sha256 in its folder; removed"
+            elif digest != path.name:
+                what = "does not match its sha256; removed"
+            else:
+                return None
+            with contextlib.suppress(OSError):
+                os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return CorruptBlob(path.name, size, what)
+
+        found = [bad for bad in run_parallel(check, sorted(self._blob_files())) if bad is not None]
+        if any(bad.what.endswith("removed") for bad in found):
+            # Snapshot entries may be hardlinks of the removed inodes: drop them (rebuilt on use)
+            # so that the bad bytes really leave the disk.
+            shutil.rmtree(self.root / "snapshots", ignore_errors=True)
+        return found
+
+    # --- verified use ----------------------------------------------------------------------
+
+    def _using_good_blob(self, entry: FileEntry, refill: Refill | None, what: str, use: Callable[[], T]) -> T:
+        """Run ``use()``, which verifies the cached blob it uses; if bad, evict, refill once, retry.
+
+        Without ``refill`` (nothing to fetch from) a bad blob is evicted and reported.
+        """
+        for attempt in range(2):
+            try:
+                return use()
+            except _BadCachedBlob:
+                self.evict(entry.sha256)
+                if refill is None:
+                    raise IntegrityError(
+                        f"{what}: the cached copy was damaged and has been evicted; fetch it again"
+                    ) from None
+                if attempt:
+                    raise IntegrityError(
+                        f"{what}: the cached copy changed again right after it was fetched and "
+                        f"verified; is something writing into the cache {self.root}?"
+                    ) from None
+                refill(entry)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _copy_verified(self, entry: FileEntry, target: Path, what: str) -> None:
+        """Copy the cached blob to the new file ``target``, hashing as it goes (one read)."""
+        try:
+            reader = open(self.blob_path(entry.sha256), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise _BadCachedBlob(f"{what}: not in the cache") from None
+        with reader, open(target, "xb") as handle:
+            try:
+                with VerifyingWriter(handle, entry.sha256, entry.size, f"cached copy of {what}") as writer:
+                    while chunk := reader.read(_CHUNK):
+                        writer.write(chunk)
+                    writer.finish()
+            except IntegrityError as exc:
+                raise _BadCachedBlob(str(exc)) from None
+
+    def _link_verified(self, entry: FileEntry, target: Path, what: str, verified: set[tuple[int, int]]) -> None:
+        """Hardlink the cached blob as ``target`` and hash what was linked, unless this call already did.
+
+        ``verified`` holds the (device, inode) pairs already hashed by the same operation.
+        """
+        try:
+            os.link(self.blob_path(entry.sha256), target)
+        except FileNotFoundError:
+            raise _BadCachedBlob(f"{what}: not in the cache") from None
+        except OSError as exc:
+            if exc.errno not in _NO_LINK:
+                raise
+            self._copy_verified(entry, target, what)
+            return
+        st = os.lstat(target)
+        identity = (st.st_dev, st.st_ino)
+        if identity in verified:
+            return
+        # Hash the link itself, not the blob's path: this is exactly the inode that is handed out.
+        digest, size, opened = _digest(target)
+        if opened != identity or (digest, size) != (entry.sha256, entry.size):
+            os.unlink(target)
+            raise _BadCachedBlob(f"cached copy of {what} does not match its sha256")
+        verified.add(identity)
 
     # --- materialising ---------------------------------------------------------------------
 
-    def materialize(self, files: Iterable[FileEntry], dest: Path, *, link: bool = True) -> None:
-        """Place every file (already cached) under ``dest``: a hardlink when possible, else a copy."""
+    def materialize(
+        self, files: Iterable[FileEntry], dest: Path, *, link: bool = False,
+        refill: Refill | None = None, what: str = "",
+    ) -> None:
+        """Place every file under ``dest``, verified: copies, or hardlinks of the blobs with ``link``.
+
+        Every file is first written (or linked) to a temporary name beside its target and verified;
+        only when all of them matched are they renamed into place, so a failure leaves ``dest``
+        without any new file. A cached blob that fails is evicted and ``refill``-ed, once.
+        """
+        self._place(tuple(files), dest, link=link, refill=refill, what=what, verified=set())
+
+    def _place(
+        self, files: tuple[FileEntry, ...], dest: Path, *, link: bool, refill: Refill | None, what: str,
+        verified: set[tuple[int, int]],
+    ) -> None:
         dest = dest.absolute()
+        created = _missing_parents(dest)
+        dest.mkdir(parents=True, exist_ok=True)
         root = dest.resolve()
         checked: set[Path] = set()
-        for entry in files:
-            target = dest.joinpath(*check_file_path(entry.path).split("/"))
-            # Defence in depth: the path was validated, and must still resolve below dest (a
-            # symlinked directory inside dest must not redirect the write).
-            if target.parent not in checked:
-                if not _is_within(target.parent.resolve(), root):
-                    raise IntegrityError(f"file path {entry.path!r} would be written outside {dest}")
-                checked.add(target.parent)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f"{_TEMP_PREFIX}{target.name}.{secrets.token_hex(6)}")
-            source = self.blob_path(entry.sha256)
-            try:
-                if link:
-                    try:
-                        os.link(source, temp)
-                    except OSError as exc:
-                        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                            raise
-                        shutil.copyfile(source, temp)
-                else:
-                    shutil.copyfile(source, temp)
+        staged: list[tuple[FileEntry, Path, Path]] = []
+        try:
+            for entry in files:
+                target = dest.joinpath(*check_file_path(entry.path).split("/"))
+                # Defence in depth: the path was validated, and must still resolve below dest (a
+                # symlinked directory inside dest must not redirect the write).
+                if target.parent not in checked:
+                    if not _is_within(target.parent.resolve(), root):
+                        raise IntegrityError(f"file path {entry.path!r} would be written outside {dest}")
+                    created.extend(_missing_parents(target.parent))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    checked.add(target.parent)
+                temp = target.with_name(f"{_TEMP_PREFIX}{target.name}.{secrets.token_hex(6)}")
+                staged.append((entry, temp, target))
+
+            def stage(group: list[tuple[FileEntry, Path, Path]]) -> None:
+                # One worker per blob: two workers evicting and refilling one blob would race.
+                for entry, temp, _ in group:
+                    name = f"{what}/{entry.path}" if what else entry.path
+
+                    def use(entry: FileEntry = entry, temp: Path = temp, name: str = name) -> None:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(temp)  # left by a failed first attempt
+                        if link:
+                            self._link_verified(entry, temp, name, verified)
+                        else:
+                            self._copy_verified(entry, temp, name)
+
+                    self._using_good_blob(entry, refill, name, use)
+
+            groups: dict[str, list[tuple[FileEntry, Path, Path]]] = {}
+            for item in staged:
+                groups.setdefault(item[0].sha256, []).append(item)
+            run_parallel(stage, groups.values())
+            for _, temp, target in staged:
                 os.replace(temp, target)
-            except BaseException:
+        except BaseException:
+            for _, temp, _ in staged:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
-                raise
-
-    def snapshot(self, manifest_digest: str, files: tuple[FileEntry, ...]) -> Path:
-        """A directory holding a version's files, built once and shared by later loads."""
-        final = self.root / "snapshots" / manifest_digest
-        if final.is_dir():
-            return final
-        temp = final.with_name(f"{_TEMP_PREFIX}{manifest_digest}.{secrets.token_hex(6)}")
-        try:
-            self.materialize(files, temp)
-            try:
-                os.rename(temp, final)
-            except OSError:
-                if not final.is_dir():
-                    raise
-                shutil.rmtree(temp, ignore_errors=True)  # another process built it first
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
+            for folder in reversed(created):  # only the (now empty) directories this call made
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             raise
-        return final
+
+    def snapshot(
+        self, manifest_digest: str, files: Iterable[FileEntry], *, refill: Refill | None = None, what: str = ""
+    ) -> Path:
+        """A directory holding a version's files as hardlinks of their blobs, verified by this call.
+
+        An existing snapshot is used only when it holds exactly the version's files, each the same
+        inode as its blob and hashed by this call; otherwise it is rebuilt (and a bad blob evicted
+        and refilled, once). The directory is shared and read-only: callers read it, never return it.
+        """
+        files = tuple(files)
+        final = self.root / "snapshots" / manifest_digest
+        verified: set[tuple[int, int]] = set()
+        if self._snapshot_is_good(final, files, verified):
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            temp = final.with_name(f"{_TEMP_PREFIX}{manifest_digest}.{secrets.token_hex(6)}")
+            try:
+                self._place(files, temp, link=True, refill=refill, what=what, verified=verified)
+                _dir_identities(temp, files, verified)  # every entry was verified by _place
+                with contextlib.suppress(OSError):
+                    os.rename(temp, final)  # fails when a stale snapshot (or a racing build) is there
+                if temp.exists():
+                    if self._snapshot_is_good(final, files, verified):
+                        return final  # another process built it from the blobs verified here
+                    trash = final.with_name(f"{_TEMP_PREFIX}trash-{manifest_digest}.{secrets.token_hex(6)}")
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(final, trash)
+                    shutil.rmtree(trash, ignore_errors=True)
+                    os.rename(temp, final)
+                return final
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+            finally:
+                shutil.rmtree(temp, ignore_errors=True)
+        raise ModelshelfError(f"could not build the snapshot {final}: other processes keep replacing it")
+
+    def _snapshot_is_good(self, directory: Path, files: tuple[FileEntry, ...], verified: set[tuple[int, int]]) -> bool:
+        try:
+            if _listing(directory) != {check_file_path(f.path) for f in files}:
+                return False
+        except FileNotFoundError:
+            return False
+
+        def good(entry: FileEntry) -> bool:
+            path = directory.joinpath(*check_file_path(entry.path).split("/"))
+            try:
+                st = os.lstat(path)
+                blob = os.stat(self.blob_path(entry.sha256))
+            except FileNotFoundError:
+                return False
+            identity = (st.st_dev, st.st_ino)
+            if not stat.S_ISREG(st.st_mode) or identity != (blob.st_dev, blob.st_ino):
+                return False  # not (or no longer) the blob: rebuilding links and hashes the blob
+            if identity in verified:
+                return True
+            digest, size, opened = _digest(path)
+            if opened == identity and (digest, size) == (entry.sha256, entry.size):
+                verified.add(identity)
+                return True
+            self.evict(entry.sha256)  # the entry is the blob's own inode: the blob is bad
+            return False
+
+        unique = {check_file_path(f.path): f for f in files}
+        return all(run_parallel(good, unique.values()))
+
+    def private_copy(self, files: Iterable[FileEntry], *, refill: Refill | None = None, what: str = "") -> Path:
+        """A directory of verified copies of ``files`` that belongs to this process alone.
+
+        Asking again for the same files returns the same directory while it still holds exactly
+        their bytes (re-hashed on every call); once it was edited, a fresh copy is made and the
+        edited one is left to whoever edited it. Removed when this process exits.
+        """
+        files = tuple(files)
+        key = (self.root.absolute(), _files_key(files))
+        known = _PRIVATE.get(key)
+        if known is not None and _tree_holds(known, files):
+            return known
+        base = self.root / "private"
+        _sweep_dead_private_copies(base)
+        directory = base / f"{_host_tag()}-{os.getpid()}-{secrets.token_hex(6)}"
+        try:
+            self.materialize(files, directory, link=False, refill=refill, what=what)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        _PRIVATE.add(key, directory)
+        return directory
 
     # --- records ---------------------------------------------------------------------------
 
@@ -186,7 +461,7 @@ class Cache:
         """Evict least recently used blobs until the cache holds at most ``max_size`` bytes.
 
         Snapshots are dropped first (they are only hardlinks and are rebuilt on the next load), so
-        that evicting a blob really frees its space.
+        that evicting a blob really frees its space. Private copies of live processes are kept.
         """
         if max_size < 0:
             raise ModelshelfError("--max-size must be zero or more bytes")
@@ -201,21 +476,161 @@ class Cache:
         if evicted and not dry_run:
             shutil.rmtree(self.root / "snapshots", ignore_errors=True)
             for blob in evicted:
-                path = self.blob_path(blob.sha256)
-                with contextlib.suppress(OSError):
-                    os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
-                    os.unlink(path)
+                self.evict(blob.sha256)
         return evicted
 
     def clear_temp(self, older_than: float = 3600.0) -> None:
-        """Remove temporary files left by crashed processes."""
+        """Remove temporary files and private copies left by crashed processes."""
         now = time.time()
         for folder in (self.root / "blobs" / "sha256").glob("*"):
             for path in folder.glob(f"{_TEMP_PREFIX}*"):
                 with contextlib.suppress(OSError):
                     if now - path.stat().st_mtime > older_than:
                         path.unlink()
+        _sweep_dead_private_copies(self.root / "private")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _digest(path: Path) -> tuple[str, int, tuple[int, int]]:
+    """sha256, size and (device, inode) of the regular file at ``path``, which is never followed."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink where a file should be: never what was verified
+            return "", -1, (-1, -1)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "", -1, (st.st_dev, st.st_ino)
+        digest = hashlib.file_digest(handle, "sha256")
+        return digest.hexdigest(), handle.tell(), (st.st_dev, st.st_ino)
+
+
+def _listing(directory: Path) -> set[str]:
+    """Relative ``/`` paths of everything below ``directory`` that is not a real directory."""
+    found: set[str] = set()
+    for folder, dirs, names in os.walk(directory, onerror=_raise):
+        relative = Path(folder).relative_to(directory)
+        for name in [*names, *(d for d in dirs if os.path.islink(os.path.join(folder, d)))]:
+            found.add((relative / name).as_posix())
+    return found
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def _dir_identities(directory: Path, files: tuple[FileEntry, ...], verified: set[tuple[int, int]]) -> None:
+    for entry in files:
+        st = os.lstat(directory.joinpath(*check_file_path(entry.path).split("/")))
+        verified.add((st.st_dev, st.st_ino))
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The directories ``mkdir(parents=True)`` would create for ``path``, outermost first."""
+    missing: list[Path] = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing[::-1]
 
 
 def _is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
+
+
+class _PrivateCopies:
+    """This process's private copies, by (cache root, files), removed when the process exits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner = -1
+        self._latest: dict[tuple[Path, str], Path] = {}
+        self._all: list[Path] = []
+
+    def _claim(self) -> None:
+        # Called with the lock held. A forked child starts with no copies: the parent owns them.
+        if self._owner != os.getpid():
+            self._owner = os.getpid()
+            self._latest.clear()
+            self._all.clear()
+            atexit.register(self._remove_all, self._owner)
+
+    def get(self, key: tuple[Path, str]) -> Path | None:
+        with self._lock:
+            self._claim()
+            return self._latest.get(key)
+
+    def add(self, key: tuple[Path, str], directory: Path) -> None:
+        with self._lock:
+            self._claim()
+            self._latest[key] = directory
+            self._all.append(directory)
+
+    def _remove_all(self, owner: int) -> None:
+        if os.getpid() != owner:  # a forked child exiting must not remove its parent's copies
+            return
+        with self._lock:
+            for directory in self._all:
+                shutil.rmtree(directory, ignore_errors=True)
+            self._all.clear()
+            self._latest.clear()
+
+
+_PRIVATE = _PrivateCopies()
+
+
+def _files_key(files: tuple[FileEntry, ...]) -> str:
+    return hashlib.sha256("\n".join(f"{f.path}\0{f.sha256}" for f in files).encode()).hexdigest()
+
+
+def _tree_holds(directory: Path, files: tuple[FileEntry, ...]) -> bool:
+    """``directory`` holds exactly ``files``, as regular files with their recorded bytes."""
+    try:
+        if _listing(directory) != {check_file_path(f.path) for f in files}:
+            return False
+    except FileNotFoundError:
+        return False
+
+    def good(entry: FileEntry) -> bool:
+        try:
+            digest, size, _ = _digest(directory.joinpath(*check_file_path(entry.path).split("/")))
+        except OSError:
+            return False
+        return (digest, size) == (entry.sha256, entry.size)
+
+    return all(run_parallel(good, files))
+
+
+def _sweep_dead_private_copies(base: Path) -> None:
+    """Remove private copies whose process (on this host) is gone, e.g. after a crash or kill -9."""
+    prefix = f"{_host_tag()}-"
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid_text = name[len(prefix):].split("-", 1)[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            shutil.rmtree(base / name, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
