@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import cattrs
 
-from .errors import InvalidRecord, SchemaTooNew
-from .records import SCHEMA, FileEntry, ModelVersion, Tombstone
-from .refs import check_file_path
+from .errors import InvalidName, InvalidRecord, SchemaTooNew
+from .records import SCHEMA, Alias, Event, FileEntry, ModelVersion, Tombstone
+from .refs import check_alias, check_file_list, check_file_path, check_name, check_version
 
 T = TypeVar("T")
 
@@ -59,8 +59,45 @@ converter.register_structure_hook(dt.datetime, _datetime_from_json)
 converter.register_structure_hook(FileEntry, _file_entry_from_json)
 
 
+def _check_fields(record: Any) -> None:
+    """Refuse a record whose identity fields could never have been written by modelshelf.
+
+    Readers compare these fields with the key a record was read from; checking them here means
+    no caller can trust an out-of-range version, an alias with a ``/`` or a file list that
+    clashes, whatever key it came from. Raises :class:`InvalidName` or :class:`InvalidRecord`.
+    """
+    if isinstance(record, (ModelVersion, Tombstone)):
+        check_name(record.name)
+        check_version(record.version)
+        if isinstance(record, ModelVersion):
+            check_file_list(check_file_path(f.path) for f in record.files)
+    elif isinstance(record, Alias):
+        check_name(record.name)
+        check_alias(record.alias)
+        for number in (record.version, record.previous):
+            if number is not None:
+                check_version(number)
+    elif isinstance(record, Event):
+        check_name(record.name)
+        # Aliases written before they became one segment stay readable history.
+        if record.alias is not None:
+            check_name(record.alias, "alias")
+        for number in (record.version, record.previous):
+            if number is not None:
+                check_version(number)
+
+
 def to_json(record: Any) -> bytes:
-    """Serialise a record to compact, sorted, UTF-8 JSON (stable bytes for the same record)."""
+    """Serialise a record to compact, sorted, UTF-8 JSON (stable bytes for the same record).
+
+    A manifest, alias or event that no reader would accept is refused (:class:`InvalidRecord`)
+    rather than written.
+    """
+    try:
+        _check_fields(record)
+    except (InvalidName, InvalidRecord) as exc:
+        what = f"the manifest of {record.name}" if isinstance(record, ModelVersion) else type(record).__name__
+        raise InvalidRecord(f"refusing to write {what}: {exc}") from None
     return json.dumps(converter.unstructure(record), sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -90,13 +127,18 @@ def parse_json(data: bytes, *, source: str) -> dict[str, Any]:
 def structure(raw: dict[str, Any], cls: type[T], *, source: str) -> T:
     """Build a record from parsed JSON, turning any mismatch into :class:`InvalidRecord`."""
     try:
-        return converter.structure(raw, cls)
+        record = converter.structure(raw, cls)
     except InvalidRecord:
         raise
     except RecursionError:
         raise InvalidRecord(f"{source}: not a valid {cls.__name__} (nested too deeply)") from None
     except Exception as exc:
         raise InvalidRecord(f"{source}: not a valid {cls.__name__} ({_first_cause(exc)})") from None
+    try:
+        _check_fields(record)
+    except (InvalidName, InvalidRecord) as exc:
+        raise InvalidRecord(f"{source}: not a valid {cls.__name__} ({exc})") from None
+    return record
 
 
 def from_json(data: bytes, cls: type[T], *, source: str) -> T:

@@ -8,13 +8,18 @@ the registry's own keys or confuse a backend never reaches storage.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
 from .errors import InvalidName, InvalidRecord
 
 MAX_NAME_LENGTH = 200
+#: Version keys have ten digits; a larger number could never be listed.
+MAX_VERSION = 9_999_999_999
 _VERSION_NUMBER = re.compile(r"[0-9]{1,10}")
+_VERSION_FILE = re.compile(r"([0-9]{10})\.(json|deleted)")
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NAME_RULE = (
     "names are one or more '/'-separated segments of letters, digits, '.', '_' and '-', each "
@@ -42,6 +47,13 @@ def check_name(name: object, what: str = "model name") -> str:
 
 
 def check_alias(alias: object) -> str:
+    """Return ``alias`` if it is a valid alias, else raise :class:`InvalidName`.
+
+    An alias is one segment: its record is the single key ``_aliases/<alias>.json``, so a ``/``
+    would make a directory that shadows another alias's key (``prod.json/eu`` under ``prod.json``).
+    """
+    if isinstance(alias, str) and "/" in alias:
+        raise InvalidName(f"invalid alias {_show(alias)}: an alias is one segment, without '/'")
     name = check_name(alias, "alias")
     if name == "latest":
         raise InvalidName("'latest' is reserved (it always means the newest version): pick another alias")
@@ -51,9 +63,29 @@ def check_alias(alias: object) -> str:
 
 
 def check_version(version: object) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidName(f"version must be a positive integer, got {version!r}")
+    """Return ``version`` if it is a version number, else raise :class:`InvalidName`.
+
+    Manifest keys hold ten digits, so a larger number could never be listed.
+    """
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InvalidName(f"version must be an integer, got {_show(repr(version))}")
+    if not 1 <= version <= MAX_VERSION:
+        # Huge ints cannot even be printed (sys.get_int_max_str_digits).
+        shown = str(version) if abs(version) < 10**30 else "a larger number"
+        raise InvalidName(f"version must be from 1 to {MAX_VERSION}, got {shown}")
     return version
+
+
+def parse_version_file(filename: str) -> tuple[int, str] | None:
+    """``0000000042.json`` -> ``(42, "json")``, ``0000000042.deleted`` -> ``(42, "deleted")``.
+
+    ``None`` for anything else, including numbers outside 1..MAX_VERSION and non-ASCII digits
+    (which :class:`int` would accept), so a stray key can never pose as a version.
+    """
+    match = _VERSION_FILE.fullmatch(filename)
+    if match is None or int(match.group(1)) < 1:
+        return None
+    return int(match.group(1)), match.group(2)
 
 
 @attrs.frozen
@@ -78,7 +110,7 @@ def parse_ref(ref: object) -> Ref:
         raise InvalidName(f"reference must be a string like 'churn:3', got {type(ref).__name__}")
     if "@" in ref:
         name, _, alias = ref.rpartition("@")
-        return Ref(check_name(name), alias=check_name(alias, "alias"))
+        return Ref(check_name(name), alias=check_alias(alias))
     if ":" in ref:
         name, _, version = ref.rpartition(":")
         check_name(name)
@@ -114,3 +146,28 @@ def check_file_path(path: object) -> str:
     if any(part in ("", ".", "..") for part in path.split("/")):
         raise InvalidRecord(f"file path {_show(path)} has an empty, '.' or '..' segment")
     return path
+
+
+def check_file_list(paths: Iterable[str]) -> None:
+    """Refuse a manifest's file list naming a path twice, or one path both as a file and as a
+    directory (``a`` and ``a/b``): materialised, one entry would overwrite or block the other.
+
+    Linear in the total length of the paths (a tree of segments), so a large hostile manifest
+    costs no more to check than to parse.
+    """
+    tree: dict[str, Any] = {}
+    for path in paths:
+        parts = path.split("/")
+        node = tree
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if child is True:
+                parent = "/".join(parts[: depth + 1])
+                raise InvalidRecord(f"lists {_show(parent)} both as a file and as a directory")
+            node = child
+        existing = node.get(parts[-1])
+        if existing is True:
+            raise InvalidRecord(f"lists file {_show(path)} twice")
+        if existing is not None:
+            raise InvalidRecord(f"lists {_show(path)} both as a file and as a directory")
+        node[parts[-1]] = True
