@@ -11,14 +11,25 @@ passing ``serializer=NAME``.
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
-from collections.abc import Iterable, Mapping
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import attrs
 
-from .errors import AmbiguousSerializer, NoSerializer
+from .errors import (
+    AmbiguousSerializer,
+    IntegrityError,
+    InvalidModel,
+    InvalidRecord,
+    ModelshelfError,
+    NoSerializer,
+)
+from .refs import check_file_path
 
 
 @attrs.frozen
@@ -135,6 +146,88 @@ def tabular_signature(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> 
         matrix["shape"] = [None, int(n_features)]
     matrix.update(columns)
     return {"inputs": [matrix] if len(matrix) > 1 else [], "outputs": [{"name": "y", **outputs}]}
+
+
+def model_file(
+    directory: Path, relative: object, *, kind: Literal["file", "directory"] = "file"
+) -> Path:
+    """The path of the version file (or subdirectory) ``relative`` below ``directory``, vetted.
+
+    ``directory`` is what core hands to :meth:`Serializer.load`: it holds exactly the version's
+    verified files, hardlinked or copied, and no symbolic link. ``relative`` usually comes from
+    the manifest's ``details``, which anyone able to write the shelf controls, so nothing may be
+    opened before it is checked: it must be a str that :func:`modelshelf.refs.check_file_path`
+    accepts, every step below ``directory`` must exist and be no symbolic link, and the last one a
+    regular file (or a directory when ``kind="directory"``). Anything else raises
+    :class:`~modelshelf.errors.IntegrityError`, one line naming the refused value.
+    """
+    try:
+        checked = check_file_path(relative)
+    except InvalidRecord as exc:
+        raise IntegrityError(
+            f"refusing to open {_shown(relative)} named by this version's details: {exc}"
+        ) from None
+    path = directory
+    for part in checked.split("/"):
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            raise IntegrityError(
+                f"this version has no {kind} {_shown(checked)} (named by its details): the manifest "
+                "does not match its files"
+            ) from None
+        # The load directory never holds links, so a link was planted to lead somewhere else.
+        if stat.S_ISLNK(mode):
+            raise IntegrityError(
+                f"refusing to open {_shown(checked)}: {_shown(path.relative_to(directory).as_posix())} "
+                "is a symbolic link, and a version's files never are"
+            )
+    wanted = stat.S_ISDIR(mode) if kind == "directory" else stat.S_ISREG(mode)
+    if not wanted:
+        raise IntegrityError(f"refusing to open {_shown(checked)}: it is not a regular {kind}")
+    return path
+
+
+@contextlib.contextmanager
+def reading(file: str, library: str) -> Iterator[None]:
+    """Turn a framework's failure to parse version file (or part) ``file`` into one
+    :class:`~modelshelf.errors.InvalidModel` line.
+
+    A file can pass its sha256 check and still be unparseable: it was uploaded that way, or a
+    hostile writer stored garbage with a matching manifest. Framework parsers then raise whatever
+    they raise (``zipfile.BadZipFile``, ``SafetensorError``, multi-line C++ messages, even a Rust
+    panic, which is no ``Exception``); the user gets one line naming the file, the library and
+    the first line of its reason, with the original chained. modelshelf's own errors pass through.
+
+    Wrap only the call that parses stored bytes: an error raised by the caller's own code would be
+    misreported as a damaged file.
+    """
+    try:
+        yield
+    except ModelshelfError:
+        raise
+    except BaseException as exc:
+        # pyo3's PanicException derives from BaseException so that ``except Exception`` misses it;
+        # a panic while parsing a file is still a parse failure. Nothing else that is not an
+        # Exception (KeyboardInterrupt, SystemExit) is ours to translate.
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
+        raise InvalidModel(
+            f"could not read {file!r} of this version with {library} ({type(exc).__name__}: "
+            f"{_first_line(exc)}): the stored file is damaged or was not written by this "
+            "serializer"
+        ) from exc
+
+
+def _shown(value: object) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "no message")
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def qualified_name(cls: type) -> str:

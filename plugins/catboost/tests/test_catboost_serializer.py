@@ -13,7 +13,7 @@ import catboost as cb
 import numpy as np
 import pandas as pd
 import pytest
-from modelshelf.errors import ModelshelfError
+from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
 from modelshelf_catboost import CatBoostSerializer
@@ -214,3 +214,55 @@ def test_ranker_comes_back_as_ranker(shelf: Any, data: Any) -> None:
     loaded = shelf.load("rank:1")
     assert type(loaded) is cb.CatBoostRanker
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+# --- hostile and damaged versions ----------------------------------------------------------------
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+def test_load_opens_only_the_version_file_whatever_details_say(
+    data: Any, tmp_path: Path
+) -> None:
+    serializer = CatBoostSerializer()
+    version = tmp_path / "snapshot" / "version"
+    version.mkdir(parents=True)
+    saved = serializer.save(cb.CatBoostClassifier(iterations=3, verbose=0, allow_writing_files=False).fit(*data), version)
+    # The file name is fixed: details naming another file are ignored, never followed.
+    outside = tmp_path / "snapshot" / "outside.bin"
+    outside.write_bytes(b"never to be opened" * 64)
+    for value in ("/etc/passwd", str(outside), "../outside.bin", 4, None, "other.bin"):
+        serializer.load(version, details={**saved.details, "file": value})
+    # A link planted in place of the version's file leads outside it: refused, not followed.
+    (version / "model.cbm").rename(outside)
+    (version / "model.cbm").symlink_to(outside)
+    with pytest.raises(IntegrityError, match="symbolic link") as caught:
+        serializer.load(version, details=saved.details)
+    _one_line(caught.value)
+    (version / "model.cbm").unlink()
+    with pytest.raises(IntegrityError, match="no file 'model.cbm'") as caught:
+        serializer.load(version, details=saved.details)
+    _one_line(caught.value)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+def test_damaged_model_file_is_one_invalid_model_line(
+    data: Any, tmp_path: Path, how: str
+) -> None:
+    serializer = CatBoostSerializer()
+    saved = serializer.save(cb.CatBoostClassifier(iterations=3, verbose=0, allow_writing_files=False).fit(*data), tmp_path)
+    path = tmp_path / "model.cbm"
+    stored = path.read_bytes()
+    damaged = {
+        "truncated": stored[: len(stored) // 2],
+        "garbage": bytes((b * 7 + 3) % 256 for b in stored),
+        "empty": b"",
+    }
+    path.write_bytes(damaged[how])
+    with pytest.raises(InvalidModel) as caught:
+        serializer.load(tmp_path, details=saved.details)
+    assert "'model.cbm'" in _one_line(caught.value) and "catboost" in str(caught.value)

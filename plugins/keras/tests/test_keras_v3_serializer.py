@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
+from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.serializers import Serializer, choose
 from modelshelf_keras import KerasV3Serializer
 
@@ -269,3 +269,62 @@ def test_unknown_options_are_refused_naming_the_accepted_ones(
         ModelshelfError, match="custom_object: accepted are custom_objects, compile"
     ):
         KerasV3Serializer().load(tmp_path, details=saved.details, custom_object={})
+
+
+# --- hostile and damaged versions ----------------------------------------------------------------
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+def test_file_named_by_details_must_be_a_file_of_the_version(
+    trained_sequential: Any, tmp_path: Path
+) -> None:
+    serializer = KerasV3Serializer()
+    version = tmp_path / "snapshot" / "version"
+    version.mkdir(parents=True)
+    saved = serializer.save(trained_sequential, version)
+    # Loadable models outside the version: had load opened one, it would have succeeded.
+    outside = tmp_path / "snapshot" / "outside.keras"
+    outside.write_bytes((version / "model.keras").read_bytes())
+    (version / "link.keras").symlink_to(outside)
+    hostile: list[object] = [
+        "/etc/passwd", str(outside), "../outside.keras", 3, None, "link.keras", "other.keras",
+    ]
+    for value in hostile:
+        with pytest.raises(IntegrityError) as caught:
+            serializer.load(version, details={**saved.details, "file": value})
+        assert repr(value)[:20] in _one_line(caught.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a zip", "cut weights", "cut config"])
+def test_damaged_keras_file_is_one_invalid_model_line(
+    trained_sequential: Any, tmp_path: Path, damage: str
+) -> None:
+    import io
+    import zipfile
+
+    serializer = KerasV3Serializer()
+    saved = serializer.save(trained_sequential, tmp_path)
+    path = tmp_path / "model.keras"
+    data = path.read_bytes()
+    if damage == "truncated":
+        damaged = data[: len(data) // 2]
+    elif damage == "not a zip":
+        damaged = b"garbage" * 100
+    else:
+        # A well-formed zip whose weights (HDF5) or config (JSON) member is cut in half.
+        member = ".weights.h5" if damage == "cut weights" else "config.json"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(buffer, "w") as target:
+            for name in source.namelist():
+                content = source.read(name)
+                target.writestr(name, content[: len(content) // 2] if name.endswith(member) else content)
+        damaged = buffer.getvalue()
+    path.write_bytes(damaged)
+    with pytest.raises(InvalidModel) as caught:
+        serializer.load(tmp_path, details=saved.details)
+    assert "'model.keras'" in _one_line(caught.value) and "keras" in str(caught.value)

@@ -10,9 +10,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
-from modelshelf.errors import ModelshelfError
+from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
+from modelshelf_lightgbm import LightGBMSerializer
 
 
 def test_import_and_listing_import_no_framework(run_python: Any) -> None:
@@ -181,3 +182,83 @@ def test_callable_objective_gives_raw_scores_and_is_reported(shelf: Any, data: A
     assert v.signature["outputs"] == [{"name": "y", "kind": "classifier", "classes": [0, 1]}]
     booster = shelf.load("custom:1")
     np.testing.assert_array_equal(booster.predict(X), model.predict(X, raw_score=True))
+
+
+# --- hostile and damaged versions ----------------------------------------------------------------
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+def test_load_opens_only_the_version_file_whatever_details_say(
+    data: Any, tmp_path: Path
+) -> None:
+    serializer = LightGBMSerializer()
+    version = tmp_path / "snapshot" / "version"
+    version.mkdir(parents=True)
+    saved = serializer.save(lgb.LGBMClassifier(n_estimators=3, verbose=-1).fit(*data), version)
+    # The file name is fixed: details naming another file are ignored, never followed.
+    outside = tmp_path / "snapshot" / "outside.bin"
+    outside.write_bytes(b"never to be opened" * 64)
+    for value in ("/etc/passwd", str(outside), "../outside.bin", 4, None, "other.bin"):
+        serializer.load(version, details={**saved.details, "file": value})
+    # A link planted in place of the version's file leads outside it: refused, not followed.
+    (version / "model.txt").rename(outside)
+    (version / "model.txt").symlink_to(outside)
+    with pytest.raises(IntegrityError, match="symbolic link") as caught:
+        serializer.load(version, details=saved.details)
+    _one_line(caught.value)
+    (version / "model.txt").unlink()
+    with pytest.raises(IntegrityError, match="no file 'model.txt'") as caught:
+        serializer.load(version, details=saved.details)
+    _one_line(caught.value)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+def test_damaged_model_file_is_one_invalid_model_line(
+    data: Any, tmp_path: Path, how: str
+) -> None:
+    serializer = LightGBMSerializer()
+    saved = serializer.save(lgb.LGBMClassifier(n_estimators=3, verbose=-1).fit(*data), tmp_path)
+    path = tmp_path / "model.txt"
+    stored = path.read_bytes()
+    damaged = {
+        "truncated": stored[: len(stored) // 2],
+        "garbage": bytes((b * 7 + 3) % 256 for b in stored),
+        "empty": b"",
+    }
+    path.write_bytes(damaged[how])
+    with pytest.raises(InvalidModel) as caught:
+        serializer.load(tmp_path, details=saved.details)
+    assert "'model.txt'" in _one_line(caught.value) and "lightgbm" in str(caught.value)
+
+
+def test_every_cut_of_a_model_file_is_refused_or_loads_never_crashes(
+    data: Any, tmp_path: Path, run_python: Any
+) -> None:
+    """LightGBM parses trees in parallel at the offsets its header gives, and its parameter
+    section without bounds checks: a cut in either used to abort or segfault the process."""
+    model = lgb.LGBMClassifier(n_estimators=3, verbose=-1).fit(*data)
+    LightGBMSerializer().save(model, tmp_path)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from modelshelf.errors import ModelshelfError\n"
+        "from modelshelf_lightgbm import LightGBMSerializer\n"
+        "version = Path(sys.argv[1])\n"
+        "stored = (version / 'model.txt').read_bytes()\n"
+        "refused = 0\n"
+        "for cut in range(0, len(stored), 3):\n"
+        "    (version / 'model.txt').write_bytes(stored[:cut])\n"
+        "    try:\n"
+        "        LightGBMSerializer().load(version, details={})\n"
+        "    except ModelshelfError as exc:\n"
+        "        assert '\\n' not in str(exc), exc\n"
+        "        refused += 1\n"
+        "print(refused, len(range(0, len(stored), 3)))\n"
+    )
+    refused, cuts = map(int, run_python(code, str(tmp_path)).stdout.split())
+    assert refused > cuts // 2

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from modelshelf.errors import ModelNotFound, ModelshelfError
+from modelshelf.errors import IntegrityError, InvalidModel, ModelNotFound, ModelshelfError
 from modelshelf_onnx.serializer import DATA_FILE, MODEL_FILE, OnnxProtobufSerializer, signature
 
 onnx = pytest.importorskip("onnx")
@@ -353,3 +353,79 @@ def test_initializers_listed_as_inputs_are_not_in_the_signature(shelf: Any, mode
     old_style.graph.input.extend([helper.make_tensor_value_info("W", TensorProto.FLOAT, [4, 3])])
     version = shelf.upload("old", old_style)
     assert [i["name"] for i in version.signature["inputs"]] == ["x"]
+
+
+# --- hostile and damaged versions ----------------------------------------------------------------
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+@pytest.mark.parametrize("session", [False, True])
+def test_model_file_named_by_details_must_be_a_file_of_the_version(
+    tmp_path: Path, model: Any, session: bool
+) -> None:
+    serializer = OnnxProtobufSerializer()
+    version = tmp_path / "snapshot" / "version"
+    version.mkdir(parents=True)
+    saved = serializer.save(model, version)
+    # A loadable model outside the version: had load opened it, load would have succeeded.
+    outside = tmp_path / "snapshot" / "outside.bin"
+    outside.write_bytes((version / MODEL_FILE).read_bytes())
+    (version / "link.onnx").symlink_to(outside)
+    for value in ("/etc/passwd", str(outside), "../outside.bin", 7, "link.onnx", "other.onnx"):
+        details = {**saved.details, "model_file": value}
+        with pytest.raises(IntegrityError) as caught:
+            serializer.load(version, details=details, session=session)
+        assert repr(value)[:20] in _one_line(caught.value)
+
+
+def _with_external_range(directory: Path, **entries: str) -> None:
+    """Rewrite every external tensor of the stored model.onnx with these external_data entries."""
+    crafted = onnx.load(str(directory / MODEL_FILE), load_external_data=False)
+    for tensor in crafted.graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            values = {e.key: e.value for e in tensor.external_data}
+            values.update(entries)
+            del tensor.external_data[:]
+            for key, value in values.items():
+                tensor.external_data.add(key=key, value=value)
+    (directory / MODEL_FILE).write_bytes(crafted.SerializeToString())
+
+
+@pytest.mark.parametrize("session", [False, True])
+@pytest.mark.parametrize(
+    "entries",
+    [
+        {"length": str(2**40)},  # allocating this raised MemoryError
+        {"offset": str(2**40)},
+        {"offset": "-5"},
+        {"length": "lots"},
+    ],
+)
+def test_external_data_ranges_are_checked_against_the_file_before_reading(
+    tmp_path: Path, big_model: Any, entries: dict[str, str], session: bool
+) -> None:
+    serializer = OnnxProtobufSerializer()
+    saved = serializer.save(big_model, tmp_path, external_data=True)
+    _with_external_range(tmp_path, **entries)
+    with pytest.raises(ModelshelfError) as caught:
+        serializer.load(tmp_path, details=saved.details, session=session)
+    assert "external data of tensor" in _one_line(caught.value)
+
+
+@pytest.mark.parametrize("session", [False, True])
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_damaged_model_file_is_one_invalid_model_line(
+    tmp_path: Path, model: Any, damage: str, session: bool
+) -> None:
+    serializer = OnnxProtobufSerializer()
+    saved = serializer.save(model, tmp_path)
+    data = (tmp_path / MODEL_FILE).read_bytes()
+    (tmp_path / MODEL_FILE).write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    with pytest.raises(InvalidModel) as caught:
+        serializer.load(tmp_path, details=saved.details, session=session)
+    assert "'model.onnx'" in _one_line(caught.value) and "onnx" in str(caught.value)

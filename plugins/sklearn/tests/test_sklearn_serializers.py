@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
-from modelshelf.errors import IntegrityError, ModelshelfError, UntrustedFormat
+from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
 from modelshelf_sklearn import JoblibSerializer, SkopsSerializer
@@ -319,3 +319,55 @@ def test_registered_through_entry_point() -> None:
     assert entries["sklearn-joblib"].serializer.safe is False
     assert json.dumps(list(entries["sklearn-skops"].serializer.claims))
     assert "modelshelf_sklearn" in sys.modules
+
+
+# --- hostile and damaged versions ----------------------------------------------------------------
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+def test_load_opens_only_the_version_file_whatever_details_say(
+    data: Any, tmp_path: Path
+) -> None:
+    serializer = SkopsSerializer()
+    version = tmp_path / "snapshot" / "version"
+    version.mkdir(parents=True)
+    saved = serializer.save(LogisticRegression().fit(*data), version)
+    # The file name is fixed: details naming another file are ignored, never followed.
+    outside = tmp_path / "snapshot" / "outside.bin"
+    outside.write_bytes(b"never to be opened" * 64)
+    for value in ("/etc/passwd", str(outside), "../outside.bin", 4, None, "other.bin"):
+        serializer.load(version, details={**saved.details, "file": value})
+    # A link planted in place of the version's file leads outside it: refused, not followed.
+    (version / "model.skops").rename(outside)
+    (version / "model.skops").symlink_to(outside)
+    with pytest.raises(IntegrityError, match="symbolic link") as caught:
+        serializer.load(version, details=saved.details)
+    _one_line(caught.value)
+    (version / "model.skops").unlink()
+    with pytest.raises(IntegrityError, match="no file 'model.skops'") as caught:
+        serializer.load(version, details=saved.details)
+    _one_line(caught.value)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+def test_damaged_model_file_is_one_invalid_model_line(
+    data: Any, tmp_path: Path, how: str
+) -> None:
+    serializer = SkopsSerializer()
+    saved = serializer.save(LogisticRegression().fit(*data), tmp_path)
+    path = tmp_path / "model.skops"
+    stored = path.read_bytes()
+    damaged = {
+        "truncated": stored[: len(stored) // 2],
+        "garbage": bytes((b * 7 + 3) % 256 for b in stored),
+        "empty": b"",
+    }
+    path.write_bytes(damaged[how])
+    with pytest.raises(InvalidModel) as caught:
+        serializer.load(tmp_path, details=saved.details)
+    assert "'model.skops'" in _one_line(caught.value) and "skops" in str(caught.value)

@@ -375,3 +375,69 @@ def test_pickle_of_an_unimportable_class_says_so(shelf: Any, shelf_path: Path, t
     assert result.returncode == 0, result.stderr
     assert "modelshelf_torch_testnets.TinyNet" in result.stdout
     assert "must be importable" in result.stdout
+
+
+# --- hostile and damaged versions ----------------------------------------------------------------
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+def _saved(name: str, tiny: Any, x: Any, directory: Path) -> tuple[Any, Any]:
+    """``(serializer, SavedModel)`` of ``tiny`` in the form serializer ``name`` stores."""
+    serializer = get_registry().serializers()[name].serializer
+    obj = {"torch-export": lambda: export(tiny, x), "torch-script": lambda: torch.jit.script(tiny)}.get(
+        name, lambda: tiny
+    )()
+    directory.mkdir(parents=True)
+    return serializer, serializer.save(obj, directory)
+
+
+SERIALIZERS = ["torch-safetensors", "torch-export", "torch-script", "torch-pickle"]
+
+
+@pytest.mark.parametrize("name", SERIALIZERS)
+def test_file_named_by_details_must_be_a_file_of_the_version(
+    name: str, tiny: Any, x: Any, tmp_path: Path
+) -> None:
+    version = tmp_path / "snapshot" / "version"
+    serializer, saved = _saved(name, tiny, x, version)
+    stored = saved.details["file"]
+    # A loadable copy outside the version: had load opened it, load would have succeeded.
+    outside = tmp_path / "snapshot" / "outside.bin"
+    outside.write_bytes((version / stored).read_bytes())
+    (version / "link.bin").symlink_to(outside)
+    hostile: list[object] = ["/etc/passwd", str(outside), "../outside.bin", 5, None, "link.bin", "other.bin"]
+    for value in hostile:
+        with pytest.raises(ModelshelfError) as caught:
+            serializer.load(version, details={**saved.details, "file": value}, trust=True)
+        assert type(caught.value).__name__ == "IntegrityError", caught.value
+        assert repr(value)[:20] in _one_line(caught.value)
+
+
+@pytest.mark.parametrize("name", SERIALIZERS)
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_damaged_file_is_one_invalid_model_line(
+    name: str, damage: str, tiny: Any, x: Any, tmp_path: Path
+) -> None:
+    serializer, saved = _saved(name, tiny, x, tmp_path / "version")
+    path = tmp_path / "version" / saved.details["file"]
+    data = path.read_bytes()
+    damaged = {"truncated": data[: len(data) // 2], "garbage": bytes(len(data)), "empty": b""}
+    path.write_bytes(damaged[damage])
+    with pytest.raises(ModelshelfError) as caught:
+        serializer.load(tmp_path / "version", details=saved.details, trust=True)
+    assert type(caught.value).__name__ == "InvalidModel", caught.value
+    assert repr(saved.details["file"]) in _one_line(caught.value)
+
+
+def test_hostile_alias_and_tensor_details_are_one_line(tiny: Any, x: Any, tmp_path: Path) -> None:
+    serializer, saved = _saved("torch-safetensors", tiny, x, tmp_path / "version")
+    for details in ({**saved.details, "aliases": ["w"]}, {**saved.details, "tensors": "w"}):
+        try:
+            serializer.load(tmp_path / "version", details=details)
+        except ModelshelfError as exc:
+            _one_line(exc)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from modelshelf.errors import InvalidModel, ModelshelfError
+from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError
 from modelshelf.serializers import Serializer, choose
 from modelshelf_transformers import Bundle, TransformersSerializer
 
@@ -357,3 +357,70 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+# --- hostile and damaged versions ----------------------------------------------------------------
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+def test_part_directories_must_be_directories_of_the_version(
+    tokenizer: Any, tmp_path: Path
+) -> None:
+    serializer = TransformersSerializer()
+    version = tmp_path / "snapshot" / "version"
+    saved = serializer.save(tokenizer, version)
+    # A loadable tokenizer outside the version, reached through a planted link.
+    outside = tmp_path / "snapshot" / "outside"
+    (version / "tokenizer").rename(outside)
+    (version / "tokenizer").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(IntegrityError, match="symbolic link") as caught:
+        serializer.load(version, details=saved.details)
+    _one_line(caught.value)
+    (version / "tokenizer").unlink()
+    with pytest.raises(IntegrityError, match="no directory 'tokenizer'") as caught:
+        serializer.load(version, details=saved.details)
+    _one_line(caught.value)
+
+
+def test_shard_index_naming_files_outside_the_version_is_refused(
+    bert_classifier: Any, tmp_path: Path
+) -> None:
+    serializer = TransformersSerializer()
+    version = tmp_path / "snapshot" / "version"
+    saved = serializer.save(bert_classifier, version, max_shard_size="20KB")
+    index_path = version / "model" / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    shard = sorted(set(index["weight_map"].values()))[0]
+    # The real shard, moved outside the version: had transformers followed the index, it would
+    # have loaded without complaint.
+    outside = tmp_path / "snapshot" / "outside.safetensors"
+    (version / "model" / shard).rename(outside)
+    for value in (str(outside), "../../outside.safetensors", 3, "missing.safetensors"):
+        tampered = {
+            name: (value if file == shard else file) for name, file in index["weight_map"].items()
+        }
+        index_path.write_text(json.dumps({**index, "weight_map": tampered}))
+        with pytest.raises(IntegrityError) as caught:
+            serializer.load(version, details=saved.details)
+        assert repr(value)[:20] in _one_line(caught.value)
+
+
+@pytest.mark.parametrize(
+    "damaged", ["model/model.safetensors", "model/config.json", "tokenizer/tokenizer.json"]
+)
+@pytest.mark.parametrize("how", ["truncated", "empty"])
+def test_damaged_part_file_is_one_invalid_model_line(
+    bert_classifier: Any, tokenizer: Any, tmp_path: Path, damaged: str, how: str
+) -> None:
+    serializer = TransformersSerializer()
+    saved = serializer.save(Bundle(model=bert_classifier, tokenizer=tokenizer), tmp_path)
+    data = (tmp_path / damaged).read_bytes()
+    (tmp_path / damaged).write_bytes(data[: len(data) // 2] if how == "truncated" else b"")
+    with pytest.raises(InvalidModel) as caught:
+        serializer.load(tmp_path, details=saved.details)
+    assert damaged.split("/")[0] in _one_line(caught.value)

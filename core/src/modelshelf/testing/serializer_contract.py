@@ -11,12 +11,19 @@ Subclass :class:`SerializerContract` once per serializer and override these fixt
 * ``load_options`` (optional, default ``{}``): keyword options for ``Shelf.load``.
 * ``framework_modules``: top-level modules (``["sklearn"]``) that importing the plugin and
   resolving claims must not import.
+
+Two cases hold ``load`` to what a hostile or damaged version may contain. A path taken from
+``details`` must be vetted with :func:`modelshelf.serializers.model_file` (refusals are
+:class:`~modelshelf.errors.IntegrityError`); a stored file the framework cannot parse must end in
+one :class:`~modelshelf.errors.ModelshelfError` line (:func:`modelshelf.serializers.reading` turns
+a parser's exception into one).
 """
 
 from __future__ import annotations
 
 import importlib.metadata as metadata
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,8 +34,40 @@ from typing import Any
 import pytest
 
 import modelshelf
-from modelshelf.errors import UntrustedFormat
+from modelshelf.errors import IntegrityError, InvalidRecord, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
+
+
+class _OpenWatcher:
+    """Records the paths Python code opens inside ``with watcher as opened:``.
+
+    An audit hook cannot be removed once added, so one hook serves every case and records only
+    while a case watches. Native code (a C++ parser opening a file itself) is not seen: the
+    contract cases also make every outside file unparseable, see below.
+    """
+
+    def __init__(self) -> None:
+        self._opened: list[str] | None = None
+        self._hooked = False
+
+    def _hook(self, event: str, args: tuple[Any, ...]) -> None:
+        if self._opened is None or event != "open" or not args:
+            return
+        if isinstance(args[0], (str, bytes, os.PathLike)):
+            self._opened.append(os.path.abspath(os.fsdecode(args[0])))
+
+    def __enter__(self) -> list[str]:
+        if not self._hooked:
+            sys.addaudithook(self._hook)
+            self._hooked = True
+        self._opened = []
+        return self._opened
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._opened = None
+
+
+_watch_opens = _OpenWatcher()
 
 
 class SerializerContract:
@@ -152,3 +191,77 @@ class SerializerContract:
         # Refused before any download: nothing reached the cache.
         assert not (tmp_path / "untrusted-cache" / "blobs").exists()
         assert fresh.load(version.ref, trust=True, **load_options) is not None
+
+    # --- hostile and damaged versions ---------------------------------------------------------
+
+    def _saved_version(self, serializer_name: str, model: Any, directory: Path) -> tuple[Any, Any]:
+        """``(serializer, SavedModel)`` after saving ``model`` into the new ``directory``."""
+        serializer = self._serializer(serializer_name).serializer
+        if serializer.files(model) is not None:
+            pytest.skip(f"{serializer_name} stores files as they are: load parses nothing")
+        directory.mkdir()
+        return serializer, serializer.save(model, directory)
+
+    def test_details_paths_outside_the_version_are_refused(
+        self, serializer_name: str, model: Any, load_options: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """Every details value naming a version file, replaced by a path outside the version,
+        a non-string or a missing file, is refused with one IntegrityError line (or ignored,
+        when the serializer does not take that path from details), and never opened."""
+        version = tmp_path / "snapshot" / "version"
+        version.parent.mkdir()
+        serializer, saved = self._saved_version(serializer_name, model, version)
+        stored = {p.relative_to(version).as_posix() for p in version.rglob("*")}
+        keys = [k for k, v in saved.details.items() if isinstance(v, str) and v in stored]
+        if not keys:
+            pytest.skip(f"{serializer_name} names no version file in its details")
+        # Not a model of any format: a serializer that opened it would fail to parse it, which
+        # is an InvalidModel, not the IntegrityError a refused path gives.
+        sentinel = tmp_path / "snapshot" / "outside.bin"
+        sentinel.write_bytes(b"modelshelf contract sentinel: this file must never be opened\n" * 64)
+        hostile: list[object] = [
+            "/etc/passwd", str(sentinel), "../outside.bin", 42, None, ["model"], "missing.bin",
+        ]
+        for key in keys:
+            for value in hostile:
+                details = {**saved.details, key: value}
+                with _watch_opens as opened:
+                    try:
+                        serializer.load(version, details=details, trust=True, **load_options)
+                    except ModelshelfError as exc:
+                        assert isinstance(exc, (IntegrityError, InvalidRecord)), (
+                            f"details[{key!r}] = {value!r} gave {type(exc).__name__} ({exc}), "
+                            "not the IntegrityError of modelshelf.serializers.model_file: was the "
+                            "path opened?"
+                        )
+                        assert str(exc).strip() and "\n" not in str(exc), f"not one line: {exc!r}"
+                outside = [p for p in opened if p in (str(sentinel), "/etc/passwd")]
+                assert not outside, f"details[{key!r}] = {value!r} made load open {outside}"
+
+    def test_damaged_model_files_give_one_modelshelf_error_line(
+        self, serializer_name: str, model: Any, load_options: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """A version file that passed its sha256 check but does not parse (cut short, or empty)
+        ends in one ModelshelfError line, never a raw framework exception; a file the format can
+        do without may load, but damaging every file must not go unnoticed."""
+        original = tmp_path / "original"
+        serializer, saved = self._saved_version(serializer_name, model, original)
+        files = sorted(
+            p.relative_to(original).as_posix() for p in original.rglob("*") if p.is_file()
+        )
+        refused = []
+        for index, name in enumerate(files):
+            for how in ("truncated", "empty"):
+                damaged = tmp_path / f"damaged-{index}-{how}"
+                shutil.copytree(original, damaged)
+                data = (damaged / name).read_bytes()
+                (damaged / name).write_bytes(data[: len(data) // 2] if how == "truncated" else b"")
+                try:
+                    serializer.load(damaged, details=saved.details, trust=True, **load_options)
+                except ModelshelfError as exc:
+                    assert "\n" not in str(exc), f"{how} {name}: not one line: {exc}"
+                    refused.append(name)
+                except Exception as exc:
+                    kind = f"{type(exc).__module__}.{type(exc).__name__}"
+                    pytest.fail(f"{how} {name} gave a raw {kind}: {exc}")
+        assert refused, f"{serializer_name} loaded every damaged copy of {files} without noticing"

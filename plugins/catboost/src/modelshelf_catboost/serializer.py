@@ -20,7 +20,9 @@ from modelshelf.serializers import (
     SavedModel,
     Serializer,
     jsonable,
+    model_file,
     qualified_name,
+    reading,
     tabular_signature,
 )
 
@@ -148,15 +150,14 @@ class CatBoostSerializer(Serializer):
             )
         import catboost
 
-        path = directory / MODEL_FILE
-        if not path.is_file():
-            raise ModelshelfError(f"{MODEL_FILE} is missing from the downloaded version: re-upload it")
+        path = model_file(directory, MODEL_FILE)
         restore_as = details.get("restore_as", "catboost.core.CatBoost")
-        if restore_as not in CLASSES:
+        if not isinstance(restore_as, str) or restore_as not in CLASSES:
             raise ModelshelfError(
                 f"this version was saved as {restore_as!r}, which this modelshelf-catboost cannot "
                 "rebuild: upgrade modelshelf-catboost"
             )
         model = getattr(catboost, CLASSES[restore_as])()
-        model.load_model(str(path), format="cbm")
+        with reading(MODEL_FILE, "catboost"):
+            model.load_model(str(path), format="cbm")
         return model

@@ -13,13 +13,14 @@ with ``safe_mode=False`` and that bytecode runs.
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
-from modelshelf.serializers import SavedModel, Serializer
+from modelshelf.serializers import SavedModel, Serializer, model_file, reading
 
 #: The single file a version holds.
 FILENAME = "model.keras"
@@ -93,29 +94,38 @@ class KerasV3Serializer(Serializer):
             )
         reject_unknown("load", options, LOAD_OPTIONS)
         keras = import_keras()
-        path = directory / str(details.get("file", FILENAME))
-        try:
-            return keras.saving.load_model(path, safe_mode=not trust, **options)
-        except ValueError as exc:
-            # Keras' safe-mode refusal is a plain ValueError naming safe_mode; nothing else is.
-            if not trust and "safe_mode" in str(exc):
-                lambdas = ", ".join(details.get("python_lambdas") or ()) or "a Python lambda"
-                raise UntrustedFormat(
-                    f"this Keras model holds Python code ({lambdas}) that runs when it is "
-                    "loaded; Keras safe mode refused it: pass trust=True only if you trust "
-                    "whoever uploaded it"
-                ) from exc
-            raise
-        except TypeError as exc:
-            if "Could not locate" not in str(exc):
+        # The file name comes from the manifest, which whoever can write the shelf controls.
+        relative = details.get("file", FILENAME)
+        path = model_file(directory, relative)
+        # Keras reports a file that is not a zip as "File not found": say what is really wrong.
+        if not zipfile.is_zipfile(path):
+            raise InvalidModel(
+                f"could not read {relative!r} of this version with keras: it is not a .keras zip "
+                "archive; the stored file is damaged or was not written by this serializer"
+            )
+        with reading(str(relative), "keras"):
+            try:
+                return keras.saving.load_model(path, safe_mode=not trust, **options)
+            except ValueError as exc:
+                # Keras' safe-mode refusal is a plain ValueError naming safe_mode; nothing else is.
+                if not trust and "safe_mode" in str(exc):
+                    lambdas = ", ".join(details.get("python_lambdas") or ()) or "a Python lambda"
+                    raise UntrustedFormat(
+                        f"this Keras model holds Python code ({lambdas}) that runs when it is "
+                        "loaded; Keras safe mode refused it: pass trust=True only if you trust "
+                        "whoever uploaded it"
+                    ) from exc
                 raise
-            needed = ", ".join(details.get("custom_objects") or ()) or "see the Keras error"
-            raise ModelshelfError(
-                f"this Keras model uses classes or functions Keras cannot find ({needed}): "
-                "import the module that defines them (decorated with "
-                "@keras.saving.register_keras_serializable) before loading, or pass "
-                "custom_objects={name: object}"
-            ) from exc
+            except TypeError as exc:
+                if "Could not locate" not in str(exc):
+                    raise
+                needed = ", ".join(details.get("custom_objects") or ()) or "see the Keras error"
+                raise ModelshelfError(
+                    f"this Keras model uses classes or functions Keras cannot find ({needed}): "
+                    "import the module that defines them (decorated with "
+                    "@keras.saving.register_keras_serializable) before loading, or pass "
+                    "custom_objects={name: object}"
+                ) from exc
 
 
 def reject_unknown(what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:

@@ -18,13 +18,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelshelf.errors import ModelshelfError
+from modelshelf.errors import InvalidModel, ModelshelfError
 from modelshelf.serializers import (
     SavedModel,
     Serializer,
     is_json_exact,
     jsonable,
+    model_file,
     qualified_name,
+    reading,
     tabular_signature,
 )
 
@@ -54,6 +56,64 @@ def read_header(path: Path) -> dict[str, str]:
             if sep:
                 header[key] = value
     return header
+
+
+def check_tree_layout(path: Path) -> None:
+    """Refuse a model file whose trees do not sit where its ``tree_sizes`` header says.
+
+    LightGBM parses the trees in parallel at the offsets ``tree_sizes`` gives, and a parse error
+    inside that parallel loop can abort the whole process (``terminate called``) instead of raising:
+    a truncated or altered file must be caught here, before LightGBM reads it.
+    """
+    data = path.read_bytes()
+    first = data.find(b"\nTree=")
+    header = data[: first if first >= 0 else len(data)].decode("utf-8", "replace")
+    sizes_line = next(
+        (line for line in header.splitlines() if line.startswith("tree_sizes=")), None
+    )
+    problem = None
+    if first < 0 or sizes_line is None:
+        # Only models without trees lack both; they still need LightGBM's end marker.
+        if b"\nend of trees" not in data:
+            problem = "no 'end of trees' line"
+    else:
+        try:
+            sizes = [int(size) for size in sizes_line.partition("=")[2].split()]
+        except ValueError:
+            sizes = []
+            problem = f"a malformed header line {sizes_line[:60]!r}"
+        position = first + 1
+        for index, size in enumerate(sizes):
+            if size <= 0 or not data.startswith(f"Tree={index}\n".encode(), position):
+                problem = f"tree {index} is not where tree_sizes says"
+                break
+            position += size
+        else:
+            if problem is None and not data.startswith(b"end of trees", position):
+                problem = "the trees do not end where tree_sizes says"
+    if problem is None:
+        problem = _parameters_problem(data)
+    if problem is not None:
+        raise InvalidModel(
+            f"could not read {path.name!r} of this version with lightgbm: {problem} (the file is "
+            "truncated or altered); the stored file is damaged or was not written by this "
+            "serializer"
+        )
+
+
+def _parameters_problem(data: bytes) -> str | None:
+    """What is wrong with the ``parameters:`` section, which LightGBM parses without bounds
+    checks (a cut or altered section crashes the process with a segmentation fault)."""
+    start = data.find(b"\nparameters:\n")
+    if start < 0:
+        return None  # the section is optional
+    end = data.find(b"\nend of parameters", start)
+    if end < 0:
+        return "no 'end of parameters' line"
+    for line in data[start + len(b"\nparameters:\n") : end].splitlines():
+        if line and not (line.startswith(b"[") and line.endswith(b"]") and b": " in line):
+            return f"a malformed parameter line {line[:60]!r}"
+    return None
 
 
 def text_signature(header: Mapping[str, str], classes: Any = None) -> dict[str, Any]:
@@ -147,7 +207,7 @@ class LightGBMSerializer(Serializer):
             )
         import lightgbm
 
-        path = directory / MODEL_FILE
-        if not path.is_file():
-            raise ModelshelfError(f"{MODEL_FILE} is missing from the downloaded version: re-upload it")
-        return lightgbm.Booster(model_file=str(path))
+        path = model_file(directory, MODEL_FILE)
+        check_tree_layout(path)
+        with reading(MODEL_FILE, "lightgbm"):
+            return lightgbm.Booster(model_file=str(path))

@@ -20,8 +20,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from modelshelf.errors import ModelshelfError, PluginError
-from modelshelf.serializers import SavedModel, Serializer
+from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, PluginError
+from modelshelf.serializers import SavedModel, Serializer, model_file, reading
 
 if TYPE_CHECKING:
     import onnx
@@ -192,11 +192,18 @@ class OnnxProtobufSerializer(Serializer):
         _reject_unknown(options, LOAD_OPTIONS, "load")
         import onnx
 
-        path = directory / str(details.get("model_file", MODEL_FILE))
-        if not path.is_file():
-            raise InvalidOnnxModel(f"{path.name} is missing from the downloaded version")
+        # The file name comes from the manifest, which whoever can write the shelf controls.
+        relative = details.get("model_file", MODEL_FILE)
+        path = model_file(directory, relative)
         # Parse without external data first: the locations must be vetted before anything follows them.
-        model = onnx.load_model(os.fspath(path), load_external_data=False)
+        with reading(str(relative), "onnx"):
+            model = onnx.load_model(os.fspath(path), load_external_data=False)
+        if not model.HasField("graph"):
+            # An empty or foreign file parses as an empty ModelProto: protobuf has no magic number.
+            raise InvalidModel(
+                f"could not read {relative!r} of this version with onnx: it holds no graph; the "
+                "stored file is damaged or was not written by this serializer"
+            )
         external = _vet_external_locations(model, directory)
 
         if options.get("session", False):
@@ -209,11 +216,12 @@ class OnnxProtobufSerializer(Serializer):
                 ) from None
             providers: Sequence[str] = options.get("providers") or ["CPUExecutionProvider"]
             # From the path (not bytes) so onnxruntime finds external data next to the model.
-            return onnxruntime.InferenceSession(
-                os.fspath(path),
-                sess_options=options.get("session_options"),
-                providers=list(providers),
-            )
+            with reading(str(relative), "onnxruntime"):
+                return onnxruntime.InferenceSession(
+                    os.fspath(path),
+                    sess_options=options.get("session_options"),
+                    providers=list(providers),
+                )
         if external:
             _read_external_data(model, directory)
         return model
@@ -342,9 +350,12 @@ def _external_location(tensor: Any) -> str:
 
 
 def _vet_external_locations(model: onnx.ModelProto, directory: Path) -> bool:
-    """Refuse external data that is not a plain relative file inside ``directory``.
+    """Refuse external data that is not a regular file of the version, or that a tensor would
+    read past the end of.
 
-    Returns whether the model uses external data at all.
+    Runs before ONNX or onnxruntime follow any location, and before anything allocates a buffer
+    of a length read from the file: a stored length is only a claim until checked against the
+    file's real size. Returns whether the model uses external data at all.
     """
     found = False
     for tensor in _all_tensors(model):
@@ -352,20 +363,48 @@ def _vet_external_locations(model: onnx.ModelProto, directory: Path) -> bool:
             continue
         found = True
         location = _external_location(tensor)
-        # Lexical checks (not resolve()): the version's files may be links into the cache.
         pure = PurePosixPath(location.replace("\\", "/"))
-        target = directory / location
         if not location or pure.is_absolute() or ".." in pure.parts or ":" in location:
             raise InvalidOnnxModel(
                 f"tensor {tensor.name!r} points at external data {location!r} outside the "
                 "model directory: refusing to load this model"
             )
-        if not target.is_file():
+        try:
+            target = model_file(directory, location)
+        except IntegrityError as exc:
+            raise IntegrityError(f"external data of tensor {tensor.name!r}: {exc}") from None
+        offset, length = _external_range(tensor)
+        size = target.stat().st_size
+        end = offset + (length if length is not None else 0)
+        if end > size:
             raise InvalidOnnxModel(
-                f"tensor {tensor.name!r} needs external data file {location!r}, which is missing "
-                "from this version"
+                f"external data of tensor {tensor.name!r} claims bytes {offset} to {end} of "
+                f"{location!r}, which holds {size}: the stored version is damaged"
             )
     return found
+
+
+def _external_range(tensor: Any) -> tuple[int, int | None]:
+    """``(offset, length)`` of an external tensor; ``length`` is None for "to the end of file"."""
+    values = {entry.key: entry.value for entry in tensor.external_data}
+    numbers: dict[str, int | None] = {}
+    for key in ("offset", "length"):
+        text = values.get(key)
+        if text is None or text == "":
+            numbers[key] = None
+            continue
+        try:
+            number = int(text)
+        except ValueError:
+            number = -1
+        if number < 0:
+            raise InvalidOnnxModel(
+                f"external data of tensor {tensor.name!r} has {key} {text[:40]!r}, not a "
+                "non-negative integer: the stored version is damaged"
+            )
+        numbers[key] = number
+    # ONNX itself reads a length of 0 as "to the end of the file".
+    return numbers["offset"] or 0, numbers["length"] or None
 
 
 def _read_external_data(model: onnx.ModelProto, directory: Path) -> None:
@@ -373,21 +412,20 @@ def _read_external_data(model: onnx.ModelProto, directory: Path) -> None:
 
     Not ``onnx.load_external_data_for_model``: ONNX refuses data files with more than one hard
     link, and the version's files are hard links into modelshelf's verified, content-addressed
-    cache. The locations were checked by :func:`_vet_external_locations` and every file's sha256
-    was verified by the shelf, so reading them directly is safe.
+    cache. Locations and byte ranges were checked by :func:`_vet_external_locations` and every
+    file's sha256 was verified by the shelf, so reading them directly is safe.
     """
-    from onnx.external_data_helper import ExternalDataInfo
-
     for tensor in _all_tensors(model):
         if not _uses_external_data(tensor):
             continue
-        info = ExternalDataInfo(tensor)
-        with (directory / info.location).open("rb") as stream:
-            stream.seek(info.offset or 0)
-            data = stream.read(info.length) if info.length else stream.read()
-        if info.length and len(data) != info.length:
+        location = _external_location(tensor)
+        offset, length = _external_range(tensor)
+        with model_file(directory, location).open("rb") as stream:
+            stream.seek(offset)
+            data = stream.read(length) if length is not None else stream.read()
+        if length is not None and len(data) != length:
             raise InvalidOnnxModel(
-                f"external data of tensor {tensor.name!r} is truncated in {info.location!r}: "
+                f"external data of tensor {tensor.name!r} is truncated in {location!r}: "
                 "the stored version is damaged"
             )
         tensor.raw_data = data

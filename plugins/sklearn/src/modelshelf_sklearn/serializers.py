@@ -16,7 +16,9 @@ from modelshelf.serializers import (
     SavedModel,
     Serializer,
     jsonable,
+    model_file,
     qualified_name,
+    reading,
     tabular_signature,
 )
 
@@ -158,12 +160,11 @@ class SkopsSerializer(Serializer):
         _check_options(self.name, "load", options, ("trusted_types",))
         import skops.io as sio
 
-        path = directory / SKOPS_FILE
-        if not path.is_file():
-            raise ModelshelfError(f"{SKOPS_FILE} is missing from the downloaded version: re-upload it")
+        path = model_file(directory, SKOPS_FILE)
         # Ask the file itself, not the manifest: whoever could rewrite the file could rewrite the
         # manifest too, so the manifest's list is for people to read, not for deciding.
-        found = sorted(sio.get_untrusted_types(file=path))
+        with reading(SKOPS_FILE, "skops"):
+            found = sorted(sio.get_untrusted_types(file=path))
         trusted = set(_as_type_names(options.get("trusted_types", ())))
         refused = [t for t in found if t not in trusted]
         if refused and not trust:
@@ -173,7 +174,8 @@ class SkopsSerializer(Serializer):
                 "(or trusted_types=[...] naming them)"
             )
         # Trust exactly the types found in the file, never more.
-        return sio.load(path, trusted=found)
+        with reading(SKOPS_FILE, "skops"):
+            return sio.load(path, trusted=found)
 
 
 def _as_type_names(value: Any) -> list[str]:
@@ -234,10 +236,9 @@ class JoblibSerializer(Serializer):
         _check_options(self.name, "load", options, ("mmap_mode",))
         import joblib
 
-        path = directory / JOBLIB_FILE
-        if not path.is_file():
-            raise ModelshelfError(f"{JOBLIB_FILE} is missing from the downloaded version: re-upload it")
-        return joblib.load(path, **options)
+        path = model_file(directory, JOBLIB_FILE)
+        with reading(JOBLIB_FILE, "joblib"):
+            return joblib.load(path, **options)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelshelf.errors import ModelshelfError, UntrustedFormat
-from modelshelf.serializers import SavedModel, Serializer, qualified_name
+from modelshelf.serializers import SavedModel, Serializer, model_file, qualified_name, reading
 
 if TYPE_CHECKING:
     import torch
@@ -116,9 +116,10 @@ class TorchSafetensorsSerializer(Serializer):
             raise InvalidTorchModel(
                 f"module= must be a torch.nn.Module to load the weights into, not {type(module).__name__}"
             )
-        stored = safetensors.torch.load_file(
-            str(directory / str(details.get("file", SAFETENSORS_FILE))), device=device
-        )
+        relative = details.get("file", SAFETENSORS_FILE)
+        path = model_file(directory, relative)
+        with reading(str(relative), "safetensors"):
+            stored = safetensors.torch.load_file(str(path), device=device)
         state = _restore_aliases(stored, details)
         if module is None:
             return state
@@ -178,14 +179,24 @@ def _dedupe_state_dict(
 
 def _restore_aliases(stored: dict[str, Any], details: Mapping[str, Any]) -> dict[str, Any]:
     """Put tied names back (pointing at the same tensor), in the original state-dict order."""
-    aliases: Mapping[str, str] = details.get("aliases") or {}
+    aliases = details.get("aliases") or {}
+    if not isinstance(aliases, Mapping):
+        raise InvalidTorchModel(
+            f"this version's details hold aliases of type {type(aliases).__name__}, not a "
+            "mapping: the manifest is damaged"
+        )
     for alias, target in aliases.items():
         if target not in stored:
             raise InvalidTorchModel(
                 f"stored weights lack {target!r}, which {alias!r} is tied to: the version is damaged"
             )
         stored[alias] = stored[target]
-    order = [str(entry.get("name")) for entry in details.get("tensors") or []]
+    entries = details.get("tensors")
+    order = [
+        str(entry.get("name"))
+        for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, Mapping)
+    ]
     if set(order) == set(stored):
         return {name: stored[name] for name in order}
     return stored
@@ -269,7 +280,10 @@ class TorchExportSerializer(Serializer):
         _reject_unknown(self.name, "load", options, ())
         import torch.export
 
-        return torch.export.load(str(directory / str(details.get("file", EXPORT_FILE))))
+        relative = details.get("file", EXPORT_FILE)
+        path = model_file(directory, relative)
+        with reading(str(relative), "torch.export"):
+            return torch.export.load(str(path))
 
 
 def _export_signature(program: Any) -> dict[str, Any]:
@@ -349,10 +363,10 @@ class TorchScriptSerializer(Serializer):
         _reject_unknown(self.name, "load", options, ("device",))
         import torch
 
-        return torch.jit.load(
-            str(directory / str(details.get("file", SCRIPT_FILE))),
-            map_location=options.get("device", "cpu"),
-        )
+        relative = details.get("file", SCRIPT_FILE)
+        path = model_file(directory, relative)
+        with reading(str(relative), "torch.jit"):
+            return torch.jit.load(str(path), map_location=options.get("device", "cpu"))
 
 
 def _script_signature(module: Any) -> dict[str, Any] | None:
@@ -409,17 +423,18 @@ class TorchPickleSerializer(Serializer):
         _reject_unknown(self.name, "load", options, ("device",))
         import torch
 
-        try:
-            return torch.load(
-                str(directory / str(details.get("file", PICKLE_FILE))),
-                map_location=options.get("device", "cpu"),
-                weights_only=False,
-            )
-        except (AttributeError, ModuleNotFoundError) as exc:
-            raise InvalidTorchModel(
-                f"cannot unpickle {details.get('object_class', 'the object')} ({exc}): its class "
-                "must be importable under the same module name in this process"
-            ) from exc
+        relative = details.get("file", PICKLE_FILE)
+        path = model_file(directory, relative)
+        with reading(str(relative), "torch"):
+            try:
+                return torch.load(
+                    str(path), map_location=options.get("device", "cpu"), weights_only=False
+                )
+            except (AttributeError, ModuleNotFoundError) as exc:
+                raise InvalidTorchModel(
+                    f"cannot unpickle {details.get('object_class', 'the object')} ({exc}): its "
+                    "class must be importable under the same module name in this process"
+                ) from exc
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from modelshelf.errors import InvalidModel, ModelshelfError
-from modelshelf.serializers import SavedModel, Serializer
+from modelshelf.serializers import SavedModel, Serializer, model_file, reading
 
 from .bundle import Bundle
 
@@ -192,7 +192,9 @@ class TransformersSerializer(Serializer):
         parts = {
             subdirectory: load_part(
                 transformers,
-                directory / subdirectory,
+                # Checked against PART_DIRECTORIES above; this also refuses one that is missing,
+                # a link, or not a directory, before transformers looks inside.
+                model_file(directory, subdirectory, kind="directory"),
                 part_details,
                 options if subdirectory == "model" else {},
             )
@@ -362,6 +364,7 @@ def load_part(
             f"the stored {kind} holds pickle-based files ({', '.join(pickled)}) that "
             "transformers-safetensors never writes and never loads: re-upload it with safetensors"
         )
+    refuse_outside_shards(directory)
     cls = _resolve(transformers, details.get("class"), kind)
     if cls is None:
         cls = _resolve(transformers, details.get("auto_class"), kind, auto=True)
@@ -370,7 +373,37 @@ def load_part(
     kwargs: dict[str, Any] = {"local_files_only": True, **options}
     if kind == "model":
         kwargs["use_safetensors"] = True
-    return cls.from_pretrained(str(directory), **kwargs)
+    with reading(f"{directory.name}/", "transformers"):
+        return cls.from_pretrained(str(directory), **kwargs)
+
+
+def refuse_outside_shards(directory: Path) -> None:
+    """Check every shard a sharded checkpoint's index names before transformers opens it.
+
+    transformers joins each ``weight_map`` value to the directory as it is, so an index naming
+    ``../x.safetensors`` or an absolute path would make it read a file outside the version.
+    """
+    for index in sorted(directory.glob("*.index.json")):
+        try:
+            content = json.loads(index.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidModel(
+                f"could not read {directory.name}/{index.name} of this version as JSON "
+                f"({type(exc).__name__}): the stored file is damaged"
+            ) from exc
+        weight_map = content.get("weight_map") if isinstance(content, dict) else None
+        if not isinstance(weight_map, dict):
+            raise InvalidModel(
+                f"{directory.name}/{index.name} of this version has no weight_map: the stored "
+                "file is damaged"
+            )
+        checked: set[str] = set()
+        for shard in weight_map.values():
+            # Thousands of tensors share a handful of shards: check each shard once.
+            if isinstance(shard, str) and shard in checked:
+                continue
+            model_file(directory, shard)
+            checked.add(shard)
 
 
 def _resolve(transformers: ModuleType, name: Any, kind: str, *, auto: bool = False) -> Any:

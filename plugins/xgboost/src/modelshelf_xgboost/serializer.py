@@ -24,7 +24,9 @@ from modelshelf.serializers import (
     Serializer,
     is_json_exact,
     jsonable,
+    model_file,
     qualified_name,
+    reading,
     tabular_signature,
 )
 
@@ -164,23 +166,29 @@ class XGBoostSerializer(Serializer):
         import xgboost
         import xgboost.sklearn
 
-        path = directory / MODEL_FILE
-        if not path.is_file():
-            raise ModelshelfError(f"{MODEL_FILE} is missing from the downloaded version: re-upload it")
+        path = model_file(directory, MODEL_FILE)
         restore_as = details.get("restore_as", BOOSTER)
         if options.get("as_booster") or restore_as == BOOSTER:
             booster = xgboost.Booster()
-            booster.load_model(path)
+            with reading(MODEL_FILE, "xgboost"):
+                booster.load_model(path)
             return booster
-        if restore_as not in WRAPPERS:
+        if not isinstance(restore_as, str) or restore_as not in WRAPPERS:
             raise ModelshelfError(
                 f"this version was saved as {restore_as!r}, which this modelshelf-xgboost cannot "
                 "rebuild: upgrade modelshelf-xgboost, or load with as_booster=True"
             )
         cls = getattr(xgboost.sklearn, WRAPPERS[restore_as])
         # Plain JSON values only (see save): constructing the wrapper with them runs no stored code.
-        model = cls(**dict(details.get("params") or {}))
-        model.load_model(path)
+        params = details.get("params") or {}
+        if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+            raise ModelshelfError(
+                "this version's details hold params that are not a mapping of names: the "
+                "manifest is damaged; load with as_booster=True"
+            )
+        model = cls(**dict(params))
+        with reading(MODEL_FILE, "xgboost"):
+            model.load_model(path)
         return model
 
 
