@@ -84,11 +84,11 @@ class FailingStorage(FileSystemStorage):
         super().__init__(url, fsync=False)
         self.remaining = fail_after
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_blob(self, key: str, path: Path, sha256: str, size: int) -> None:
         if self.remaining == 0:
             raise StorageError("connection lost (simulated)")
         self.remaining -= 1
-        super().put_file(key, path)
+        super().put_blob(key, path, sha256, size)
 
 
 def test_interrupted_copy_resumes_without_resending(source: Shelf, tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ from .errors import (
     ModelshelfError,
     NoSerializer,
     PreconditionFailed,
+    StorageError,
     UnknownScheme,
     UntrustedFormat,
     VersionNotFound,
@@ -64,15 +65,25 @@ from .records import (
     ShelfMarker,
     Tombstone,
 )
-from .refs import Ref, check_alias, check_file_path, check_name, check_version, parse_ref
+from .refs import (
+    MAX_VERSION,
+    Ref,
+    check_alias,
+    check_file_path,
+    check_name,
+    check_version,
+    parse_ref,
+    parse_version_file,
+)
 from .serializers import SavedModel, Serializer, choose
 from .storage import ObjectInfo, Storage
+from .leases import HeldLease, default_ttl, expired_leases, live_leases, mentioned_blobs, wait_for_gc_runs
 from .transfer import Progress, counted, hash_file, run_parallel
+from .write_probe import check_conditional_writes
 
 T = TypeVar("T")
 MARKER_KEY = ".modelshelf.json"
 SHELF_FORMAT = 1
-_VERSION_FILE = re.compile(r"(\d{10})\.(json|deleted)")
 #: Storage plugins users are told to install for well-known schemes.
 KNOWN_STORAGE_PLUGINS = {
     "s3": "modelshelf-s3",
@@ -84,7 +95,13 @@ KNOWN_STORAGE_PLUGINS = {
 #: How long an unreferenced blob is kept by ``gc`` (an upload in flight has not written its
 #: manifest yet). ``MODELSHELF_GC_GRACE`` overrides it, in seconds.
 DEFAULT_GC_GRACE = dt.timedelta(hours=24)
+#: A grace period longer than this (about 100 years) is surely a mistake.
+_MAX_GRACE_SECONDS = 100 * 365 * 86400.0
+#: Blobs deleted between two checks that the gc run record is still fresh.
+_GC_BATCH = 256
 _MAX_WRITE_ATTEMPTS = 1000
+#: Reads spent finding out whether a write whose answer was lost had landed.
+_HOLDS_ATTEMPTS = 4
 
 
 def default_url() -> str:
@@ -152,11 +169,41 @@ class Problem:
 
 @attrs.frozen
 class GcReport:
+    """What one ``gc`` run removed (or, in a dry run, would remove) and what it kept."""
+
     removed: tuple[str, ...]
     removed_bytes: int
+    #: Unreferenced blobs younger than the grace period.
     kept_recent: int
     referenced: int
     dry_run: bool
+    #: Blobs kept because an upload in progress will reference them.
+    in_flight: int = 0
+    #: Manifests that could not be parsed; every sha256 they mention was kept.
+    unreadable: tuple[str, ...] = ()
+    #: The run stopped deleting because it could not keep its run record fresh; run it again.
+    stopped_early: bool = False
+
+
+def _gc_grace(grace: dt.timedelta | None) -> dt.timedelta:
+    """``grace``, else ``MODELSHELF_GC_GRACE`` seconds, else the default; checked."""
+    if grace is None:
+        configured = os.environ.get("MODELSHELF_GC_GRACE")
+        if not configured:
+            return DEFAULT_GC_GRACE
+        try:
+            seconds = float(configured)
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or not 0 <= seconds <= _MAX_GRACE_SECONDS:
+            raise ModelshelfError(
+                f"MODELSHELF_GC_GRACE must be a number of seconds from 0 to {_MAX_GRACE_SECONDS:.0f}, "
+                f"got {configured!r}"
+            )
+        return dt.timedelta(seconds=seconds)
+    if grace < dt.timedelta(0):
+        raise ModelshelfError("the gc grace period cannot be negative")
+    return grace
 
 
 def _now() -> dt.datetime:
@@ -218,6 +265,10 @@ class Shelf:
         self.cache = cache or Cache()
         self._marker_checked = False
         self._next_version: dict[str, int] = {}
+        #: Lifetime of the leases this shelf's uploads and gc runs hold (see :mod:`modelshelf.leases`).
+        self.lease_ttl = default_ttl()
+        #: How often an upload looks again whether a running gc has finished.
+        self.lease_poll = 0.25
 
     @property
     def url(self) -> str:
@@ -264,6 +315,10 @@ class Shelf:
     # --- the shelf marker ------------------------------------------------------------------
 
     def _check_marker(self, *, create: bool) -> None:
+        if create:
+            # Before any write: a storage that ignores conditional writes would let concurrent
+            # writers overwrite each other's versions (once per process per storage; see module).
+            check_conditional_writes(self.storage)
         if self._marker_checked:
             return
         try:
@@ -306,25 +361,42 @@ class Shelf:
 
     def _manifest(self, name: str, version: int, etag: str | None = None) -> ModelVersion | Tombstone:
         key = self._version_key(name, version)
-        record = self._read_record(key, lambda data: convert.manifest_from_json(data, source=f"{self.url}/{key}"), etag)
+        return self._read_record(key, lambda data: self._parse_manifest(name, version, data), etag)
+
+    def _parse_manifest(self, name: str, version: int, data: bytes) -> ModelVersion | Tombstone:
+        """A manifest read from the key of ``name:version``; it must say that it is that version."""
+        key = self._version_key(name, version)
+        record = convert.manifest_from_json(data, source=f"{self.url}/{key}")
         if record.name != name or record.version != version:
             raise InvalidRecord(
                 f"{self.url}/{key} claims to be {record.name}:{record.version}; the shelf is damaged"
             )
         return record
 
-    def _scan_versions(self, name: str) -> tuple[dict[int, ObjectInfo], set[int]]:
+    def _scan_versions(
+        self, name: str, problems: list[Problem] | None = None
+    ) -> tuple[dict[int, ObjectInfo], set[int]]:
         """One listing: every claimed version number -> its manifest's listing entry, and the
-        numbers known to be deleted (their ``<n>.deleted`` marker), without reading a manifest."""
+        numbers known to be deleted (their ``<n>.deleted`` marker), without reading a manifest.
+
+        A key that is not ``<ten ASCII digits>.json`` (or ``.deleted``) for a version from 1 to
+        9,999,999,999 is never taken for a version: it is skipped, and added to ``problems`` when
+        a list is given (listings warn about it, verify reports it, gc can refuse to sweep).
+        """
         manifests: dict[int, ObjectInfo] = {}
         deleted: set[int] = set()
         prefix = self._versions_prefix(name)
         for info in self.storage.list(prefix):
-            match = _VERSION_FILE.fullmatch(info.key[len(prefix) :])
-            if match and match.group(2) == "json":
-                manifests[int(match.group(1))] = info
-            elif match:
-                deleted.add(int(match.group(1)))
+            parsed = parse_version_file(info.key[len(prefix) :])
+            if parsed is None:
+                if problems is not None:
+                    problems.append(
+                        Problem(name, None, f"stray key {info.key}: not a version manifest (<10 digits>.json)")
+                    )
+            elif parsed[1] == "json":
+                manifests[parsed[0]] = info
+            else:
+                deleted.add(parsed[0])
         return manifests, deleted
 
     def _version_numbers(self, name: str) -> dict[int, str]:
@@ -337,19 +409,46 @@ class Shelf:
     # --- listing ---------------------------------------------------------------------------
 
     def models(self) -> list[str]:
-        """Names of every model with at least one claimed version, sorted."""
+        """Names of every model with at least one claimed version, sorted.
+
+        Folders that are not valid model names are skipped with a warning (see :meth:`_scan_models`).
+        """
+        names, problems = self._scan_models()
+        self._warn_skipped(problems)
+        return names
+
+    def _scan_models(self) -> tuple[list[str], list[Problem]]:
+        """Every valid model name with a ``_versions`` folder, sorted, and the folders skipped.
+
+        A folder whose path is not a valid name (made by hand or by a stray tool, an object key
+        with ``//``) is skipped without descending into it: no valid name lies below it. Callers
+        that must not act on a partial view of the shelf (gc) check that the problems are empty.
+        """
         self._check_marker(create=False)
         found: list[str] = []
+        problems: list[Problem] = []
         pending = ["models/"]
         while pending:
             prefix = pending.pop()
             for child in self.storage.list_prefixes(prefix):
-                segment = child[len(prefix) :].rstrip("/")
-                if segment == "_versions" and prefix != "models/":
-                    found.append(prefix[len("models/") :].rstrip("/"))
-                elif not segment.startswith(("_", ".")):
-                    pending.append(child)
-        return sorted(found)
+                segment = child[len(prefix) : -1]
+                if prefix != "models/" and segment == "_versions":
+                    found.append(prefix[len("models/") : -1])
+                elif prefix != "models/" and segment.startswith("_"):
+                    continue  # a model's own records (_aliases, _log): never part of a name
+                else:
+                    try:
+                        check_name(child[len("models/") : -1])
+                    except InvalidName as exc:
+                        problems.append(Problem(child, None, f"not a model folder: {exc}"))
+                    else:
+                        pending.append(child)
+        return sorted(found), problems
+
+    def _warn_skipped(self, problems: Iterable[Problem]) -> None:
+        """Listings skip damaged entries and go on; each one is worth one line to the user."""
+        for problem in problems:
+            warnings.warn(f"{self.url}: skipped {problem.ref}: {problem.what}", stacklevel=3)
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every live version of a model, oldest first, with its whole manifest.
@@ -359,13 +458,21 @@ class Shelf:
         """
         check_name(name)
         self._check_marker(create=False)
-        manifests, deleted = self._scan_versions(name)
+        problems: list[Problem] = []
+        manifests, deleted = self._scan_versions(name, problems)
         if not manifests:
+            self._warn_skipped(problems)
             raise self._model_not_found(name)
         live = [(n, info.etag) for n, info in sorted(manifests.items()) if n not in deleted]
-        records = run_parallel(
-            lambda item: self._manifest(name, item[0], item[1]), live, max_workers=self._record_workers
-        )
+
+        def read(item: tuple[int, str]) -> ModelVersion | Tombstone | Problem:
+            try:
+                return self._manifest(name, item[0], item[1])
+            except (InvalidRecord, KeyNotFound) as exc:  # damaged, or removed by hand since listed
+                return Problem(f"{name}:{item[0]}", None, f"unreadable manifest: {exc}")
+
+        records = run_parallel(read, live, max_workers=self._record_workers)
+        self._warn_skipped([*problems, *(r for r in records if isinstance(r, Problem))])
         return [r for r in records if isinstance(r, ModelVersion)]
 
     def list_versions(self, name: str) -> list[VersionSummary]:
@@ -376,7 +483,9 @@ class Shelf:
         """
         check_name(name)
         self._check_marker(create=False)
-        manifests, deleted = self._scan_versions(name)
+        problems: list[Problem] = []
+        manifests, deleted = self._scan_versions(name, problems)
+        self._warn_skipped(problems)
         if not manifests:
             raise self._model_not_found(name)
         return [
@@ -539,9 +648,22 @@ class Shelf:
                 "metadata, params and signatures describe a model; store large data as files "
                 "(extra_files=...)"
             )
-        sent, reused = self._upload_blobs({f.sha256: blobs[f.sha256] for f in draft.files})
-        published = self._publish(draft)
-        self._recheck_blobs(reused, blobs)
+        needed = {f.sha256: blobs[f.sha256] for f in draft.files}
+        sizes = {f.sha256: f.size for f in draft.files}
+        # The lease keeps gc away from these blobs until the manifest exists (see leases.py).
+        with HeldLease(self.storage, "upload", ttl=self.lease_ttl, name=draft.name, blobs=needed) as lease:
+            sweep_seen = self._gc_running(lease)
+            sent = self._upload_blobs(needed, sizes)
+            while True:
+                if sweep_seen:
+                    wait_for_gc_runs(lease, poll=self.lease_poll)
+                    sent += self._store_missing_blobs(needed, sizes)
+                published = self._publish(draft, lease)
+                if published is not None:
+                    break
+                # The lease may have lapsed (a stalled process): a sweep may have taken it for dead.
+                lease.renew()
+                sweep_seen = True
         self._log(draft.name, "upload", version=published.version)
         get_registry().broadcast("modelshelf_version_published", shelf=self, version=published)
         return published, sent
@@ -579,64 +701,98 @@ class Shelf:
         files = [FileEntry(path, sha, size) for path, _, sha, size in hashed]
         return files, {sha: p for _, p, sha, _ in hashed}
 
-    def _upload_blobs(self, blobs: Mapping[str, Path]) -> tuple[int, set[str]]:
-        """Upload the blobs the shelf does not have yet.
+    def _gc_running(self, lease: HeldLease) -> bool:
+        return any(True for _ in live_leases(self.storage, "gc", lease.server_now))
 
-        Returns the bytes sent and the blobs that were already there (reused, not re-sent).
+    def _upload_blobs(self, blobs: Mapping[str, Path], sizes: Mapping[str, int]) -> int:
+        """Store the blobs the shelf does not have yet, verified; return the bytes sent.
+
+        A blob already present with the right size is re-used (identical content is stored once).
         """
-        sizes = {sha: os.stat(path).st_size for sha, path in blobs.items()}
         with Progress(sum(sizes.values()), "upload") as progress:
 
             def put(sha: str) -> int:
                 key = self._blob_key(sha)
                 existing = self.storage.stat(key)
                 if existing is not None and existing.size == sizes[sha]:
-                    self.storage.touch(key)  # restart gc's grace period for a blob we now reference
+                    self.storage.touch(key)  # restart the grace period of a blob we now reference
                     progress.update(sizes[sha])
-                    return -1
-                self.storage.put_file(key, blobs[sha])
+                    return 0
+                self.storage.put_blob(key, blobs[sha], sha, sizes[sha])
                 progress.update(sizes[sha])
                 return sizes[sha]
 
-            results = run_parallel(put, list(blobs))
-        reused = {sha for sha, sent in zip(blobs, results, strict=True) if sent < 0}
-        return sum(sent for sent in results if sent > 0), reused
+            return sum(run_parallel(put, list(blobs)))
 
-    def _recheck_blobs(self, reused: Iterable[str], local_by_sha: Mapping[str, Path]) -> None:
-        """Re-upload any reused blob that vanished before the manifest landed.
+    def _store_missing_blobs(self, blobs: Mapping[str, Path], sizes: Mapping[str, int]) -> int:
+        """Check every blob again and store those a sweep deleted meanwhile; return the bytes sent."""
 
-        A concurrent ``gc`` may take an old blob for an orphan between our check and our manifest;
-        blobs this upload wrote itself are younger than gc's grace period and safe.
-        """
-
-        def check(sha: str) -> None:
+        def check(sha: str) -> int:
             key = self._blob_key(sha)
-            if self.storage.stat(key) is None:
-                self.storage.put_file(key, local_by_sha[sha])
+            existing = self.storage.stat(key)
+            if existing is not None and existing.size == sizes[sha]:
+                return 0
+            self.storage.put_blob(key, blobs[sha], sha, sizes[sha])
+            return sizes[sha]
 
-        run_parallel(check, sorted(reused))
+        return sum(run_parallel(check, sorted(blobs)))
 
-    def _publish(self, draft: ModelVersion) -> ModelVersion:
-        """Claim the next version number by creating its manifest; retry on a lost race."""
+    def _publish(self, draft: ModelVersion, lease: HeldLease) -> ModelVersion | None:
+        """Claim the next version number by creating its manifest; retry on a lost race.
+
+        Returns ``None``, having written nothing, as soon as ``lease`` is no longer provably fresh.
+        """
         # A writer publishing repeatedly tries the number after its last one without listing
         # (create-only makes a stale guess safe); otherwise, or after losing, it lists.
         candidate = self._next_version.get(draft.name) or max(self._version_numbers(draft.name), default=0) + 1
         for attempt in range(_MAX_WRITE_ATTEMPTS):
+            if candidate > MAX_VERSION:
+                raise ModelshelfError(
+                    f"{draft.name} already has a version numbered {MAX_VERSION:,}, the largest a version "
+                    "can have: upload under another name (if that version was not published on purpose, "
+                    "someone wrote it into the shelf directly: delete it and check who can write there)"
+                )
+            if not lease.fresh():
+                return None
             record = attrs.evolve(draft, version=candidate, created_at=_now())
+            key = self._version_key(draft.name, candidate)
+            data = convert.to_json(record)
             try:
-                self.storage.put_if_absent(self._version_key(draft.name, candidate), convert.to_json(record))
-                self._next_version[draft.name] = candidate + 1
-                return record
+                self.storage.put_if_absent(key, data)
             except AlreadyExists:
-                # Someone took this number. Re-list now and then: under heavy contention a writer
-                # that only counts up would lag behind the others.
-                if attempt % 8 == 7:
-                    candidate = max(self._version_numbers(draft.name), default=candidate) + 1
-                else:
-                    candidate += 1
+                if not self._holds(key, data):
+                    # Someone took this number. Re-list now and then: under heavy contention a
+                    # writer that only counts up would lag behind the others.
+                    if attempt % 8 == 7:
+                        candidate = max(self._version_numbers(draft.name), default=candidate) + 1
+                    else:
+                        candidate += 1
+                    continue
+            except StorageError:
+                if not self._holds(key, data):
+                    raise
+            self._next_version[draft.name] = candidate + 1
+            return record
         raise ConflictError(
             f"could not claim a version number for {draft.name} after {_MAX_WRITE_ATTEMPTS} attempts"
         )
+
+    def _holds(self, key: str, data: bytes) -> bool:
+        """True if ``key`` holds exactly ``data``: a create whose answer was lost had landed.
+
+        Manifests carry their creation time to the microsecond and their author, so equal bytes
+        mean this writer's own earlier attempt, never another upload.
+        """
+        for attempt in range(_HOLDS_ATTEMPTS):
+            try:
+                return self.storage.read(key).data == data
+            except KeyNotFound:
+                return False
+            except StorageError:
+                if attempt == _HOLDS_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+        return False
 
     def _log(self, name: str, action: str, **fields: Any) -> Event:
         """Append an event. What it records has already happened: a failure here is a warning."""
@@ -655,9 +811,17 @@ class Shelf:
 
     # --- download and load -----------------------------------------------------------------
 
-    def fetch(self, version: ModelVersion) -> None:
-        """Make sure every blob of ``version`` is in the local cache, verified."""
-        missing = {f.sha256: f for f in version.files if not self.cache.has(f)}
+    def fetch(self, version: ModelVersion, files: Iterable[FileEntry] | None = None) -> None:
+        """Make sure every blob of ``version`` is in the local cache, verified while streaming.
+
+        Blobs already cached are not re-hashed here: every use of a cached blob verifies it (see
+        :mod:`modelshelf.cache`). ``files`` fetches those blobs again even when cached (the cache
+        evicted a bad copy).
+        """
+        if files is not None:
+            missing = {f.sha256: f for f in files}
+        else:
+            missing = {f.sha256: f for f in version.files if not self.cache.has(f)}
         for f in version.files:
             if f.sha256 not in missing:
                 self.cache.touch(f.sha256)
@@ -680,16 +844,21 @@ class Shelf:
     def download(self, ref: str, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
         """Materialise a version's files into ``dest`` (created if needed); return ``dest``.
 
-        Files are independent copies. ``link=True`` hardlinks them from the cache instead (no
-        extra disk space, read-only like the cache); never edit such files in place: the cache
-        would then serve the edited bytes.
+        Files are independent copies, hashed while copied from the cache; none appears in
+        ``dest`` before all of them matched. ``link=True`` hardlinks them from the cache instead
+        (no extra disk space, read-only like the cache, each hashed before it is exposed); never
+        edit such files in place: that changes the cached blob, which its next use then evicts
+        and downloads again.
         """
         version = self.get(ref)
         dest_path = Path(dest)
         if dest_path.exists() and not dest_path.is_dir():
             raise ModelshelfError(f"download destination {dest_path} exists and is not a directory")
-        self.fetch(version)  # everything is verified before anything lands in dest
-        self.cache.materialize(version.files, dest_path, link=link)
+        self.fetch(version)  # a bad shelf copy fails here, before dest is touched
+        self.cache.materialize(
+            version.files, dest_path, link=link, what=version.ref,
+            refill=lambda entry: self.fetch(version, (entry,)),
+        )
         return dest_path
 
     def load(self, ref: str, *, trust: bool = False, **options: Any) -> Any:
@@ -713,12 +882,30 @@ class Shelf:
                 "code stored in the files: load it with trust=True only if you "
                 "trust whoever uploaded it"
             )
+        from .default_plugins.files import FilesSerializer
+
         self.fetch(version)
+
+        def refill(file: FileEntry) -> None:
+            self.fetch(version, (file,))
+
+        if isinstance(serializer, FilesSerializer):
+            # It returns the files themselves: hand out a private, verified copy, never the
+            # shared cache's inodes (an in-place edit would reach every later load).
+            private = self.cache.private_copy(version.files, refill=refill, what=version.ref)
+            return serializer.load(private, details=info.details, trust=trust, **options)
         digest = hashlib.sha256(
             "\n".join(f"{f.path}\0{f.sha256}" for f in version.files).encode()
         ).hexdigest()
-        directory = self.cache.snapshot(digest, version.files)
-        return serializer.load(directory, details=info.details, trust=trust, **options)
+        directory = self.cache.snapshot(digest, version.files, refill=refill, what=version.ref)
+        loaded = serializer.load(directory, details=info.details, trust=trust, **options)
+        if isinstance(loaded, os.PathLike):
+            returned, directory = Path(loaded).absolute(), directory.absolute()
+            if returned == directory or directory in returned.parents:
+                # Another serializer that returns its files: the same private copy rule.
+                private = self.cache.private_copy(version.files, refill=refill, what=version.ref)
+                return private / returned.relative_to(directory)
+        return loaded
 
     # --- aliases ---------------------------------------------------------------------------
 
@@ -728,7 +915,21 @@ class Shelf:
             stored = self.storage.read(key)
         except KeyNotFound:
             return None
-        return convert.from_json(stored.data, Alias, source=f"{self.url}/{key}")
+        return self._parse_alias(name, alias, stored.data)
+
+    def _parse_alias(self, name: str, alias: str, data: bytes) -> Alias:
+        """An alias record read from the key of ``name@alias``; it must say that it is that alias.
+
+        Only the key says which alias a record is: a record copied to another key must never
+        move, shadow or remove the alias it names.
+        """
+        key = self._alias_key(name, alias)
+        record = convert.from_json(data, Alias, source=f"{self.url}/{key}")
+        if record.name != name or record.alias != alias:
+            raise InvalidRecord(
+                f"{self.url}/{key} claims to be {record.name}@{record.alias}; the shelf is damaged"
+            )
+        return record
 
     def _alias_not_found(self, name: str, alias: str) -> AliasNotFound:
         if not self._version_numbers(name):
@@ -741,7 +942,7 @@ class Shelf:
         for attempt in range(_MAX_WRITE_ATTEMPTS):
             try:
                 stored = self.storage.read(key)
-                current = convert.from_json(stored.data, Alias, source=f"{self.url}/{key}")
+                current = self._parse_alias(name, alias, stored.data)
                 etag: str | None = stored.etag
             except KeyNotFound:
                 current, etag = None, None
@@ -751,15 +952,45 @@ class Shelf:
                 name=name, alias=alias, version=version, set_at=_now(), set_by=current_user(),
                 previous=current.version if current else None,
             )
+            data = convert.to_json(record)
             try:
                 if etag is None:
-                    self.storage.put_if_absent(key, convert.to_json(record))
+                    self.storage.put_if_absent(key, data)
                 else:
-                    self.storage.put_if_match(key, convert.to_json(record), etag)
+                    self.storage.put_if_match(key, data, etag)
                 return record, current
             except (AlreadyExists, PreconditionFailed):
+                if self._holds(key, data):  # a retry after a lost answer met our own write
+                    return record, current
+                if etag is None and attempt >= 3 and self.storage.stat(key) is None:
+                    # Create-only says the key exists, yet it cannot be read or stat'ed: something
+                    # that is not an object (a directory, say) sits at the alias's place.
+                    raise InvalidRecord(
+                        f"{self.url}/{key} exists but is not a readable alias record; the shelf is "
+                        "damaged there: remove that entry by hand"
+                    )
                 time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
+            except StorageError:
+                if self._holds(key, data):
+                    return record, current
+                raise
         raise ConflictError(f"could not update alias {name}@{alias}: too many concurrent writers")
+
+    def _undo_alias(self, name: str, alias: str, ours: Alias, before: Alias | None) -> None:
+        """Put an alias back as it was, unless someone has moved it since ``ours`` was written."""
+        key = self._alias_key(name, alias)
+        try:
+            stored = self.storage.read(key)
+        except KeyNotFound:
+            return
+        if self._parse_alias(name, alias, stored.data) != ours:
+            return  # moved again by someone else: theirs is the newer decision
+        restored = Alias(
+            name=name, alias=alias, version=before.version if before else None, set_at=_now(),
+            set_by=current_user(), previous=ours.version,
+        )
+        with contextlib.suppress(PreconditionFailed):
+            self.storage.put_if_match(key, convert.to_json(restored), stored.etag)
 
     def set_alias(self, name: str, alias: str, version: int) -> Alias:
         """Point ``name@alias`` at ``version`` (compare-and-swap; every move is logged)."""
@@ -769,6 +1000,17 @@ class Shelf:
         self._check_marker(create=True)
         self._live_version(name, version)
         record, current = self._swap_alias(name, alias, version)
+        # A delete may have tombstoned the version between the check above and the swap. Look
+        # again now that the alias is stored: delete looks at aliases after its tombstone, so
+        # one of the two always sees the other.
+        try:
+            self._live_version(name, version)
+        except VersionNotFound:
+            self._undo_alias(name, alias, record, current)
+            raise VersionNotFound(
+                f"{name}:{version} was deleted while {name}@{alias} was being set; the alias was left "
+                f"{'at version ' + str(current.version) if current and current.version else 'unset'}"
+            ) from None
         self._log(name, "alias_set", version=version, alias=alias, previous=record.previous)
         get_registry().broadcast(
             "modelshelf_alias_changed", shelf=self, name=name, alias=alias, version=version, previous=current
@@ -786,17 +1028,43 @@ class Shelf:
         )
 
     def aliases(self, name: str) -> dict[str, Alias]:
-        """The aliases currently set on a model, by alias name."""
+        """The aliases currently set on a model, by alias name.
+
+        Entries that are not valid alias records of this model are skipped with a warning.
+        """
         check_name(name)
+        found, problems = self._scan_aliases(name)
+        self._warn_skipped(problems)
+        return found
+
+    def _scan_aliases(self, name: str) -> tuple[dict[str, Alias], list[Problem]]:
+        """The aliases set on a model, and the entries of its ``_aliases/`` that are not valid
+        alias records of this model (stray keys, unreadable records, records naming another)."""
         prefix = f"models/{name}/_aliases/"
-        infos = [i for i in self.storage.list(prefix) if i.key.endswith(".json")]
+        candidates: list[tuple[str, ObjectInfo]] = []
+        problems: list[Problem] = []
+        for info in self.storage.list(prefix):
+            filename = info.key[len(prefix) :]
+            try:
+                if not filename.endswith(".json"):
+                    raise InvalidName("not an alias record (<alias>.json)")
+                candidates.append((check_alias(filename[: -len(".json")]), info))
+            except InvalidName as exc:
+                problems.append(Problem(name, None, f"stray key {info.key}: {exc}"))
 
-        def read(info: Any) -> Alias:
-            source = f"{self.url}/{info.key}"
-            return self._read_record(info.key, lambda data: convert.from_json(data, Alias, source=source), info.etag)
+        def read(item: tuple[str, ObjectInfo]) -> Alias | Problem | None:
+            alias, info = item
+            try:
+                return self._read_record(info.key, lambda data: self._parse_alias(name, alias, data), info.etag)
+            except KeyNotFound:
+                return None
+            except InvalidRecord as exc:
+                return Problem(name, None, f"unreadable alias {info.key}: {exc}")
 
-        found = run_parallel(read, infos, max_workers=self._record_workers)
-        return {a.alias: a for a in sorted(found, key=lambda a: a.alias) if a.version is not None}
+        found = run_parallel(read, candidates, max_workers=self._record_workers)
+        problems.extend(r for r in found if isinstance(r, Problem))
+        aliases = sorted((r for r in found if isinstance(r, Alias) and r.version is not None), key=lambda a: a.alias)
+        return {a.alias: a for a in aliases}, problems
 
     # --- history, delete, gc, verify -------------------------------------------------------
 
@@ -805,13 +1073,41 @@ class Shelf:
         check_name(name)
         if not self._version_numbers(name):
             raise self._model_not_found(name)
-        infos = sorted(self.storage.list(self._log_prefix(name)), key=lambda i: i.key)
+        events, problems = self._scan_history(name)
+        self._warn_skipped(problems)
+        return events
 
-        def read(info: Any) -> Event:
+    def _scan_history(self, name: str) -> tuple[list[Event], list[Problem]]:
+        """The model's events, oldest first, and the entries of its ``_log/`` that are not
+        events of this model (stray keys, unreadable records, events of another model)."""
+        prefix = self._log_prefix(name)
+        infos: list[ObjectInfo] = []
+        problems: list[Problem] = []
+        for info in sorted(self.storage.list(prefix), key=lambda i: i.key):
+            filename = info.key[len(prefix) :]
+            if "/" in filename or not filename.endswith(".json"):
+                problems.append(Problem(name, None, f"stray key {info.key}: not an event (<time>-<random>.json)"))
+            else:
+                infos.append(info)
+
+        def parse(data: bytes, source: str) -> Event:
+            event = convert.from_json(data, Event, source=source)
+            if event.name != name:
+                raise InvalidRecord(f"{source} is an event of {event.name}, not of {name}; the shelf is damaged")
+            return event
+
+        def read(info: ObjectInfo) -> Event | Problem | None:
             source = f"{self.url}/{info.key}"
-            return self._read_record(info.key, lambda data: convert.from_json(data, Event, source=source), info.etag)
+            try:
+                return self._read_record(info.key, lambda data: parse(data, source), info.etag)
+            except KeyNotFound:
+                return None
+            except InvalidRecord as exc:
+                return Problem(name, None, f"unreadable event {info.key}: {exc}")
 
-        return run_parallel(read, infos, max_workers=self._record_workers)
+        found = run_parallel(read, infos, max_workers=self._record_workers)
+        problems.extend(r for r in found if isinstance(r, Problem))
+        return [r for r in found if isinstance(r, Event)], problems
 
     def delete(self, ref: str, *, force: bool = False) -> Tombstone:
         """Replace a version's manifest by a tombstone; its number is never reused.
@@ -838,55 +1134,140 @@ class Shelf:
                 f"{name}:{number} is the target of alias {', '.join(pointing)}: move the alias first, "
                 "or delete with force (CLI: --force) to remove the alias too"
             )
-        for alias in pointing:
-            self.remove_alias(name, alias)
         tombstone = Tombstone(name=name, version=number, deleted_at=_now(), deleted_by=current_user())
+        tombstone_data = convert.to_json(tombstone)
         try:
-            self.storage.put_if_match(key, convert.to_json(tombstone), stored.etag)
-        except PreconditionFailed:
-            raise ConflictError(f"{name}:{number} changed while deleting it; try again") from None
+            tombstone_etag = self.storage.put_if_match(key, tombstone_data, stored.etag)
+        except StorageError as exc:
+            # A retry after a lost answer meets our own tombstone: the delete did land.
+            landed = self.storage.stat(key) if self._holds(key, tombstone_data) else None
+            if landed is None:
+                if isinstance(exc, PreconditionFailed):
+                    raise ConflictError(f"{name}:{number} changed while deleting it; try again") from None
+                raise
+            tombstone_etag = landed.etag
+        # An alias may have been pointed here between the check above and the tombstone. set_alias
+        # looks at the manifest after storing the alias, so one of the two sees the other.
+        pointing = sorted(a for a, rec in self.aliases(name).items() if rec.version == number)
+        if pointing and not force:
+            try:
+                self.storage.put_if_match(key, stored.data, tombstone_etag)
+            except PreconditionFailed:
+                pass  # changed again (another delete): the version stays deleted, aliases checked there
+            else:
+                raise ConflictError(
+                    f"alias {', '.join(pointing)} was pointed at {name}:{number} while it was being "
+                    "deleted; nothing was deleted: move the alias first, or delete with force"
+                )
+        for alias in pointing:
+            with contextlib.suppress(AliasNotFound):
+                self.remove_alias(name, alias)
         # The marker lets listings skip the version without reading its manifest. Should this write
         # be lost, readers still find the tombstone, only one request later.
-        with contextlib.suppress(AlreadyExists):
+        with contextlib.suppress(StorageError):  # an optimisation only: see above
             self.storage.put_if_absent(self._marker_key(name, number), convert.to_json(tombstone))
         self._log(name, "delete", version=number)
         get_registry().broadcast("modelshelf_version_deleted", shelf=self, name=name, version=number)
         return tombstone
 
-    def _referenced_blobs(self) -> set[str]:
+    def _referenced_blobs(self) -> tuple[set[str], list[str]]:
+        """Every blob a manifest on the shelf references, and the manifests that could not be parsed.
+
+        Tombstones and deletion markers are not trusted to mean "nothing referenced": every
+        manifest is read. One that cannot be parsed (damaged, or from a newer modelshelf) keeps
+        every sha256 its bytes mention, so it can never make gc delete a blob it needs.
+        """
         referenced: set[str] = set()
+        unreadable: list[str] = []
         for name in self.models():
-            for version in self.versions(name):
-                referenced.update(f.sha256 for f in version.files)
-        return referenced
+            manifests = self._scan_versions(name)[0]
+
+            def read(item: tuple[int, ObjectInfo], name: str = name) -> tuple[set[str], str | None]:
+                number, info = item
+                key = self._version_key(name, number)
+                try:
+                    data = self._read_record(key, bytes, info.etag)
+                except KeyNotFound:
+                    return set(), None
+                try:
+                    record = self._parse_manifest(name, number, data)
+                except InvalidRecord as exc:
+                    return mentioned_blobs(data), f"{name}:{number}: {exc}"
+                if isinstance(record, ModelVersion):
+                    return {f.sha256 for f in record.files}, None
+                return set(), None
+
+            for shas, problem in run_parallel(read, sorted(manifests.items()), max_workers=self._record_workers):
+                referenced |= shas
+                if problem:
+                    unreadable.append(problem)
+        return referenced, unreadable
 
     def gc(self, *, dry_run: bool = False, grace: dt.timedelta | None = None) -> GcReport:
-        """Delete blobs no live version references, if older than ``grace`` (default 24 hours)."""
-        if grace is None:
-            seconds = os.environ.get("MODELSHELF_GC_GRACE")
-            grace = dt.timedelta(seconds=float(seconds)) if seconds else DEFAULT_GC_GRACE
+        """Delete blobs that no manifest and no upload in progress references, if older than
+        ``grace`` (default 24 hours, ``MODELSHELF_GC_GRACE`` seconds).
+
+        Safe to run while others upload, delete and move aliases: see :mod:`modelshelf.leases` for
+        the protocol and the invariant it keeps.
+        """
+        grace = _gc_grace(grace)
         self._check_marker(create=False)
-        # Blobs are listed before manifests: a blob uploaded after this listing is never a
-        # candidate, and a manifest written after it can only reference listed-and-old blobs,
-        # which the uploader re-checks (see _recheck_blobs).
-        blobs = list(self.storage.list("blobs/sha256/"))
-        referenced = self._referenced_blobs()
-        cutoff = _now() - grace
-        removed: list[str] = []
-        removed_bytes = kept_recent = 0
-        for info in blobs:
-            sha = info.key.rsplit("/", 1)[-1]
-            if sha in referenced:
-                continue
-            if info.modified is not None and info.modified > cutoff:
-                kept_recent += 1
-                continue
-            removed.append(info.key)
-            removed_bytes += info.size
         if not dry_run:
-            run_parallel(self.storage.delete, removed)
-            self.storage.cleanup(grace)
-        return GcReport(tuple(removed), removed_bytes, kept_recent, len(referenced), dry_run)
+            check_conditional_writes(self.storage)  # deletes and leases are writes too
+        run = None if dry_run else HeldLease(self.storage, "gc", ttl=self.lease_ttl).acquire()
+        try:
+            # The run record is stored first: an upload that starts later either sees it, or wrote
+            # its lease early enough for the listing below to see that.
+            now = run.server_now() if run is not None else _now()
+            blobs = list(self.storage.list("blobs/sha256/"))
+            in_flight: set[str] = set()
+            for _, data in live_leases(self.storage, "upload", lambda: now):
+                in_flight |= mentioned_blobs(data)
+            referenced, unreadable = self._referenced_blobs()
+            cutoff = now - grace
+            candidates: list[ObjectInfo] = []
+            kept_recent = 0
+            for info in blobs:
+                sha = info.key.rsplit("/", 1)[-1]
+                if sha in referenced or sha in in_flight:
+                    continue
+                if info.modified is not None and info.modified > cutoff:
+                    kept_recent += 1
+                    continue
+                candidates.append(info)
+            removed: list[ObjectInfo] = []
+            stopped_early = False
+            if run is None:
+                removed = candidates
+            else:
+                for start in range(0, len(candidates), _GC_BATCH):
+                    if not run.fresh():
+                        stopped_early = True  # others may take this run for dead: stop deleting
+                        break
+                    batch = candidates[start : start + _GC_BATCH]
+                    run_parallel(self.storage.delete, [info.key for info in batch])
+                    removed.extend(batch)
+                if not stopped_early:
+                    # Temporary files and unfinished multipart uploads may belong to a writer
+                    # still at work: only those older than any live lease can be debris.
+                    self.storage.cleanup(max(grace, dt.timedelta(seconds=10 * self.lease_ttl)))
+                    abandoned = now - max(grace, dt.timedelta(seconds=10 * self.lease_ttl))
+                    for key in expired_leases(self.storage, abandoned):
+                        if key != run.key:
+                            self.storage.delete(key)
+        finally:
+            if run is not None:
+                run.release()
+        return GcReport(
+            tuple(info.key for info in removed),
+            sum(info.size for info in removed),
+            kept_recent,
+            len(referenced),
+            dry_run,
+            in_flight=len(in_flight),
+            unreadable=tuple(unreadable),
+            stopped_early=stopped_early,
+        )
 
     def verify(self, ref: str | None = None) -> list[Problem]:
         """Re-hash stored blobs of one version (``ref``) or of the whole shelf; return every defect."""
@@ -895,26 +1276,32 @@ class Shelf:
         if ref is not None:
             versions.append(self.get(ref))
         else:
-            for name in self.models():
+            names, skipped = self._scan_models()
+            problems.extend(skipped)
+            for name in names:
                 try:
-                    numbers = self._version_numbers(name)
-                    for number, etag in sorted(numbers.items()):
+                    numbers, deleted = self._scan_versions(name, problems)
+                    tombstoned: set[int] = set()
+                    for number, info in sorted(numbers.items()):
                         try:
-                            record = self._manifest(name, number, etag)
-                        except InvalidRecord as exc:
+                            record = self._manifest(name, number, info.etag)
+                        except (InvalidRecord, KeyNotFound) as exc:
                             problems.append(Problem(f"{name}:{number}", None, f"unreadable manifest: {exc}"))
                             continue
                         if isinstance(record, ModelVersion):
                             versions.append(record)
-                    for info in self.storage.list(f"models/{name}/_aliases/"):
-                        try:
-                            alias = self._read_record(
-                                info.key, lambda data, key=info.key: convert.from_json(data, Alias, source=key), info.etag
-                            )
-                            if alias.version is not None and alias.version not in numbers:
-                                problems.append(Problem(f"{name}@{alias.alias}", None, f"points to missing version {alias.version}"))
-                        except InvalidRecord as exc:
-                            problems.append(Problem(name, None, f"unreadable alias {info.key}: {exc}"))
+                            if number in deleted:
+                                problems.append(Problem(record.ref, None, "has a deletion marker but a live manifest: listings hide it"))
+                        else:
+                            tombstoned.add(number)
+                    aliases, alias_problems = self._scan_aliases(name)
+                    problems.extend(alias_problems)
+                    for alias in aliases.values():
+                        if alias.version not in numbers:
+                            problems.append(Problem(f"{name}@{alias.alias}", None, f"points to missing version {alias.version}"))
+                        elif alias.version in tombstoned:
+                            problems.append(Problem(f"{name}@{alias.alias}", None, f"points to deleted version {alias.version}"))
+                    problems.extend(self._scan_history(name)[1])
                 except InvalidRecord as exc:
                     problems.append(Problem(name, None, str(exc)))
         checked: dict[str, str | None] = {}
@@ -938,10 +1325,14 @@ class Shelf:
         unique = {f.sha256: f for v in versions for f in v.files}
         for entry, result in zip(unique.values(), run_parallel(check, unique.values()), strict=True):
             checked[entry.sha256] = result
+        # The local cache's copies too: a bad one is evicted (the next use fetches it again).
+        cached = dict(zip(unique, run_parallel(self.cache.check, unique.values()), strict=True))
         for version in versions:
             for entry in version.files:
                 if checked.get(entry.sha256):
                     problems.append(Problem(version.ref, entry.path, checked[entry.sha256] or ""))
+                if cached.get(entry.sha256):
+                    problems.append(Problem(version.ref, entry.path, cached[entry.sha256] or ""))
         return problems
 
 
