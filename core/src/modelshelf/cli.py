@@ -1,14 +1,24 @@
 """The ``modelshelf`` command line (also ``python -m modelshelf``).
 
-Exit codes: 0 success, 1 a user error (one line on stderr, no traceback), 2 bad usage.
+Exit codes: 0 success, 1 an error explained in one line on stderr (never a traceback), 2 bad
+usage (one line too), 130 interrupted (Ctrl-C). An unexpected exception is reported as one
+"internal error" line; ``MODELSHELF_DEBUG=1`` shows its traceback.
+
+Everything shown on the terminal that came from a shelf (names, descriptions, tags, metadata,
+history) goes through :func:`modelshelf.terminal.safe`, so stored escape sequences stay inert.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
+import math
+import os
 import sys
-from collections.abc import Callable, Iterable
+import traceback
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +26,7 @@ import click
 
 from . import __version__
 from .errors import ModelshelfError
+from .terminal import safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,8 +36,26 @@ def _shelf(ctx: click.Context) -> Any:
 
     obj = ctx.find_root().obj
     if obj.get("shelf") is None:
-        obj["shelf"] = open_shelf(obj.get("url"), **obj.get("options", {}))
+        obj["shelf"] = _open_with_options(open_shelf, obj.get("url"), obj.get("options", {}), "-o")
     return obj["shelf"]
+
+
+def _open_with_options(opener: Callable[..., Any], url: str | None, options: dict[str, Any], flag: str) -> Any:
+    """Open a shelf; an option its storage plugin does not take is bad usage, not a crash.
+
+    Storage factories receive ``-o`` options as keyword arguments, so an unknown one surfaces as
+    the factory's ``TypeError``.
+    """
+    try:
+        return opener(url, **options)
+    except TypeError as exc:
+        if not options or "argument" not in str(exc):
+            raise
+        names = ", ".join(f"{flag} {key}" for key in sorted(options))
+        raise click.UsageError(
+            f"the storage plugin for {url or 'the default shelf'} does not accept {names} ({exc}); "
+            "see that plugin's documentation for its options"
+        ) from None
 
 
 def _storage_options(values: Iterable[str]) -> dict[str, Any]:
@@ -43,10 +72,29 @@ def _storage_options(values: Iterable[str]) -> dict[str, Any]:
     return options
 
 
-def _emit_json(value: Any) -> None:
+_json_converter: Any = None
+
+
+def _json_time(value: dt.datetime) -> str:
     from .convert import converter
 
-    click.echo(json.dumps(converter.unstructure(value), indent=2, sort_keys=True, default=str))
+    try:
+        return str(converter.unstructure(value))
+    except (OverflowError, ValueError):
+        # At the edges of the calendar (year 1 at +05:00) UTC is out of range: show the time as
+        # recorded, with its own offset, rather than fail the whole listing.
+        return value.isoformat()
+
+
+def _emit_json(value: Any) -> None:
+    """Records as JSON; ``json.dumps`` escapes control characters, so stored text stays inert."""
+    global _json_converter
+    if _json_converter is None:
+        from .convert import converter
+
+        _json_converter = converter.copy()
+        _json_converter.register_unstructure_hook(dt.datetime, _json_time)
+    click.echo(json.dumps(_json_converter.unstructure(value), indent=2, sort_keys=True, default=str))
 
 
 def _human_size(size: float) -> str:
@@ -66,10 +114,31 @@ def _parse_size(text: str) -> int:
     try:
         value = float(number)
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size like 500MB or 10GB") from None
-    if unit not in units or value < 0:
-        raise click.BadParameter(f"{text!r} is not a size like 500MB or 10GB")
+        raise click.BadParameter(f"{text!r} is not a size like 500MB or 10GB", param_hint="--max-size") from None
+    # float() also reads "nan" and "inf", which no cache size can be.
+    if unit not in units or not math.isfinite(value) or value < 0:
+        raise click.BadParameter(f"{text!r} is not a size like 500MB or 10GB", param_hint="--max-size")
     return int(value * units[unit])
+
+
+#: The longest grace period gc accepts: a century, far more than anyone needs, and well inside
+#: what a datetime can subtract from now.
+MAX_GC_GRACE_SECONDS = 100 * 365 * 86400
+
+
+def _grace_seconds(text: str, source: str) -> float:
+    """A gc grace period in seconds from ``--grace`` or ``MODELSHELF_GC_GRACE``, checked."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= MAX_GC_GRACE_SECONDS):
+        raise click.BadParameter(
+            f"{text!r} is not a number of seconds from 0 to {MAX_GC_GRACE_SECONDS} (100 years), "
+            "e.g. 86400 for a day",
+            param_hint=source,
+        )
+    return value
 
 
 def _pairs(values: Iterable[str], what: str, number: bool = False) -> dict[str, Any]:
@@ -88,22 +157,151 @@ def _pairs(values: Iterable[str], what: str, number: bool = False) -> dict[str, 
     return result
 
 
+def _when_timestamp(seconds: float) -> str:
+    """A file's modification time; any value a file system can hold is shown, never raised on."""
+    try:
+        return _when(dt.datetime.fromtimestamp(seconds, dt.UTC))
+    except (OverflowError, ValueError, OSError):
+        return f"{seconds:.0f} s after 1970"
+
+
 def _when(value: dt.datetime) -> str:
-    return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    """A stored time in local time; at the edges of the calendar (year 1 or 9999, where the
+    conversion would leave the representable range) in its own recorded offset instead."""
+    try:
+        value = value.astimezone()
+    except (OverflowError, ValueError, OSError):
+        offset = value.strftime("%z") or "+0000"
+        return f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d} {offset}"
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d}"
+
+
+def _one_line(message: object) -> str:
+    """A message as one terminal-safe line: it may quote stored text or a multi-line OS error."""
+    return safe(" ".join(part.strip() for part in str(message).splitlines() if part.strip()))
+
+
+def _shown_path(exc: OSError) -> str | None:
+    """The path an OS error is about: the destination of a rename, and never a temporary file
+    (``.~name.random``, the way files are written atomically) but the folder it was written in."""
+    name = exc.filename2 if exc.filename2 is not None else exc.filename
+    if name is None:
+        return None
+    path = Path(os.fsdecode(name))
+    return str(path.parent if path.name.startswith(".~") else path)
+
+
+_OS_ERROR_ADVICE = {
+    errno.ENOSPC: "free some space on that disk, or choose another location",
+    errno.EDQUOT: "free some space (your disk quota is exhausted), or choose another location",
+    errno.EACCES: "check the permissions of that path, or choose another location",
+    errno.EPERM: "check the permissions of that path, or choose another location",
+    errno.EROFS: "that file system is read-only: choose another location",
+    errno.EISDIR: "a directory is in the way: move or remove it, or choose another location",
+    errno.ENOTDIR: "a file is in the way where a directory is needed: move it, or choose another location",
+    errno.EEXIST: "something is in the way: move or remove it, or choose another location",
+    errno.ENOENT: "check that the path exists",
+    errno.ENAMETOOLONG: "choose a shorter path",
+    errno.EMFILE: "too many open files: raise the limit (ulimit -n) or use fewer MODELSHELF_WORKERS",
+}
+
+
+def _os_error_message(exc: OSError, where: str | None = None) -> str:
+    """One line for an OS error: what failed, on which path, and what to do.
+
+    ``where`` names the location the operation was writing to when the error itself names no
+    file (a failed ``write()`` never does), e.g. "the download cache /home/ana/.cache/modelshelf".
+    """
+    path = _shown_path(exc)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    subject = f"{path}: {reason}" if path else f"{reason} ({where})" if where else reason
+    advice = _OS_ERROR_ADVICE.get(exc.errno or 0)
+    if advice is None and where and path:
+        advice = f"while writing to {where}"
+    return f"{subject}; {advice}" if advice else subject
+
+
+@contextlib.contextmanager
+def _writing_to(where: str) -> Iterator[None]:
+    """Turn an OS error inside the block into a one-line error naming ``where`` as the location."""
+    try:
+        yield
+    except OSError as exc:
+        raise ModelshelfError(_os_error_message(exc, where)) from exc
+
+
+def _cache_location(shelf: Any) -> str:
+    return f"the download cache {shelf.cache.root} (MODELSHELF_CACHE)"
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+#: Raised (click >= 8.2) for a group run without a command; older clicks exit with the help.
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 class _Group(click.Group):
-    """Turns modelshelf errors into one-line messages and exit code 1."""
+    """Ends every failure in one line on stderr and a documented exit code, never a traceback."""
+
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+        standalone_mode: bool = True, **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS_IS_HELP as exc:
+            # No command at all: the help is the answer, then the one-line error as for any misuse.
+            click.echo(exc.format_message())
+            _fail("Error: give a command (listed above)", exc.exit_code)
+        except click.UsageError as exc:
+            # click's own report spans several lines (usage, hint, blank line, error).
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            _fail(f"Error: {_one_line(exc.format_message())}{hint}", exc.exit_code)
+        except click.ClickException as exc:
+            _fail(f"Error: {_one_line(exc.format_message())}", exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            if sys.stderr.isatty():
+                click.echo(err=True)  # ends the line the terminal's ^C echo started
+            _fail("interrupted", 130)
+        except ModelshelfError as exc:
+            _fail(f"Error: {_one_line(exc)}", 1)
+        except BrokenPipeError:
+            # The reader went away (`modelshelf ls | head`): nothing more can be shown to anyone.
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+            sys.exit(1)
+        except OSError as exc:
+            _fail(f"Error: {_one_line(_os_error_message(exc))}", 1)
+        except Exception as exc:  # the last resort: a bug must still end in one line
+            _internal_error(exc)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ModelshelfError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(1)
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
+            # Reported by main(); raised as Abort so click adds no blank line of its own.
+            raise click.Abort() from None
+        except EOFError as exc:
+            # No command reads the terminal, so this is data cut short (a truncated archive),
+            # which click would otherwise report as an interruption.
+            raise ModelshelfError(f"unexpected end of data ({exc or 'a file was cut short'})") from None
+
+
+def _internal_error(exc: BaseException) -> None:
+    if os.environ.get("MODELSHELF_DEBUG", "") not in ("", "0"):
+        traceback.print_exception(exc, file=sys.stderr)
+        sys.exit(1)
+    _fail(
+        f"Error: internal error: {_one_line(f'{type(exc).__name__}: {exc}')}; please report it "
+        "(run again with MODELSHELF_DEBUG=1 to see the traceback)",
+        1,
+    )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,15 +335,16 @@ def plugins(as_json: bool, show_all: bool) -> None:
         click.echo("No plugins installed (add --all to see the built-ins). Install one, e.g. `pip install modelshelf-s3`.")
         return
     for info in infos:
-        click.echo(f"{info.name}  ({info.distribution} {info.version})  {info.status}")
+        # Plugin metadata and import errors are third-party text too (an error may span lines).
+        click.echo(safe(f"{info.name}  ({info.distribution} {info.version})  {info.status}"))
         if info.error:
-            click.echo(f"    error: {info.error}")
+            click.echo(f"    error: {_one_line(info.error)}")
         if info.schemes:
             click.echo(f"    storage: {', '.join(s + '://' for s in info.schemes)}")
         for s in info.serializers:
             claims = ", ".join(s["claims"]) or "opt-in (--serializer " + s["name"] + ")"
             safety = "safe" if s["safe"] else "UNSAFE: needs trust to load"
-            click.echo(f"    serializer {s['name']} [{s['format']}, {safety}]: {claims}")
+            click.echo(safe(f"    serializer {s['name']} [{s['format']}, {safety}]: {claims}"))
         if info.hooks and info.status == "loaded":
             click.echo(f"    hooks: {', '.join(info.hooks)}")
 
@@ -164,7 +363,7 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
         elif not models:
             click.echo(f"No models on {shelf.url} yet. Upload one with `modelshelf upload NAME PATH`.")
         for model in [] if as_json else models:
-            click.echo(model)
+            click.echo(safe(model))
         return
     versions = shelf.versions(name)
     aliases = shelf.aliases(name)
@@ -175,11 +374,11 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
     for alias in aliases.values():
         by_version.setdefault(alias.version, []).append(alias.alias)
     for v in versions:
-        labels = " ".join(f"@{a}" for a in sorted(by_version.get(v.version, [])))
-        tags = " ".join(f"{k}={val}" for k, val in sorted(v.tags.items()))
+        labels = " ".join(f"@{safe(a)}" for a in sorted(by_version.get(v.version, [])))
+        tags = " ".join(f"{safe(k)}={safe(val)}" for k, val in sorted(v.tags.items()))
         click.echo(
             f"{v.version:>5}  {_when(v.created_at)}  {_human_size(v.total_size):>10}  "
-            f"{v.serializer.name:<18} {v.created_by}  {labels} {tags}".rstrip()
+            f"{safe(v.serializer.name):<18} {safe(v.created_by)}  {labels} {tags}".rstrip()
         )
 
 
@@ -193,24 +392,27 @@ def info(ctx: click.Context, ref: str, as_json: bool) -> None:
     if as_json:
         _emit_json(version)
         return
-    click.echo(f"{version.ref}  created {_when(version.created_at)} by {version.created_by}")
+    click.echo(f"{safe(version.ref)}  created {_when(version.created_at)} by {safe(version.created_by)}")
     s = version.serializer
-    click.echo(f"  serializer: {s.name} ({s.format}, {'safe' if s.safe else 'needs trust'}) from {s.distribution} {s.distribution_version}")
+    click.echo(f"  serializer: {safe(s.name)} ({safe(s.format)}, {'safe' if s.safe else 'needs trust'}) "
+               f"from {safe(s.distribution)} {safe(s.distribution_version)}")
     if version.framework:
-        click.echo(f"  framework: {version.framework.name} {version.framework.version}")
+        click.echo(f"  framework: {safe(version.framework.name)} {safe(version.framework.version)}")
     if version.description:
-        click.echo(f"  description: {version.description}")
+        # The one field laid out over several lines: its newlines are kept, indented.
+        description = safe(version.description, newlines=True).replace("\n", "\n    ")
+        click.echo(f"  description: {description}")
     for label, values in (("metrics", version.metrics), ("params", version.params), ("tags", version.tags), ("metadata", version.metadata)):
         if values:
-            click.echo(f"  {label}: " + ", ".join(f"{k}={v}" for k, v in sorted(values.items())))
+            click.echo(f"  {label}: " + ", ".join(f"{safe(k)}={safe(v)}" for k, v in sorted(values.items())))
     click.echo(f"  files ({len(version.files)}, {_human_size(version.total_size)}):")
     for f in version.files[:50]:
-        click.echo(f"    {f.path}  {_human_size(f.size)}  sha256:{f.sha256[:12]}")
+        click.echo(f"    {safe(f.path)}  {_human_size(f.size)}  sha256:{f.sha256[:12]}")
     if len(version.files) > 50:
         click.echo(f"    ... and {len(version.files) - 50} more (use --json)")
     git = version.lineage.git
     if git:
-        click.echo(f"  git: {git.commit or '?'} on {git.branch or 'detached HEAD'}{' (dirty)' if git.dirty else ''}")
+        click.echo(f"  git: {safe(git.commit or '?')} on {safe(git.branch or 'detached HEAD')}{' (dirty)' if git.dirty else ''}")
 
 
 @cli.command()
@@ -254,8 +456,12 @@ def download(ctx: click.Context, ref: str, dest: Path | None, link: bool) -> Non
     shelf = _shelf(ctx)
     version = shelf.get(ref)
     target = dest or Path(f"{version.name.replace('/', '-')}-v{version.version}")
-    shelf.download(version.ref, target, link=link)
-    click.echo(f"Downloaded {version.ref} to {target}")
+    # Fetched first on its own, so that a failed write is blamed on the right place.
+    with _writing_to(_cache_location(shelf)):
+        shelf.fetch(version)
+    with _writing_to(f"the download destination {target}"):
+        shelf.download(version.ref, target, link=link)
+    click.echo(f"Downloaded {safe(version.ref)} to {safe(target)}")
 
 
 @cli.group()
@@ -272,7 +478,7 @@ def alias_set(ctx: click.Context, name: str, alias_name: str, version: int) -> N
     """Point NAME@ALIAS at VERSION."""
     record = _shelf(ctx).set_alias(name, alias_name, version)
     moved = f" (was {record.previous})" if record.previous is not None else ""
-    click.echo(f"{name}@{alias_name} -> {version}{moved}")
+    click.echo(f"{safe(name)}@{safe(alias_name)} -> {version}{moved}")
 
 
 @alias.command("rm")
@@ -282,7 +488,7 @@ def alias_set(ctx: click.Context, name: str, alias_name: str, version: int) -> N
 def alias_rm(ctx: click.Context, name: str, alias_name: str) -> None:
     """Remove NAME@ALIAS."""
     _shelf(ctx).remove_alias(name, alias_name)
-    click.echo(f"Removed {name}@{alias_name}")
+    click.echo(f"Removed {safe(name)}@{safe(alias_name)}")
 
 
 @alias.command("ls")
@@ -296,7 +502,7 @@ def alias_ls(ctx: click.Context, name: str, as_json: bool) -> None:
         _emit_json(aliases)
         return
     for record in aliases.values():
-        click.echo(f"@{record.alias} -> {record.version}  (set {_when(record.set_at)} by {record.set_by})")
+        click.echo(f"@{safe(record.alias)} -> {record.version}  (set {_when(record.set_at)} by {safe(record.set_by)})")
 
 
 @cli.command()
@@ -311,12 +517,12 @@ def history(ctx: click.Context, name: str, as_json: bool) -> None:
         return
     for e in events:
         if e.action == "alias_set":
-            what = f"@{e.alias} -> {e.version}" + (f" (was {e.previous})" if e.previous is not None else "")
+            what = f"@{safe(e.alias)} -> {e.version}" + (f" (was {e.previous})" if e.previous is not None else "")
         elif e.action == "alias_removed":
-            what = f"@{e.alias} removed (was {e.previous})"
+            what = f"@{safe(e.alias)} removed (was {e.previous})"
         else:
             what = f"version {e.version}"
-        click.echo(f"{_when(e.at)}  {e.by:<24} {e.action:<14} {what}")
+        click.echo(f"{_when(e.at)}  {safe(e.by):<24} {safe(e.action):<14} {what}")
 
 
 @cli.command()
@@ -326,17 +532,24 @@ def history(ctx: click.Context, name: str, as_json: bool) -> None:
 def delete(ctx: click.Context, ref: str, force: bool) -> None:
     """Delete version REF (NAME:N). Its number is never reused; run gc to free space."""
     tombstone = _shelf(ctx).delete(ref, force=force)
-    click.echo(f"Deleted {tombstone.name}:{tombstone.version}")
+    click.echo(f"Deleted {safe(tombstone.name)}:{tombstone.version}")
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
-@click.option("--grace", type=float, default=None, metavar="SECONDS",
+@click.option("--grace", default=None, metavar="SECONDS",
               help="Keep unreferenced blobs younger than this (default 86400, or MODELSHELF_GC_GRACE).")
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, grace: float | None) -> None:
+def gc(ctx: click.Context, dry_run: bool, grace: str | None) -> None:
     """Remove stored files that no live version references."""
-    report = _shelf(ctx).gc(dry_run=dry_run, grace=None if grace is None else dt.timedelta(seconds=grace))
+    configured = os.environ.get("MODELSHELF_GC_GRACE")
+    if grace is not None:
+        seconds: float | None = _grace_seconds(grace, "--grace")
+    elif configured:
+        seconds = _grace_seconds(configured, "MODELSHELF_GC_GRACE")
+    else:
+        seconds = None
+    report = _shelf(ctx).gc(dry_run=dry_run, grace=None if seconds is None else dt.timedelta(seconds=seconds))
     verb = "Would remove" if dry_run else "Removed"
     click.echo(f"{verb} {len(report.removed)} blobs ({_human_size(report.removed_bytes)}); "
                f"kept {report.referenced} referenced and {report.kept_recent} too recent to remove")
@@ -353,7 +566,7 @@ def verify(ctx: click.Context, ref: str | None, as_json: bool) -> None:
         _emit_json(problems)
     else:
         for p in problems:
-            click.echo(f"{p.ref}{'/' + p.path if p.path else ''}: {p.what}")
+            click.echo(safe(f"{p.ref}{'/' + p.path if p.path else ''}: {p.what}"))
         if not problems:
             click.echo("OK: every stored file matches its sha256")
     if problems:
@@ -365,11 +578,11 @@ def _print_transfer(report: Any, as_json: bool, target: str) -> None:
         _emit_json(report)
         return
     for source, copied in report.copied.items():
-        click.echo(f"{source} -> {copied}")
+        click.echo(safe(f"{source} -> {copied}"))
     for source, present in report.present.items():
-        click.echo(f"{source} already on {target} as {present}")
+        click.echo(safe(f"{source} already on {target} as {present}"))
     for alias, version in report.aliases.items():
-        click.echo(f"{alias} -> {version}")
+        click.echo(safe(f"{alias} -> {version}"))
     click.echo(f"{len(report.copied)} copied, {len(report.present)} already present, "
                f"{_human_size(report.bytes_sent)} sent")
 
@@ -391,8 +604,10 @@ def copy(ctx: click.Context, ref: str | None, target_url: str, all_models: bool,
     from .copying import copy as copy_versions
     from .shelf import open as open_shelf
 
-    target = open_shelf(target_url, **_storage_options(target_options))
-    report = copy_versions(_shelf(ctx), target, ref, all_models=all_models, aliases=aliases)
+    target = _open_with_options(open_shelf, target_url, _storage_options(target_options), "--to-option")
+    source = _shelf(ctx)
+    with _writing_to(_cache_location(source)):  # blobs travel through the local cache
+        report = copy_versions(source, target, ref, all_models=all_models, aliases=aliases)
     _print_transfer(report, as_json, target_url)
 
 
@@ -407,8 +622,11 @@ def export_command(ctx: click.Context, arguments: tuple[str, ...], all_models: b
     if len(arguments) > 2 or (len(arguments) == 1 and not all_models):
         raise click.UsageError("give REF and FILE, or --all and FILE")
     ref, file = (None, arguments[0]) if len(arguments) == 1 else arguments
-    versions = export_bundle(_shelf(ctx), ref, Path(file), all_models=all_models)
-    click.echo(f"Exported {len(versions)} versions to {file}")
+    shelf = _shelf(ctx)
+    # Writing the bundle itself fails with an error naming it; what is left is the cache.
+    with _writing_to(_cache_location(shelf)):
+        versions = export_bundle(shelf, ref, Path(file), all_models=all_models)
+    click.echo(f"Exported {len(versions)} versions to {safe(file)}")
 
 
 @cli.command("import")
@@ -421,7 +639,8 @@ def import_command(ctx: click.Context, file: Path, no_aliases: bool, as_json: bo
     from .copying import import_bundle
 
     shelf = _shelf(ctx)
-    report = import_bundle(shelf, file, aliases=not no_aliases)
+    with _writing_to(_cache_location(shelf)):  # blobs are verified into the cache first
+        report = import_bundle(shelf, file, aliases=not no_aliases)
     _print_transfer(report, as_json, shelf.url)
 
 
@@ -444,7 +663,7 @@ def import_modelstore_command(ctx: click.Context, source: str, dry_run: bool, as
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
         return
     for line in report.lines():
-        click.echo(line)
+        click.echo(safe(line))
 
 
 @cli.group()
@@ -461,13 +680,14 @@ def cache_ls(as_json: bool) -> None:
     from .cache import Cache
 
     store = Cache()
-    blobs = sorted(store.blobs(), key=lambda b: -b.last_used)
+    with _writing_to(f"the download cache {store.root} (MODELSHELF_CACHE)"):
+        blobs = sorted(store.blobs(), key=lambda b: -b.last_used)
     if as_json:
         click.echo(json.dumps({"path": str(store.root), "blobs": [attrs.asdict(b) for b in blobs]}, indent=2))
         return
     click.echo(f"{store.root}: {len(blobs)} files, {_human_size(sum(b.size for b in blobs))}")
     for b in blobs:
-        used = dt.datetime.fromtimestamp(b.last_used).strftime("%Y-%m-%d %H:%M")
+        used = _when_timestamp(b.last_used)
         click.echo(f"  sha256:{b.sha256[:16]}  {_human_size(b.size):>10}  last used {used}")
 
 
@@ -478,9 +698,28 @@ def cache_prune(max_size: str, dry_run: bool) -> None:
     """Shrink the cache to at most SIZE."""
     from .cache import Cache
 
-    evicted = Cache().prune(_parse_size(max_size), dry_run=dry_run)
+    size = _parse_size(max_size)
+    store = Cache()
+    with _writing_to(f"the download cache {store.root} (MODELSHELF_CACHE)"):
+        evicted = store.prune(size, dry_run=dry_run)
     verb = "Would evict" if dry_run else "Evicted"
     click.echo(f"{verb} {len(evicted)} files ({_human_size(sum(b.size for b in evicted))})")
+
+
+@cache.command("verify")
+@click.pass_context
+def cache_verify(ctx: click.Context) -> None:
+    """Re-hash every cached file; remove those that do not match their sha256 (exit 1 if any)."""
+    from .cache import Cache
+
+    store = Cache()
+    bad = store.verify()
+    for b in bad:
+        click.echo(f"sha256:{b.sha256}: {b.what}")
+    if bad:
+        click.echo(f"{len(bad)} bad files in {store.root}; removed ones are downloaded again on next use")
+        ctx.exit(1)
+    click.echo(f"OK: every file in {store.root} matches its sha256")
 
 
 def _add_plugin_commands() -> None:
@@ -495,7 +734,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _add_plugin_commands()
     except ModelshelfError as exc:  # pragma: no cover - a broken plugin must not stop the CLI
-        click.echo(f"Warning: {exc}", err=True)
+        click.echo(f"Warning: {_one_line(exc)}", err=True)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # pragma: no cover - the last resort, as in _Group.main
+        _internal_error(exc)
     cli.main(args=argv, prog_name="modelshelf")
 
 

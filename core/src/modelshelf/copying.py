@@ -11,10 +11,16 @@ an interrupted copy resumes without downloading or re-sending what already arriv
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
+import lzma
+import os
 import re
 import tarfile
+import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +51,11 @@ class TransferReport:
 
 
 def _utc(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat()
+    try:
+        return value.astimezone(dt.UTC).isoformat()
+    except (OverflowError, ValueError):
+        # Year 1 at +05:00 has no UTC equivalent: the recorded form is just as stable an identity.
+        return value.isoformat()
 
 
 def origin_of(version: ModelVersion) -> dict[str, Any]:
@@ -154,7 +164,10 @@ def export_bundle(source: Shelf, ref: str | None, path: str | Path, *, all_model
     """Write the versions ``ref`` names (see :func:`copy`) and their blobs into one tar file."""
     import io
 
+    path = Path(path)
+    directory = _export_directory(path)  # before anything is downloaded
     versions = _resolve(source, ref, all_models)
+    manifests = [_manifest_bytes(version) for version in versions]
     for version in versions:
         source.fetch(version)
     aliases = {
@@ -164,15 +177,19 @@ def export_bundle(source: Shelf, ref: str | None, path: str | Path, *, all_model
         "format": BUNDLE_FORMAT, "created_at": _utc(dt.datetime.now(dt.UTC)),
         "source": source.url, "versions": len(versions), "aliases": aliases,
     }
-    path = Path(path)
-    temp = path.with_name(f".~{path.name}.partial")
     mode = "w:gz" if path.name.endswith((".tar.gz", ".tgz")) else "w"
     try:
-        with tarfile.open(temp, mode) as tar:  # type: ignore[call-overload]
+        # An unpredictable name created with O_EXCL: a name planted in a shared directory (a
+        # symlink to a victim file) can neither be guessed nor written through.
+        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=".~", suffix=".partial")
+    except OSError as exc:
+        raise ModelshelfError(_export_os_error(path, exc)) from None
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode=mode) as tar:  # type: ignore[call-overload]
             data = json.dumps(index, indent=2, sort_keys=True).encode()
             tar.addfile(_regular_member(BUNDLE_INDEX, len(data)), io.BytesIO(data))
-            for i, version in enumerate(versions):
-                data = convert.to_json(version)
+            for i, data in enumerate(manifests):
                 tar.addfile(_regular_member(f"manifests/{i}.json", len(data)), io.BytesIO(data))
             written: set[str] = set()
             for version in versions:
@@ -180,13 +197,107 @@ def export_bundle(source: Shelf, ref: str | None, path: str | Path, *, all_model
                     if entry.sha256 in written:
                         continue
                     written.add(entry.sha256)
-                    with open(source.cache.blob_path(entry.sha256), "rb") as handle:
+                    blob = source.cache.blob_path(entry.sha256)
+                    try:
+                        handle = open(blob, "rb")  # noqa: SIM115 - closed by the with below
+                    except OSError as exc:  # the cache's fault, not the bundle's
+                        raise ModelshelfError(
+                            f"cannot read {blob} from the download cache: {exc.strerror or exc}; "
+                            "run `modelshelf cache verify` and export again"
+                        ) from None
+                    with handle:
                         tar.addfile(_regular_member(f"blobs/{entry.sha256}", entry.size), handle)
-        temp.replace(path)
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it private; a bundle is an ordinary file
+        os.replace(temp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise ModelshelfError(_export_os_error(path, exc)) from None
     except BaseException:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temp.unlink()
         raise
     return versions
+
+
+def _manifest_bytes(version: ModelVersion) -> bytes:
+    try:
+        return convert.to_json(version)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidRecord(f"{version.ref} cannot be exported: a recorded time is out of range ({exc})") from None
+
+
+def _export_directory(path: Path) -> Path:
+    """The directory the bundle goes into, checked before anything is fetched or written."""
+    if path.is_dir():
+        raise ModelshelfError(f"cannot export to {path}: it is a directory; give a file name such as {path / 'models.tar'}")
+    directory = path.parent
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise ModelshelfError(f"cannot export to {path}: its folder {directory} {what}; create it first or choose another path")
+    return directory
+
+
+def _export_os_error(path: Path, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"cannot write {path}: {reason}; free some space on that disk or export elsewhere"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {path}: {reason}; check the permissions of {path.parent} or export elsewhere"
+    if exc.errno == errno.EISDIR:
+        return f"cannot write {path}: a directory is in the way; remove it or export elsewhere"
+    return f"cannot write {path}: {reason}"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: What the decompressors raise on a truncated or corrupt stream (bz2 and gzip raise an OSError
+#: without an errno, see _refusing_damage).
+_DAMAGED: tuple[type[BaseException], ...] = (EOFError, zlib.error, lzma.LZMAError, tarfile.TarError)
+
+
+@contextlib.contextmanager
+def _refusing_damage(where: str) -> Iterator[None]:
+    """A bundle cut short or corrupted while its members are read: one clear error."""
+    try:
+        yield
+    except _DAMAGED as exc:
+        raise IntegrityError(f"{where} is truncated or damaged ({exc or type(exc).__name__}); export it again") from None
+    except OSError as exc:
+        if exc.errno is not None:  # a real I/O error (the cache's disk is full...): not the bundle's
+            raise
+        raise IntegrityError(f"{where} is truncated or damaged ({exc}); export it again") from None
+
+
+def _check_index(index: dict[str, Any], where: str) -> dict[str, Any]:
+    """The bundle index, with every field this module reads of the type it expects.
+
+    A bundle may come from anyone: a wrong type is refused here, before any blob is read, rather
+    than failing half-way through (or, for ``true``, being read as version 1).
+    """
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    format_ = index.get("format")
+    if not is_int(format_) or format_ != BUNDLE_FORMAT:
+        raise InvalidRecord(f"{where}: unsupported bundle format {format_!r} (this modelshelf reads format {BUNDLE_FORMAT})")
+    if not isinstance(index.get("source", ""), str):
+        raise InvalidRecord(f"{where}: 'source' must be a string")
+    aliases = index.get("aliases", {})
+    if aliases is None:
+        aliases = {}
+    if not isinstance(aliases, dict):
+        raise InvalidRecord(f"{where}: 'aliases' must map model names to {{alias: version}} objects")
+    for name, pointers in aliases.items():
+        if not isinstance(pointers, dict) or not all(
+            isinstance(alias, str) and is_int(number) for alias, number in pointers.items()
+        ):
+            raise InvalidRecord(f"{where}: the aliases of {name!r} must map alias names to version numbers")
+    return {**index, "aliases": aliases}
 
 
 def _chunks(handle: Any, size: int = 1 << 20) -> Iterator[bytes]:
@@ -210,9 +321,9 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
     try:
         tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the with below
         members = tar.getmembers()
-    except (OSError, tarfile.TarError) as exc:
+    except (OSError, tarfile.TarError, *_DAMAGED) as exc:
         raise ModelshelfError(f"cannot read {where}: {exc}") from None
-    with tar:
+    with tar, _refusing_damage(where):
         # Check every member's name and type before reading any content.
         for member in members:
             if not member.isreg():
@@ -228,9 +339,9 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
             handle = tar.extractfile(member)
             assert handle is not None
             if member.name == BUNDLE_INDEX and index is None:
-                index = convert.parse_json(handle.read(convert.MAX_RECORD_BYTES + 1), source=where)
-                if index.get("format") != BUNDLE_FORMAT:
-                    raise InvalidRecord(f"{where}: unsupported bundle format {index.get('format')!r}")
+                index = _check_index(
+                    convert.parse_json(handle.read(convert.MAX_RECORD_BYTES + 1), source=where), where
+                )
             elif (match := _MANIFEST_MEMBER.fullmatch(member.name)) and index is not None:
                 record = convert.manifest_from_json(handle.read(convert.MAX_RECORD_BYTES + 1), source=f"{where}/{member.name}")
                 if isinstance(record, Tombstone):
@@ -274,8 +385,8 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
         report.copied[version.ref] = published.ref
         mapping[(version.name, version.version)] = published.version
     if aliases:
-        for name, pointers in (index.get("aliases") or {}).items():
-            for alias, number in (pointers or {}).items():
+        for name, pointers in index["aliases"].items():
+            for alias, number in pointers.items():
                 mapped = mapping.get((name, number))
                 if mapped is not None:
                     current = target.aliases(name).get(alias)

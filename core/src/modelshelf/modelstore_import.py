@@ -223,9 +223,18 @@ def _find_root(storage: Storage, shown: str) -> str:
 def _read_json(storage: Storage, key: str) -> dict[str, Any] | None:
     try:
         value = json.loads(storage.read(key).data)
-    except (KeyNotFound, UnicodeDecodeError, ValueError):
+    except (KeyNotFound, UnicodeDecodeError, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one.
+
+    modelstore's metadata is read as found: any field may hold another type than modelstore
+    writes (an older or newer modelstore, a hand edit), and a wrong type means "not recorded".
+    """
+    return value if isinstance(value, dict) else {}
 
 
 def _finite(value: Any) -> Any:
@@ -264,8 +273,7 @@ class _SourceModel:
 
     @property
     def library(self) -> str | None:
-        model_type = (self.meta.get("model") or {}).get("model_type") or {}
-        library = model_type.get("library") if isinstance(model_type, dict) else None
+        library = _object(_object(self.meta.get("model")).get("model_type")).get("library")
         return library if isinstance(library, str) else None
 
     def when(self) -> tuple[dt.datetime, float]:
@@ -336,7 +344,7 @@ def _scan_domain(storage: Storage, root: str, domain: str) -> _SourceDomain:
         if state == DELETED_STATE:
             continue
         states[state] = sorted(members & live)
-    latest = ((_read_json(storage, f"{root}domains/{domain}.json") or {}).get("model") or {}).get("model_id")
+    latest = _object(_object(_read_json(storage, f"{root}domains/{domain}.json")).get("model")).get("model_id")
     for model in models:
         model.latest = model.model_id == latest
     models.sort(key=_SourceModel.order_key)
@@ -515,8 +523,8 @@ def _lineage(model: _SourceModel, domain: str, location: str) -> Lineage:
 
 def _serializer_for(model: _SourceModel, files: Mapping[str, Path]) -> tuple[SerializerInfo, FrameworkInfo | None]:
     serializers = get_registry().serializers()
-    deps = (model.meta.get("code") or {}).get("dependencies") or {}
-    model_type = (model.meta.get("model") or {}).get("model_type") or {}
+    deps = _object(_object(model.meta.get("code")).get("dependencies"))
+    model_type = _object(_object(model.meta.get("model")).get("model_type"))
     joblib_entry = serializers.get(SKLEARN_JOBLIB)
     if model.library == "sklearn" and SKLEARN_JOBLIB_FILE in files and joblib_entry is not None:
         serializer = joblib_entry.serializer
@@ -552,7 +560,7 @@ def _draft(
 ) -> tuple[ModelVersion, list[str]]:
     serializer, framework = _serializer_for(model, local)
     unsafe = sorted(p for p, path in local.items() if is_pickle_like(p, path))
-    params = (model.meta.get("model") or {}).get("parameters")
+    params = _object(model.meta.get("model")).get("parameters")
     record = {
         "model_id": model.model_id,
         "domain": domain,

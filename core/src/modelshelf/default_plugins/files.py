@@ -3,6 +3,13 @@
 ``shelf.upload("tok", "path/to/dir")`` keeps the directory's relative structure;
 ``shelf.upload("w", ["a.bin", "cfg/"])`` stores ``a.bin`` and ``cfg/...`` side by side.
 Loading returns a local path: the single file when one file was uploaded, else the directory.
+
+Inside an uploaded directory, a symbolic link to a regular file is followed (its content is
+stored under the link's name), but a symbolic link to a directory is refused, as is a link that
+points nowhere: following a directory link could pull in a whole other tree (or loop), and
+skipping it would drop files without a word. Copy the linked directory in, or pass its target
+as another path (``upload NAME dir/ linked-target/``). Sockets, fifos and devices are skipped.
+A path named explicitly may itself be a link to a file or a directory.
 """
 
 from __future__ import annotations
@@ -47,14 +54,32 @@ def collect_files(paths: Iterable[Path]) -> dict[str, Path]:
         prefix = PurePath() if single_dir else PurePath(path.resolve().name)
         for folder, dirs, names in os.walk(path):
             dirs.sort()
+            for name in dirs:
+                # os.walk lists a directory link among the directories but never enters it.
+                _refuse_directory_link(Path(folder, name))
             for name in sorted(names):
                 file = Path(folder, name)
-                if file.is_file():  # skips sockets, fifos and dangling links
+                if file.is_file():  # follows links to files
                     relative = prefix / file.relative_to(path)
                     _add(found, relative.as_posix(), file)
+                elif file.is_symlink():  # pointing nowhere (a directory link is listed in dirs)
+                    raise ModelshelfError(
+                        f"cannot upload {str(file)!r}: it is a symbolic link to {os.readlink(file)!r}, "
+                        "which does not exist; fix or remove the link"
+                    )
+                # sockets, fifos and devices hold no file content: skipped
     if not found:
         raise ModelshelfError(f"nothing to upload: {', '.join(map(str, paths))} holds no files")
     return found
+
+
+def _refuse_directory_link(folder: Path) -> None:
+    if folder.is_symlink():
+        raise ModelshelfError(
+            f"cannot upload {str(folder)!r}: it is a symbolic link to the directory "
+            f"{os.readlink(folder)!r}, which is not followed; copy that directory in, or pass its "
+            "target as another path to upload"
+        )
 
 
 def _add(found: dict[str, Path], relative: str, file: Path) -> None:
