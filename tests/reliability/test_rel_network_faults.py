@@ -228,6 +228,9 @@ def test_operations_through_faulty_network(
         assert sum(proxy.injected.values()) > 0, "the proxy injected no fault: the test proved nothing"
         assert lost == [], f"versions reported as published but missing: {lost}"
         assert duplicates == {}, f"uploads published more than once: {duplicates}"
+        # A write whose answer was lost is read back: an upload either reports its version, or
+        # failed before publishing, so retrying it never publishes the same model twice.
+        assert published_despite_error == 0, f"{published_despite_error} failed uploads were published"
         assert raw == [], f"{len(raw)} failures were not clear modelshelf errors: {raw[:5]}"
         if known:
             # Randomised: whether a known defect shows up depends on the run, so this cannot be a

@@ -85,7 +85,15 @@ def _resolve(source: Shelf, ref: str | None, all_models: bool) -> list[ModelVers
     if all_models:
         if ref is not None:
             raise ModelshelfError("give either a reference or --all, not both")
-        return [v for name in source.models() for v in source.versions(name)]
+        # Damaged entries are skipped with a warning (by models() and versions()), never fatal
+        # for the rest of the shelf.
+        versions: list[ModelVersion] = []
+        for name in source.models():
+            try:
+                versions.extend(source.versions(name))
+            except NotFound:
+                continue  # a _versions folder holding only stray keys; versions() warned of each
+        return versions
     if ref is None:
         raise ModelshelfError("name what to copy: NAME (every version), NAME:N, NAME@ALIAS, or --all")
     parsed = parse_ref(ref)

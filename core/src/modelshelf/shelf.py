@@ -78,6 +78,7 @@ from .refs import (
 from .serializers import SavedModel, Serializer, choose
 from .storage import ObjectInfo, Storage
 from .leases import HeldLease, default_ttl, expired_leases, live_leases, mentioned_blobs, wait_for_gc_runs
+from .terminal import install_hint, serializer_package
 from .transfer import Progress, counted, hash_file, run_parallel
 from .write_probe import check_conditional_writes
 
@@ -872,8 +873,9 @@ class Shelf:
         entry = get_registry().serializers().get(info.name)
         if entry is None:
             raise NoSerializer(
-                f"{version.ref} was saved by serializer {info.name!r} from {info.distribution} "
-                f"{info.distribution_version}: install it with `pip install {info.distribution}`"
+                f"{version.ref} was saved by serializer {info.name!r} from "
+                f"{serializer_package(info.distribution)} {info.distribution_version!r}: "
+                f"{install_hint(info.distribution)}"
             )
         serializer = entry.serializer
         if not (serializer.safe and info.safe) and not trust:

@@ -134,6 +134,13 @@ class PausingStorage(Storage):
         return self.inner.describe()
 
 
+class Borrowed(PausingStorage):
+    """A storage lent to a shelf: closing the shelf leaves it open for the next one."""
+
+    def close(self) -> None:
+        pass
+
+
 @attrs.define
 class Outcome:
     """What one side of an interleaving returned or raised."""
@@ -246,21 +253,45 @@ class InterleavingContract:
     @pytest.fixture
     def interleave(
         self, storage_url: str, storage_options: dict[str, Any], tmp_path: Path
-    ) -> Callable[[Case], int]:
+    ) -> Iterator[Callable[[Case], int]]:
+        """``interleave(case)`` explores ``case`` on fresh shelves; returns the runs made.
+
+        A local storage gets a new directory per run. A remote one is opened once per side (opening
+        a cloud client costs more than a whole run) and emptied between runs.
+        """
         counter = iter(range(1_000_000))
+        opened: dict[int, Storage] = {}
+
+        def storage_for(url: str, slot: int) -> Storage:
+            if slot not in opened:
+                opened[slot] = modelshelf.open(url, cache=tmp_path / "cache", **storage_options).storage
+            return opened[slot]
+
+        remote = not modelshelf.open(storage_url, cache=tmp_path / "cache", **storage_options).storage.local
+        shared_url = f"{storage_url.rstrip('/')}/interleave-{secrets.token_hex(3)}"
 
         def fresh_url() -> str:
-            return f"{storage_url.rstrip('/')}/i{next(counter)}-{secrets.token_hex(3)}"
+            if not remote:
+                return f"{storage_url.rstrip('/')}/i{next(counter)}-{secrets.token_hex(3)}"
+            wiper = storage_for(shared_url, 0)
+            for info in list(wiper.list("")):
+                wiper.delete(info.key)
+            return shared_url
 
-        def open_shelf(url: str, wrap: Callable[[Storage], Storage]) -> modelshelf.Shelf:
-            plain = modelshelf.open(url, cache=tmp_path / "cache", **storage_options)
-            return modelshelf.Shelf(wrap(plain.storage), cache=Cache(tmp_path / f"cache-{secrets.token_hex(4)}"))
+        sides = iter(range(1_000_000))
 
-        def run(case: Case) -> int:
-            return explore(open_shelf, fresh_url, case)
+        def open_shelf(url: str, wrap: Callable[[Storage], Storage], slot: int | None = None) -> modelshelf.Shelf:
+            cache = Cache(tmp_path / f"cache-{secrets.token_hex(4)}")
+            if not remote:
+                plain = modelshelf.open(url, cache=cache.root, **storage_options)
+                return modelshelf.Shelf(wrap(plain.storage), cache=cache)
+            # Two sides of one run use two clients, as two processes would.
+            return modelshelf.Shelf(wrap(Borrowed(storage_for(url, 1 + (next(sides) % 2 if slot is None else slot)))), cache=cache)
 
-        self._open = lambda url: modelshelf.open(url, cache=tmp_path / f"check-{secrets.token_hex(4)}", **storage_options)
-        return run
+        self._open = lambda url: open_shelf(url, lambda storage: storage, slot=0)
+        yield lambda case: explore(open_shelf, fresh_url, case)
+        for storage in opened.values():
+            storage.close()
 
     def _assert_published_intact(self, url: str, versions: list[Any], contents: dict[str, bytes], tmp: Path) -> None:
         """Every version reported as published downloads, verified, with the bytes uploaded."""
@@ -354,26 +385,42 @@ class InterleavingContract:
 
         assert interleave(case) > 4
 
-    def test_a_publish_whose_answer_was_lost_is_not_published_twice(
+    def test_writes_whose_answer_was_lost_land_exactly_once(
         self, storage_url: str, storage_options: dict[str, Any], tmp_path: Path
     ) -> None:
-        """The manifest write lands but its answer is lost: one version, reported as published."""
+        """Each conditional write lands but its first answer is lost (the caller sees a network
+        error): the upload publishes one version, the alias moves once, the delete succeeds."""
 
-        class LosesFirstManifestAnswer(PausingStorage):
-            lost = False
+        class LosesFirstAnswers(PausingStorage):
+            lost: set[str] = set()
+
+            def _maybe_lose(self, key: str) -> None:
+                if not key.startswith(("leases/", ".modelshelf", "probes/")) and "/_log/" not in key and key not in self.lost:
+                    self.lost.add(key)
+                    raise BackendUnavailable("connection reset while reading the answer")
 
             def put_if_absent(self, key: str, data: bytes) -> str:
                 etag = self.inner.put_if_absent(key, data)
-                if "/_versions/" in key and not self.lost:
-                    self.lost = True
-                    raise BackendUnavailable("connection reset while reading the answer")
+                self._maybe_lose(key)
                 return etag
 
+            def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+                new = self.inner.put_if_match(key, data, etag)
+                self._maybe_lose(key)
+                return new
+
         plain = modelshelf.open(storage_url, cache=tmp_path / "c1", **storage_options)
-        shelf = modelshelf.Shelf(LosesFirstManifestAnswer(plain.storage), cache=Cache(tmp_path / "c2"))
+        shelf = modelshelf.Shelf(LosesFirstAnswers(plain.storage), cache=Cache(tmp_path / "c2"))
         source = tmp_path / "model.bin"
         source.write_bytes(b"weights")
-        version = shelf.upload("m", source)
-        assert version.version == 1
-        assert [v.version for v in shelf.list_versions("m")] == [1]
+        assert shelf.upload("m", source).version == 1
+        assert shelf.upload("m", source).version == 2
+        assert [v.version for v in shelf.list_versions("m")] == [1, 2]
+        shelf.set_alias("m", "prod", 1)
+        shelf.set_alias("m", "prod", 2)
+        moves = [(e.version, e.previous) for e in shelf.history("m") if e.action == "alias_set"]
+        assert moves == [(1, None), (2, 1)]
+        assert shelf.aliases("m")["prod"].previous == 1
+        shelf.delete("m:1")
+        assert [v.version for v in shelf.list_versions("m")] == [2]
         shelf.close()
