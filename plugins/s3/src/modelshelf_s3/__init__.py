@@ -29,10 +29,10 @@ def open_storage(url: str, **options: Any) -> S3Storage:
     """
     from .options import parse
 
-    parsed = parse(url, options)  # fails on bad input before boto3 is even imported
+    parse(url, options)  # fails on bad input before boto3 is even imported
     from .storage import S3Storage
 
-    return S3Storage(parsed)
+    return S3Storage(url, **options)
 
 
 @hookimpl

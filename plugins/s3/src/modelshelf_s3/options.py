@@ -16,14 +16,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 from modelshelf.errors import InvalidName, StorageError
+from modelshelf.objectstore import check_options, option_value
+from modelshelf.objectstore import without_userinfo as _safe
 
 MiB = 1 << 20
 
 # Bucket names per the S3 rules (3-63 chars, lowercase, digits, dots, hyphens). Legacy us-east-1
 # buckets may contain uppercase and underscores; accept those too rather than lock users out.
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
-
-_USERINFO = re.compile(r"//.*@")
 _RETRY_MODES = ("standard", "adaptive", "legacy")
 _ADDRESSING = ("auto", "path", "virtual")
 
@@ -59,7 +59,6 @@ class S3Options:
         return f"s3://{self.bucket}/{self.root}".rstrip("/") if self.root else f"s3://{self.bucket}"
 
 
-#: Option name -> converter from a keyword value or a query-string value.
 _INT_OPTIONS = (
     "max_concurrency",
     "multipart_threshold",
@@ -80,6 +79,11 @@ _ALIASES = {
     "retries": "max_attempts",
 }
 KNOWN_OPTIONS = (*_STR_OPTIONS, *_INT_OPTIONS, *_FLOAT_OPTIONS)
+_KIND = {
+    **dict.fromkeys(_STR_OPTIONS, "text"),
+    **dict.fromkeys(_INT_OPTIONS, "count"),
+    **dict.fromkeys(_FLOAT_OPTIONS, "seconds"),
+}
 
 
 def parse(url: str, options: Mapping[str, Any]) -> S3Options:
@@ -115,14 +119,9 @@ def parse(url: str, options: Mapping[str, Any]) -> S3Options:
         if value is not None:
             merged[_ALIASES.get(key, key)] = value
 
-    values: dict[str, Any] = {}
-    for key, value in merged.items():
-        if key not in KNOWN_OPTIONS:
-            raise StorageError(
-                f"unknown option {key!r} for s3 shelf {_plain(bucket, root)}; "
-                f"known options: {', '.join(KNOWN_OPTIONS)}"
-            )
-        values[key] = _convert(key, value, _plain(bucket, root))
+    where = f"s3 shelf {_plain(bucket, root)}"
+    check_options(merged, KNOWN_OPTIONS, where)
+    values = {key: option_value(key, value, _KIND[key], where) for key, value in merged.items()}
 
     if "endpoint_url" not in values:
         env = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
@@ -153,42 +152,6 @@ def parse(url: str, options: Mapping[str, Any]) -> S3Options:
     return S3Options(bucket=bucket, root=root, **values)
 
 
-def _convert(key: str, value: Any, where: str) -> Any:
-    try:
-        if key in _INT_OPTIONS:
-            number = int(value)
-            if number < 1 or isinstance(value, bool | float):
-                raise ValueError
-            return number
-        if key in _FLOAT_OPTIONS:
-            seconds = float(value)
-            if not seconds > 0 or isinstance(value, bool):
-                raise ValueError
-            return seconds
-        if not isinstance(value, str) or not value:
-            raise ValueError
-        return value
-    except (TypeError, ValueError):
-        kind = (
-            "a positive integer"
-            if key in _INT_OPTIONS
-            else "a positive number of seconds"
-            if key in _FLOAT_OPTIONS
-            else "a non-empty string"
-        )
-        raise StorageError(
-            f"option {key}={_safe(str(value))!r} for {where} must be {kind}"
-        ) from None
-
-
 def _plain(bucket: str, root: str) -> str:
     return f"s3://{bucket}/{root}".rstrip("/") if root else f"s3://{bucket}"
 
-
-def _safe(text: str) -> str:
-    """Drop any ``user:password@`` part before echoing a URL in a message.
-
-    Everything from ``//`` to the last ``@`` goes: a secret may contain ``/``, which would make
-    a URL parser take part of it for the path.
-    """
-    return _USERINFO.sub("//", text)
