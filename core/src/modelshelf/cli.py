@@ -552,16 +552,24 @@ def gc(ctx: click.Context, dry_run: bool, grace: str | None) -> None:
     report = _shelf(ctx).gc(dry_run=dry_run, grace=None if seconds is None else dt.timedelta(seconds=seconds))
     verb = "Would remove" if dry_run else "Removed"
     click.echo(f"{verb} {len(report.removed)} blobs ({_human_size(report.removed_bytes)}); "
-               f"kept {report.referenced} referenced and {report.kept_recent} too recent to remove")
+               f"kept {report.referenced} referenced, {report.in_flight} of uploads in progress and "
+               f"{report.kept_recent} too recent to remove")
+    for problem in report.unreadable:
+        click.echo(safe(f"kept every file mentioned by unreadable manifest {problem}"), err=True)
+    if report.stopped_early:
+        click.echo("gc stopped early: it could not keep its run record fresh; run it again", err=True)
+        ctx.exit(1)
 
 
 @cli.command()
 @click.argument("ref", required=False)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--repair", is_flag=True, help="Remove stored files whose bytes do not match their sha256, so that "
+              "uploading or copying the genuine file stores it again.")
 @click.pass_context
-def verify(ctx: click.Context, ref: str | None, as_json: bool) -> None:
+def verify(ctx: click.Context, ref: str | None, as_json: bool, repair: bool) -> None:
     """Re-hash stored files of REF (or of the whole shelf); exit 1 on any defect."""
-    problems = _shelf(ctx).verify(ref)
+    problems = _shelf(ctx).verify(ref, repair=repair)
     if as_json:
         _emit_json(problems)
     else:

@@ -15,7 +15,8 @@ upload
     3. store the blobs (re-using those already present);
     4. if a gc run was live in step 2, wait until it has ended, then check every blob again and
        store those that are gone;
-    5. publish the manifest (only while the lease is provably fresh), then drop the lease.
+    5. publish the manifest while the lease is provably fresh, and check that it still is once the
+       manifest is stored (else back to 4 with a new lease); then drop the lease.
 
 gc
     1. write a gc-run record;
@@ -34,11 +35,13 @@ manifest appears.
 
 Liveness uses the store's own clock: a lease is live while its stored modification time is less
 than its ``ttl`` older than the reader's own freshly written record. Holders rewrite their record
-every ``ttl / 6`` and act only while their last successful rewrite started less than ``ttl / 2``
-ago (measured on a monotonic clock); an upload whose lease may have lapsed writes a new one and
-checks every blob again, a sweep that cannot keep its record fresh stops deleting. The one timing
-assumption left: a process does not stall for more than ``ttl / 2`` between that freshness check
-and the single request that follows it (publishing one manifest, or one batch of deletes).
+every ``ttl / 6`` and count as fresh only while their last successful rewrite started less than
+``ttl / 2`` ago (measured on a monotonic clock). An upload whose lease may have lapsed at any point
+before its manifest was stored (the process stalled, say) writes a new lease, waits out running
+sweeps and checks every blob again, so an upload needs no timing assumption. A sweep checks that
+its run record is fresh before each batch of deletes and stops when it is not; deletes cannot be
+taken back, so the one timing assumption left is that a gc process does not stall for more than
+``ttl / 2`` between that check and the batch of delete requests that follows it.
 """
 
 from __future__ import annotations

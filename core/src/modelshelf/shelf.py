@@ -98,6 +98,7 @@ KNOWN_STORAGE_PLUGINS = {
 DEFAULT_GC_GRACE = dt.timedelta(hours=24)
 #: A grace period longer than this (about 100 years) is surely a mistake.
 _MAX_GRACE_SECONDS = 100 * 365 * 86400.0
+_MISSING_BLOB = "blob is missing"
 #: Blobs deleted between two checks that the gc run record is still fresh.
 _GC_BATCH = 256
 _MAX_WRITE_ATTEMPTS = 1000
@@ -655,14 +656,18 @@ class Shelf:
         with HeldLease(self.storage, "upload", ttl=self.lease_ttl, name=draft.name, blobs=needed) as lease:
             sweep_seen = self._gc_running(lease)
             sent = self._upload_blobs(needed, sizes)
+            published: ModelVersion | None = None
             while True:
                 if sweep_seen:
                     wait_for_gc_runs(lease, poll=self.lease_poll)
                     sent += self._store_missing_blobs(needed, sizes)
-                published = self._publish(draft, lease)
-                if published is not None:
+                if published is None:
+                    published = self._publish(draft, lease)
+                if published is not None and lease.fresh():
                     break
-                # The lease may have lapsed (a stalled process): a sweep may have taken it for dead.
+                # The lease may have lapsed (the process stalled) and a sweep taken it for dead:
+                # take a new one, wait out running sweeps and store again whatever they took,
+                # before publishing or, if the manifest is already out, before reporting it.
                 lease.renew()
                 sweep_seen = True
         self._log(draft.name, "upload", version=published.version)
@@ -1271,8 +1276,41 @@ class Shelf:
             stopped_early=stopped_early,
         )
 
-    def verify(self, ref: str | None = None) -> list[Problem]:
-        """Re-hash stored blobs of one version (``ref``) or of the whole shelf; return every defect."""
+    def _remove_corrupt_blobs(
+        self, entries: list[FileEntry], check: Callable[[FileEntry], str | None]
+    ) -> list[str]:
+        """Delete blobs that hashed wrong, each checked again first; return the sha256s removed.
+
+        Deleting is what gc does, so it runs under a gc-run record and spares the blobs of live
+        uploads: an upload that finds the blob gone stores it again before publishing.
+        """
+        check_conditional_writes(self.storage)
+        removed: list[str] = []
+        with HeldLease(self.storage, "gc", ttl=self.lease_ttl) as run:
+            in_flight: set[str] = set()
+            for _, data in live_leases(self.storage, "upload", run.server_now):
+                in_flight |= mentioned_blobs(data)
+            for entry in entries:
+                key = self._blob_key(entry.sha256)
+                before = self.storage.stat(key)
+                # A second read rules out a read that went wrong on the way; the etag rules out a
+                # repair that landed meanwhile.
+                if entry.sha256 in in_flight or before is None or check(entry) in (None, _MISSING_BLOB):
+                    continue
+                after = self.storage.stat(key)
+                if after is None or after.etag != before.etag or not run.fresh():
+                    continue
+                self.storage.delete(key)
+                removed.append(entry.sha256)
+        return removed
+
+    def verify(self, ref: str | None = None, *, repair: bool = False) -> list[Problem]:
+        """Re-hash stored blobs of one version (``ref``) or of the whole shelf; return every defect.
+
+        With ``repair``, a stored blob whose bytes do not match its sha256 (bit rot, an old client,
+        a stray write) is removed, under the same protocol as ``gc``: an upload or copy of the
+        genuine file then stores it again, which a corrupt blob of the right size would prevent.
+        """
         problems: list[Problem] = []
         versions: list[ModelVersion] = []
         if ref is not None:
@@ -1317,7 +1355,7 @@ class Shelf:
                     digest.update(chunk)
                     size += len(chunk)
             except KeyNotFound:
-                return "blob is missing"
+                return _MISSING_BLOB
             if size != entry.size:
                 return f"blob has {size} bytes, expected {entry.size}"
             if digest.hexdigest() != entry.sha256:
@@ -1327,6 +1365,10 @@ class Shelf:
         unique = {f.sha256: f for v in versions for f in v.files}
         for entry, result in zip(unique.values(), run_parallel(check, unique.values()), strict=True):
             checked[entry.sha256] = result
+        corrupt = [unique[sha] for sha, result in checked.items() if result and result != _MISSING_BLOB]
+        if repair and corrupt:
+            for sha in self._remove_corrupt_blobs(corrupt, check):
+                checked[sha] = f"{checked[sha]}: removed, so that the next upload or copy of the genuine file stores it again"
         # The local cache's copies too: a bad one is evicted (the next use fetches it again).
         cached = dict(zip(unique, run_parallel(self.cache.check, unique.values()), strict=True))
         for version in versions:
