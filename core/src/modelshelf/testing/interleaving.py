@@ -424,3 +424,35 @@ class InterleavingContract:
         shelf.delete("m:1")
         assert [v.version for v in shelf.list_versions("m")] == [2]
         shelf.close()
+
+    def test_a_file_that_changes_while_uploading_is_never_published(
+        self, storage_url: str, storage_options: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """A checkpoint still being written when it is uploaded: the upload fails in one line,
+        nothing is published, and an upload of the finished file works and downloads verified."""
+        from modelshelf.errors import ChangedWhileUploading
+
+        plain = modelshelf.open(storage_url, cache=tmp_path / "c1", **storage_options)
+        store = PausingStorage(plain.storage)
+        shelf = modelshelf.Shelf(store, cache=Cache(tmp_path / "c2"))
+        source = tmp_path / "checkpoint.bin"
+        source.write_bytes(b"epoch 1 " * 4096)
+        hold = threading.Event()
+        original = store.put_blob
+
+        def put_blob_while_the_file_changes(key: str, path: Path, sha256: str, size: int) -> None:
+            if not hold.is_set():
+                hold.set()
+                source.write_bytes(b"epoch 2 " * 4096)  # the training job writes on
+            original(key, path, sha256, size)
+
+        store.put_blob = put_blob_while_the_file_changes  # type: ignore[method-assign]
+        with pytest.raises(ChangedWhileUploading) as raised:
+            shelf.upload("m", source)
+        assert "\n" not in str(raised.value)
+        assert shelf.models() == []
+        finished = shelf.upload("m", source)
+        assert finished.version == 1
+        assert (shelf.download(finished.ref, tmp_path / "out") / "checkpoint.bin").read_bytes() == b"epoch 2 " * 4096
+        assert shelf.verify() == []
+        shelf.close()
