@@ -55,9 +55,9 @@ def storage_url(bucket: str) -> str:
 
 @pytest.fixture
 def gcs_storage(storage_url: str) -> Iterator[GCSStorage]:
-    from modelshelf_gcs.storage import open_gcs
+    from modelshelf_gcs import open_storage
 
-    storage = open_gcs(storage_url)
+    storage = open_storage(storage_url)
     try:
         yield storage
     finally:

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
 
 def _open(url: str, **options: Any) -> GCSStorage:
-    from modelshelf_gcs.storage import open_gcs
+    from modelshelf_gcs import open_storage
 
-    return open_gcs(url, **options)
+    return open_storage(url, **options)
 
 
 def _operations(tmp_path: Path) -> dict[str, Callable[[GCSStorage], object]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from modelshelf.errors import BackendUnavailable
+from modelshelf.errors import BackendUnavailable, StorageError
 
 if TYPE_CHECKING:
     from modelshelf_gcs.storage import GCSStorage
@@ -25,9 +25,9 @@ RECORD = b'{"a": 1}'
 
 
 def _open(url: str, **options: Any) -> GCSStorage:
-    from modelshelf_gcs.storage import open_gcs
+    from modelshelf_gcs import open_storage
 
-    return open_gcs(url, **options)
+    return open_storage(url, **options)
 
 
 @pytest.fixture
@@ -118,7 +118,9 @@ def test_endpoint_that_keeps_cutting_answers_is_unavailable(
     header_cut: Callable[..., HeaderCutProxy],
     tmp_path: Path,
 ) -> None:
-    from modelshelf_gcs.storage import MALFORMED_ATTEMPTS
+    from modelshelf_gcs.storage import GCSStorage
+
+    MALFORMED_ATTEMPTS = GCSStorage.answer_retry.attempts
 
     proxy = header_cut(header, times=1000)
     # Some cut answers look like dropped connections to the SDK, which retries those itself
@@ -146,7 +148,7 @@ def test_only_malformed_answers_are_retried() -> None:
     """Credential and request-building errors share ValueError's family but are not transient."""
     import requests
     from google.auth import exceptions as auth_exc
-    from modelshelf_gcs.storage import _malformed
+    from modelshelf_gcs._errors import is_malformed as _malformed
 
     assert _malformed(AttributeError("'bytes' object has no attribute 'get'"))
     assert _malformed(ValueError("Expecting value: line 1 column 1 (char 0)"))
@@ -167,6 +169,6 @@ def test_errors_that_are_not_malformed_answers_are_not_retried(gcs_storage: GCSS
         calls += 1
         raise auth_exc.InvalidValue("bad key")
 
-    with pytest.raises(auth_exc.InvalidValue):
-        gcs_storage._sdk(call, "read", "a.json")
+    with pytest.raises(StorageError):  # mapped at once, not retried
+        gcs_storage._call(call, "read", "a.json")
     assert calls == 1

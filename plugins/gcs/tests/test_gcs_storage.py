@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 
 def _open(url: str, **options: Any) -> GCSStorage:
-    from modelshelf_gcs.storage import open_gcs
+    from modelshelf_gcs import open_storage
 
-    return open_gcs(url, **options)
+    return open_storage(url, **options)
 
 
 def _race(count: int, attempt: Any) -> list[Any]:
