@@ -6,7 +6,7 @@ import sys
 
 import pytest
 from modelshelf.errors import AccessDenied, StorageError
-from modelshelf_azure._config import parse_url, resolve_connection, safe_url
+from modelshelf_azure.options import parse_url, resolve_connection, safe_url
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from modelshelf.errors import BackendUnavailable
-from modelshelf_azure import storage as storage_module
+from modelshelf.retry import Backoff
 from modelshelf_azure.storage import AzureBlobStorage
 from modelshelf_azure.testing import DEV_KEY, connection_string
 
@@ -39,7 +39,7 @@ def cut_storage(fault_proxy: Any, shelf_url: str) -> Iterator[AzureBlobStorage]:
 
 @pytest.fixture(autouse=True)
 def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(storage_module, "_MALFORMED_PAUSE", 0.01)
+    monkeypatch.setattr(AzureBlobStorage, "answer_retry", Backoff(attempts=4, first=0.01))
 
 
 def _method(method: str) -> Any:
@@ -77,7 +77,7 @@ def test_stat_cut_every_time_is_backend_unavailable(
     with pytest.raises(BackendUnavailable) as info:
         cut_storage.stat("k.json")
     _assert_unavailable(info.value, cut_storage)
-    assert len(fault_proxy.cuts) == storage_module._MALFORMED_ATTEMPTS
+    assert len(fault_proxy.cuts) == AzureBlobStorage.answer_retry.attempts
 
 
 @pytest.mark.parametrize("header", ["Content-Range", "Content-Length", "ETag"])

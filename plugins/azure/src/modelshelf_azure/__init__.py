@@ -21,18 +21,25 @@ __version__ = "0.1.0"
 SCHEMES = ("az", "azure")
 
 
-def open_azure(url: str, **options: Any) -> AzureBlobStorage:
-    """Storage factory: ``open_azure("az://container/prefix", connection_string=...)``.
+def open_storage(url: str, **options: Any) -> AzureBlobStorage:
+    """Storage factory: ``open_storage("az://container/prefix", connection_string=...)``.
 
-    See :class:`modelshelf_azure.storage.AzureBlobStorage` for the options. Importing the SDK
-    happens here, at first use.
+    See :class:`modelshelf_azure.storage.AzureBlobStorage` for the options. The URL and options
+    are checked before the SDK is imported, on first use, here.
     """
+    from .options import parse
+
+    parse(url, options)  # fails on bad input before the Azure SDK is even imported
     from .storage import AzureBlobStorage
 
     return AzureBlobStorage(url, **options)
 
 
+#: The factory's earlier name.
+open_azure = open_storage
+
+
 @hookimpl
 def modelshelf_register_storage(register: Callable[[str, Callable[..., Any]], None]) -> None:
     for scheme in SCHEMES:
-        register(scheme, open_azure)
+        register(scheme, open_storage)

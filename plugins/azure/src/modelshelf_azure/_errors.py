@@ -11,6 +11,9 @@ from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -18,9 +21,21 @@ from modelshelf.errors import (
     AccessDenied,
     BackendUnavailable,
     KeyNotFound,
+    ModelshelfError,
     ReadOnlyShelf,
     StorageError,
 )
+from modelshelf.objectstore import MalformedAnswer, Replaced
+
+#: What the SDK raises, besides AzureError, on an answer cut short or otherwise malformed:
+#: ``ValueError`` ("Required Content-Range response header is missing"; ``DeserializationError``
+#: is a subclass), ``TypeError`` and ``AttributeError`` (a ``None`` where a parsed value was
+#: expected, e.g. a listing page), ``KeyError`` (a missing response header).
+MALFORMED = (ValueError, TypeError, AttributeError, KeyError, MalformedAnswer)
+#: Failures after which a write may or may not have been applied by the service.
+UNCERTAIN_STATUS = frozenset({408, 500, 502, 504})
+#: Failures after which a write was certainly not applied, and which are worth retrying.
+RETRYABLE_STATUS = frozenset({429, 503})
 
 #: 403 error codes that mean "you may read but not do this", as opposed to bad credentials.
 _PERMISSION_CODES = frozenset(
@@ -84,10 +99,21 @@ def short_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def refused(exc: HttpResponseError, *, create_only: bool) -> bool:
+    """Whether a conditional Put Blob failed because its condition did not hold."""
+    if error_code(exc) == "ContainerNotFound":
+        return False
+    if create_only and isinstance(exc, ResourceExistsError):
+        return True
+    if not create_only and isinstance(exc, ResourceModifiedError | ResourceNotFoundError):
+        return True
+    return status_code(exc) in (409, 412)
+
+
 def translate(
-    exc: AzureError, *, shelf: str, account: str, action: str, key: str, write: bool
-) -> StorageError | KeyNotFound:
-    """Map one SDK exception raised while doing ``action`` on ``key`` to a modelshelf error.
+    exc: BaseException, *, shelf: str, account: str, action: str, key: str, write: bool
+) -> ModelshelfError | None:
+    """Map one exception raised while doing ``action`` on ``key`` to a modelshelf error.
 
     ``shelf`` is the shelf URL and ``account`` the account URL without query (both safe to show).
     ``write`` tells whether the operation changes the shelf, so a permission refusal on a write is
@@ -95,6 +121,15 @@ def translate(
     not safe to chain into a traceback that may be logged.
     """
     where = f"{action} {key!r}" if key else action
+    if isinstance(exc, Replaced):
+        return StorageError(f"shelf {shelf}: {key} was replaced while being downloaded; try again")
+    if type(exc).__name__ == "AzureSigningError":
+        return AccessDenied(
+            f"shelf {shelf}: the account key in use cannot sign requests (it is not valid "
+            "base64): check AccountKey in the connection string"
+        )
+    if not isinstance(exc, AzureError):
+        return None
     if isinstance(exc, ClientAuthenticationError) and getattr(exc, "response", None) is None:
         # No HTTP response: the credential itself failed to produce a token (azure-identity).
         return AccessDenied(

@@ -1,152 +1,80 @@
 """The Azure Blob Storage backend: a shelf is ``az://<container>/<prefix>``.
 
-Every key ``k`` of the shelf is the block blob ``<prefix>/k`` in ``<container>``. The primitives
-map onto the service like this:
+Every key ``k`` of the shelf is the block blob ``<prefix>/k`` in ``<container>``. The algorithms
+live in :mod:`modelshelf.objectstore`; the primitives here map onto the service like this:
 
-* ``put_if_absent``: a single Put Blob with ``If-None-Match: *`` (409 -> AlreadyExists);
-* ``put_if_match``: a single Put Blob with ``If-Match: <etag>`` (412 or 404 -> PreconditionFailed);
-* ``put_file``: parallel Put Block calls streamed from the open file, then Put Block List, so the
-  blob becomes visible only when complete and memory stays at about
+* ``_put``: a single Put Blob, with ``If-None-Match: *`` or ``If-Match: <etag>`` when conditional;
+* ``_upload_file``: parallel Put Block calls streamed from the open file, then Put Block List, so
+  the blob becomes visible only when complete and memory stays at about
   ``max_concurrency * max_block_size`` whatever the file size;
-* ``read_stream``: ranged GETs of ``max_chunk_get_size``, pinned to the first response's etag;
-* ``list`` / ``list_prefixes``: paged List Blobs (flat, or with ``delimiter='/'``).
+* ``_open_read``: ranged GETs of ``max_chunk_get_size``; resumed ones pinned to the first etag;
+* ``_list_page``: one page of List Blobs (flat, or with ``delimiter='/'``).
 
-A conditional write whose response is lost may have been applied. The SDK's automatic retry would
-then see its own write as a conflict and report a lost race that was in fact won, so conditional
-writes are retried here instead: after an uncertain failure, a conflict whose current content is
-exactly the bytes we sent counts as our own success.
+A Put Blob is sent with the SDK's retries off: a write whose answer is lost may have been applied,
+and the SDK's retry would then report our own write as a lost race. The core's conditional-write
+algorithm retries it instead (see :class:`~modelshelf.objectstore.TryAgain`).
 
-An answer cut inside its header block (the connection closed at a header-line boundary) looks to
-``http.client`` like a complete answer lacking some headers, and often an empty body. The SDK then
-raises plain ``ValueError`` / ``TypeError`` / ``AttributeError`` / ``DeserializationError``, or
-returns properties holding ``None``. Every SDK call is therefore made through
-:meth:`AzureBlobStorage._sdk`, which retries such malformed answers a few times (they are
-transient) and then raises :class:`~modelshelf.errors.BackendUnavailable`; sizes and etags are
-checked before use. The catch wraps SDK calls only, so a bug in this module still surfaces as is.
+An answer cut inside its header block makes the SDK raise plain ``ValueError`` / ``TypeError`` /
+``AttributeError`` / ``DeserializationError``, or return properties holding ``None``: such answers
+count as malformed (:data:`modelshelf_azure._errors.MALFORMED`) and are asked for again; sizes and
+etags are checked before use. Primitives hold SDK calls only, so a bug here still surfaces as is.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    AzureError,
     HttpResponseError,
-    ResourceExistsError,
     ResourceModifiedError,
-    ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
 from azure.storage.blob import BlobPrefix, BlobServiceClient, ContainerClient, ExponentialRetry
-from modelshelf.errors import (
-    AccessDenied,
-    AlreadyExists,
-    BackendUnavailable,
-    KeyNotFound,
-    PreconditionFailed,
-    StorageError,
-)
-from modelshelf.storage import CHUNK_SIZE, ObjectInfo, Storage, StoredBytes, check_key
+from modelshelf.errors import ModelshelfError, StorageError
+from modelshelf import objectstore
+from modelshelf.retry import Backoff
+from modelshelf.storage import ObjectInfo, StoredBytes
 
-from ._config import Connection, parse_url, resolve_connection, safe_url
-from ._errors import error_code, status_code, translate
-
-MiB = 1 << 20
-
-#: Tuning defaults, each overridable by the option of the same name given to ``modelshelf.open``.
-DEFAULTS: dict[str, Any] = {
-    # Parallel block uploads per file. Memory is about max_concurrency * max_block_size.
-    "max_concurrency": 4,
-    # 8 MiB blocks: 50,000 blocks allow blobs up to 390 GiB, and a block is small enough that a
-    # slow link never hits the read timeout on one request (the modelstore #231 failure).
-    "max_block_size": 8 * MiB,
-    # Files up to this size go up in one Put Blob; larger ones in parallel blocks.
-    "max_single_put_size": 8 * MiB,
-    # Size of each ranged GET when downloading (and of the first one).
-    "max_chunk_get_size": 4 * MiB,
-    # Seconds to open a connection, and to wait for each socket read.
-    "connection_timeout": 20,
-    "read_timeout": 120,
-    # Retries of one request (exponential back-off: 1 s, 4 s, 10 s, 28 s, 82 s, +-1 s jitter).
-    # Connection failures get fewer so that a wrong endpoint fails in about 5 s. (The SDK's
-    # counter allows one retry more than the number given: 1 means two retries, 1 s + 4 s.)
-    "retry_total": 5,
-    "retry_connect": 1,
-    # Listing page size; None is the service maximum (5,000).
-    "results_per_page": None,
-}
-
-_CREDENTIAL_OPTIONS = (
-    "connection_string",
-    "account_url",
-    "account_name",
-    "sas_token",
-    "credential",
-)
-
-#: Failures after which a write may or may not have been applied by the service.
-_UNCERTAIN_STATUS = frozenset({408, 500, 502, 504})
-#: Failures after which a write was certainly not applied, and which are worth retrying.
-_RETRYABLE_STATUS = frozenset({429, 503})
-
-#: Attempts at one SDK call whose answer keeps coming back malformed, and the pause between them.
-_MALFORMED_ATTEMPTS = 4
-_MALFORMED_PAUSE = 0.25
-
-T = TypeVar("T")
+from . import _errors
+from .options import Connection, parse, resolve_connection, safe_url
 
 
-class _MalformedAnswer(Exception):
-    """An answer the SDK accepted but that lacks what it must carry (a size, an etag, its bytes).
-
-    Raised by this module's own checks; its message is ours and never holds a secret."""
-
-
-#: What the SDK raises, besides AzureError, on an answer cut short or otherwise malformed:
-#: ``ValueError`` ("Required Content-Range response header is missing"; ``DeserializationError``
-#: is a subclass), ``TypeError`` and ``AttributeError`` (a ``None`` where a parsed value was
-#: expected, e.g. a listing page), ``KeyError`` (a missing response header).
-_MALFORMED = (ValueError, TypeError, AttributeError, KeyError, _MalformedAnswer)
-
-
-class AzureBlobStorage(Storage):
+class AzureBlobStorage(objectstore.ObjectStoreStorage):
     """A shelf in an Azure Blob Storage container, below an optional prefix.
 
     ``AzureBlobStorage("az://models/team-a", connection_string=...)``. Options:
 
-    * credentials (see :func:`modelshelf_azure._config.resolve_connection` for the order):
+    * credentials (see :func:`modelshelf_azure.options.resolve_connection` for the order):
       ``connection_string``, ``account_url``, ``account_name``, ``sas_token``, ``credential``;
-    * tuning: the keys of :data:`DEFAULTS`.
+    * tuning: the keys of :data:`modelshelf_azure.options.DEFAULTS`.
 
     Unknown options raise :class:`~modelshelf.errors.StorageError`. Creating the storage does no
     network I/O; the first operation does. The object is thread-safe.
     """
 
+    service = "the Azure Blob service"
+    answer_retry = Backoff(attempts=4, first=0.25, cap=1.0)
+    # Error codes tell a missing container from a missing blob, even on HEAD requests.
+    _bucket_known = True
+
     def __init__(self, url: str, **options: Any) -> None:
-        unknown = sorted(set(options) - set(DEFAULTS) - set(_CREDENTIAL_OPTIONS))
-        if unknown:
-            raise StorageError(
-                f"unknown option(s) for Azure shelves: {', '.join(unknown)}; known: "
-                f"{', '.join([*_CREDENTIAL_OPTIONS, *DEFAULTS])}"
-            )
-        location = parse_url(url)
+        location, settings, credentials = parse(url, options)
         self.url = location.url
         self.container_name = location.container
-        self._root = location.prefix
-        settings = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
-        self._settings = settings
-        connection = resolve_connection(
-            self.url, **{k: v for k, v in options.items() if k in _CREDENTIAL_OPTIONS}
-        )
-        self._retry = ExponentialRetry(
+        self.root = location.prefix
+        self.settings = settings
+        self.small_blob_limit = settings["max_single_put_size"]
+        # Conditional writes are retried here, not by the SDK (see the module docstring), with
+        # the budget the SDK's policy gives other requests.
+        self.write_retry = Backoff(attempts=settings["retry_total"] + 1, first=0.5, cap=8.0)
+        connection = resolve_connection(self.url, **credentials)
+        retry = ExponentialRetry(
             initial_backoff=1,
             increment_base=3,
             retry_total=settings["retry_total"],
@@ -154,12 +82,10 @@ class AzureBlobStorage(Storage):
             retry_connect=settings["retry_connect"],
         )
         self._session, transport = _transport(settings["max_concurrency"])
-        self._service = _service_client(connection, self.url, self._retry, transport, settings)
-        self.account_url = safe_url(self._service.url)
+        self._service = _service_client(connection, self.url, retry, transport, settings)
+        self.account_url = self.endpoint = safe_url(self._service.url)
         self._container: ContainerClient = self._service.get_container_client(self.container_name)
         self._closed = threading.Event()
-
-    # --- helpers ---------------------------------------------------------------------------
 
     def describe(self) -> str:
         return f"{self.url} (Azure account {self.account_url})"
@@ -167,361 +93,135 @@ class AzureBlobStorage(Storage):
     def __repr__(self) -> str:
         return f"AzureBlobStorage({self.url!r}, account_url={self.account_url!r})"
 
-    def _name(self, key: str) -> str:
-        return self._root + check_key(key)
+    # --- primitives --------------------------------------------------------------------------
 
-    def _list_prefix(self, prefix: str) -> str:
-        if prefix.startswith("/") or any(part in (".", "..") for part in prefix.split("/")):
-            raise StorageError(f"invalid listing prefix {prefix!r} for shelf {self.url}")
-        return self._root + prefix
+    def _blob(self, name: str) -> Any:
+        return self._container.get_blob_client(name)
 
-    def _error(
-        self, exc: AzureError, action: str, key: str, *, write: bool = False
-    ) -> StorageError | KeyNotFound:
-        if type(exc).__name__ == "AzureSigningError":
-            return AccessDenied(
-                f"shelf {self.url}: the account key in use cannot sign requests (it is not valid "
-                "base64): check AccountKey in the connection string"
-            )
-        return translate(
-            exc, shelf=self.url, account=self.account_url, action=action, key=key, write=write
-        )
+    def _get(self, name: str) -> StoredBytes:
+        downloader = self._blob(name).download_blob()
+        data = downloader.readall()
+        # A ranged answer that lost its Content-Length has an empty body: the SDK would return
+        # the blob short (or a later range shifted), so the length is checked.
+        size = _size(downloader.size)
+        if len(data) != size:
+            raise objectstore.MalformedAnswer(f"got {len(data)} of {size} bytes")
+        return StoredBytes(data, _etag(downloader.properties.etag))
 
-    def _garbled(self, exc: BaseException, action: str, key: str, attempts: int) -> StorageError:
-        """The error for an answer that stayed malformed after ``attempts`` tries.
-
-        The SDK's text is not repeated (it may quote a URL); our own checks' text is safe."""
-        where = f"{action} {key!r}" if key else action
-        detail = str(exc) if isinstance(exc, _MalformedAnswer) else type(exc).__name__
-        return BackendUnavailable(
-            f"shelf {self.url}: the Azure Blob service at {self.account_url} sent a malformed or "
-            f"truncated answer to {where} ({detail}), {attempts} time(s): check the network "
-            "(a proxy or connection cutting answers short) and try again"
-        )
-
-    def _sdk(self, call: Callable[[], T], action: str, key: str, *, write: bool = False) -> T:
-        """Run ``call`` (SDK calls, plus checks raising :class:`_MalformedAnswer`) and return its
-        result. ``call`` must be safe to repeat: a malformed answer is retried up to
-        :data:`_MALFORMED_ATTEMPTS` times, then reported as BackendUnavailable. Azure errors are
-        translated to modelshelf errors (the SDK already retried those that are transient)."""
-        failure: BaseException | None = None
-        for attempt in range(_MALFORMED_ATTEMPTS):
-            if attempt:
-                time.sleep(_MALFORMED_PAUSE * attempt)
-            try:
-                return call()
-            except AzureError as exc:
-                raise self._error(exc, action, key, write=write) from None
-            except _MALFORMED as exc:
-                failure = exc
-        assert failure is not None
-        raise self._garbled(failure, action, key, _MALFORMED_ATTEMPTS) from None
-
-    def _pages(self, pager: Callable[[], Any], action: str, prefix: str) -> Iterator[Any]:
-        """Yield the items of a paged SDK listing, fetching each page through :meth:`_sdk`.
-
-        A page is fetched whole (one request) and retried alone when its answer is malformed,
-        resuming from the previous page's continuation marker."""
-        token: str | None = None
-        while True:
-
-            def fetch(token: str | None = token) -> tuple[list[Any], str | None]:
-                pages = pager().by_page(continuation_token=token)
-                page = list(next(pages, []))
-                return page, pages.continuation_token
-
-            page, token = self._sdk(fetch, action, prefix)
-            yield from page
-            if not token:
-                return
-
-    # --- reads -----------------------------------------------------------------------------
-
-    def read(self, key: str) -> StoredBytes:
-        blob = self._container.get_blob_client(self._name(key))
-
-        def fetch() -> StoredBytes:
-            downloader = blob.download_blob()
-            data = downloader.readall()
-            # A ranged answer that lost its Content-Length has an empty body: the SDK would
-            # return the blob short (or a later range shifted), so the length is checked.
-            size = _size(downloader.size)
-            if len(data) != size:
-                raise _MalformedAnswer(f"got {len(data)} of {size} bytes")
-            return StoredBytes(data, _etag(downloader.properties.etag))
-
-        return self._sdk(fetch, "read", key)
-
-    def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        """Yield the blob in pieces of at most ``chunk_size`` bytes, in constant memory.
-
-        The first request is made by this call, so a missing key raises :class:`KeyNotFound`
-        here, like the other backends. The service is then asked for ``max_chunk_get_size`` bytes
-        at a time, every range pinned to the etag of the first response, so a blob replaced
-        mid-download raises instead of mixing two versions.
-        """
-        if chunk_size <= 0:
-            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        blob = self._container.get_blob_client(self._name(key))
-
-        def first() -> tuple[Any, int, str]:
+    def _open_read(
+        self, name: str, start: int, pin: objectstore.ObjectRead | None, chunk_size: int
+    ) -> objectstore.ObjectRead:
+        etag = pin.etag if pin is not None else None
+        blob = self._blob(name)
+        if etag is None:
             downloader = blob.download_blob(max_concurrency=1)
-            return downloader, _size(downloader.size), _etag(downloader.properties.etag)
+        else:
+            try:
+                downloader = blob.download_blob(
+                    offset=start,
+                    max_concurrency=1,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except ResourceModifiedError:
+                raise objectstore.Replaced() from None
+        size = start + _size(downloader.size)
+        return objectstore.ObjectRead(size, _etag(downloader.properties.etag), self._pieces(downloader, start, size))
 
-        downloader, size, etag = self._sdk(first, "read", key)
-        return self._pieces(blob, downloader, key, size, etag, chunk_size)
+    def _pieces(self, downloader: Any, start: int, size: int) -> Iterator[bytes]:
+        """``downloader.chunks()``, one ranged GET at a time, ending at the first short piece.
 
-    def _pieces(
-        self, blob: Any, downloader: Any, key: str, size: int, etag: str, chunk_size: int
-    ) -> Iterator[bytes]:
-        """The blob's bytes, checked piece by piece, resuming after a malformed answer.
-
-        ``downloader.chunks()`` yields pieces of exactly ``max_chunk_get_size`` bytes but the last
-        (the first GET asks for the same size, see :func:`_service_client`). A shorter piece is
-        an answer cut short: its bytes are a true prefix of that range, but the SDK would carry
-        on with the next range and shift everything after it. So a short piece, or a malformed
-        answer, ends this downloader, and a new one resumes at the first missing byte, pinned to
-        the first answer's etag so that a replaced blob raises instead of mixing two versions.
+        Every piece holds exactly ``max_chunk_get_size`` bytes but the last (the first GET asks
+        for the same size, see :func:`_service_client`). A shorter one is an answer cut short: its
+        bytes are a true prefix of the range, but the SDK would go on with the next range and
+        shift everything after it; ending here makes the core resume at the first missing byte.
         """
-        step = self._settings["max_chunk_get_size"]
-        done = 0
-        failures = 0
+        step = self.settings["max_chunk_get_size"]
         chunks = downloader.chunks()
+        done = start
         while done < size:
             expected = min(step, size - done)
-            failure: BaseException | None = None
             try:
-                # chunks(), never readall(): one ranged GET at a time, nothing accumulated.
                 piece = next(chunks, b"")
             except ResourceModifiedError:
-                raise self._replaced(key) from None
-            except AzureError as exc:
-                raise self._error(exc, "read", key) from None
-            except _MALFORMED as exc:
-                piece, failure = b"", exc
-            if len(piece) > size - done:
-                # More bytes than the blob holds: nothing here can be trusted.
-                raise self._garbled(
-                    _MalformedAnswer(f"{done + len(piece)} bytes of a {size}-byte blob"),
-                    "read",
-                    key,
-                    failures + 1,
-                )
-            view = memoryview(piece)
-            for start in range(0, len(view), chunk_size):
-                yield bytes(view[start : start + chunk_size])
+                raise objectstore.Replaced() from None
+            if piece:
+                yield piece
             done += len(piece)
-            if failure is None and len(piece) >= expected:
-                continue
-            failures += 1
-            if failures >= _MALFORMED_ATTEMPTS:
-                raise self._garbled(
-                    failure or _MalformedAnswer(f"got {done} of {size} bytes"),
-                    "read",
-                    key,
-                    failures,
-                )
-            time.sleep(_MALFORMED_PAUSE * failures)
-            resume = functools.partial(self._resume, blob, key, done, etag)
-            chunks = self._sdk(resume, "read", key).chunks()
+            if len(piece) < expected:
+                return
 
-    def _resume(self, blob: Any, key: str, offset: int, etag: str) -> Any:
-        """A downloader for the blob from ``offset`` on, if it still has ``etag``."""
-        try:
-            return blob.download_blob(
-                offset=offset,
-                max_concurrency=1,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
+    def _head(self, name: str) -> ObjectInfo:
+        props = self._blob(name).get_blob_properties()
+        return ObjectInfo(name, _size(props.size), _etag(props.etag), props.last_modified)
+
+    def _list_page(self, prefix: str, token: str | None, delimited: bool) -> objectstore.ListPage:
+        per_page = self.settings["results_per_page"]  # only how many names a request brings
+        if delimited:
+            pager = self._container.walk_blobs(
+                name_starts_with=prefix, delimiter="/", results_per_page=per_page
             )
-        except ResourceModifiedError:
-            raise self._replaced(key) from None
-
-    def _replaced(self, key: str) -> StorageError:
-        return StorageError(
-            f"shelf {self.url}: {key} was replaced while being downloaded; try again"
-        )
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        blob = self._container.get_blob_client(self._name(key))
-
-        def fetch() -> ObjectInfo:
-            props = blob.get_blob_properties()
-            return ObjectInfo(key, _size(props.size), _etag(props.etag), props.last_modified)
-
-        try:
-            return self._sdk(fetch, "stat", key)
-        except KeyNotFound:
-            return None
-
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        start = self._list_prefix(prefix)
-        cut = len(self._root)
-        # results_per_page only sets how many names each request brings back.
-        pager = lambda: self._container.list_blobs(  # noqa: E731
-            name_starts_with=start, results_per_page=self._settings["results_per_page"]
-        )
-        for props in self._pages(pager, "list", prefix):
-            name = str(props.name)
-            if name.endswith("/"):  # a "directory" marker some tools create: not a key
-                continue
-            try:
-                size, etag = _size(props.size), _etag(props.etag)
-            except _MalformedAnswer as exc:
-                raise self._garbled(exc, "list", prefix, 1) from None
-            yield ObjectInfo(name[cut:], size, etag, props.last_modified)
-
-    def list_prefixes(self, prefix: str) -> Iterator[str]:
-        start = self._list_prefix(prefix)
-        cut = len(self._root)
-        pager = lambda: self._container.walk_blobs(  # noqa: E731
-            name_starts_with=start,
-            delimiter="/",
-            results_per_page=self._settings["results_per_page"],
-        )
-        for item in self._pages(pager, "list", prefix):
-            # walk_blobs yields blobs directly below the prefix and BlobPrefix "folders"; only
-            # the folders are wanted. A BlobPrefix is itself iterable (a lazy sub-listing) and
-            # must not be walked.
-            if isinstance(item, BlobPrefix):
-                yield str(item.name)[cut:]
-
-    # --- writes ----------------------------------------------------------------------------
-
-    def put_file(self, key: str, path: Path) -> None:
-        name = self._name(key)
-        path = Path(path)
-        blob = self._container.get_blob_client(name)
-        with path.open("rb") as handle:
-            size = path.stat().st_size
-
-            def upload() -> None:
-                # An unconditional overwrite is safe to repeat; each attempt starts afresh.
-                handle.seek(0)
-                blob.upload_blob(
-                    handle,
-                    length=size,
-                    overwrite=True,
-                    max_concurrency=self._settings["max_concurrency"],
-                )
-
-            self._sdk(upload, "write", key, write=True)
-
-    def put_if_absent(self, key: str, data: bytes) -> str:
-        return self._conditional_put(key, bytes(data), etag=None)
-
-    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
-        if not etag:
-            raise PreconditionFailed(f"{key}: empty etag given for compare-and-swap in {self.url}")
-        return self._conditional_put(key, bytes(data), etag=etag)
-
-    def _conditional_put(self, key: str, data: bytes, *, etag: str | None) -> str:
-        """One atomic conditional Put Blob, retried here (not by the SDK) so that a lost
-        response cannot turn our own success into a reported conflict."""
-        blob = self._container.get_blob_client(self._name(key))
-        if etag is None:
-            conditions: dict[str, Any] = {"overwrite": False}  # the SDK sends If-None-Match: *
         else:
-            conditions = {
-                "overwrite": True,
-                "etag": etag,
-                "match_condition": MatchConditions.IfNotModified,
-            }
-        uncertain = False  # an earlier attempt may have been applied
-        attempt = 0
-        while True:
-            try:
-                # The data is far below max_single_put_size: one request, atomic on the service.
-                response = blob.upload_blob(data, retry_total=0, **conditions)
-                return _etag(response.get("etag"))
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
-                conflict = self._conflict(exc, key, etag is None)
-                if conflict is None:
-                    raise self._error(exc, "write", key, write=True) from None
-                if uncertain:
-                    current = self._current_if_equal(blob, data)
-                    if current is not None:
-                        return current
-                raise conflict from None
-            except (ServiceRequestError, ServiceResponseError, HttpResponseError) as exc:
-                status = status_code(exc) if isinstance(exc, HttpResponseError) else None
-                if isinstance(exc, HttpResponseError) and status not in (
-                    _UNCERTAIN_STATUS | _RETRYABLE_STATUS
-                ):
-                    raise self._error(exc, "write", key, write=True) from None
-                # Same budget as the SDK's policy gives other requests (see DEFAULTS).
-                limit = (
-                    self._settings["retry_connect"] + 1
-                    if isinstance(exc, ServiceRequestError)
-                    else self._settings["retry_total"]
-                )
-                if attempt >= limit:
-                    raise self._error(exc, "write", key, write=True) from None
-                if isinstance(exc, ServiceResponseError) or status in _UNCERTAIN_STATUS:
-                    uncertain = True
-                time.sleep(self._retry.get_backoff_time({"count": attempt}))
-                attempt += 1
-            except _MALFORMED as exc:
-                # A malformed answer (e.g. cut before its ETag) came after the service read the
-                # request: the write may have been applied, exactly like a lost answer.
-                if attempt >= self._settings["retry_total"]:
-                    raise self._garbled(exc, "write", key, attempt + 1) from None
-                uncertain = True
-                time.sleep(_MALFORMED_PAUSE * (attempt + 1))
-                attempt += 1
+            pager = self._container.list_blobs(name_starts_with=prefix, results_per_page=per_page)
+        pages = pager.by_page(continuation_token=token)
+        objects, prefixes = [], []
+        for item in list(next(pages, [])):
+            # A BlobPrefix is itself iterable (a lazy sub-listing) and must not be walked.
+            if isinstance(item, BlobPrefix):
+                prefixes.append(str(item.name))
+            elif not delimited:
+                size, etag = _size(item.size), _etag(item.etag)
+                objects.append(ObjectInfo(str(item.name), size, etag, item.last_modified))
+        return objectstore.ListPage(objects, prefixes, pages.continuation_token)
 
-    def _conflict(self, exc: AzureError, key: str, create_only: bool) -> StorageError | None:
-        """The AlreadyExists / PreconditionFailed a refused conditional write means, or None."""
-        code = error_code(exc) if isinstance(exc, HttpResponseError) else ""
-        if code == "ContainerNotFound":
-            return None
-        if create_only and isinstance(exc, ResourceExistsError):
-            return AlreadyExists(f"{key} already exists in shelf {self.url}")
-        if not create_only and isinstance(exc, ResourceModifiedError | ResourceNotFoundError):
-            return PreconditionFailed(f"{key} changed since it was read (shelf {self.url})")
-        if isinstance(exc, HttpResponseError) and status_code(exc) in (409, 412):
-            return (AlreadyExists if create_only else PreconditionFailed)(
-                f"{key} {'already exists' if create_only else 'changed since it was read'} "
-                f"in shelf {self.url}"
-            )
-        return None
-
-    def _current_if_equal(self, blob: Any, data: bytes) -> str | None:
-        """The blob's etag if it now holds exactly ``data`` (our uncertain write landed)."""
+    def _put(self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None) -> str | None:
+        conditions: dict[str, Any] = {"overwrite": not if_none_match}  # False: If-None-Match: *
+        if if_match is not None:
+            conditions.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
         try:
-            downloader = blob.download_blob()
-            current = downloader.readall()
-            etag = _etag(downloader.properties.etag)
-        except (AzureError, *_MALFORMED):
-            return None  # unknown: the caller reports the conflict it saw
-        return etag if current == data else None
+            # Far below max_single_put_size: one request, atomic on the service.
+            response = self._blob(name).upload_blob(data, retry_total=0, **conditions)
+        except ServiceRequestError as exc:  # never sent: the SDK's connect budget
+            attempts = self.settings["retry_connect"] + 2
+            raise objectstore.TryAgain(exc, maybe_applied=False, attempts=attempts) from None
+        except ServiceResponseError as exc:
+            raise objectstore.TryAgain(exc, maybe_applied=True) from None
+        except HttpResponseError as exc:
+            conditional = if_none_match or if_match is not None
+            if conditional and _errors.refused(exc, create_only=if_none_match):
+                raise objectstore.Refused(create_only=if_none_match) from None
+            status = _errors.status_code(exc)
+            if status in _errors.UNCERTAIN_STATUS | _errors.RETRYABLE_STATUS:
+                raise objectstore.TryAgain(exc, maybe_applied=status in _errors.UNCERTAIN_STATUS) from None
+            raise
+        etag = response.get("etag")
+        return _etag(etag) if etag else None
 
-    def delete(self, key: str) -> None:
-        blob = self._container.get_blob_client(self._name(key))
-        # Already gone is fine (a missing container is a StorageError, not KeyNotFound).
-        with contextlib.suppress(KeyNotFound):
-            self._sdk(
-                lambda: blob.delete_blob(delete_snapshots="include"), "delete", key, write=True
+    def _upload_file(self, name: str, path: Path) -> None:
+        with path.open("rb") as handle:
+            self._blob(name).upload_blob(
+                handle,
+                length=path.stat().st_size,
+                overwrite=True,
+                max_concurrency=self.settings["max_concurrency"],
             )
 
-    def touch(self, key: str) -> None:
-        """Refresh a blob's Last-Modified time so ``gc``'s grace period starts again.
+    def _delete(self, name: str) -> None:
+        self._blob(name).delete_blob(delete_snapshots="include")
 
-        Core calls this when an upload reuses a blob that is already stored. Setting metadata is
-        the cheapest write that moves Last-Modified without sending the content again. A blob
-        that vanished meanwhile is not an error: core re-checks and re-uploads before publishing.
-        """
-        blob = self._container.get_blob_client(self._name(key))
-        # Vanished meanwhile is fine (a missing container is a StorageError, not KeyNotFound).
-        with contextlib.suppress(KeyNotFound):
-            self._sdk(
-                lambda: blob.set_blob_metadata({"modelshelf_touched": f"{time.time():.0f}"}),
-                "touch",
-                key,
-                write=True,
-            )
+    def _touch(self, name: str) -> None:
+        """Setting metadata is the cheapest write that moves Last-Modified."""
+        self._blob(name).set_blob_metadata({"modelshelf_touched": f"{time.time():.0f}"})
 
-    # --- lifecycle -------------------------------------------------------------------------
+    def _is_malformed(self, exc: BaseException) -> bool:
+        return isinstance(exc, _errors.MALFORMED)
+
+    def _map_error(
+        self, exc: BaseException, action: str, key: str, write: bool
+    ) -> ModelshelfError | None:
+        return _errors.translate(
+            exc, shelf=self.url, account=self.account_url, action=action, key=key, write=write
+        )
 
     def close(self) -> None:
         if self._closed.is_set():
@@ -536,19 +236,18 @@ def _etag(value: object) -> str:
 
     Blob listings return etags unquoted while HEAD/GET/PUT return them quoted; a caller that
     compares a listed etag with a read one, or passes either to ``put_if_match``, must not care.
-    A missing or empty etag (an answer cut before its ETag header) raises
-    :class:`_MalformedAnswer`: turning it into the string ``"None"`` would break every later
-    compare-and-swap.
+    A missing or empty etag (an answer cut before its ETag header) is a malformed answer: turning
+    it into the string ``"None"`` would break every later compare-and-swap.
     """
     if not isinstance(value, str) or value.strip('"') == "":
-        raise _MalformedAnswer("no ETag in the answer")
+        raise objectstore.MalformedAnswer("no ETag in the answer")
     return value if value.startswith('"') else f'"{value}"'
 
 
 def _size(value: object) -> int:
-    """A blob size from an answer; a missing or negative one raises :class:`_MalformedAnswer`."""
+    """A blob size from an answer; a missing or negative one is a malformed answer."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _MalformedAnswer("no valid size (Content-Length / Content-Range) in the answer")
+        raise objectstore.MalformedAnswer("no valid size (Content-Length / Content-Range) in the answer")
     return value
 
 

@@ -1,4 +1,4 @@
-"""Shelf URL parsing and credential resolution, before any network I/O.
+"""Shelf URL, options and credential resolution, before any network I/O.
 
 Nothing here imports the Azure SDK (``azure-identity`` is imported only when it is the chosen
 credential), and no message built here contains a key, a SAS token or a connection string.
@@ -14,6 +14,43 @@ from urllib.parse import urlsplit
 
 import attrs
 from modelshelf.errors import AccessDenied, StorageError
+from modelshelf.objectstore import check_options, option_value
+
+MiB = 1 << 20
+
+#: Tuning defaults, each overridable by the option of the same name given to ``modelshelf.open``.
+DEFAULTS: dict[str, Any] = {
+    # Parallel block uploads per file. Memory is about max_concurrency * max_block_size.
+    "max_concurrency": 4,
+    # 8 MiB blocks: 50,000 blocks allow blobs up to 390 GiB, and a block is small enough that a
+    # slow link never hits the read timeout on one request (the modelstore #231 failure).
+    "max_block_size": 8 * MiB,
+    # Files up to this size go up in one Put Blob; larger ones in parallel blocks.
+    "max_single_put_size": 8 * MiB,
+    # Size of each ranged GET when downloading (and of the first one).
+    "max_chunk_get_size": 4 * MiB,
+    # Seconds to open a connection, and to wait for each socket read.
+    "connection_timeout": 20,
+    "read_timeout": 120,
+    # Retries of one request (exponential back-off: 1 s, 4 s, 10 s, 28 s, 82 s, +-1 s jitter).
+    # Connection failures get fewer so that a wrong endpoint fails in about 5 s. (The SDK's
+    # counter allows one retry more than the number given: 1 means two retries, 1 s + 4 s.)
+    "retry_total": 5,
+    "retry_connect": 1,
+    # Listing page size; None is the service maximum (5,000).
+    "results_per_page": None,
+}
+#: How each tuning option is checked (see :func:`modelshelf.objectstore.option_value`).
+_KINDS = {
+    "max_concurrency": "count",
+    "max_block_size": "count",
+    "max_single_put_size": "count",
+    "max_chunk_get_size": "count",
+    "connection_timeout": "seconds",
+    "read_timeout": "seconds",
+    "results_per_page": "count",
+}
+CREDENTIAL_OPTIONS = ("connection_string", "account_url", "account_name", "sas_token", "credential")
 
 #: Container names: 3-63 characters of lowercase letters, digits and single hyphens, starting and
 #: ending with a letter or digit; plus the special containers Azure defines.
@@ -185,3 +222,19 @@ def safe_url(url: str) -> str:
     if port is not None:
         host = f"{host}:{port}"
     return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
+
+
+def parse(url: str, options: Mapping[str, Any]) -> tuple[ShelfLocation, dict[str, Any], dict[str, Any]]:
+    """Check ``url`` and ``options``: the shelf location, the tuning settings (defaults filled
+    in) and the credential options (resolved by :func:`resolve_connection` when connecting)."""
+    location = parse_url(url)
+    check_options(options, [*CREDENTIAL_OPTIONS, *DEFAULTS], f"Azure shelf {location.url}")
+    settings = dict(DEFAULTS)
+    for name, value in options.items():
+        if name in DEFAULTS:
+            kind = _KINDS.get(name)
+            settings[name] = value if kind is None or value is None else option_value(
+                name, value, kind, f"Azure shelf {location.url}"
+            )
+    credentials = {k: v for k, v in options.items() if k in CREDENTIAL_OPTIONS}
+    return location, settings, credentials
