@@ -134,21 +134,30 @@ class _SchemeB(_SchemeA):
 
 
 def test_duplicate_scheme_names_both_distributions() -> None:
+    """A conflict names both distributions, disables only that scheme, and never picks a winner."""
+    from modelshelf.plugins import PluginWarning, explain_missing_scheme
+
     registry = get_registry()
     registry.register(_SchemeA(), "dup-a", "modelshelf-dup-a")
     registry.register(_SchemeB(), "dup-b", "modelshelf-dup-b")
     try:
-        with pytest.raises(PluginError) as info:
-            registry.storages()
-        assert "modelshelf-dup-a" in str(info.value) and "modelshelf-dup-b" in str(info.value)
+        with pytest.warns(PluginWarning, match="modelshelf-dup-a") as warned:
+            storages = registry.storages()
+        assert "modelshelf-dup-b" in str(warned[0].message)
+        assert "dup" not in storages and "file" in storages  # the rest keeps working
+        why = explain_missing_scheme("dup")
+        assert why is not None and "modelshelf-dup-a" in why and "modelshelf-dup-b" in why
+        assert [(c.kind, c.name) for c in registry.conflicts()] == [("storage", "dup")]
     finally:
         registry.unregister("dup-a")
         registry.unregister("dup-b")
     assert "dup" not in registry.storages()
+    assert registry.conflicts() == []
 
 
-def test_duplicate_serializer_names_both_distributions() -> None:
+def test_duplicate_serializer_names_both_distributions(local_shelf, model_file: Path) -> None:
     from modelshelf.default_plugins.files import FilesSerializer
+    from modelshelf.plugins import PluginWarning, explain_missing_serializer
 
     class Again:
         @modelshelf.hookimpl
@@ -158,11 +167,17 @@ def test_duplicate_serializer_names_both_distributions() -> None:
     registry = get_registry()
     registry.register(Again(), "files-again", "modelshelf-files-again")
     try:
-        with pytest.raises(PluginError, match="modelshelf-files-again") as info:
-            registry.serializers()
-        assert "both modelshelf " in str(info.value)
+        with pytest.warns(PluginWarning, match="modelshelf-files-again") as warned:
+            assert "files" not in registry.serializers()
+        assert "both" not in str(warned[0].message)
+        assert "modelshelf.default_plugins.files (modelshelf) and files-again" in str(warned[0].message)
+        why = explain_missing_serializer("files", "modelshelf")
+        assert why is not None and "modelshelf-files-again" in why
+        with pytest.raises(PluginError, match="modelshelf-files-again"):
+            local_shelf.upload("m", model_file)  # the files serializer is what conflicts
     finally:
         registry.unregister("files-again")
+    assert "files" in registry.serializers()
 
 
 def test_broadcast_hooks_fire_and_a_failing_listener_is_only_a_warning(local_shelf, model_file: Path) -> None:

@@ -58,13 +58,13 @@ def _open_with_options(opener: Callable[..., Any], url: str | None, options: dic
         ) from None
 
 
-def _storage_options(values: Iterable[str]) -> dict[str, Any]:
+def _storage_options(values: Iterable[str], flag: str = "--option") -> dict[str, Any]:
     """``-o KEY=VALUE`` pairs; values that read as JSON (numbers, true/false) are converted."""
     options: dict[str, Any] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--option")
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=flag)
         try:
             options[key] = json.loads(value)
         except ValueError:
@@ -321,32 +321,58 @@ def cli(ctx: click.Context, url: str | None, options: tuple[str, ...]) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins of modelshelf itself.")
-def plugins(as_json: bool, show_all: bool) -> None:
+@click.option("--check", is_flag=True,
+              help="Exit 1 if any plugin failed, is blocked, conflicts with another or has problems (for a plugin's CI).")
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool, show_all: bool, check: bool) -> None:
     """List plugins: what each provides, and whether it loaded."""
+    import warnings
+
     import attrs
 
-    from .plugins import CORE_DISTRIBUTION, get_registry
+    from .plugins import CORE_DISTRIBUTION, PluginWarning, get_registry
 
-    infos = [i for i in get_registry().infos() if show_all or i.distribution != CORE_DISTRIBUTION]
+    registry = get_registry()
+    with warnings.catch_warnings():
+        # This listing shows every failure and conflict itself; a warning would say it twice.
+        warnings.simplefilter("ignore", PluginWarning)
+        infos = [i for i in registry.infos() if show_all or i.distribution != CORE_DISTRIBUTION]
+        failures = registry.check() if check else []
     if as_json:
         click.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
-        return
-    if not infos:
+    elif not infos:
         click.echo("No plugins installed (add --all to see the built-ins). Install one, e.g. `pip install modelshelf-s3`.")
-        return
-    for info in infos:
-        # Plugin metadata and import errors are third-party text too (an error may span lines).
-        click.echo(safe(f"{info.name}  ({info.distribution} {info.version})  {info.status}"))
+    for info in [] if as_json else infos:
+        # Plugin metadata and errors are third-party text: every line goes through safe().
+        status = info.status if info.status != "loaded" or not (info.problems or info.conflicts) else "loaded, with problems"
+        click.echo(safe(f"{info.name}  ({info.distribution} {info.version})  {status}"))
         if info.error:
-            click.echo(f"    error: {_one_line(info.error)}")
+            # The whole error: pluggy's validation message names the argument at fault on line 3.
+            lines = [line for line in info.error.splitlines() if line.strip()]
+            click.echo(f"    error: {safe(lines[0])}")
+            for line in lines[1:]:
+                click.echo(f"      {safe(line.rstrip())}")
         if info.schemes:
-            click.echo(f"    storage: {', '.join(s + '://' for s in info.schemes)}")
+            click.echo(safe(f"    storage: {', '.join(s + '://' for s in info.schemes)}"))
         for s in info.serializers:
-            claims = ", ".join(s["claims"]) or "opt-in (--serializer " + s["name"] + ")"
+            claims = ", ".join(s["claims"]) or f"opt-in (upload(..., serializer={s['name']!r}))"
             safety = "safe" if s["safe"] else "UNSAFE: needs trust to load"
             click.echo(safe(f"    serializer {s['name']} [{s['format']}, {safety}]: {claims}"))
+            if s["claims"] and not s["safe"] and s.get("unsafe_default_reason"):
+                click.echo(safe(f"      unsafe by default because: {s['unsafe_default_reason']}"))
+        for conflict in info.conflicts:
+            click.echo(f"    CONFLICT: {_one_line(conflict.message())}")
+        for problem in info.problems:
+            click.echo(f"    problem: {_one_line(problem)}")
         if info.hooks and info.status == "loaded":
             click.echo(f"    hooks: {', '.join(info.hooks)}")
+    if check:
+        for line in failures:
+            click.echo(f"check failed: {_one_line(line)}", err=True)
+        if failures:
+            ctx.exit(1)
+        if not as_json:
+            click.echo("check passed: every plugin loaded, with no conflict and no problem")
 
 
 @cli.command("ls")
@@ -415,6 +441,23 @@ def info(ctx: click.Context, ref: str, as_json: bool) -> None:
         click.echo(f"  git: {safe(git.commit or '?')} on {safe(git.branch or 'detached HEAD')}{' (dirty)' if git.dirty else ''}")
 
 
+def _check_file_serializer(name: str, obj: Any) -> None:
+    """From the command line PATHS are files: a serializer of in-memory objects (sklearn-joblib)
+    would store a pickled path, so only one that takes files is accepted."""
+    from .plugins import get_registry
+
+    entry = get_registry().serializers().get(name)
+    if entry is None:
+        return  # upload names what is installed, or why a plugin that has it is unavailable
+    serializer = entry.serializer
+    first = obj[0] if isinstance(obj, list) else obj
+    if serializer.claim_depth(first) is None and serializer.files(obj) is None:
+        raise click.UsageError(
+            f"serializer {name!r} stores Python objects, not files, and PATHS are files: upload "
+            f"with the Python API instead, shelf.upload(NAME, obj, serializer={name!r})"
+        )
+
+
 @cli.command()
 @click.argument("name")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
@@ -425,18 +468,27 @@ def info(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.option("--description", default="", help="Free text describing this version.")
 @click.option("--extra", multiple=True, type=click.Path(exists=True, path_type=Path), help="An extra file stored under extra/ (repeatable).")
 @click.option("--alias", "aliases", multiple=True, help="Point this alias at the new version (repeatable).")
+@click.option("--serializer", "serializer_name", metavar="NAME",
+              help="The serializer to store PATHS with (one that takes files; default: the one claiming them, usually `files`).")
+@click.option("--serializer-option", "serializer_options", multiple=True, metavar="KEY=VALUE",
+              help="An option for the serializer's save (repeatable); values that read as JSON (numbers, true/false) are converted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new manifest as JSON.")
 @click.pass_context
 def upload(ctx: click.Context, name: str, paths: tuple[Path, ...], meta: tuple[str, ...], metric: tuple[str, ...],
            param: tuple[str, ...], tag: tuple[str, ...], description: str, extra: tuple[Path, ...],
-           aliases: tuple[str, ...], as_json: bool) -> None:
+           aliases: tuple[str, ...], serializer_name: str | None, serializer_options: tuple[str, ...],
+           as_json: bool) -> None:
     """Upload files or directories in PATHS as a new version of model NAME."""
+    obj: Any = list(paths) if len(paths) > 1 else paths[0]
+    options = _storage_options(serializer_options, "--serializer-option")
+    if serializer_name is not None:
+        _check_file_serializer(serializer_name, obj)
     shelf = _shelf(ctx)
     version = shelf.upload(
-        name, list(paths) if len(paths) > 1 else paths[0],
+        name, obj,
         metadata=_pairs(meta, "--meta"), metrics=_pairs(metric, "--metric", number=True),
         params=_pairs(param, "--param"), tags=_pairs(tag, "--tag"), description=description,
-        extra_files=list(extra) or None,
+        extra_files=list(extra) or None, serializer=serializer_name, options=options or None,
     )
     for alias in aliases:
         shelf.set_alias(name, alias, version.version)
@@ -738,8 +790,27 @@ def _add_plugin_commands() -> None:
     registry.broadcast("modelshelf_register_commands", cli=cli)
 
 
+def _plugin_warnings_as_lines() -> None:
+    """Show a :class:`~modelshelf.plugins.PluginWarning` (a plugin failed, conflicts...) as one
+    ``Warning:`` line on stderr, not as Python's two lines with a source location."""
+    import warnings
+
+    from .plugins import PluginWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if issubclass(category, PluginWarning):
+            click.echo(f"Warning: {_one_line(message)}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
+        _plugin_warnings_as_lines()
         _add_plugin_commands()
     except ModelshelfError as exc:  # pragma: no cover - a broken plugin must not stop the CLI
         click.echo(f"Warning: {_one_line(exc)}", err=True)

@@ -60,9 +60,14 @@ class Serializer(abc.ABC):
     format: ClassVar[str]
     #: ``True`` when loading can never execute code stored in the files.
     safe: ClassVar[bool] = True
-    #: Qualified class names this serializer claims by default. An opt-in serializer (selected
-    #: only by ``serializer=NAME``) leaves this empty.
+    #: Qualified class names this serializer claims by default (``module.qualname`` of a class in
+    #: ``type(obj).__mro__``, e.g. ``"sklearn.base.BaseEstimator"``). An opt-in serializer
+    #: (selected only by ``serializer=NAME``) leaves this empty.
     claims: ClassVar[tuple[str, ...]] = ()
+    #: Only for an unsafe serializer (``safe = False``) that claims classes by default: why no safe
+    #: format can store these objects (a program, not only weights). Unsafe formats are opt-in
+    #: otherwise; ``SerializerContract`` and ``modelshelf plugins --check`` enforce it.
+    unsafe_default_reason: ClassVar[str] = ""
 
     def claim_depth(self, obj: Any) -> int | None:
         """Index in ``type(obj).__mro__`` of the first class this serializer claims, or None."""
@@ -257,6 +262,13 @@ def choose(obj: Any, serializers: Iterable[Serializer]) -> Serializer:
         kind = qualified_name(type(obj))
         top = type(obj).__module__.split(".")[0]
         hint = KNOWN_FRAMEWORK_PLUGINS.get(top)
+        from .plugins import get_registry
+
+        # An installed plugin that failed, is blocked or conflicts explains it better than
+        # advice to install it.
+        why = get_registry().explain_unclaimed(obj, hint)
+        if why:
+            raise NoSerializer(f"no serializer handles {kind}: {why}")
         if hint:
             raise NoSerializer(
                 f"no installed serializer handles {kind}: install it with `pip install {hint}`"

@@ -248,6 +248,11 @@ class TorchExportSerializer(Serializer):
     format = "pt2"
     safe = False
     claims = ("torch.export.exported_program.ExportedProgram",)
+    unsafe_default_reason = (
+        "an ExportedProgram is a program (graph, signature, constants); no safe format stores "
+        "one, and its weights alone go to torch-safetensors (serializer='torch-safetensors' on "
+        "ep.module())"
+    )
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
         import torch
@@ -334,6 +339,10 @@ class TorchScriptSerializer(Serializer):
     format = "torchscript"
     safe = False
     claims = ("torch.jit._script.RecursiveScriptModule", "torch.jit._script.ScriptModule")
+    unsafe_default_reason = (
+        "a TorchScript module is code; no safe format keeps it, and storing its weights instead "
+        "would silently drop the program (pass serializer='torch-safetensors' for weights only)"
+    )
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
         import torch
