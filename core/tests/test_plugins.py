@@ -170,7 +170,7 @@ def test_duplicate_serializer_names_both_distributions(local_shelf, model_file: 
         with pytest.warns(PluginWarning, match="modelshelf-files-again") as warned:
             assert "files" not in registry.serializers()
         assert "both" not in str(warned[0].message)
-        assert "modelshelf.default_plugins.files (modelshelf) and files-again" in str(warned[0].message)
+        assert "files-again (modelshelf-files-again) and modelshelf.default_plugins.files (modelshelf)" in str(warned[0].message)
         why = explain_missing_serializer("files", "modelshelf")
         assert why is not None and "modelshelf-files-again" in why
         with pytest.raises(PluginError, match="modelshelf-files-again"):

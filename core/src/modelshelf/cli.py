@@ -316,6 +316,10 @@ def cli(ctx: click.Context, url: str | None, options: tuple[str, ...]) -> None:
     ctx.ensure_object(dict)
     ctx.obj["url"] = url
     ctx.obj["options"] = _storage_options(options)
+    if ctx.invoked_subcommand != "plugins":
+        for message in _load_warnings:
+            click.echo(f"Warning: {_one_line(message)}", err=True)
+    _load_warnings.clear()
 
 
 @cli.command()
@@ -808,10 +812,26 @@ def _plugin_warnings_as_lines() -> None:
     warnings.showwarning = show
 
 
+#: Plugin warnings raised while loading plugins, shown once the command is known (not for
+#: ``modelshelf plugins``, whose listing says the same).
+_load_warnings: list[str] = []
+
+
 def main(argv: list[str] | None = None) -> None:
+    import warnings
+
+    from .plugins import PluginWarning
+
     try:
         _plugin_warnings_as_lines()
-        _add_plugin_commands()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _add_plugin_commands()
+        for w in caught:
+            if issubclass(w.category, PluginWarning):
+                _load_warnings.append(str(w.message))
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     except ModelshelfError as exc:  # pragma: no cover - a broken plugin must not stop the CLI
         click.echo(f"Warning: {_one_line(exc)}", err=True)
     except KeyboardInterrupt:

@@ -254,7 +254,7 @@ class PluginRegistry:
             info.conflicts = [c for c in info.conflicts if c.kind != kind]
 
     def _record_conflict(self, kind: str, name: str, owners: list[str]) -> None:
-        conflict = Conflict(kind, name, [self._infos[p].label for p in owners])
+        conflict = Conflict(kind, name, sorted(self._infos[p].label for p in owners))
         self._conflicts[(kind, name)] = conflict
         for plugin in dict.fromkeys(owners):
             self._infos[plugin].conflicts.append(conflict)
@@ -366,10 +366,17 @@ class PluginRegistry:
         return sorted(self._infos.values(), key=lambda i: (i.distribution != CORE_DISTRIBUTION, i.name))
 
     def check(self) -> list[str]:
-        """One line per reason ``modelshelf plugins --check`` fails: failed and blocked plugins,
-        conflicts, and problems. Empty when every plugin loaded cleanly."""
+        """One line per reason ``modelshelf plugins --check`` fails: failed plugins, plugins
+        blocked by ``MODELSHELF_DISABLE_PLUGINS``, conflicts, and problems. Empty when every plugin
+        loaded cleanly.
+
+        Plugins left out by ``MODELSHELF_LOAD_PLUGINS`` are not checked, so that
+        ``MODELSHELF_LOAD_PLUGINS=mine modelshelf plugins --check`` checks one plugin alone.
+        """
         lines: list[str] = []
         for info in self.infos():
+            if info.status == "blocked" and (info.error or "").endswith("MODELSHELF_LOAD_PLUGINS"):
+                continue
             if info.status != "loaded":
                 lines.append(f"plugin {info.label} is {info.status}: {_first_line(info.error or '')}")
             lines.extend(f"plugin {info.label}: {problem}" for problem in info.problems)
@@ -438,7 +445,7 @@ class PluginRegistry:
         for serializer in self._conflicting_serializers:
             if serializer.claim_depth(obj) is not None:
                 return self._conflicts[("serializer", serializer.name)].message()
-        suspects = self._unavailable(distribution)
+        suspects = self._unavailable(distribution, type(obj).__module__.split(".")[0])
         if suspects:
             return _unavailable_text(suspects)
         failed = [i for i in self._infos.values() if i.status == "failed"]
