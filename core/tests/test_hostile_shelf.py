@@ -218,7 +218,7 @@ def test_stray_entries_are_skipped_and_reported(local_shelf: Shelf, model_file: 
     assert names == ["ghost", "m", "team/n"]
     assert any("Bad Name" in m for m in messages) and any("_top" in m for m in messages)
     assert all("\n" not in m for m in messages)
-    names, problems = local_shelf._scan_models()
+    names, problems = local_shelf.catalog.scan_models()
     assert names == ["ghost", "m", "team/n"] and len(problems) == 2
 
     versions, messages = _collect(lambda: local_shelf.versions("m"))
@@ -231,7 +231,7 @@ def test_stray_entries_are_skipped_and_reported(local_shelf: Shelf, model_file: 
     assert any("broken.json" in m for m in messages) and any("qa.json/eu.json" in m for m in messages)
 
     scan: list[Any] = []
-    local_shelf._scan_versions("m", scan)
+    local_shelf.catalog.scan_versions("m", scan)
     assert len(scan) == 5  # notes.txt, Arabic digits, 11 digits, version 0, the directory
 
     problems = local_shelf.verify()
@@ -367,6 +367,6 @@ def test_verify_reports_hidden_versions_and_aliases_to_deleted_ones(local_shelf:
     assert [v.version for v in local_shelf.versions("m")] == [3]
     problems = {(p.ref, p.what) for p in local_shelf.verify()}
     assert problems == {
-        ("m:1", "has a deletion marker but a live manifest: listings hide it"),
+        ("m:1", "has a deletion flag but a live manifest: listings hide it"),
         ("m@old", "points to deleted version 2"),
     }

@@ -109,7 +109,8 @@ def _republish(
     draft = attrs.evolve(
         version, lineage=lineage, created_at=dt.datetime.now(dt.UTC), created_by=current_user()
     )
-    return target._publish_counting(draft, blobs)
+    published = target.publish_counted(draft, blobs)
+    return published.version, published.bytes_sent
 
 
 def copy(

@@ -57,11 +57,11 @@ from collections.abc import Callable, Iterable, Iterator
 
 from . import convert
 from .errors import ConflictError, InvalidRecord, KeyNotFound, ModelshelfError, PreconditionFailed
+from .layout import LEASES_PREFIX, lease_key, leases_prefix
 from .lineage import current_user
 from .records import Lease
 from .storage import ObjectInfo, Storage
 
-PREFIX = "leases/"
 _SHA256 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 #: Default lease lifetime in seconds (``MODELSHELF_LEASE_SECONDS`` overrides it).
 DEFAULT_TTL = 120.0
@@ -84,10 +84,6 @@ def default_ttl() -> float:
     if not 1 <= seconds <= MAX_TTL:
         raise ModelshelfError(f"MODELSHELF_LEASE_SECONDS must be between 1 and {MAX_TTL:.0f}, got {configured!r}")
     return seconds
-
-
-def lease_key(kind: str, lease_id: str) -> str:
-    return f"{PREFIX}{kind}/{lease_id}.json"
 
 
 class HeldLease:
@@ -208,7 +204,7 @@ def live_leases(
     :data:`DEFAULT_TTL`; callers that need its blobs take every sha256 its bytes mention.
     """
     current: dt.datetime | None = None
-    for info in storage.list(f"{PREFIX}{kind}/"):
+    for info in storage.list(leases_prefix(kind)):
         if not info.key.endswith(".json"):
             continue
         if current is None:
@@ -253,6 +249,6 @@ def expired_leases(storage: Storage, older_than: dt.datetime) -> list[str]:
     """Keys of lease records (any kind) last written before ``older_than``: their holders are gone."""
     return [
         info.key
-        for info in storage.list(PREFIX)
+        for info in storage.list(LEASES_PREFIX)
         if info.modified is not None and info.modified < older_than
     ]

@@ -43,6 +43,7 @@ from .errors import (
     NotFound,
     UnknownScheme,
 )
+from .drafting import hash_files
 from .lineage import current_user, package_version
 from .plugins import get_registry
 from .records import FrameworkInfo, GitInfo, Lineage, ModelVersion, SerializerInfo
@@ -599,7 +600,7 @@ def _existing_imports(target: Shelf, name: str) -> tuple[dict[str, int], int]:
         source = version.lineage.source or {}
         if source.get("kind") == SOURCE_KIND and isinstance(source.get("model_id"), str):
             found.setdefault(source["model_id"], version.version)
-    claimed = max(target._version_numbers(name), default=0)
+    claimed = max(target.catalog.version_numbers(name), default=0)
     return found, claimed
 
 
@@ -702,7 +703,7 @@ def _import_model(
             )
         if not local:
             return SkippedItem("model", domain, model.model_id, f"{model.archive} holds no files")
-        files, blobs = target._hash_files(local)
+        files, blobs = hash_files(local)
         draft, unsafe = _draft(name, model, domain, location, files, local, model.archive)
         published = target.publish(draft, blobs)
     return ImportedModel(

@@ -29,6 +29,7 @@ from .errors import (
     ModelshelfError,
     NoSerializer,
 )
+from .known_plugins import serializer_plugin_for
 from .refs import check_file_path
 
 
@@ -68,6 +69,8 @@ class Serializer(abc.ABC):
     #: format can store these objects (a program, not only weights). Unsafe formats are opt-in
     #: otherwise; ``SerializerContract`` and ``modelshelf plugins --check`` enforce it.
     unsafe_default_reason: ClassVar[str] = ""
+    #: ``False`` for serializers of plain files, whose manifests name no framework.
+    records_framework: ClassVar[bool] = True
 
     def claim_depth(self, obj: Any) -> int | None:
         """Index in ``type(obj).__mro__`` of the first class this serializer claims, or None."""
@@ -83,9 +86,14 @@ class Serializer(abc.ABC):
         """Files to upload as they are (relative path -> local file), or ``None`` to call save.
 
         Serializers of objects that already are files (the built-in ``files`` serializer) return
-        them here so that a 10 GB checkpoint is hashed and uploaded in place, never copied first.
+        them here so that a 10 GB checkpoint is hashed and uploaded in place, never copied first;
+        :meth:`describe` then tells what :meth:`save` would have returned.
         """
         return None
+
+    def describe(self, obj: Any) -> SavedModel:
+        """What to record for an object uploaded through :meth:`files` (no :meth:`save` call)."""
+        return SavedModel(self.framework, "")
 
     @abc.abstractmethod
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
@@ -239,29 +247,13 @@ def qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-#: Top-level module of a framework -> the plugin distribution that serializes it. Used only to
-#: tell a user what to install.
-KNOWN_FRAMEWORK_PLUGINS: dict[str, str] = {
-    "sklearn": "modelshelf-sklearn",
-    "onnx": "modelshelf-onnx",
-    "torch": "modelshelf-torch",
-    "xgboost": "modelshelf-xgboost",
-    "lightgbm": "modelshelf-lightgbm",
-    "catboost": "modelshelf-catboost",
-    "keras": "modelshelf-keras",
-    "tf_keras": "modelshelf-keras",
-    "transformers": "modelshelf-transformers",
-}
-
-
 def choose(obj: Any, serializers: Iterable[Serializer]) -> Serializer:
     """Pick the serializer whose claim on ``obj`` is the most specific."""
     candidates = list(serializers)
     claimed = [(depth, s) for s in candidates if (depth := s.claim_depth(obj)) is not None]
     if not claimed:
         kind = qualified_name(type(obj))
-        top = type(obj).__module__.split(".")[0]
-        hint = KNOWN_FRAMEWORK_PLUGINS.get(top)
+        hint = serializer_plugin_for(type(obj).__module__)
         from .plugins import get_registry
 
         # An installed plugin that failed, is blocked or conflicts explains it better than

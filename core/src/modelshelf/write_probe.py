@@ -45,12 +45,13 @@ from .errors import (
     PreconditionFailed,
     StorageError,
 )
+from .layout import PROBES_PREFIX as PROBE_PREFIX
+from .layout import probe_key
 from .storage import Storage
 
 __all__ = ["PROBE_PREFIX", "PROBE_REQUESTS", "check_conditional_writes"]
 
 #: The reserved area below a shelf root where probe objects are written and deleted.
-PROBE_PREFIX = "probes/"
 #: How many storage requests one probe makes (retries inside a backend not counted).
 PROBE_REQUESTS = 5
 
@@ -93,7 +94,7 @@ def _identity(storage: Storage) -> str:
 
 def _probe(storage: Storage) -> bool:
     """Run the probe; True when both conditions held, False when permissions stopped it."""
-    key = f"{PROBE_PREFIX}{secrets.token_hex(16)}.json"
+    key = probe_key(secrets.token_hex(16))
     nonce = secrets.token_hex(8)
 
     def payload(step: str) -> bytes:

@@ -128,7 +128,7 @@ def _handler(proxy: HeaderStrippingProxy) -> type[http.server.BaseHTTPRequestHan
         # HTTP/1.1: keep-alive, and BaseHTTPRequestHandler answers "Expect: 100-continue" itself.
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
+        def log_message(self, format: str, *args: object) -> None:
             pass  # keep test output quiet
 
         def _body(self) -> bytes | None:

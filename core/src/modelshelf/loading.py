@@ -1,0 +1,99 @@
+"""Getting a version's files back: into the local cache (verified while streaming), into a
+directory the user names, or into memory through the serializer that saved them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import layout
+from .catalog import Catalog
+from .errors import IntegrityError, KeyNotFound, ModelshelfError, NoSerializer, UntrustedFormat
+from .plugins import get_registry
+from .records import FileEntry, ModelVersion
+from .terminal import install_hint, serializer_package
+from .transfer import Progress, counted, run_parallel
+
+
+def fetch(catalog: Catalog, version: ModelVersion, files: Iterable[FileEntry] | None = None) -> None:
+    """Make sure every blob of ``version`` is in the local cache, verified while streaming.
+
+    Blobs already cached are not re-hashed here: every use of a cached blob verifies it (see
+    :mod:`modelshelf.cache`). ``files`` fetches those blobs again even when cached (the cache
+    evicted a bad copy).
+    """
+    cache = catalog.cache
+    if files is not None:
+        missing = {f.sha256: f for f in files}
+    else:
+        missing = {f.sha256: f for f in version.files if not cache.has(f)}
+    for f in version.files:
+        if f.sha256 not in missing:
+            cache.touch(f.sha256)
+    total = sum(f.size for f in missing.values())
+    with Progress(total, f"download {version.ref}") as progress:
+
+        def get(entry: FileEntry) -> None:
+            try:
+                chunks = catalog.storage.read_stream(layout.blob_key(entry.sha256))
+            except KeyNotFound:
+                raise IntegrityError(
+                    f"{version.ref}: blob of {entry.path!r} ({entry.sha256[:12]}...) is missing "
+                    f"from shelf {catalog.url}; run `modelshelf verify`"
+                ) from None
+            cache.insert(entry, counted(chunks, progress), f"{version.ref}/{entry.path}")
+
+        run_parallel(get, missing.values())
+
+
+def download(catalog: Catalog, version: ModelVersion, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
+    dest_path = Path(dest)
+    if dest_path.exists() and not dest_path.is_dir():
+        raise ModelshelfError(f"download destination {dest_path} exists and is not a directory")
+    fetch(catalog, version)  # a bad shelf copy fails here, before dest is touched
+    catalog.cache.materialize(
+        version.files, dest_path, link=link, what=version.ref,
+        refill=lambda entry: fetch(catalog, version, (entry,)),
+    )
+    return dest_path
+
+
+def load(catalog: Catalog, version: ModelVersion, *, trust: bool = False, **options: Any) -> Any:
+    info = version.serializer
+    entry = get_registry().serializers().get(info.name)
+    if entry is None:
+        raise NoSerializer(
+            f"{version.ref} was saved by serializer {info.name!r} from "
+            f"{serializer_package(info.distribution)} {info.distribution_version!r}: "
+            f"{install_hint(info.distribution)}"
+        )
+    serializer = entry.serializer
+    if not (serializer.safe and info.safe) and not trust:
+        raise UntrustedFormat(
+            f"{version.ref} is stored as {info.format} ({info.name}), and loading it can run "
+            "code stored in the files: load it with trust=True only if you trust whoever uploaded it"
+        )
+    cache = catalog.cache
+    fetch(catalog, version)
+
+    def refill(file: FileEntry) -> None:
+        fetch(catalog, version, (file,))
+
+    if not serializer.records_framework:
+        # It returns the files themselves: hand out a private, verified copy, never the shared
+        # cache's inodes (an in-place edit would reach every later load).
+        private = cache.private_copy(version.files, refill=refill, what=version.ref)
+        return serializer.load(private, details=info.details, trust=trust, **options)
+    digest = hashlib.sha256("\n".join(f"{f.path}\0{f.sha256}" for f in version.files).encode()).hexdigest()
+    directory = cache.snapshot(digest, version.files, refill=refill, what=version.ref)
+    loaded = serializer.load(directory, details=info.details, trust=trust, **options)
+    if isinstance(loaded, os.PathLike):
+        returned, directory = Path(loaded).absolute(), directory.absolute()
+        if returned == directory or directory in returned.parents:
+            # Another serializer that returns its files: the same private copy rule.
+            private = cache.private_copy(version.files, refill=refill, what=version.ref)
+            return private / returned.relative_to(directory)
+    return loaded
