@@ -186,7 +186,6 @@ def test_failed_serializer_plugin_is_named_at_upload_and_warned_about(site: Path
     assert "may be" not in upload  # the object's module is the failed plugin's: no guessing
 
 
-@pytest.mark.xfail(strict=True, reason="needs Shelf.load to call modelshelf.plugins.explain_missing_serializer")
 def test_failed_serializer_plugin_is_named_at_load(site: Path, tmp_path: Path) -> None:
     make_distribution(site, "notes-plugin", "notes_plugin", NOTES, "notes")
     saved = python(site, tmp_path, f"""
@@ -223,7 +222,6 @@ def test_failed_plugin_is_a_one_line_warning_in_the_cli(site: Path, tmp_path: Pa
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 
-@pytest.mark.xfail(strict=True, reason="needs modelshelf.open to call modelshelf.plugins.explain_missing_scheme")
 def test_failed_storage_plugin_is_named_when_its_scheme_is_opened(site: Path, tmp_path: Path) -> None:
     make_distribution(site, "memo-plugin", "memo_plugin", BROKEN_IMPORT, "memo")
     result = cli(site, tmp_path, "--shelf", f"memo://{tmp_path}/shelf", "ls")

@@ -12,7 +12,7 @@ from typing import Any
 from . import layout
 from .catalog import Catalog
 from .errors import IntegrityError, KeyNotFound, ModelshelfError, NoSerializer, UntrustedFormat
-from .plugins import get_registry
+from .plugins import explain_missing_serializer, get_registry
 from .records import FileEntry, ModelVersion
 from .terminal import install_hint, serializer_package
 from .transfer import Progress, counted, run_parallel
@@ -65,6 +65,9 @@ def load(catalog: Catalog, version: ModelVersion, *, trust: bool = False, **opti
     info = version.serializer
     entry = get_registry().serializers().get(info.name)
     if entry is None:
+        explained = explain_missing_serializer(info.name, info.distribution)
+        if explained:
+            raise NoSerializer(f"{version.ref}: {explained}")
         raise NoSerializer(
             f"{version.ref} was saved by serializer {info.name!r} from "
             f"{serializer_package(info.distribution)} {info.distribution_version!r}: "

@@ -29,7 +29,7 @@ from .errors import UnknownScheme
 from .known_plugins import STORAGE_SCHEMES, scheme_of, storage_plugin_for
 from .leases import default_ttl
 from .maintenance import DEFAULT_GC_GRACE, GcReport
-from .plugins import get_registry
+from .plugins import explain_missing_scheme, get_registry
 from .publishing import Published, Publisher
 from .records import Alias, Event, ModelVersion, Tombstone
 from .refs import Ref, check_name
@@ -55,6 +55,9 @@ def open(url: str | None = None, *, cache: Cache | str | Path | None = None, **o
     entry = storages.get(scheme)
     if entry is None:
         hint = storage_plugin_for(scheme)
+        explained = explain_missing_scheme(scheme, hint)
+        if explained:
+            raise UnknownScheme(explained)
         if hint:
             raise UnknownScheme(f"no storage plugin handles {scheme}:// URLs: install it with `pip install {hint}`")
         known = ", ".join(f"{s}://" for s in sorted(storages))
