@@ -786,6 +786,12 @@ def cache_verify(ctx: click.Context) -> None:
     click.echo(f"OK: every file in {store.root} matches its sha256")
 
 
+# `modelshelf plugin new serializer|storage NAME` lives in its own module (stdlib and click only).
+from .template import plugin as _plugin_template  # noqa: E402
+
+cli.add_command(_plugin_template)
+
+
 def _add_plugin_commands() -> None:
     from .plugins import get_registry
 
