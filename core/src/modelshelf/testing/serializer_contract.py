@@ -12,6 +12,15 @@ Subclass :class:`SerializerContract` once per serializer and override these fixt
 * ``framework_modules``: top-level modules (``["sklearn"]``) that importing the plugin and
   resolving claims must not import.
 
+Knob (class attribute): ``opt_in = True`` declares a serializer that claims nothing on purpose
+although no other serializer claims ``model`` (say a pickle of any object). Without it, a
+serializer with no claims passes only as an alternative format for objects another serializer
+claims by default (``sklearn-joblib`` beside ``sklearn-skops``).
+
+The rule for unsafe formats: a serializer whose loading can run code (``safe = False``) is opt-in
+(``claims = ()``) unless no safe format can store the objects it claims, and then it says why in
+``unsafe_default_reason``.
+
 Two cases hold ``load`` to what a hostile or damaged version may contain. A path taken from
 ``details`` must be vetted with :func:`modelshelf.serializers.model_file` (refusals are
 :class:`~modelshelf.errors.IntegrityError`); a stored file the framework cannot parse must end in
@@ -73,6 +82,9 @@ _watch_opens = _OpenWatcher()
 class SerializerContract:
     """Tests every :class:`~modelshelf.serializers.Serializer` must pass."""
 
+    #: True when the serializer claims nothing on purpose, for objects no serializer claims.
+    opt_in = False
+
     @pytest.fixture
     def serializer_name(self) -> str:
         raise NotImplementedError("override serializer_name")
@@ -121,7 +133,10 @@ class SerializerContract:
         # A fresh cache: the load really downloads and verifies every file.
         fresh = modelshelf.open(contract_shelf.url, cache=tmp_path / "fresh-cache")
         loaded = fresh.load(version.ref, trust=True, **load_options)
-        numpy.testing.assert_array_equal(numpy.asarray(predict(loaded, sample_input)), numpy.asarray(expected))
+        numpy.testing.assert_array_equal(
+            numpy.asarray(predict(loaded, sample_input)), numpy.asarray(expected),
+            err_msg=f"{serializer_name}: what load returns must predict exactly as the saved object did",
+        )
 
     def test_manifest_records_framework_and_serializer(
         self, contract_shelf: modelshelf.Shelf, serializer_name: str, model: Any
@@ -132,10 +147,17 @@ class SerializerContract:
         assert stored.serializer.name == serializer_name
         assert stored.serializer.distribution == entry.distribution
         assert stored.serializer.safe == entry.serializer.safe
-        assert stored.framework is not None
-        assert stored.framework.name == entry.serializer.framework
-        assert stored.framework.version and stored.framework.version != "?"
-        assert stored.files and stored.total_size == sum(f.size for f in stored.files)
+        assert stored.framework is not None, "save must return a SavedModel naming the framework"
+        assert stored.framework.name == entry.serializer.framework, (
+            f"SavedModel.framework ({stored.framework.name!r}) must be the serializer's framework "
+            f"attribute ({entry.serializer.framework!r})"
+        )
+        assert stored.framework.version and stored.framework.version != "?", (
+            "SavedModel.framework_version must be the framework's installed version"
+        )
+        assert stored.files and stored.total_size == sum(f.size for f in stored.files), (
+            "save must write at least one file into the directory"
+        )
         # The framework's import name may differ from its distribution (sklearn is scikit-learn,
         # xgboost may be xgboost-cpu): the recorded version must be one of those installed.
         distributions = metadata.packages_distributions().get(stored.framework.name, [stored.framework.name])
@@ -146,16 +168,52 @@ class SerializerContract:
             except metadata.PackageNotFoundError:
                 continue
         assert installed, f"no installed distribution provides {stored.framework.name!r}"
-        assert stored.framework.version in installed
+        assert stored.framework.version in installed, (
+            f"SavedModel.framework_version {stored.framework.version!r} is not an installed version "
+            f"of {stored.framework.name} ({sorted(installed)})"
+        )
 
     def test_default_claim_resolves_to_this_serializer(self, serializer_name: str, model: Any) -> None:
-        entry = self._serializer(serializer_name)
-        if not entry.serializer.claims:
-            pytest.skip(f"{serializer_name} is opt-in: it claims nothing by default")
-        from modelshelf.serializers import choose
+        """A serializer claims its objects by default, or is opt-in on purpose: an alternative format
+        for objects another serializer claims, or declared with ``opt_in = True``."""
+        from modelshelf.serializers import choose, qualified_name
 
-        chosen = choose(model, (e.serializer for e in get_registry().serializers().values()))
-        assert chosen.name == serializer_name
+        entry = self._serializer(serializer_name)
+        serializer = entry.serializer
+        others = [e.serializer for e in get_registry().serializers().values() if e.serializer is not serializer]
+        kind = qualified_name(type(model))
+        if self.opt_in:
+            assert not serializer.claims, (
+                f"{serializer_name} is declared opt_in but claims {', '.join(serializer.claims)} by default"
+            )
+            pytest.skip(f"{serializer_name} is declared opt-in")
+        if not serializer.claims:
+            claimed_by = [s.name for s in others if s.claim_depth(model) is not None]
+            assert claimed_by, (
+                f"{serializer_name} claims nothing, and no other serializer claims {kind}: "
+                f"shelf.upload(name, model) fails without serializer={serializer_name!r}. Add the "
+                "qualified names of the classes it stores to claims (see type(model).__mro__), or "
+                "set opt_in = True in this contract class if it is opt-in on purpose"
+            )
+            pytest.skip(f"{serializer_name} is opt-in: an alternative to {', '.join(claimed_by)}")
+        assert serializer.claim_depth(model) is not None, (
+            f"{serializer_name} claims {', '.join(serializer.claims)}, none of which is in the MRO of "
+            f"the contract's model ({', '.join(qualified_name(c) for c in type(model).__mro__)}): "
+            "claims are spelled module.qualname of the defining module, private modules included"
+        )
+        chosen = choose(model, [serializer, *others])
+        assert chosen.name == serializer_name, (
+            f"{kind} is claimed more specifically by {chosen.name} than by {serializer_name}: the "
+            "claim matching earliest in type(obj).__mro__ wins"
+        )
+
+    def test_unsafe_format_is_opt_in_or_says_why(self, serializer_name: str) -> None:
+        """An unsafe serializer (``safe = False``) claims nothing by default, unless no safe format
+        can store its objects and ``unsafe_default_reason`` says why."""
+        from modelshelf.plugins import unsafe_default_problem
+
+        problem = unsafe_default_problem(self._serializer(serializer_name).serializer)
+        assert problem is None, problem
 
     def test_listing_serializers_imports_no_framework(
         self, serializer_name: str, framework_modules: list[str]
@@ -189,7 +247,9 @@ class SerializerContract:
         with pytest.raises(UntrustedFormat):
             fresh.load(version.ref, **load_options)
         # Refused before any download: nothing reached the cache.
-        assert not (tmp_path / "untrusted-cache" / "blobs").exists()
+        assert not (tmp_path / "untrusted-cache" / "blobs").exists(), (
+            "an unsafe version must be refused before anything is downloaded"
+        )
         assert fresh.load(version.ref, trust=True, **load_options) is not None
 
     # --- hostile and damaged versions ---------------------------------------------------------

@@ -3,8 +3,18 @@
 Subclass :class:`StorageContract` and override ``storage_url`` (a URL for a fresh, empty shelf that
 ``modelshelf.open`` accepts; create the bucket or container in the fixture). Override
 ``storage_options`` if ``modelshelf.open`` needs keyword options (they must be picklable: the
-concurrency tests pass them to child processes). Raise ``race_processes``/``race_uploads`` for a
-heavier concurrency check.
+concurrency tests pass them to child processes).
+
+Knobs (class attributes):
+
+* ``race_processes`` / ``race_uploads``: processes racing uploads to one name, and uploads each.
+* ``alias_processes`` / ``alias_moves``: processes racing alias moves, and moves each.
+* ``listing_keys``: keys written to prove ``list`` and ``list_prefixes`` go past a page (1,100:
+  S3, Azure and GCS pages hold 1,000).
+* ``sdk_modules``: top-level modules of your SDK (``["mystore_sdk"]``), which importing the plugin
+  must not import (a list of well-known heavy modules is always checked too).
+
+Every failure says which promise of :mod:`modelshelf.storage` was broken.
 """
 
 from __future__ import annotations
@@ -13,9 +23,12 @@ import datetime as dt
 import hashlib
 import multiprocessing
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +40,37 @@ from modelshelf.errors import (
     IntegrityError,
     InvalidName,
     KeyNotFound,
+    ModelshelfError,
     PreconditionFailed,
     VersionNotFound,
 )
+from modelshelf.plugins import get_registry
 from modelshelf.storage import Storage
 
 from . import workers
 from .interleaving import InterleavingContract
 
+#: Modules no storage plugin may import when it is imported: cloud SDKs and ML frameworks.
+HEAVY_MODULES = (
+    "boto3", "botocore", "azure", "google", "onnx", "onnxruntime", "torch", "sklearn", "skops",
+    "xgboost", "lightgbm", "catboost", "keras", "transformers", "tensorflow", "safetensors",
+    "numpy", "scipy", "pandas", "joblib", "requests", "urllib3", "aiohttp", "grpc",
+)
+
 
 class StorageContract(InterleavingContract):
     """Tests every :class:`~modelshelf.storage.Storage` backend must pass."""
 
+    #: Processes racing uploads to one name, and uploads per process.
     race_processes = 4
     race_uploads = 5
+    #: Processes racing moves of one alias, and moves per process.
     alias_processes = 3
     alias_moves = 5
+    #: Keys written to check that listings go past the first page of the service.
+    listing_keys = 1100
+    #: Top-level modules of the backend's SDK, which importing the plugin must not import.
+    sdk_modules: tuple[str, ...] = ()
 
     # --- fixtures to override --------------------------------------------------------------
 
@@ -107,7 +135,10 @@ class StorageContract(InterleavingContract):
             t.start()
         for t in threads:
             t.join()
-        assert len(winners) == 1 and len(losers) == 7
+        assert len(winners) == 1 and len(losers) == 7, (
+            f"put_if_absent must be atomic create-only: of 8 racing writers exactly one wins and the "
+            f"others get AlreadyExists, but {len(winners)} won"
+        )
         assert storage.read("race/key.json").data == str(winners[0]).encode()
 
     def test_put_if_match_swaps_only_on_current_etag(self, storage: Storage) -> None:
@@ -117,9 +148,11 @@ class StorageContract(InterleavingContract):
         assert storage.read("cas.json").data == b"v2"
         with pytest.raises(PreconditionFailed):
             storage.put_if_match("cas.json", b"stale", first)
-        assert storage.read("cas.json").data == b"v2"
+        assert storage.read("cas.json").data == b"v2", "a put_if_match with a stale etag must write nothing"
         info = storage.stat("cas.json")
-        assert info is not None and info.etag == second and info.size == 2
+        assert info is not None and info.etag == second and info.size == 2, (
+            f"stat must report the etag put_if_match returned and the size: got {info}"
+        )
 
     def test_put_if_match_on_missing_key_fails(self, storage: Storage) -> None:
         etag = storage.put_if_absent("gone.json", b"x")
@@ -148,7 +181,11 @@ class StorageContract(InterleavingContract):
             t.start()
         for t in threads:
             t.join()
-        assert storage.read("counter.json").data == b"20"
+        final = storage.read("counter.json").data
+        assert final == b"20", (
+            f"put_if_match must be atomic compare-and-swap: 20 increments racing gave {final!r}, "
+            "so some update was lost"
+        )
 
     def test_put_file_and_stream_round_trip(self, storage: Storage, tmp_path: Path) -> None:
         payload = os.urandom(3 * 1024 * 1024 + 17)
@@ -156,10 +193,12 @@ class StorageContract(InterleavingContract):
         source.write_bytes(payload)
         storage.put_file("blobs/x/payload", source)
         info = storage.stat("blobs/x/payload")
-        assert info is not None and info.size == len(payload)
+        assert info is not None and info.size == len(payload), f"stat after put_file: {info}"
         chunks = list(storage.read_stream("blobs/x/payload", chunk_size=1024 * 1024))
-        assert b"".join(chunks) == payload
-        assert all(len(c) <= 1024 * 1024 for c in chunks)
+        assert b"".join(chunks) == payload, "read_stream must give back exactly what put_file stored"
+        assert all(len(c) <= 1024 * 1024 for c in chunks), (
+            "read_stream must yield chunks of at most chunk_size bytes (constant memory)"
+        )
         # Replacing with other content is allowed for put_file.
         source.write_bytes(b"small")
         storage.put_file("blobs/x/payload", source)
@@ -169,32 +208,144 @@ class StorageContract(InterleavingContract):
         keys = ["m/a/1.json", "m/a/2.json", "m/a/sub/3.json", "m/ab/4.json", "other/5.json"]
         for key in keys:
             storage.put_if_absent(key, key.encode())
-        assert sorted(i.key for i in storage.list("m/a/")) == ["m/a/1.json", "m/a/2.json", "m/a/sub/3.json"]
-        assert sorted(i.key for i in storage.list("m/a")) == keys[:4]
+        got = sorted(i.key for i in storage.list("m/a/"))
+        assert got == ["m/a/1.json", "m/a/2.json", "m/a/sub/3.json"], (
+            f"list('m/a/') must yield every key below the prefix, recursively, and nothing else: {got}"
+        )
+        got = sorted(i.key for i in storage.list("m/a"))
+        assert got == keys[:4], f"list('m/a') is a plain string prefix (it matches m/ab/ too): {got}"
         listed = {i.key: i for i in storage.list("")}
-        assert set(keys) <= set(listed)
-        assert listed["m/a/1.json"].size == len(b"m/a/1.json")
-        assert listed["m/a/1.json"].etag == storage.read("m/a/1.json").etag
+        assert set(keys) <= set(listed), "list('') must yield every key of the shelf"
+        assert listed["m/a/1.json"].size == len(b"m/a/1.json"), "list must report each object's size"
+        assert listed["m/a/1.json"].etag == storage.read("m/a/1.json").etag, (
+            "list must report the same etag as read"
+        )
         assert list(storage.list("nope/")) == []
 
     def test_list_prefixes(self, storage: Storage) -> None:
         for key in ["models/a/_versions/1.json", "models/b/c/_versions/1.json", "models/top.json"]:
             storage.put_if_absent(key, b"{}")
-        assert sorted(storage.list_prefixes("models/")) == ["models/a/", "models/b/"]
+        got = sorted(storage.list_prefixes("models/"))
+        assert got == ["models/a/", "models/b/"], (
+            f"list_prefixes('models/') must yield the immediate sub-directories, each ending with '/': {got}"
+        )
         assert sorted(storage.list_prefixes("models/b/")) == ["models/b/c/"]
         assert list(storage.list_prefixes("empty/")) == []
 
     def test_modified_time_is_reported(self, storage: Storage) -> None:
         storage.put_if_absent("t.json", b"{}")
         info = storage.stat("t.json")
-        assert info is not None and info.modified is not None
+        assert info is not None and info.modified is not None, "stat must report the modification time"
+        assert info.modified.tzinfo is not None, (
+            f"ObjectInfo.modified must be timezone-aware (gc compares it with UTC now): {info.modified!r}"
+        )
         age = dt.datetime.now(dt.UTC) - info.modified
-        assert abs(age.total_seconds()) < 300
+        assert abs(age.total_seconds()) < 300, f"modified is not the time of the write: {info.modified}"
+        listed = next(i for i in storage.list("t.json") if i.key == "t.json")
+        assert listed.modified is not None and listed.modified.tzinfo is not None, (
+            f"list must report a timezone-aware modified time too (gc reads it): {listed.modified!r}"
+        )
 
     def test_unsafe_keys_are_refused(self, storage: Storage) -> None:
         for key in ["../x", "/abs", "a//b", "a/../b", "", "a\\b"]:
-            with pytest.raises(InvalidName):
+            try:
                 storage.put_if_absent(key, b"x")
+            except InvalidName:
+                continue
+            pytest.fail(f"key {key!r} must be refused with InvalidName (see modelshelf.storage.check_key)")
+
+    def test_list_goes_past_the_first_page(self, storage: Storage) -> None:
+        """``list`` and ``list_prefixes`` return every key however many: pagination is the
+        backend's job (S3, Azure and GCS answer at most 1,000 keys per request)."""
+        count = self.listing_keys
+        keys = [f"many/{i:05d}/k.json" for i in range(count)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda key: storage.put_if_absent(key, b"{}"), keys))
+        listed = [i.key for i in storage.list("many/")]
+        assert len(listed) == len(set(listed)), "list must yield each key once"
+        assert sorted(listed) == keys, (
+            f"list must return every key below a prefix, however many (pagination is the backend's "
+            f"job): {len(listed)} of {count} keys were listed"
+        )
+        prefixes = list(storage.list_prefixes("many/"))
+        assert sorted(prefixes) == sorted(f"many/{i:05d}/" for i in range(count)), (
+            f"list_prefixes must return every sub-directory, however many: {len(prefixes)} of "
+            f"{count} were listed"
+        )
+
+    @pytest.mark.parametrize("method", ["put_file", "put_blob"])
+    def test_a_reader_never_sees_a_partial_object(self, storage: Storage, tmp_path: Path, method: str) -> None:
+        """While ``put_file``/``put_blob`` writes a key, a reader sees the old object or the whole new
+        one, never a prefix of it: the object becomes visible only once complete."""
+        old, new = os.urandom(1 << 20), os.urandom(8 << 20)
+        source = tmp_path / "new.bin"
+        source.write_bytes(new)
+        key = f"blobs/partial/{method}"
+        stored = tmp_path / "old.bin"
+        stored.write_bytes(old)
+        storage.put_file(key, stored)
+        seen: list[str] = []
+        done, watching = threading.Event(), threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                info = storage.stat(key)
+                watching.set()
+                if info is not None and info.size not in (len(old), len(new)):
+                    seen.append(f"stat gave size {info.size}")
+                    continue
+                try:
+                    data = b"".join(storage.read_stream(key))
+                except ModelshelfError:
+                    continue  # replaced while streaming: a backend may refuse to mix versions
+                if data not in (old, new):
+                    seen.append(f"a read gave {len(data)} bytes that are neither object")
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        watching.wait(60)
+        try:
+            if method == "put_file":
+                storage.put_file(key, source)
+            else:
+                storage.put_blob(key, source, hashlib.sha256(new).hexdigest(), len(new))
+        finally:
+            done.set()
+            watcher.join(60)
+        assert not seen, (
+            f"{method} made {key!r} visible before its data was written: a reader must see the old "
+            f"object or the whole new one, but {seen[0]}"
+        )
+        assert storage.read(key).data == new, f"{method} must leave the new object in place"
+
+    def test_plugin_import_is_light(self, storage_url: str) -> None:
+        """Importing the plugin and resolving its hooks imports no SDK or framework: ``import
+        modelshelf`` and ``modelshelf plugins`` must stay fast and work when the SDK is broken."""
+        scheme = storage_url.split("://", 1)[0].lower() if "://" in storage_url else "file"
+        entry = get_registry().storages().get(scheme)
+        assert entry is not None, f"no storage plugin serves {scheme}:// (is the plugin installed?)"
+        heavy = sorted({*HEAVY_MODULES, *self.sdk_modules})
+        script = textwrap.dedent(
+            f"""
+            import sys
+            from modelshelf.plugins import get_registry
+            registry = get_registry()
+            assert {scheme!r} in registry.storages(), "the plugin did not register its scheme"
+            registry.infos()
+            heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy!r}))
+            print(",".join(heavy))
+            """
+        )
+        env = {**os.environ, "MODELSHELF_LOAD_PLUGINS": entry.plugin}
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=False, env=env, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        imported = [m for m in result.stdout.strip().split(",") if m]
+        assert not imported, (
+            f"importing plugin {entry.plugin} ({entry.distribution}) imported {', '.join(imported)}: "
+            "a plugin must import its SDK inside the storage factory, never at module import time"
+        )
 
     # --- the registry protocol on this backend ---------------------------------------------
 
