@@ -289,7 +289,12 @@ class InterleavingContract:
             return modelshelf.Shelf(wrap(Borrowed(storage_for(url, 1 + (next(sides) % 2 if slot is None else slot)))), cache=cache)
 
         self._open = lambda url: open_shelf(url, lambda storage: storage, slot=0)
-        yield lambda case: explore(open_shelf, fresh_url, case)
+        def run(case: Case) -> int:
+            runs = explore(open_shelf, fresh_url, case)
+            print(f"interleavings explored: {runs}")  # shown with -s; docs/reliability.md quotes them
+            return runs
+
+        yield run
         for storage in opened.values():
             storage.close()
 
