@@ -1,0 +1,241 @@
+"""modelshelf-gensim against real gensim models, through a real filesystem shelf."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gensim
+import modelshelf
+import numpy as np
+import pytest
+from gensim.models import Doc2Vec, FastText, KeyedVectors, Word2Vec
+from gensim.utils import SaveLoad
+from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, UntrustedFormat
+from modelshelf.plugins import get_registry
+from modelshelf.serializers import choose
+from modelshelf_gensim import GensimNativeSerializer, Word2VecFormatSerializer
+
+MakeModel = Callable[[str], Any]
+
+
+class WritesMarker(SaveLoad):
+    """A gensim object whose unpickling creates the file ``path`` (a stand-in for arbitrary code)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (open, (self.path, "x"))
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+def _same_vectors(a: Any, b: Any, words: list[str]) -> None:
+    assert a.index_to_key == b.index_to_key
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    for word in words:
+        assert a.most_similar(word, topn=10) == b.most_similar(word, topn=10)
+
+
+def _serializers() -> list[Any]:
+    return [e.serializer for e in get_registry().serializers().values()]
+
+
+def test_import_and_listing_import_no_framework(run_python: Any) -> None:
+    code = (
+        "import sys, modelshelf_gensim\n"
+        "from modelshelf.plugins import get_registry\n"
+        "assert {'gensim-word2vec', 'gensim-native'} <= set(get_registry().serializers())\n"
+        "bad = [m for m in ('gensim', 'numpy', 'scipy', 'smart_open') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "gensim"})
+
+
+def test_plugins_command_lists_claims_and_why_unsafe(run_python: Any) -> None:
+    out = run_python(
+        "from modelshelf.cli import main; main(['plugins'])", env={"MODELSHELF_LOAD_PLUGINS": "gensim"}
+    ).stdout
+    assert "gensim-word2vec" in out and "gensim.models.keyedvectors.KeyedVectors" in out
+    assert "gensim-native" in out and "gensim.utils.SaveLoad" in out
+    assert "unsafe by default because" in out
+
+
+def test_claims(make_model: MakeModel) -> None:
+    w2v = make_model("word2vec")
+    assert choose(w2v.wv, _serializers()).name == "gensim-word2vec"
+    for kind in ("word2vec", "fasttext", "doc2vec"):
+        assert choose(make_model(kind), _serializers()).name == "gensim-native"
+    # FastText's vectors hold n-gram buckets the word2vec format cannot keep.
+    assert choose(make_model("fasttext").wv, _serializers()).name == "gensim-native"
+
+
+def test_keyed_vectors_round_trip(shelf: Any, make_model: MakeModel, probe_words: list[str]) -> None:
+    kv = make_model("word2vec").wv
+    v = shelf.upload("emb", kv)
+    assert v.serializer.name == "gensim-word2vec" and v.serializer.safe
+    assert v.framework.name == "gensim" and v.framework.version == gensim.__version__
+    assert [f.path for f in v.files] == ["vectors.bin"]
+    assert v.signature == {
+        "inputs": [{"name": "key", "dtype": "str", "shape": [], "n_keys": 43}],
+        "outputs": [{"name": "vector", "dtype": "float32", "shape": [12]}],
+    }
+    loaded = shelf.load("emb:1")
+    assert type(loaded) is KeyedVectors
+    _same_vectors(loaded, kv, probe_words)
+
+
+def test_model_vectors_by_name(shelf: Any, make_model: MakeModel, probe_words: list[str]) -> None:
+    model = make_model("word2vec")
+    v = shelf.upload("emb", model, serializer="gensim-word2vec")
+    assert v.serializer.details["vectors_of"] == "wv"
+    assert v.serializer.details["params"]["vector_size"] == 12
+    _same_vectors(shelf.load(v.ref), model.wv, probe_words)
+
+
+def test_refusals_say_what_to_do(shelf: Any, make_model: MakeModel) -> None:
+    with pytest.raises(InvalidModel, match="n-gram vectors.*gensim-native") as caught:
+        shelf.upload("ft", make_model("fasttext").wv, serializer="gensim-word2vec")
+    _one_line(caught.value)
+    spaced = KeyedVectors(4)
+    spaced.add_vectors(["new york", "paris"], np.ones((2, 4), dtype=np.float32))
+    with pytest.raises(InvalidModel, match="without whitespace.*'new york'") as caught:
+        shelf.upload("sp", spaced)
+    _one_line(caught.value)
+    wide = KeyedVectors(4, dtype=np.float64)
+    wide.add_vectors(["a", "b"], np.ones((2, 4)))
+    with pytest.raises(InvalidModel, match="float64"):
+        shelf.upload("wide", wide)
+    with pytest.raises(ModelshelfError, match="binary"):
+        shelf.upload("x", make_model("word2vec").wv, options={"binary": False})
+
+
+@pytest.mark.parametrize("kind", ["word2vec", "fasttext", "doc2vec"])
+def test_native_models_round_trip_and_train_on(
+    shelf: Any, make_model: MakeModel, probe_words: list[str], kind: str
+) -> None:
+    model = make_model(kind)
+    v = shelf.upload(kind, model)
+    assert v.serializer.name == "gensim-native" and v.serializer.safe is False
+    assert v.serializer.details["params"]["vector_size"] == 12
+    assert v.signature["outputs"][0]["shape"] == [12]
+    with pytest.raises(UntrustedFormat):
+        shelf.load(v.ref)
+    loaded = shelf.load(v.ref, trust=True)
+    assert type(loaded) is type(model)
+    _same_vectors(loaded.wv, model.wv, probe_words)
+    if kind == "fasttext":
+        np.testing.assert_array_equal(loaded.wv["unseen-word"], model.wv["unseen-word"])
+    if kind == "doc2vec":
+        np.testing.assert_array_equal(loaded.dv.vectors, model.dv.vectors)
+    # A full model trains on: new words join its vocabulary.
+    if kind != "doc2vec":
+        loaded.build_vocab([["w0", "w1", "brand-new"]], update=True)
+        loaded.train([["w0", "w1", "brand-new"]], total_examples=1, epochs=1)
+        assert "brand-new" in loaded.wv.key_to_index
+
+
+def test_large_arrays_go_to_separate_files(shelf: Any, make_model: MakeModel, probe_words: list[str]) -> None:
+    model = make_model("word2vec")
+    v = shelf.upload("split", model, options={"sep_limit": 100})
+    paths = sorted(f.path for f in v.files)
+    assert "gensim/model.gensim" in paths and any(p.endswith(".npy") for p in paths)
+    _same_vectors(shelf.load(v.ref, trust=True, mmap="r").wv, model.wv, probe_words)
+
+
+def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    shelf.upload("evil", WritesMarker(str(marker)))  # claimed through gensim.utils.SaveLoad
+    reader = modelshelf.open(str(shelf_path), cache=tmp_path / "reader-cache")
+    with pytest.raises(UntrustedFormat, match="trust=True"):
+        reader.load("evil:1")
+    assert not marker.exists()
+    downloaded = shelf.download("evil:1", tmp_path / "dl")
+    with pytest.raises(UntrustedFormat):
+        GensimNativeSerializer().load(downloaded, details={})
+    assert not marker.exists()
+    # The payload is live: trusting it runs it. This is what makes the assertions above meaningful.
+    with pytest.raises(ModelshelfError):
+        shelf.load("evil:1", trust=True)
+    assert marker.exists()
+
+
+def test_fresh_process_lists_downloads_and_loads(
+    shelf: Any, shelf_path: Path, make_model: MakeModel, probe_words: list[str], run_python: Any, tmp_path: Path
+) -> None:
+    model = make_model("word2vec")
+    shelf.upload("emb", model.wv)
+    shelf.upload("full", model)
+    code = (
+        "import sys, json, modelshelf\n"
+        "shelf = modelshelf.open(sys.argv[1])\n"
+        "assert [v.version for v in shelf.versions('emb')] == [1]\n"
+        "dest = shelf.download('emb:1', sys.argv[2])\n"
+        "assert sorted(p.name for p in dest.iterdir()) == ['vectors.bin']\n"
+        "kv = shelf.load('emb:1')\n"
+        "full = shelf.load('full:1', trust=True)\n"
+        "words = json.loads(sys.argv[4])\n"
+        "out = {w: [kv[w].tolist(), kv.most_similar(w, topn=5), full.wv.most_similar(w, topn=5)] for w in words}\n"
+        "open(sys.argv[3], 'w').write(json.dumps(out))\n"
+    )
+    out = tmp_path / "out.json"
+    run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), json.dumps(probe_words))
+    got = json.loads(out.read_text())
+    for word in probe_words:
+        vector, similar, similar_full = got[word]
+        assert vector == model.wv[word].tolist()
+        expected = [list(pair) for pair in model.wv.most_similar(word, topn=5)]
+        assert similar == expected and similar_full == expected
+
+
+def test_symlinked_file_is_refused(make_model: MakeModel, tmp_path: Path) -> None:
+    version = tmp_path / "version"
+    version.mkdir()
+    serializer = Word2VecFormatSerializer()
+    saved = serializer.save(make_model("word2vec").wv, version)
+    (version / "vectors.bin").rename(tmp_path / "outside.bin")
+    (version / "vectors.bin").symlink_to(tmp_path / "outside.bin")
+    with pytest.raises(IntegrityError, match="symbolic link") as caught:
+        serializer.load(version, details=saved.details)
+    _one_line(caught.value)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty", "fewer-keys"])
+def test_damaged_vectors_file_is_one_invalid_model_line(make_model: MakeModel, tmp_path: Path, how: str) -> None:
+    serializer = Word2VecFormatSerializer()
+    kv = make_model("word2vec").wv
+    saved = serializer.save(kv, tmp_path)
+    path = tmp_path / "vectors.bin"
+    stored = path.read_bytes()
+    if how == "fewer-keys":
+        # A well-formed file with another vocabulary: the key count in the manifest catches it.
+        smaller = KeyedVectors(12)
+        smaller.add_vectors(["a"], np.ones((1, 12), dtype=np.float32))
+        smaller.save_word2vec_format(str(path), binary=True)
+    else:
+        path.write_bytes({"truncated": stored[: len(stored) // 2], "garbage": b"\xff\xfe" * 300, "empty": b""}[how])
+    with pytest.raises(InvalidModel) as caught:
+        serializer.load(tmp_path, details=saved.details)
+    assert "'vectors.bin'" in _one_line(caught.value) and "gensim" in str(caught.value)
+
+
+def test_registered_through_entry_point() -> None:
+    entries = get_registry().serializers()
+    assert entries["gensim-word2vec"].distribution == "modelshelf-gensim"
+    assert entries["gensim-native"].serializer.safe is False
+    assert pickle.dumps(entries["gensim-native"].serializer.claims)
+
+
+def test_word2vec_doc2vec_fasttext_are_gensim_classes() -> None:
+    # Guards the claims: if gensim moves these classes, the claims above must follow.
+    assert {Word2Vec.__module__, FastText.__module__, Doc2Vec.__module__} == {
+        "gensim.models.word2vec", "gensim.models.fasttext", "gensim.models.doc2vec"
+    }
