@@ -43,12 +43,13 @@ def _sklearn_model() -> Any:
     return LogisticRegression().fit(features, [0, 1, 0, 1])
 
 
-def make_shelf(root: Path, work: Path) -> Any:
+def make_shelf(root: Path, work: Path, cache: Path | None = None, big: int = 0) -> Any:
     """A local shelf with ``churn`` (12 versions, aliases moved, v5 deleted), ``team/fraud``
-    (3 versions, the last a scikit-learn model) and ``hostile`` (markup and script everywhere a user can put text)."""
+    (3 versions, the last a scikit-learn model), ``hostile`` (markup and script everywhere a user
+    can put text) and, with ``big``, a model ``big`` of that many versions (for paging)."""
     import modelshelf
 
-    shelf = modelshelf.open(str(root))
+    shelf = modelshelf.open(str(root), cache=cache)
     weights = os.urandom(4096)  # the same weights in v1-v4: stored once, shown as shared
     for version in range(1, CHURN_VERSIONS + 1):
         model_dir = _files(work / f"churn{version}", {
@@ -88,6 +89,8 @@ def make_shelf(root: Path, work: Path) -> Any:
     )
     shelf.upload("hostile", hostile_dir, description=SCRIPT, tags={"x": IMG})
     shelf.set_alias("hostile", "prod", 2)
+    if big:
+        fill_versions(shelf, "big", big, work)
     return shelf
 
 

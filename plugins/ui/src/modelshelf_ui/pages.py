@@ -85,8 +85,13 @@ def parse_data_path(path: str) -> tuple[str, str | None, int | None] | None:
 
 
 def to_json(document: Any) -> bytes:
-    """Stable bytes (sorted keys, ASCII only), so that an unchanged document is an unchanged file."""
-    return json.dumps(document, ensure_ascii=True, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    """Stable bytes (sorted keys, ASCII only), so that an unchanged document is an unchanged file.
+
+    ``<``, ``>`` and ``&`` are written as ``\\u`` escapes (they occur only inside strings): the
+    bytes stay inert even if something someday treats them as HTML.
+    """
+    text = json.dumps(document, ensure_ascii=True, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
 
 
 def to_script(path: str, document: Any) -> bytes:
