@@ -18,15 +18,20 @@ import contextlib
 import os
 import shlex
 import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from modelshelf.testing.servers import answers_http, free_port, local_server
+
+__all__ = [
+    "DEV_ACCOUNT",
+    "DEV_KEY",
+    "AzuriteNotFound",
+    "azurite",
+    "connection_string",
+    "find_azurite",
+    "free_port",
+]
 
 #: The well-known Azurite / Azure Storage Emulator development account (public, documented).
 DEV_ACCOUNT = "devstoreaccount1"
@@ -68,85 +73,22 @@ def find_azurite() -> list[str]:
     )
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    """True once Azurite answers HTTP on ``port`` (any status: an unsigned request gets 403)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{DEV_ACCOUNT}?comp=list", timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the whole process group (npx and node children included), politely then firmly."""
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    # Children may outlive the leader for a moment; make sure none keeps running.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def azurite(*, start_timeout: float = START_TIMEOUT, attempts: int = 3) -> Iterator[str]:
     """Start Azurite (blob service, in memory) on a free port; yield its connection string.
 
-    The server runs in its own process group, in a temporary working directory, and is stopped
-    (the whole group) when the block exits, even on error. A port taken between choosing it and
-    Azurite binding it is retried on another port, up to ``attempts`` times.
+    Started by core's one launcher (:func:`modelshelf.testing.servers.local_server`): its own
+    process group (npx and node children included) in a temporary working directory, stopped when
+    the block exits, even on error; a port taken before Azurite binds it is retried on another.
     """
     command = find_azurite()
-    with tempfile.TemporaryDirectory(prefix="modelshelf-azurite-") as workdir:
-        log_path = Path(workdir) / "azurite.log"
-        last_error = ""
-        for _ in range(attempts):
-            port = free_port()
-            args = [
-                *command,
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(port),
-                "--inMemoryPersistence",
-                "--skipApiVersionCheck",
-                "--disableTelemetry",
-                "--silent",
-            ]
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen(
-                    args,
-                    cwd=workdir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own process group, so _stop reaches children
-                )
-            try:
-                deadline = time.monotonic() + start_timeout
-                while time.monotonic() < deadline and process.poll() is None:
-                    if _answers(port):
-                        break
-                    time.sleep(0.1)
-                if process.poll() is None and _answers(port):
-                    yield connection_string(port)
-                    return
-                last_error = log_path.read_text(errors="replace")[-2000:].strip()
-            finally:
-                _stop(process)
-        raise RuntimeError(
-            f"Azurite did not start ({' '.join(command)}); last output: {last_error or 'none'}"
-        )
+    flags = ["--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry", "--silent"]
+    with local_server(
+        lambda port: [*command, "--blobHost", "127.0.0.1", "--blobPort", str(port), *flags],
+        # Any HTTP status means it is up: an unsigned request gets 403.
+        probe=answers_http(f"/{DEV_ACCOUNT}?comp=list", any_status=True),
+        name="Azurite",
+        start_timeout=start_timeout,
+        attempts=attempts,
+    ) as url:
+        yield connection_string(int(url.rsplit(":", 1)[1]))

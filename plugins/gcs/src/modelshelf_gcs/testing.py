@@ -21,14 +21,11 @@ import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from modelshelf.testing.servers import answers_http, local_server
 
 __all__ = ["create_bucket", "fake_gcs_server", "find_fake_gcs_server"]
 
@@ -63,77 +60,38 @@ def find_fake_gcs_server() -> Path:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextlib.contextmanager
-def fake_gcs_server(*, startup_timeout: float = 20.0, log_level: str = "warn") -> Iterator[str]:
+def fake_gcs_server(
+    *,
+    startup_timeout: float = 20.0,
+    log_level: str = "warn",
+    port: int | None = None,
+    external_url: str | None = None,
+) -> Iterator[str]:
     """Run fake-gcs-server (HTTP, in-memory) on a free local port; yield ``http://127.0.0.1:PORT``.
 
-    Does not touch ``STORAGE_EMULATOR_HOST``: set it (or pass a ``client``) yourself.
+    ``port`` fixes the port; ``external_url`` is the URL the server announces for resumable upload
+    sessions (default: its own), so that a proxy at that URL sees every request of an upload.
+    Started by core's one launcher (:func:`modelshelf.testing.servers.local_server`). Does not
+    touch ``STORAGE_EMULATOR_HOST``: set it (or pass a ``client``) yourself.
     """
     binary = find_fake_gcs_server()
-    with tempfile.TemporaryDirectory(prefix="fake-gcs-") as tmp:
-        log_path = Path(tmp) / "server.log"
-        # Another process can take the port between our probe and the server's bind: try again.
-        for _attempt in range(3):
-            port = _free_port()
-            url = f"http://127.0.0.1:{port}"
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen(
-                    [
-                        os.fspath(binary),
-                        "-scheme",
-                        "http",
-                        "-host",
-                        "127.0.0.1",
-                        "-port",
-                        str(port),
-                        "-backend",
-                        "memory",
-                        "-external-url",
-                        url,
-                        "-log-level",
-                        log_level,
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            deadline = time.monotonic() + startup_timeout
-            while process.poll() is None and time.monotonic() < deadline and not _answers(url):
-                time.sleep(0.05)
-            if process.poll() is None and _answers(url):
-                break
-            _stop(process)
-        else:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"fake-gcs-server did not start ({binary}); its log:\n{tail}")
-        try:
-            yield url
-        finally:
-            _stop(process)
+
+    def command(chosen: int) -> list[str]:
+        announced = external_url or f"http://127.0.0.1:{chosen}"
+        return [
+            os.fspath(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(chosen),
+            "-backend", "memory", "-external-url", announced, "-log-level", log_level,
+        ]  # fmt: skip
+
+    with local_server(
+        command,
+        probe=answers_http("/storage/v1/b"),
+        name="fake-gcs-server",
+        port=port,
+        start_timeout=startup_timeout,
+    ) as url:
+        yield url
 
 
 def create_bucket(host: str, name: str, *, project: str = "test") -> None:

@@ -7,7 +7,8 @@ No pytest import here: reliability tests and benchmarks import this too.
 ...     ...                                  # point boto3 / AWS_ENDPOINT_URL at it
 ...     reset_moto(endpoint)                 # forget every bucket and object
 
-The server is ``python -m modelshelf_s3._moto_main``: moto's own WSGI app with writes serialised
+The server is ``python -m modelshelf_s3._moto_main``, started by core's one launcher
+(:mod:`modelshelf.testing.servers`): moto's own WSGI app with writes serialised
 (moto's conditional writes are check-then-write; S3's are atomic, see that module) and werkzeug's
 access log silenced. It needs ``moto[server]`` installed.
 """
@@ -16,13 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
-import threading
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
+
+from modelshelf.testing.servers import answers_http, local_server
 
 __all__ = ["DUMMY_CREDENTIALS", "ISOLATED_AWS_ENV", "moto_environment", "moto_server", "reset_moto", "reset_moto_auth"]
 
@@ -80,43 +79,21 @@ def moto_server(
     """Start a moto S3 server on a free port; yield its endpoint URL; stop it on exit.
 
     ``env`` adds environment variables for the server process only (for example
-    ``INITIAL_NO_AUTH_ACTION_COUNT``). The server's stderr is kept in a pipe drained by a thread
-    and included in the error if it fails to start.
+    ``INITIAL_NO_AUTH_ACTION_COUNT``). The server binds a free port itself and announces it, so
+    no other process can take it first (see :func:`modelshelf.testing.servers.local_server`).
     """
-    child_env = {**os.environ, **(env or {})}
     # The server must not inherit a real endpoint or profile; it serves, it does not call out.
-    child_env.pop("AWS_ENDPOINT_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "modelshelf_s3._moto_main", "--host", host, "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        env=child_env,
-        text=True,
-    )
-    stderr_lines: list[str] = []
-    assert process.stdout is not None and process.stderr is not None
-
-    def drain(stream: object) -> None:
-        # Keep the pipe empty so a chatty server never blocks on a full pipe.
-        for line in stream:  # type: ignore[attr-defined]
-            if len(stderr_lines) < 200:
-                stderr_lines.append(line)
-
-    threading.Thread(target=drain, args=(process.stderr,), daemon=True).start()
-    try:
-        port = _read_port(process, startup_timeout, stderr_lines)
-        endpoint = f"http://{host}:{port}"
-        _wait_until_answering(endpoint, process, startup_timeout, stderr_lines)
-        threading.Thread(target=drain, args=(process.stdout,), daemon=True).start()
+    with local_server(
+        lambda port: [sys.executable, "-m", "modelshelf_s3._moto_main", "--host", host, "--port", str(port)],
+        probe=answers_http("/moto-api/data.json"),
+        name="moto server (is moto[server] installed?)",
+        announced=r"PORT (\d+)",
+        host=host,
+        start_timeout=startup_timeout,
+        attempts=1,
+        env={**(env or {}), "AWS_ENDPOINT_URL": None},
+    ) as endpoint:
         yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def reset_moto(endpoint: str) -> None:
@@ -140,37 +117,3 @@ def _post(url: str, data: bytes) -> None:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
-
-
-def _read_port(process: subprocess.Popen[str], timeout: float, stderr: list[str]) -> int:
-    assert process.stdout is not None
-    result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    reader.join(timeout)
-    line = result[0] if result else ""
-    if not line.startswith("PORT "):
-        process.kill()
-        raise RuntimeError(
-            f"moto server did not start within {timeout:.0f}s (is moto[server] installed?): "
-            + "".join(stderr[-20:]).strip()
-        )
-    return int(line.split()[1])
-
-
-def _wait_until_answering(
-    endpoint: str, process: subprocess.Popen[str], timeout: float, stderr: list[str]
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=5) as response:
-                response.read()
-            return
-        except (urllib.error.URLError, OSError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(
-                    f"moto server at {endpoint} did not answer: " + "".join(stderr[-20:]).strip()
-                ) from None
-            time.sleep(0.05)
