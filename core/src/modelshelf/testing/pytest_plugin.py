@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def modelshelf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty modelshelf download cache for this test (a directory below ``tmp_path``), also set
+    as ``MODELSHELF_CACHE`` so shelves opened without ``cache=`` use it too."""
     cache = tmp_path / "modelshelf-cache"
     monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
     return cache
@@ -29,6 +31,8 @@ def modelshelf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def local_shelf(tmp_path: Path, modelshelf_cache: Path) -> Iterator[Shelf]:
+    """A fresh, empty filesystem shelf below ``tmp_path``, using ``modelshelf_cache``; closed
+    after the test."""
     import modelshelf
 
     shelf = modelshelf.open(str(tmp_path / "shelf"), cache=modelshelf_cache)
