@@ -31,15 +31,19 @@ SerializerRegistrar = Callable[["Serializer"], None]
 def modelshelf_register_storage(register: StorageRegistrar) -> None:
     """Register URL schemes. Call ``register("s3", factory)`` once per scheme.
 
-    The factory receives the full shelf URL and keyword options given to ``modelshelf.open``
-    and returns a :class:`~modelshelf.storage.Storage`. Import the SDK inside the factory, never at
-    module import time.
+    The factory receives the whole shelf URL as the user wrote it and the keyword options given to
+    ``modelshelf.open`` (from the CLI's ``-o KEY=VALUE``: strings, or the value when it reads as
+    JSON), and returns a :class:`~modelshelf.storage.Storage`. Import the SDK inside the factory,
+    never at module import time. A scheme registered by two plugins is used from neither.
     """
 
 
 @hookspec
 def modelshelf_register_serializers(register: SerializerRegistrar) -> None:
-    """Register serializers. Call ``register(MySerializer())`` once per serializer."""
+    """Register serializers. Call ``register(MySerializer())`` (an instance) once per serializer.
+
+    A serializer name registered by two plugins is used from neither.
+    """
 
 
 @hookspec
