@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import shelf_maker  # noqa: E402 - the folder is put on the path just above
+import shelf_maker
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Where the browser tests save their screenshots (named in the README).

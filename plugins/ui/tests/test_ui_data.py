@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 import shelf_maker
+from modelshelf import ModelshelfError
 from modelshelf_ui import pages
 from modelshelf_ui.data import ShelfView
 from modelshelf_ui.static_site import MARKER, build_site
-
-from modelshelf import ModelshelfError
 
 
 @pytest.fixture
