@@ -40,6 +40,12 @@ def _shelf(ctx: click.Context) -> Any:
     return obj["shelf"]
 
 
+def current_shelf(ctx: click.Context) -> Any:
+    """The shelf named by ``--shelf`` and ``-o`` (opened once per run): for plugin commands, which
+    receive ``ctx`` through ``@click.pass_context``."""
+    return _shelf(ctx)
+
+
 def _open_with_options(opener: Callable[..., Any], url: str | None, options: dict[str, Any], flag: str) -> Any:
     """Open a shelf; an option its storage plugin does not take is bad usage, not a crash.
 
@@ -706,28 +712,6 @@ def import_command(ctx: click.Context, file: Path, no_aliases: bool, as_json: bo
     with _writing_to(_cache_location(shelf)):  # blobs are verified into the cache first
         report = import_bundle(shelf, file, aliases=not no_aliases)
     _print_transfer(report, as_json, shelf.url)
-
-
-@cli.command("import-modelstore")
-@click.option("--from", "source", required=True, metavar="LOCATION",
-              help="The modelstore root: the root_directory of from_file_system, or s3://bucket/root_prefix.")
-@click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def import_modelstore_command(ctx: click.Context, source: str, dry_run: bool, as_json: bool) -> None:
-    """Import a modelstore registry: domains -> models, models -> versions, states -> aliases.
-
-    Safe to re-run: models imported before are skipped. Pickle-based files are imported as
-    files; loading them needs trust=True.
-    """
-    from .modelstore_import import import_modelstore
-
-    report = import_modelstore(source, _shelf(ctx), dry_run=dry_run)
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
-        return
-    for line in report.lines():
-        click.echo(safe(line))
 
 
 @cli.group()

@@ -2,7 +2,8 @@
 
 Every registry here is written by the real ``modelstore`` package with real scikit-learn models;
 the import reads it back only through modelshelf's storage plugins (the filesystem one, and the S3
-one against a real moto server over HTTP).
+one against a real moto server over HTTP). The command line runs as users run it, in a fresh
+process, so the command also proves this plugin is found through its entry point.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ import numpy as np
 import pytest
 import sklearn  # noqa: F401
 from modelshelf.errors import NotFound, UntrustedFormat
-from modelshelf.modelstore_import import (
+from modelshelf_modelstore import (
+    MANAGERS,
+    ManagerMapping,
     SkippedItem,
     extract_archive,
     import_modelstore,
@@ -63,7 +66,11 @@ def _fit(seed: int, kind: str = "logistic") -> Any:
     rng = np.random.RandomState(seed)
     x = rng.rand(40, 4)
     y = (x[:, 0] + rng.rand(40) * 0.3 > 0.6).astype(int)
-    model = LogisticRegression(C=0.5 + seed) if kind == "logistic" else DecisionTreeClassifier(max_depth=3, random_state=seed)
+    model = (
+        LogisticRegression(C=0.5 + seed)
+        if kind == "logistic"
+        else DecisionTreeClassifier(max_depth=3, random_state=seed)
+    )
     return model.fit(x, y)
 
 
@@ -174,7 +181,9 @@ def _check_imported(registry: Registry, shelf: modelshelf.Shelf) -> None:
 # --- the filesystem registry -------------------------------------------------------------------
 
 
-def test_import_loads_every_model_with_identical_predictions(registry: Registry, shelf: modelshelf.Shelf) -> None:
+def test_import_loads_every_model_with_identical_predictions(
+    registry: Registry, shelf: modelshelf.Shelf
+) -> None:
     report = import_modelstore(str(registry.root), shelf)
     _check_imported(registry, shelf)
     assert report.notes == ()  # file modification times (ns) order same-second models for sure
@@ -188,24 +197,35 @@ def test_import_loads_every_model_with_identical_predictions(registry: Registry,
     }
     # Loading through the alias gives the newest model in that modelstore state.
     production = dict(registry.models["churn"])[registry.states["churn"]["production"]]
-    np.testing.assert_array_equal(shelf.load("churn@production", trust=True).predict_proba(X_TEST), production)
+    np.testing.assert_array_equal(
+        shelf.load("churn@production", trust=True).predict_proba(X_TEST), production
+    )
 
 
-def test_metadata_keeps_model_ids_extra_files_and_lineage(registry: Registry, shelf: modelshelf.Shelf, tmp_path: Path) -> None:
+def test_metadata_keeps_model_ids_extra_files_and_lineage(
+    registry: Registry, shelf: modelshelf.Shelf, tmp_path: Path
+) -> None:
     import_modelstore(str(registry.root), shelf)
     for domain, expected in registry.models.items():
         for version, (model_id, _) in zip(shelf.versions(domain), expected, strict=True):
             record = version.metadata["modelstore"]
             assert record["model_id"] == model_id
             assert record["domain"] == domain
-            assert record["metadata"]["model"]["model_id"] == model_id  # the whole modelstore metadata
+            assert (
+                record["metadata"]["model"]["model_id"] == model_id
+            )  # the whole modelstore metadata
             assert record["unsafe_files"] == ["model.joblib"]
             assert version.lineage.source == {
-                "kind": "modelstore", "location": str(registry.root), "domain": domain, "model_id": model_id,
+                "kind": "modelstore",
+                "location": str(registry.root),
+                "domain": domain,
+                "model_id": model_id,
             }
             assert version.framework is not None and version.framework.name == "sklearn"
     with_extra = next(
-        v for v in shelf.versions("churn") if v.metadata["modelstore"]["model_id"] == registry.with_extra_file
+        v
+        for v in shelf.versions("churn")
+        if v.metadata["modelstore"]["model_id"] == registry.with_extra_file
     )
     assert with_extra.metadata["modelstore"]["metadata"]["extra"] == registry.extra_metadata
     assert with_extra.params["C"] == 1.5  # modelstore's recorded parameters become params
@@ -216,12 +236,16 @@ def test_metadata_keeps_model_ids_extra_files_and_lineage(registry: Registry, sh
     assert with_extra.metadata["modelstore"]["states"] == ["production"]
 
 
-def test_skips_deleted_models_invalid_domains_and_invalid_states(registry: Registry, shelf: modelshelf.Shelf) -> None:
+def test_skips_deleted_models_invalid_domains_and_invalid_states(
+    registry: Registry, shelf: modelshelf.Shelf
+) -> None:
     report = import_modelstore(str(registry.root), shelf)
     skipped = {(s.kind, s.domain, s.item): s.reason for s in report.skipped}
     for domain, model_id in registry.deleted:
         assert "deleted in modelstore" in skipped[("model", domain, model_id)]
-        assert model_id not in {v.metadata["modelstore"]["model_id"] for v in shelf.versions(domain)}
+        assert model_id not in {
+            v.metadata["modelstore"]["model_id"] for v in shelf.versions(domain)
+        }
     assert "not a valid modelshelf model name" in skipped[("domain", "bad domain", "bad domain")]
     assert "not a valid alias" in skipped[("state", "churn", "123")]
     assert "bad domain" not in shelf.models()
@@ -231,13 +255,17 @@ def test_skips_deleted_models_invalid_domains_and_invalid_states(registry: Regis
     assert "archived" not in shelf.aliases("churn")  # a state with no model in this domain
 
 
-def test_other_frameworks_import_as_files_with_pickles_marked_unsafe(registry: Registry, shelf: modelshelf.Shelf) -> None:
+def test_other_frameworks_import_as_files_with_pickles_marked_unsafe(
+    registry: Registry, shelf: modelshelf.Shelf
+) -> None:
     report = import_modelstore(str(registry.root), shelf)
     (raw,) = shelf.versions("raw-files")
     assert raw.serializer.name == "files"
     assert raw.metadata["modelstore"]["model_id"] == registry.raw_file_id
     assert raw.metadata["modelstore"]["unsafe_files"] == ["model.pkl"]
-    assert next(m for m in report.imported if m.domain == "raw-files").unsafe_files == ("model.pkl",)
+    assert next(m for m in report.imported if m.domain == "raw-files").unsafe_files == (
+        "model.pkl",
+    )
     # The files serializer hands back paths; nothing is unpickled.
     folder = shelf.load(raw.ref)
     assert isinstance(folder, Path)
@@ -268,11 +296,14 @@ def test_second_import_imports_nothing_and_a_later_one_only_what_is_new(
     (change,) = [a for a in third.aliases if a.changed]
     assert (change.alias, change.ref, change.previous) == ("production", "churn:4", 2)
     np.testing.assert_array_equal(
-        shelf.load("churn@production", trust=True).predict_proba(X_TEST), newer.predict_proba(X_TEST)
+        shelf.load("churn@production", trust=True).predict_proba(X_TEST),
+        newer.predict_proba(X_TEST),
     )
 
 
-def test_dry_run_writes_nothing(registry: Registry, tmp_path: Path, shelf: modelshelf.Shelf) -> None:
+def test_dry_run_writes_nothing(
+    registry: Registry, tmp_path: Path, shelf: modelshelf.Shelf
+) -> None:
     shelf_root = Path(shelf.storage.root)  # type: ignore[attr-defined]
     source_before = {p: p.stat().st_mtime_ns for p in registry.root.rglob("*")}
     plan = import_modelstore(str(registry.root), shelf, dry_run=True)
@@ -284,8 +315,12 @@ def test_dry_run_writes_nothing(registry: Registry, tmp_path: Path, shelf: model
     done = import_modelstore(str(registry.root), shelf)
     # The plan predicted exactly what the import then did.
     assert plan.refs() == done.refs()
-    assert [(a.name, a.alias, a.ref) for a in plan.aliases] == [(a.name, a.alias, a.ref) for a in done.aliases]
-    assert {p: p.stat().st_mtime_ns for p in registry.root.rglob("*")} == source_before  # source untouched
+    assert [(a.name, a.alias, a.ref) for a in plan.aliases] == [
+        (a.name, a.alias, a.ref) for a in done.aliases
+    ]
+    assert {
+        p: p.stat().st_mtime_ns for p in registry.root.rglob("*")
+    } == source_before  # source untouched
 
     # A dry run on an already imported shelf plans nothing and still writes nothing.
     before = _files_below(shelf_root)
@@ -294,65 +329,169 @@ def test_dry_run_writes_nothing(registry: Registry, tmp_path: Path, shelf: model
     assert _files_below(shelf_root) == before
 
 
-def test_source_may_be_the_modelstore_folder_itself(registry: Registry, shelf: modelshelf.Shelf) -> None:
+def test_source_may_be_the_modelstore_folder_itself(
+    registry: Registry, shelf: modelshelf.Shelf
+) -> None:
     report = import_modelstore(f"file://{registry.root / 'operatorai-model-store'}", shelf)
     assert set(report.refs()) == {"churn", "fraud", "raw-files"}
     _check_imported(registry, shelf)
 
 
-def test_not_a_modelstore_registry_is_a_clear_error(tmp_path: Path, shelf: modelshelf.Shelf) -> None:
+def test_not_a_modelstore_registry_is_a_clear_error(
+    tmp_path: Path, shelf: modelshelf.Shelf
+) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(NotFound, match=r"no modelstore registry at .*operatorai-model-store/domains/"):
+    with pytest.raises(
+        NotFound, match=r"no modelstore registry at .*operatorai-model-store/domains/"
+    ):
         import_modelstore(str(tmp_path / "empty"), shelf)
     with pytest.raises(modelshelf.errors.UnknownScheme, match="no storage plugin reads ftp://"):
         import_modelstore("ftp://host/models", shelf)
 
 
 def test_public_location_drops_credentials() -> None:
-    assert public_location("s3://KEY:SECRET@bucket/prefix?endpoint_url=http://x&token=t") == "s3://bucket/prefix"
+    assert (
+        public_location("s3://KEY:SECRET@bucket/prefix?endpoint_url=http://x&token=t")
+        == "s3://bucket/prefix"
+    )
     assert public_location("/srv/models") == "/srv/models"
 
 
 # --- the command line --------------------------------------------------------------------------
 
 
-def _cli() -> Any:
-    from modelshelf.cli import cli
-
-    return cli
+def _modelshelf(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``modelshelf ARGS`` in a fresh process, as a user runs it."""
+    full_env = {**os.environ, "MODELSHELF_CACHE": str(tmp_path / "cache"), **env}
+    full_env.pop("MODELSHELF_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "modelshelf", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        check=False,
+        timeout=300,
+    )
 
 
 def test_cli_import_dry_run_and_json(registry: Registry, tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    runner = CliRunner()
     url = str(tmp_path / "cli-shelf")
-    env = {"MODELSHELF_CACHE": str(tmp_path / "cache")}
-    dry = runner.invoke(_cli(), ["--shelf", url, "import-modelstore", "--from", str(registry.root), "--dry-run"], env=env)
-    assert dry.exit_code == 0, dry.output
-    assert "would import churn:1 <- churn/" in dry.output
-    assert "(dry run: nothing written)" in dry.output
+    dry = _modelshelf(
+        "--shelf",
+        url,
+        "import-modelstore",
+        "--from",
+        str(registry.root),
+        "--dry-run",
+        tmp_path=tmp_path,
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "would import churn:1 <- churn/" in dry.stdout
+    assert "(dry run: nothing written)" in dry.stdout
     assert not Path(url).exists()
 
-    done = runner.invoke(_cli(), ["--shelf", url, "import-modelstore", "--from", str(registry.root), "--json"], env=env)
-    assert done.exit_code == 0, done.output
-    data = json.loads(done.output)
-    assert [m["model_id"] for m in data["imported"] if m["domain"] == "churn"] == [m for m, _ in registry.models["churn"]]
+    done = _modelshelf(
+        "--shelf",
+        url,
+        "import-modelstore",
+        "--from",
+        str(registry.root),
+        "--json",
+        tmp_path=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert [m["model_id"] for m in data["imported"] if m["domain"] == "churn"] == [
+        m for m, _ in registry.models["churn"]
+    ]
     assert data["dry_run"] is False
 
-    again = runner.invoke(_cli(), ["--shelf", url, "import-modelstore", "--from", str(registry.root)], env=env)
-    assert again.exit_code == 0, again.output
-    assert "0 model(s) imported, 0 alias(es) set" in again.output
-    assert "already imported as churn:1" in again.output
+    again = _modelshelf(
+        "--shelf", url, "import-modelstore", "--from", str(registry.root), tmp_path=tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    assert "0 model(s) imported, 0 alias(es) set" in again.stdout
+    assert "already imported as churn:1" in again.stdout
 
-    missing = runner.invoke(_cli(), ["--shelf", url, "import-modelstore", "--from", str(tmp_path / "nope")], env=env)
-    assert missing.exit_code == 1
-    assert missing.output.count("\n") == 1 and "no modelstore registry" in missing.output
+    missing = _modelshelf(
+        "--shelf", url, "import-modelstore", "--from", str(tmp_path / "nope"), tmp_path=tmp_path
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.count("\n") == 1 and "no modelstore registry" in missing.stderr
+
+
+def test_command_is_listed_and_the_plugin_reported(tmp_path: Path) -> None:
+    helped = _modelshelf("--help", tmp_path=tmp_path)
+    assert helped.returncode == 0 and "import-modelstore" in helped.stdout
+    listed = _modelshelf("plugins", tmp_path=tmp_path)
+    assert "modelstore  (modelshelf-modelstore " in listed.stdout
+    assert "hooks: modelshelf_register_commands" in listed.stdout
+    blocked = _modelshelf(
+        "import-modelstore", "--help", tmp_path=tmp_path, MODELSHELF_DISABLE_PLUGINS="modelstore"
+    )
+    assert blocked.returncode == 2  # no such command without the plugin
 
 
 def test_import_module_does_not_import_modelstore() -> None:
-    code = "import modelshelf.modelstore_import, sys; assert 'modelstore' not in sys.modules and 'boto3' not in sys.modules"
+    code = (
+        "import modelshelf_modelstore, sys; "
+        "assert not {'modelstore', 'boto3', 'sklearn', 'numpy'} & {m.split('.')[0] for m in sys.modules}"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- serializers: found by name in the plugin registry, with plain files as the fallback --------
+
+
+def test_without_the_serializer_plugin_models_are_files_with_a_note(
+    registry: Registry, shelf: modelshelf.Shelf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manager whose serializer no installed plugin provides: files, and the report says why."""
+    missing = attrs.evolve(MANAGERS["sklearn"], serializer="sklearn-not-installed")
+    monkeypatch.setitem(MANAGERS, "sklearn", missing)
+    plan = import_modelstore(str(registry.root), shelf, dry_run=True)
+    assert {m.serializer for m in plan.imported} == {"files"}
+    report = import_modelstore(str(registry.root), shelf)
+    churn = shelf.versions("churn")
+    assert {v.serializer.name for v in churn} == {"files"} and all(
+        v.framework is None for v in churn
+    )
+    assert isinstance(shelf.load(churn[0].ref), Path)  # the directory; nothing unpickled
+    for result in (plan, report):
+        (note,) = [n for n in result.notes if n.startswith("churn: ")]
+        assert "3 sklearn model(s)" in note and "as plain files" in note
+        assert (
+            "'sklearn-not-installed' is not installed (install it with `pip install modelshelf-sklearn`)"
+            in note
+        )
+        assert any(line == f"note: {note}" for line in result.lines())
+
+
+def test_a_blocked_serializer_plugin_is_named_in_the_note(
+    registry: Registry, tmp_path: Path
+) -> None:
+    url = str(tmp_path / "cli-shelf")
+    run = _modelshelf(
+        "--shelf",
+        url,
+        "import-modelstore",
+        "--from",
+        str(registry.root),
+        "--dry-run",
+        tmp_path=tmp_path,
+        MODELSHELF_DISABLE_PLUGINS="sklearn",
+    )
+    assert run.returncode == 0, run.stderr
+    assert "would import churn:1 <- churn/" in run.stdout and "(files)" in run.stdout
+    assert "note: churn: 3 sklearn model(s) would be imported as plain files" in run.stdout
+    assert "sklearn-joblib" in run.stdout and "modelshelf-sklearn" in run.stdout
+
+
+def test_every_manager_mapping_is_well_formed() -> None:
+    for library, mapping in MANAGERS.items():
+        assert isinstance(mapping, ManagerMapping) and mapping.library == library
+        assert mapping.file and "/" not in mapping.file
+        assert mapping.serializer != "files"
 
 
 # --- hostile archives --------------------------------------------------------------------------
@@ -399,12 +538,18 @@ def test_extract_archive_refuses_every_escape(tmp_path: Path) -> None:
     assert _files_below(outside) == {"target.txt"}
     assert (outside / "target.txt").read_text() == "original"
     assert _files_below(tmp_path / "area") == {
-        "dest", "dest/fine", "dest/fine/ok.txt", "dest/link", "dest/link/through-link.txt",
+        "dest",
+        "dest/fine",
+        "dest/fine/ok.txt",
+        "dest/link",
+        "dest/link/through-link.txt",
     }
     assert not (tmp_path / "x").exists() and not (tmp_path / "area" / "x").exists()
 
 
-def test_hostile_modelstore_archive_writes_nothing_outside(registry: Registry, tmp_path: Path, shelf: modelshelf.Shelf, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hostile_modelstore_archive_writes_nothing_outside(
+    registry: Registry, tmp_path: Path, shelf: modelshelf.Shelf, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = tmp_path / "copy"
     shutil.copytree(registry.root, source)
     outside = tmp_path / "outside"
@@ -428,7 +573,10 @@ def test_hostile_modelstore_archive_writes_nothing_outside(registry: Registry, t
     for what in ("'../x'", "absolute path", "symbolic link", "hard link", "not a regular file"):
         assert what in skip.reason
     assert victim_id not in {v.metadata["modelstore"]["model_id"] for v in shelf.versions("churn")}
-    assert _files_below(outside) == {"target.txt"} and (outside / "target.txt").read_text() == "original"
+    assert (
+        _files_below(outside) == {"target.txt"}
+        and (outside / "target.txt").read_text() == "original"
+    )
     assert _files_below(scratch) == set()  # temp dirs are gone, nothing was left beside them
     for name in ("x", "x2", "absolute.txt", "through-link.txt"):
         assert not list(tmp_path.rglob(name)), name
@@ -451,7 +599,9 @@ def moto_endpoint() -> Iterator[str]:
         yield endpoint
 
 
-def test_import_from_s3_written_by_modelstore(moto_endpoint: str, tmp_path: Path, shelf: modelshelf.Shelf, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_from_s3_written_by_modelstore(
+    moto_endpoint: str, tmp_path: Path, shelf: modelshelf.Shelf, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """modelstore's own S3 backend writes the registry (through AWS_ENDPOINT_URL, to moto)."""
     import boto3
     from modelstore import ModelStore
@@ -460,20 +610,27 @@ def test_import_from_s3_written_by_modelstore(moto_endpoint: str, tmp_path: Path
     monkeypatch.chdir(tmp_path)
     ms = ModelStore.from_aws_s3("legacy-models", root_prefix="team/ml")
     registry = build_registry(ms, tmp_path, tmp_path, pause=1.05)
-    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="legacy-models")["Contents"]]
+    keys = [
+        o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="legacy-models")["Contents"]
+    ]
     assert all(k.startswith("team/ml/operatorai-model-store/") for k in keys)
 
     report = import_modelstore("s3://legacy-models/team/ml", shelf)
     _check_imported(registry, shelf)
     assert report.notes == ()
-    assert {(s.kind, s.item) for s in report.skipped} >= {("domain", "bad domain"), ("state", "123")}
+    assert {(s.kind, s.item) for s in report.skipped} >= {
+        ("domain", "bad domain"),
+        ("state", "123"),
+    }
     version = shelf.versions("churn")[0]
     assert version.lineage.source is not None
     assert version.lineage.source["location"] == "s3://legacy-models/team/ml"
     assert import_modelstore("s3://legacy-models/team/ml", shelf).imported == ()
 
 
-def test_models_with_indistinguishable_times_are_reported(registry: Registry, tmp_path: Path, shelf: modelshelf.Shelf) -> None:
+def test_models_with_indistinguishable_times_are_reported(
+    registry: Registry, tmp_path: Path, shelf: modelshelf.Shelf
+) -> None:
     """Same second and same metadata mtime: the order is a guess, said so; the latest stays last."""
     source = tmp_path / "copy"
     shutil.copytree(registry.root, source)
@@ -494,7 +651,9 @@ def test_models_with_indistinguishable_times_are_reported(registry: Registry, tm
     assert order[-1] == churn_ids[-1]  # domains/churn.json names the last upload
 
 
-def test_missing_archive_skips_the_model_and_the_state_it_heads(registry: Registry, tmp_path: Path, shelf: modelshelf.Shelf) -> None:
+def test_missing_archive_skips_the_model_and_the_state_it_heads(
+    registry: Registry, tmp_path: Path, shelf: modelshelf.Shelf
+) -> None:
     source = tmp_path / "copy"
     shutil.copytree(registry.root, source)
     newest = registry.states["fraud"]["production"]
@@ -502,7 +661,9 @@ def test_missing_archive_skips_the_model_and_the_state_it_heads(registry: Regist
     archive.unlink()
     report = import_modelstore(str(source), shelf)
     skipped = {(s.kind, s.domain, s.item): s.reason for s in report.skipped}
-    assert skipped[("model", "fraud", newest)].startswith("no artifacts.tar.gz found for it (modelstore recorded /")
+    assert skipped[("model", "fraud", newest)].startswith(
+        "no artifacts.tar.gz found for it (modelstore recorded /"
+    )
     assert "was not imported" in skipped[("state", "fraud", "production")]
     assert "production" not in shelf.aliases("fraud")
     assert len(shelf.versions("fraud")) == len(registry.models["fraud"]) - 1
