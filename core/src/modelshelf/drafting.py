@@ -22,7 +22,7 @@ from .catalog import now
 from .errors import ModelshelfError, NoSerializer
 from .lineage import collect_lineage, current_user
 from .localfiles import collect_files
-from .plugins import get_registry
+from .plugins import explain_missing_serializer, get_registry
 from .records import FileEntry, FrameworkInfo, ModelVersion, SerializerInfo
 from .refs import check_file_path, check_name
 from .serializers import Serializer, choose
@@ -75,6 +75,9 @@ def choose_serializer(obj: Any, name: str | None) -> Serializer:
     if name is not None:
         entry = serializers.get(name)
         if entry is None:
+            explained = explain_missing_serializer(name)
+            if explained:
+                raise NoSerializer(explained)
             raise NoSerializer(
                 f"no serializer named {name!r} is installed (installed: {', '.join(sorted(serializers))})"
             )
@@ -152,7 +155,7 @@ def draft_upload(
                 distribution=entry.distribution,
                 distribution_version=entry.distribution_version,
                 format=chosen.format,
-                safe=chosen.safe,
+                safe=chosen.safe if saved.safe is None else chosen.safe and saved.safe,
                 details=check_json(saved.details, "serializer details"),
             ),
             framework=framework,

@@ -76,8 +76,8 @@ def load(catalog: Catalog, version: ModelVersion, *, trust: bool = False, **opti
     serializer = entry.serializer
     if not (serializer.safe and info.safe) and not trust:
         raise UntrustedFormat(
-            f"{version.ref} is stored as {info.format} ({info.name}), and loading it can run "
-            "code stored in the files: load it with trust=True only if you trust whoever uploaded it"
+            f"{version.ref} is stored as {serializer.unsafe_part(info.details)}, and loading it can "
+            "run code stored in the files: load it with trust=True only if you trust whoever uploaded it"
         )
     cache = catalog.cache
     fetch(catalog, version)
@@ -93,10 +93,19 @@ def load(catalog: Catalog, version: ModelVersion, *, trust: bool = False, **opti
     digest = hashlib.sha256("\n".join(f"{f.path}\0{f.sha256}" for f in version.files).encode()).hexdigest()
     directory = cache.snapshot(digest, version.files, refill=refill, what=version.ref)
     loaded = serializer.load(directory, details=info.details, trust=trust, **options)
-    if isinstance(loaded, os.PathLike):
-        returned, directory = Path(loaded).absolute(), directory.absolute()
-        if returned == directory or directory in returned.parents:
-            # Another serializer that returns its files: the same private copy rule.
-            private = cache.private_copy(version.files, refill=refill, what=version.ref)
-            return private / returned.relative_to(directory)
-    return loaded
+    directory = directory.absolute()
+    private: list[Path] = []
+
+    def privately(value: Any) -> Any:
+        """Paths into the shared snapshot become paths into one private copy (see above)."""
+        if type(value) is dict:  # a several-model version's mapping; never a model's own type
+            return {key: privately(item) for key, item in value.items()}
+        if isinstance(value, os.PathLike):
+            returned = Path(value).absolute()
+            if returned == directory or directory in returned.parents:
+                if not private:
+                    private.append(cache.private_copy(version.files, refill=refill, what=version.ref))
+                return private[0] / returned.relative_to(directory)
+        return value
+
+    return privately(loaded)

@@ -58,6 +58,7 @@ hookimpl = pluggy.HookimplMarker("modelshelf")
 BUILTIN_PLUGINS = (
     "modelshelf.default_plugins.filesystem",
     "modelshelf.default_plugins.files",
+    "modelshelf.default_plugins.several",
 )
 
 #: Every hook a plugin can implement (the functions of :mod:`modelshelf.hookspecs`).

@@ -44,6 +44,9 @@ class SavedModel:
     signature: Mapping[str, Any] | None = None
     #: Serializer-specific facts worth keeping in the manifest (JSON-compatible).
     details: Mapping[str, Any] = attrs.field(factory=dict)
+    #: ``False`` when this object's files can run code on load although the serializer is safe
+    #: in general (a composite is only as safe as its least safe part); ``None``: as the class says.
+    safe: bool | None = None
 
 
 class Serializer(abc.ABC):
@@ -94,6 +97,10 @@ class Serializer(abc.ABC):
     def describe(self, obj: Any) -> SavedModel:
         """What to record for an object uploaded through :meth:`files` (no :meth:`save` call)."""
         return SavedModel(self.framework, "")
+
+    def unsafe_part(self, details: Mapping[str, Any]) -> str:
+        """Names what needs trust in a stored version, for the message that asks for it."""
+        return f"{self.format} ({self.name})"
 
     @abc.abstractmethod
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
