@@ -10,7 +10,9 @@ Subclass a contract in your test module and override its abstract fixtures::
         def storage_url(self, my_server):
             return f"my://{fresh_bucket(my_server)}/prefix"
 
-See ``docs/plugin-authors.md``. Names are resolved lazily so that the pytest plugin registered by
+A network backend also subclasses :class:`FaultContract` (cut answers, cut bodies, lost answers
+to conditional writes), run against its service behind :class:`~.faultproxy.FaultProxy`; its
+local server starts with :func:`~.servers.local_server`. See ``docs/plugin-authors.md``. Names are resolved lazily so that the pytest plugin registered by
 this package costs nothing in test sessions that do not use it.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SerializerContract", "StorageContract"]
+__all__ = ["FaultContract", "SerializerContract", "StorageContract"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +28,10 @@ def __getattr__(name: str) -> Any:
         from .storage_contract import StorageContract
 
         return StorageContract
+    if name == "FaultContract":
+        from .fault_contract import FaultContract
+
+        return FaultContract
     if name == "SerializerContract":
         from .serializer_contract import SerializerContract
 

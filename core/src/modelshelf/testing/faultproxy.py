@@ -384,8 +384,8 @@ class FaultProxy:
 
     def close(self) -> None:
         self._closing.set()
-        with contextlib.suppress(OSError):
-            self.server.close()
+        # shutdown wakes the thread blocked in accept(); close alone would not, on Linux.
+        _close(self.server)
         with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:
