@@ -1,8 +1,8 @@
 """A blob service that ignores If-None-Match / If-Match: real Azurite behind a header-stripping proxy.
 
 Azure's conditional Put Blob uses the same two headers as S3. Through
-:class:`~modelshelf.testing.header_proxy.HeaderStrippingProxy` Azurite becomes a service that
-accepts them and ignores them; :mod:`modelshelf.write_probe` must then refuse every write in one
+:class:`~modelshelf.testing.faultproxy.FaultProxy` (``strip=CONDITIONAL_HEADERS``) Azurite
+becomes a service that accepts them and ignores them; :mod:`modelshelf.write_probe` must then refuse every write in one
 line while reads keep working. The clients use a SAS token: a Shared Key signature covers the
 conditional headers, so Azurite would refuse a request whose headers were stripped on the way.
 """
@@ -19,7 +19,7 @@ import pytest
 from modelshelf import write_probe
 from modelshelf.errors import AlreadyExists, ConditionalWritesUnsupported, PreconditionFailed
 from modelshelf.shelf import Shelf
-from modelshelf.testing.header_proxy import HeaderStrippingProxy
+from modelshelf.testing.faultproxy import CONDITIONAL_HEADERS, FaultProxy
 from modelshelf.write_probe import PROBE_PREFIX, PROBE_REQUESTS, check_conditional_writes
 from modelshelf_azure.storage import AzureBlobStorage
 from modelshelf_azure.testing import DEV_ACCOUNT, DEV_KEY
@@ -33,22 +33,17 @@ def _forget_probes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(write_probe, "_verified", set())
 
 
-def _azurite_port(connection_string: str) -> int:
-    endpoint = next(p for p in connection_string.split(";") if p.startswith("BlobEndpoint="))
-    return int(endpoint.rsplit(":", 1)[1].split("/", 1)[0])
-
-
 @pytest.fixture
-def stripping_proxy(azurite_connection_string: str) -> Iterator[HeaderStrippingProxy]:
+def stripping_proxy(azurite_port: int) -> Iterator[FaultProxy]:
     """Azurite behind a proxy that drops If-None-Match and If-Match from every request."""
-    with HeaderStrippingProxy(_azurite_port(azurite_connection_string)) as proxy:
+    with FaultProxy(azurite_port, strip=CONDITIONAL_HEADERS) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def counting_proxy(azurite_connection_string: str) -> Iterator[HeaderStrippingProxy]:
+def counting_proxy(azurite_port: int) -> Iterator[FaultProxy]:
     """Azurite behind a proxy that forwards everything unchanged and counts the requests."""
-    with HeaderStrippingProxy(_azurite_port(azurite_connection_string)) as proxy:
+    with FaultProxy(azurite_port, strip=CONDITIONAL_HEADERS) as proxy:
         proxy.enabled = False
         yield proxy
 
@@ -66,7 +61,7 @@ def sas_options(container: str) -> Any:
         expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
     )
 
-    def options(proxy: HeaderStrippingProxy) -> dict[str, str]:
+    def options(proxy: FaultProxy) -> dict[str, str]:
         return {"account_url": f"{proxy.endpoint}/{DEV_ACCOUNT}", "sas_token": token}
 
     return options
@@ -79,7 +74,7 @@ def _names(blob_service: Any, container: str, below: str = "") -> list[str]:
 
 
 def test_without_the_probe_two_writers_both_claim_version_1(
-    shelf_url: str, stripping_proxy: HeaderStrippingProxy, sas_options: Any
+    shelf_url: str, stripping_proxy: FaultProxy, sas_options: Any
 ) -> None:
     first = AzureBlobStorage(shelf_url, **sas_options(stripping_proxy))
     second = AzureBlobStorage(shelf_url, **sas_options(stripping_proxy))
@@ -100,7 +95,7 @@ def test_without_the_probe_two_writers_both_claim_version_1(
 
 
 def test_the_same_writes_through_a_plain_proxy_are_refused(
-    shelf_url: str, counting_proxy: HeaderStrippingProxy, sas_options: Any
+    shelf_url: str, counting_proxy: FaultProxy, sas_options: Any
 ) -> None:
     # Proves the stripping, not the proxy or the SAS token, is what makes the difference above.
     storage = AzureBlobStorage(shelf_url, **sas_options(counting_proxy))
@@ -121,7 +116,7 @@ def test_writes_through_the_stripping_proxy_are_refused_and_reads_work(
     shelf_url: str,
     blob_service: Any,
     azurite_connection_string: str,
-    stripping_proxy: HeaderStrippingProxy,
+    stripping_proxy: FaultProxy,
     sas_options: Any,
     tmp_path: Path,
 ) -> None:
@@ -162,7 +157,7 @@ def test_a_plain_connection_passes_the_probe_once_at_its_documented_cost(
     container: str,
     shelf_url: str,
     blob_service: Any,
-    counting_proxy: HeaderStrippingProxy,
+    counting_proxy: FaultProxy,
     sas_options: Any,
     tmp_path: Path,
 ) -> None:

@@ -1,12 +1,9 @@
-"""Fixtures: one fake-gcs-server per test session, a fresh bucket per test, and two tiny real
-HTTP servers for failures the emulator cannot produce (lost answers, 401/403)."""
+"""Fixtures: one fake-gcs-server per test session, a fresh bucket per test, core's fault proxy in
+front of it (lost answers, cut headers), and a tiny real HTTP server answering 401/403."""
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import pytest
+from modelshelf.testing.faultproxy import Fault, FaultProxy, Request
 from modelshelf_gcs.testing import create_bucket, fake_gcs_server
 
 if TYPE_CHECKING:
@@ -82,72 +80,23 @@ class _Server:
         self.httpd.server_close()
 
 
-class LossyProxy:
-    """Forwards every request to the emulator, but can *lose the answer* of chosen uploads.
-
-    The upload reaches the emulator and takes effect; the client gets a 503 instead of the real
-    answer, which is what a dropped connection or a gateway timeout looks like in production.
-    """
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.removeprefix("http://")
-        self.lose_uploads = 0
-        self.lost = 0
-        self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
-                try:
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    response = conn.getresponse()
-                    payload = response.read()
-                finally:
-                    conn.close()
-                lose = False
-                if self.command == "POST" and self.path.startswith("/upload/"):
-                    with proxy.lock:
-                        if proxy.lose_uploads > 0:
-                            proxy.lose_uploads -= 1
-                            proxy.lost += 1
-                            lose = True
-                if lose:
-                    payload = b'{"error":{"code":503,"message":"answer lost by the test proxy"}}'
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/json")
-                else:
-                    self.send_response(response.status)
-                    for key, value in response.getheaders():
-                        if key.lower() not in ("content-length", "transfer-encoding", "connection"):
-                            self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
-
-        self.server = _Server(Handler)
-        self.url = self.server.url
+@pytest.fixture
+def lossy_proxy(gcs_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """A :class:`FaultProxy` in front of the emulator; STORAGE_EMULATOR_HOST points at it."""
+    with FaultProxy(gcs_env) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.endpoint)
+        yield proxy
 
 
 @pytest.fixture
-def lossy_proxy(gcs_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LossyProxy]:
-    """A :class:`LossyProxy` in front of the emulator; STORAGE_EMULATOR_HOST points at it."""
-    proxy = LossyProxy(gcs_env)
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
-    try:
-        yield proxy
-    finally:
-        proxy.server.close()
+def lose_uploads(lossy_proxy: FaultProxy) -> Callable[[int], Fault]:
+    """``lose_uploads(n)``: the next ``n`` uploads land, their answers are replaced by a 503
+    (what a dropped connection or a gateway timeout looks like in production)."""
+
+    def uploads(request: Request) -> bool:
+        return request.method == "POST" and request.path.startswith("/upload/")
+
+    return lambda times: lossy_proxy.lose_answers(when=uploads, times=times, status=503)
 
 
 def _denying_handler(status: int) -> type[BaseHTTPRequestHandler]:
@@ -189,74 +138,18 @@ def denying_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 # --- answers whose header block is cut short ----------------------------------------------------
 
 
-class HeaderCutProxy:
-    """A TCP proxy in front of the emulator that cuts answers just before one header line.
-
-    The first ``times`` answers (after ``skip``) that carry header ``header`` are closed cleanly
-    right before it: ``http.client`` takes the EOF at a line boundary for the end of the headers,
-    so the SDK sees a plausible 200 without that header (and all later ones) and an empty body.
-    """
-
-    def __init__(self, upstream: str, header: str, *, times: int = 1, skip: int = 0) -> None:
-        host, port = upstream.removeprefix("http://").rsplit(":", 1)
-        self.target = (host, int(port))
-        self.needle = b"\r\n" + header.lower().encode() + b":"
-        self.times = times
-        self.skip = skip
-        self.cuts = 0
-        self.lock = threading.Lock()
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
-        try:
-            while data := source.recv(65536):
-                at = data.lower().find(self.needle) if answers else -1
-                if at != -1:
-                    with self.lock:
-                        cut = self.skip == 0 and self.cuts < self.times
-                        self.skip = max(0, self.skip - 1)
-                        self.cuts += cut
-                    if cut:
-                        sink.sendall(data[: at + 2])
-                        break
-                sink.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.server.close()
-
-
 @pytest.fixture
-def header_cut(
-    gcs_env: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., HeaderCutProxy]]:
-    """``header_cut(header, times=1, skip=0)``: a :class:`HeaderCutProxy` in front of the
-    emulator; STORAGE_EMULATOR_HOST points at it from then on (open storages after calling it)."""
-    proxies: list[HeaderCutProxy] = []
+def header_cut(gcs_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FaultProxy]]:
+    """``header_cut(header, times=1, skip=0)``: a :class:`FaultProxy` in front of the emulator
+    that cuts answers before ``header``; STORAGE_EMULATOR_HOST points at it from then on (open
+    storages after calling it)."""
+    proxies: list[FaultProxy] = []
 
-    def make(header: str, *, times: int = 1, skip: int = 0) -> HeaderCutProxy:
-        proxy = HeaderCutProxy(gcs_env, header, times=times, skip=skip)
+    def make(header: str, *, times: int = 1, skip: int = 0) -> FaultProxy:
+        proxy = FaultProxy(gcs_env)
+        proxy.cut_headers(header, times=times, skip=skip)
         proxies.append(proxy)
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.endpoint)
         return proxy
 
     try:

@@ -21,9 +21,8 @@ from modelshelf.errors import (
 )
 
 if TYPE_CHECKING:
+    from modelshelf.testing.faultproxy import Fault
     from modelshelf_gcs.storage import GCSStorage
-
-    from conftest import LossyProxy
 
 
 def _open(url: str, **options: Any) -> GCSStorage:
@@ -108,16 +107,16 @@ def test_denied_reads_and_writes(denying_host: str, tmp_path: Path) -> None:
             assert "denied" in message and "'private-bucket'" in message
 
 
-def test_server_errors_are_retried_then_reported(lossy_proxy: LossyProxy, bucket: str) -> None:
+def test_server_errors_are_retried_then_reported(lose_uploads: Callable[[int], Fault], bucket: str) -> None:
     """Every answer lost (503) until the retry deadline: BackendUnavailable, quickly with a
     short deadline, saying how long it tried."""
     storage = _open(f"gs://{bucket}/shelf", retry_deadline=1.5)
-    lossy_proxy.lose_uploads = 1000
+    lost = lose_uploads(1000)
     started = time.monotonic()
     with pytest.raises(BackendUnavailable, match=r"kept failing for 1\.5s .*HTTP 503") as info:
         storage.put_if_absent("a.json", b"{}")
     assert time.monotonic() - started < 6
-    assert lossy_proxy.lost >= 2  # it did retry
+    assert lost.hits >= 2  # it did retry
     _one_line(info.value)
 
 
@@ -125,40 +124,40 @@ def test_server_errors_are_retried_then_reported(lossy_proxy: LossyProxy, bucket
 
 
 def test_lost_answer_to_create_only_write_is_still_our_win(
-    lossy_proxy: LossyProxy, bucket: str
+    lose_uploads: Callable[[int], Fault], bucket: str
 ) -> None:
     storage = _open(f"gs://{bucket}/shelf")
-    lossy_proxy.lose_uploads = 1  # the write lands, its answer is replaced by a 503
+    lost = lose_uploads(1)  # the write lands, its answer is replaced by a 503
     etag = storage.put_if_absent("models/m/_versions/0000000001.json", b'{"mine": true}')
-    assert lossy_proxy.lost == 1
+    assert lost.hits == 1
     stored = storage.read("models/m/_versions/0000000001.json")
     assert (stored.data, stored.etag) == (b'{"mine": true}', etag)
     # ...while a genuine conflict after a lost answer is still a conflict.
-    lossy_proxy.lose_uploads = 1
+    lost = lose_uploads(1)
     with pytest.raises(AlreadyExists):
         storage.put_if_absent("models/m/_versions/0000000001.json", b'{"theirs": true}')
 
 
 def test_lost_answer_to_compare_and_swap_is_still_our_win(
-    lossy_proxy: LossyProxy, bucket: str
+    lose_uploads: Callable[[int], Fault], bucket: str
 ) -> None:
     storage = _open(f"gs://{bucket}/shelf")
     first = storage.put_if_absent("alias.json", b"v1")
-    lossy_proxy.lose_uploads = 1
+    lost = lose_uploads(1)
     second = storage.put_if_match("alias.json", b"v2", first)
-    assert lossy_proxy.lost == 1
+    assert lost.hits == 1
     assert storage.read("alias.json").etag == second != first
 
 
 def test_lost_answer_to_blob_upload_is_retried(
-    lossy_proxy: LossyProxy, bucket: str, tmp_path: Path
+    lose_uploads: Callable[[int], Fault], bucket: str, tmp_path: Path
 ) -> None:
     storage = _open(f"gs://{bucket}/shelf")
     local = tmp_path / "w.bin"
     local.write_bytes(b"weights")
-    lossy_proxy.lose_uploads = 1
+    lost = lose_uploads(1)
     storage.put_file("blobs/w", local)  # the SDK would not retry an unconditional upload itself
-    assert lossy_proxy.lost == 1
+    assert lost.hits == 1
     assert storage.read("blobs/w").data == b"weights"
 
 

@@ -16,9 +16,8 @@ import pytest
 from modelshelf.errors import BackendUnavailable, StorageError
 
 if TYPE_CHECKING:
+    from modelshelf.testing.faultproxy import FaultProxy
     from modelshelf_gcs.storage import GCSStorage
-
-    from conftest import HeaderCutProxy
 
 HEADERS = ["Content-Type", "Content-Length"]
 RECORD = b'{"a": 1}'
@@ -96,7 +95,7 @@ def test_one_cut_answer_is_asked_again(
     header: str,
     seeded: GCSStorage,
     storage_url: str,
-    header_cut: Callable[..., HeaderCutProxy],
+    header_cut: Callable[..., FaultProxy],
     tmp_path: Path,
 ) -> None:
     proxy = header_cut(header)
@@ -105,7 +104,7 @@ def test_one_cut_answer_is_asked_again(
         _check(op, faulty, seeded, tmp_path)
     finally:
         faulty.close()
-    assert proxy.cuts == 1, "the operation met no cut answer: the test proved nothing"
+    assert proxy.injected["cut-headers"] == 1, "the operation met no cut answer: the test proved nothing"
 
 
 @pytest.mark.parametrize("header", HEADERS)
@@ -115,7 +114,7 @@ def test_endpoint_that_keeps_cutting_answers_is_unavailable(
     header: str,
     seeded: GCSStorage,
     storage_url: str,
-    header_cut: Callable[..., HeaderCutProxy],
+    header_cut: Callable[..., FaultProxy],
     tmp_path: Path,
 ) -> None:
     from modelshelf_gcs.storage import GCSStorage
@@ -139,9 +138,9 @@ def test_endpoint_that_keeps_cutting_answers_is_unavailable(
         faulty.close()
     text = str(caught.value)
     assert "\n" not in text
-    assert proxy.url in text and storage_url in text
+    assert proxy.endpoint in text and storage_url in text
     assert "malformed answer" in text or "kept failing" in text
-    assert proxy.cuts >= MALFORMED_ATTEMPTS  # asked again before giving up
+    assert proxy.injected["cut-headers"] >= MALFORMED_ATTEMPTS  # asked again before giving up
 
 
 def test_only_malformed_answers_are_retried() -> None:

@@ -1,7 +1,7 @@
 """A server that ignores If-None-Match / If-Match: real moto behind a header-stripping proxy.
 
 Older MinIO releases and some gateways accept conditional PutObject requests and ignore the
-condition. :class:`~modelshelf.testing.header_proxy.HeaderStrippingProxy` turns the session's moto
+condition. :class:`~modelshelf.testing.faultproxy.FaultProxy` (``strip=CONDITIONAL_HEADERS``) turns the session's moto
 server into such a server. Without a check, two writers would both claim version 1 and an alias
 compare-and-swap could lose an update; :mod:`modelshelf.write_probe` makes every write refuse such
 a storage, in one line, before anything is written, while reads keep working.
@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import modelshelf
 import pytest
 from modelshelf import write_probe
 from modelshelf.errors import AlreadyExists, ConditionalWritesUnsupported, PreconditionFailed
 from modelshelf.shelf import Shelf
-from modelshelf.testing.header_proxy import HeaderStrippingProxy
+from modelshelf.testing.faultproxy import CONDITIONAL_HEADERS, FaultProxy
 from modelshelf.write_probe import PROBE_PREFIX, PROBE_REQUESTS, check_conditional_writes
 from modelshelf_s3 import open_storage
 
@@ -34,16 +33,16 @@ def _forget_probes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def stripping_proxy(moto_endpoint: str) -> Iterator[HeaderStrippingProxy]:
+def stripping_proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
     """moto behind a proxy that drops If-None-Match and If-Match from every request."""
-    with HeaderStrippingProxy(urlsplit(moto_endpoint).port or 80) as proxy:
+    with FaultProxy(moto_endpoint, strip=CONDITIONAL_HEADERS) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def counting_proxy(moto_endpoint: str) -> Iterator[HeaderStrippingProxy]:
+def counting_proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
     """moto behind a proxy that forwards everything unchanged and counts the requests."""
-    with HeaderStrippingProxy(urlsplit(moto_endpoint).port or 80) as proxy:
+    with FaultProxy(moto_endpoint, strip=CONDITIONAL_HEADERS) as proxy:
         proxy.enabled = False
         yield proxy
 
@@ -59,7 +58,7 @@ def _keys(s3_client: Any, bucket: str, below: str = "") -> list[str]:
 
 
 def test_without_the_probe_two_writers_both_claim_version_1(
-    bucket: str, stripping_proxy: HeaderStrippingProxy
+    bucket: str, stripping_proxy: FaultProxy
 ) -> None:
     # The hazard itself, at the storage level, through the stripping proxy.
     first = open_storage(f"s3://{bucket}/{ROOT}", endpoint_url=stripping_proxy.endpoint)
@@ -93,7 +92,7 @@ def test_the_same_writes_on_moto_directly_are_refused(s3_storage: Any) -> None:
 
 
 def test_writes_through_the_stripping_proxy_are_refused_and_reads_work(
-    bucket: str, s3_client: Any, stripping_proxy: HeaderStrippingProxy, tmp_path: Path
+    bucket: str, s3_client: Any, stripping_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     weights = tmp_path / "weights.bin"
     weights.write_bytes(b"\x07" * 5000)
@@ -131,7 +130,7 @@ def test_writes_through_the_stripping_proxy_are_refused_and_reads_work(
 
 
 def test_a_direct_connection_passes_the_probe_once_at_its_documented_cost(
-    bucket: str, s3_client: Any, counting_proxy: HeaderStrippingProxy, tmp_path: Path
+    bucket: str, s3_client: Any, counting_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     storage = open_storage(f"s3://{bucket}/{ROOT}", endpoint_url=counting_proxy.endpoint)
     try:
@@ -145,7 +144,7 @@ def test_a_direct_connection_passes_the_probe_once_at_its_documented_cost(
 
 
 def test_a_shelf_on_a_direct_connection_uploads_and_moves_aliases(
-    bucket: str, s3_client: Any, counting_proxy: HeaderStrippingProxy, tmp_path: Path
+    bucket: str, s3_client: Any, counting_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     weights = tmp_path / "weights.bin"
     weights.write_bytes(b"\x01" * 3000)

@@ -25,6 +25,7 @@ from modelshelf.errors import (
     ReadOnlyShelf,
     StorageError,
 )
+from modelshelf.testing.servers import free_port
 from modelshelf_s3 import open_storage
 from modelshelf_s3.testing import moto_server, reset_moto_auth
 
@@ -134,12 +135,6 @@ def test_missing_key_is_not_a_missing_bucket(s3_storage: Any) -> None:
     assert s3_storage.stat("absent") is None  # the one HeadBucket check passes
     with pytest.raises(KeyNotFound):
         s3_storage.read("absent")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_nothing_listening_is_backend_unavailable_quickly(
