@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -26,6 +27,7 @@ from .errors import (
     InvalidRecord,
     KeyNotFound,
     ModelNotFound,
+    StorageError,
     VersionNotFound,
 )
 from .records import Alias, ModelVersion, ShelfMarker, Tombstone
@@ -380,10 +382,6 @@ class Catalog:
         Records carry their creation time to the microsecond and their author, so equal bytes
         mean this writer's own earlier attempt, never another's write.
         """
-        import time
-
-        from .errors import StorageError
-
         for attempt in range(attempts):
             try:
                 return self.storage.read(key).data == data

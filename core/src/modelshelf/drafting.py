@@ -43,17 +43,17 @@ def check_json(value: Any, what: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise ModelshelfError(f"{what} must be a dict, got {type(value).__name__}")
-    value = dict(value)
-    for key in value:
+    checked: dict[str, Any] = dict(value)
+    for key in checked:
         if not isinstance(key, str):
             raise ModelshelfError(f"{what} keys must be strings, got {key!r}")
     try:
-        json.dumps(value, allow_nan=False)
+        json.dumps(checked, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ModelshelfError(f"{what} must be JSON-serialisable: {exc}") from None
     except RecursionError:
         raise ModelshelfError(f"{what} is nested too deeply to store as JSON") from None
-    return value
+    return checked
 
 
 def check_metrics(value: Any) -> dict[str, float]:

@@ -88,8 +88,8 @@ def load(catalog: Catalog, version: ModelVersion, *, trust: bool = False, **opti
     if not serializer.records_framework:
         # It returns the files themselves: hand out a private, verified copy, never the shared
         # cache's inodes (an in-place edit would reach every later load).
-        private = cache.private_copy(version.files, refill=refill, what=version.ref)
-        return serializer.load(private, details=info.details, trust=trust, **options)
+        copy = cache.private_copy(version.files, refill=refill, what=version.ref)
+        return serializer.load(copy, details=info.details, trust=trust, **options)
     digest = hashlib.sha256("\n".join(f"{f.path}\0{f.sha256}" for f in version.files).encode()).hexdigest()
     directory = cache.snapshot(digest, version.files, refill=refill, what=version.ref)
     loaded = serializer.load(directory, details=info.details, trust=trust, **options)
