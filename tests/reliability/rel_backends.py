@@ -13,10 +13,6 @@ import itertools
 import os
 import random
 import secrets
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,52 +115,6 @@ def referenced_blobs(shelf: Any) -> set[str]:
         for version in shelf.versions(name):
             found.update(f.sha256 for f in version.files)
     return found
-
-
-# --- a fake-gcs-server whose external URL is a proxy in front of it ---------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def fake_gcs_behind(port: int, external_url: str) -> Iterator[str]:
-    """fake-gcs-server on ``port`` announcing ``external_url`` (resumable upload sessions point
-    there), so that every request of an upload goes through the proxy at ``external_url``."""
-    from modelshelf_gcs.testing import find_fake_gcs_server
-
-    binary = find_fake_gcs_server()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            os.fspath(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-            "-backend", "memory", "-external-url", external_url, "-log-level", "error",
-        ],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1):
-                    break
-            except (OSError, urllib.error.URLError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("fake-gcs-server did not start") from None
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- misc ------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 ``http.client`` takes an EOF at a line boundary for the end of the headers, so the client sees a
 plausible answer that lacks some headers (and, without Content-Length, has an empty body). One of
-the faults :class:`~rel_faultproxy.FaultProxy` injects at random, made deterministic here with
-:class:`~rel_faultproxy.HeaderCutProxy`: the first answer carrying a given header is cut just
+the faults :class:`~modelshelf.testing.faultproxy.FaultProxy` injects at random, made
+deterministic here with its ``cut_headers``: the first answer carrying a given header is cut just
 before it. Each operation must then succeed with the right content or fail with a one-line
 modelshelf error, and must never mistake the fault for a missing model or a damaged record.
 """
@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from modelshelf.errors import InvalidRecord, NotFound
+from modelshelf.testing.faultproxy import FaultProxy
 from rel_backends import (
     Backend,
     azure_connection_string,
@@ -27,7 +28,6 @@ from rel_backends import (
     one_line_error,
     tree_digests,
 )
-from rel_faultproxy import HeaderCutProxy
 
 HEADERS = ["Content-Length", "Content-Range", "ETag", "Last-Modified", "Content-Type"]
 OPS = ["upload", "download", "versions"]
@@ -56,14 +56,20 @@ def _cases() -> list[Any]:
     return cases
 
 
-def _through(kind: str, request: pytest.FixtureRequest) -> tuple[Backend, Callable[..., tuple[HeaderCutProxy, Backend]]]:
+def _cutting(port: int, header: str, skip: int) -> FaultProxy:
+    proxy = FaultProxy(port)
+    proxy.cut_headers(header, skip=skip)
+    return proxy
+
+
+def _through(kind: str, request: pytest.FixtureRequest) -> tuple[Backend, Callable[..., tuple[FaultProxy, Backend]]]:
     """A clean backend, and ``cut(header, skip=0)`` giving a proxy and the same shelf behind it."""
     if kind == "s3":
         endpoint = request.getfixturevalue("rel_moto")
         clean = new_s3_backend(endpoint)
 
-        def cut(header: str, skip: int = 0) -> tuple[HeaderCutProxy, Backend]:
-            proxy = HeaderCutProxy(int(endpoint.rsplit(":", 1)[1]), header.encode(), skip=skip)
+        def cut(header: str, skip: int = 0) -> tuple[FaultProxy, Backend]:
+            proxy = _cutting(int(endpoint.rsplit(":", 1)[1]), header, skip)
             return proxy, Backend("s3", clean.url, {"endpoint_url": proxy.endpoint}, clean.env)
 
     elif kind == "azure":
@@ -71,8 +77,8 @@ def _through(kind: str, request: pytest.FixtureRequest) -> tuple[Backend, Callab
         clean = new_azure_backend(connection)
         small = 64 * 1024
 
-        def cut(header: str, skip: int = 0) -> tuple[HeaderCutProxy, Backend]:
-            proxy = HeaderCutProxy(blob_port(connection), header.encode(), skip=skip)
+        def cut(header: str, skip: int = 0) -> tuple[FaultProxy, Backend]:
+            proxy = _cutting(blob_port(connection), header, skip)
             options = {
                 "connection_string": azure_connection_string(connection, proxy.endpoint),
                 "max_single_put_size": small, "max_block_size": small, "max_chunk_get_size": small,
@@ -83,8 +89,8 @@ def _through(kind: str, request: pytest.FixtureRequest) -> tuple[Backend, Callab
         host = request.getfixturevalue("rel_gcs")
         clean = new_gcs_backend(host)
 
-        def cut(header: str, skip: int = 0) -> tuple[HeaderCutProxy, Backend]:
-            proxy = HeaderCutProxy(int(host.rsplit(":", 1)[1]), header.encode(), skip=skip)
+        def cut(header: str, skip: int = 0) -> tuple[FaultProxy, Backend]:
+            proxy = _cutting(int(host.rsplit(":", 1)[1]), header, skip)
             env = {**clean.env, "STORAGE_EMULATOR_HOST": proxy.endpoint}
             return proxy, Backend("gcs", clean.url, {"chunk_size": 256 * 1024}, env)
 
@@ -118,7 +124,7 @@ def test_answer_cut_inside_headers(kind: str, header: str, op: str, request: pyt
     finally:
         proxy.close()
     assert writer.verify() == []
-    if proxy.cuts == 0:
+    if proxy.injected["cut-headers"] == 0:
         pytest.skip(f"no answer to this operation carries {header}: nothing was cut")
 
 
@@ -134,7 +140,7 @@ def test_cut_manifest_read_never_poisons_the_record_cache(request: pytest.Fixtur
         one_line_error(exc)
     finally:
         proxy.close()
-    assert proxy.cuts == 1
+    assert proxy.injected["cut-headers"] == 1
     # Same cache, healthy network: must work.
     assert clean.open(tmp_path / "cache").get("m:1").version == 1
 
@@ -151,4 +157,4 @@ def test_cut_listing_is_not_an_empty_model(request: pytest.FixtureRequest, tmp_p
         assert not isinstance(exc, NotFound), f"a network fault read as a missing model: {exc}"
     finally:
         proxy.close()
-    assert proxy.cuts == 1
+    assert proxy.injected["cut-headers"] == 1

@@ -1,6 +1,6 @@
 """Network faults: uploads and downloads through a proxy that resets, cuts and stalls connections.
 
-For each cloud backend, a seeded :class:`~rel_faultproxy.FaultProxy` sits between the client and
+For each cloud backend, a seeded :class:`~modelshelf.testing.faultproxy.FaultProxy` sits between the client and
 the server. Every operation must either succeed with verified content or fail with a one-line
 ``modelshelf.errors`` exception; afterwards, through a clean connection, every listed version
 must verify and load with exactly the content its upload wrote, no upload that reported success
@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 from modelshelf.errors import AlreadyExists, InvalidRecord, NotFound
+from modelshelf.testing.faultproxy import FaultProxy
+from modelshelf.testing.servers import free_port
 from rel_backends import (
     Backend,
     azure_connection_string,
     blob_port,
     count,
-    fake_gcs_behind,
-    free_port,
     new_azure_backend,
     new_gcs_backend,
     new_s3_backend,
@@ -35,7 +35,6 @@ from rel_backends import (
     tree_digests,
     write_model,
 )
-from rel_faultproxy import FaultProxy
 
 #: Operations per backend: half uploads, half downloads of an earlier version.
 OPERATIONS = count(40, 400)
@@ -81,7 +80,11 @@ def _proxied(kind: str, request: pytest.FixtureRequest, stack: contextlib.ExitSt
     proxy = stack.enter_context(
         FaultProxy(server_port, seed=seed, rate=FAULT_RATE, stall_seconds=READ_TIMEOUT + 1, listen_port=proxy_port)
     )
-    host = stack.enter_context(fake_gcs_behind(server_port, proxy.endpoint))
+    from modelshelf_gcs.testing import fake_gcs_server
+
+    host = stack.enter_context(
+        fake_gcs_server(port=server_port, external_url=proxy.endpoint, log_level="error")
+    )
     clean = new_gcs_backend(host)
     faulty = Backend(
         "gcs", clean.url,
