@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from modelshelf.errors import ModelshelfError
 from modelshelf.template import create
 
