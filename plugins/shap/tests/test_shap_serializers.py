@@ -1,0 +1,246 @@
+"""modelshelf-shap against real shap explainers, through a real filesystem shelf."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import modelshelf
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+from modelshelf.errors import InvalidModel, ModelshelfError, NoSerializer, UntrustedFormat
+from modelshelf.plugins import get_registry
+from modelshelf.serializers import choose
+from modelshelf_shap import ShapPickleSerializer, TreeExplainerSerializer
+
+MakeModel = Callable[[str], Any]
+
+
+class WritesMarker:
+    """A "model" whose unpickling creates the file ``path`` (a stand-in for arbitrary code)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self, X: Any) -> Any:
+        return np.zeros(len(X))
+
+    def __reduce__(self) -> Any:
+        return (open, (self.path, "x"))
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+def _serializers() -> list[Any]:
+    return [e.serializer for e in get_registry().serializers().values()]
+
+
+def test_import_and_listing_import_no_framework(run_python: Any) -> None:
+    code = (
+        "import sys, modelshelf_shap\n"
+        "from modelshelf.plugins import get_registry\n"
+        "assert {'shap-tree', 'shap-pickle'} <= set(get_registry().serializers())\n"
+        "bad = [m for m in ('shap', 'numba', 'numpy', 'xgboost', 'sklearn') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "shap"})
+
+
+def test_plugins_command_lists_claims_and_why_unsafe(run_python: Any) -> None:
+    out = run_python(
+        "from modelshelf.cli import main; main(['plugins'])", env={"MODELSHELF_LOAD_PLUGINS": "shap"}
+    ).stdout
+    assert "shap-tree" in out and "shap.explainers._tree.TreeExplainer" in out
+    assert "shap-pickle" in out and "shap.explainers._explainer.Explainer" in out
+    assert "unsafe by default because" in out
+
+
+def test_claims(make_model: MakeModel, X: pd.DataFrame) -> None:
+    assert choose(shap.TreeExplainer(make_model("xgboost")), _serializers()).name == "shap-tree"
+    exact = shap.explainers.Exact(make_model("logistic").predict_proba, X.to_numpy()[:10])
+    assert choose(exact, _serializers()).name == "shap-pickle"
+    kernel = shap.KernelExplainer(make_model("logistic").predict_proba, X.to_numpy()[:5])
+    assert choose(kernel, _serializers()).name == "shap-pickle"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"data": 30, "feature_perturbation": "interventional"},
+     {"data": 30, "feature_perturbation": "interventional", "model_output": "probability"}],
+    ids=["path-dependent", "interventional", "probability"],
+)
+def test_tree_explainer_over_xgboost_is_stored_by_the_xgboost_plugin(
+    shelf: Any, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame, settings: dict[str, Any]
+) -> None:
+    kwargs = {**settings, **({"data": X.iloc[: settings["data"]]} if "data" in settings else {})}
+    explainer = shap.TreeExplainer(make_model("xgboost"), **kwargs)
+    v = shelf.upload("why", explainer)
+    assert v.serializer.name == "shap-tree" and v.serializer.safe
+    assert v.framework.name == "shap" and v.framework.version == shap.__version__
+    paths = sorted(f.path for f in v.files)
+    assert "model/model.ubj" in paths and "explainer.json" in paths
+    assert ("data.npy" in paths) == ("data" in settings)
+    details = v.serializer.details
+    assert details["model"]["serializer"] == "xgboost-ubj"
+    assert details["model"]["framework"] == "xgboost"
+    assert details["model_output"] == settings.get("model_output", "raw")
+    assert v.signature["inputs"][0]["shape"] == [None, 4]
+    loaded = shelf.load(v.ref)
+    assert type(loaded) is shap.TreeExplainer
+    np.testing.assert_array_equal(loaded.shap_values(rows), explainer.shap_values(rows))
+    np.testing.assert_array_equal(np.asarray(loaded.expected_value), np.asarray(explainer.expected_value))
+    np.testing.assert_array_equal(loaded(rows).values, explainer(rows).values)
+
+
+def test_tree_explainer_over_a_forest_needs_its_model(
+    shelf: Any, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame
+) -> None:
+    """shap keeps no reference to a scikit-learn model: the caller passes it."""
+    forest = make_model("forest")
+    explainer = shap.TreeExplainer(forest, data=X.iloc[:20])
+    with pytest.raises(InvalidModel, match=r"options=\{'model'") as caught:
+        shelf.upload("why", explainer)
+    _one_line(caught.value)
+    with pytest.raises(InvalidModel, match="expected value"):
+        shelf.upload("why", explainer, options={"model": make_model("xgboost")})
+    v = shelf.upload("why", explainer, options={"model": forest})
+    assert v.serializer.details["model"]["serializer"] == "sklearn-skops"
+    assert v.serializer.details["feature_names"] == ["age", "income", "tenure", "score"]
+    # skops does not trust a tree's internal type by default: the explainer needs what its model needs.
+    with pytest.raises(UntrustedFormat, match="sklearn.tree"):
+        shelf.load(v.ref)
+    loaded = shelf.load(v.ref, trust=True)
+    np.testing.assert_array_equal(loaded.shap_values(rows), explainer.shap_values(rows))
+
+
+def test_unsafe_model_serializer_is_refused_at_save_and_needs_trust_at_load(
+    shelf: Any, make_model: MakeModel, rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    explainer = shap.TreeExplainer(make_model("xgboost"))
+    with pytest.raises(InvalidModel, match="sklearn-joblib, which needs trust.*shap-pickle"):
+        shelf.upload("why", explainer, options={"model_serializer": "sklearn-joblib"})
+    # A version whose explainer.json names an unsafe serializer (as a hostile writer could) is
+    # refused without trust, whatever the manifest says.
+    version = tmp_path / "version"
+    version.mkdir()
+    saved = TreeExplainerSerializer().save(explainer, version)
+    record = json.loads((version / "explainer.json").read_text())
+    record["model"]["serializer"] = "sklearn-joblib"
+    (version / "explainer.json").write_text(json.dumps(record))
+    with pytest.raises(UntrustedFormat, match="sklearn-joblib"):
+        TreeExplainerSerializer().load(version, details=saved.details)
+    record["model"]["serializer"] = "not-installed"
+    (version / "explainer.json").write_text(json.dumps(record))
+    with pytest.raises(NoSerializer, match="not-installed") as caught:
+        TreeExplainerSerializer().load(version, details=saved.details)
+    _one_line(caught.value)
+
+
+def test_pickle_explainers_round_trip(shelf: Any, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame) -> None:
+    model = make_model("logistic")
+    background = X.to_numpy()[:20]
+    # Deterministic explainers only: a Permutation or Kernel explainer samples anew on every call.
+    for explainer in (
+        shap.explainers.Exact(model.decision_function, shap.maskers.Partition(background)),
+        shap.explainers.Partition(model.decision_function, shap.maskers.Partition(background)),
+    ):
+        v = shelf.upload("agnostic", explainer)
+        assert v.serializer.name == "shap-pickle" and v.serializer.safe is False
+        with pytest.raises(UntrustedFormat):
+            shelf.load(v.ref)
+        loaded = shelf.load(v.ref, trust=True)
+        assert type(loaded) is type(explainer)
+        np.testing.assert_array_equal(loaded(rows.to_numpy()).values, explainer(rows.to_numpy()).values)
+
+
+def test_tree_explainer_cannot_go_to_shap_pickle(shelf: Any, make_model: MakeModel) -> None:
+    with pytest.raises(InvalidModel, match="shap-tree") as caught:
+        shelf.upload("why", shap.TreeExplainer(make_model("xgboost")), serializer="shap-pickle")
+    _one_line(caught.value)
+
+
+def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, X: pd.DataFrame, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    explainer = shap.explainers.Exact(WritesMarker(str(marker)), X.to_numpy()[:5])
+    v = shelf.upload("evil", explainer)
+    assert not marker.exists()
+    reader = modelshelf.open(str(shelf_path), cache=tmp_path / "reader-cache")
+    with pytest.raises(UntrustedFormat, match="trust=True"):
+        reader.load(v.ref)
+    directory = shelf.download(v.ref, tmp_path / "dl")
+    with pytest.raises(UntrustedFormat):
+        ShapPickleSerializer().load(directory, details={})
+    assert not marker.exists()
+    # The payload is live: trusting it runs it. This is what makes the assertions above meaningful.
+    with contextlib.suppress(ModelshelfError):  # the "model" it returns is no model
+        shelf.load(v.ref, trust=True)
+    assert marker.exists()
+
+
+def test_fresh_process_lists_downloads_and_loads(
+    shelf: Any, shelf_path: Path, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame,
+    run_python: Any, tmp_path: Path,
+) -> None:
+    explainer = shap.TreeExplainer(make_model("xgboost"), data=X.iloc[:30], feature_perturbation="interventional")
+    shelf.upload("why", explainer)
+    np.save(tmp_path / "rows.npy", rows.to_numpy())
+    code = (
+        "import sys, numpy as np, pandas as pd, modelshelf\n"
+        "shelf = modelshelf.open(sys.argv[1])\n"
+        "assert [v.version for v in shelf.versions('why')] == [1]\n"
+        "dest = shelf.download('why:1', sys.argv[2])\n"
+        "assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob('*') if p.is_file()) == "
+        "['data.npy', 'explainer.json', 'model/model.ubj'], list(dest.rglob('*'))\n"
+        "explainer = shelf.load('why:1')\n"
+        "rows = pd.DataFrame(np.load(sys.argv[4]), columns=['age', 'income', 'tenure', 'score'])\n"
+        "np.save(sys.argv[3], explainer.shap_values(rows))\n"
+    )
+    out = tmp_path / "values.npy"
+    run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "rows.npy"))
+    np.testing.assert_array_equal(np.load(out), explainer.shap_values(rows))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [{"model_output": "os.system"}, {"model": "xgboost-ubj"}, {"feature_names": "age"}, {"feature_perturbation": 3}],
+)
+def test_damaged_explainer_file_is_one_invalid_model_line(
+    make_model: MakeModel, tmp_path: Path, damage: dict[str, Any]
+) -> None:
+    serializer = TreeExplainerSerializer()
+    saved = serializer.save(shap.TreeExplainer(make_model("xgboost")), tmp_path)
+    record = json.loads((tmp_path / "explainer.json").read_text())
+    (tmp_path / "explainer.json").write_text(json.dumps({**record, **damage}))
+    with pytest.raises(InvalidModel) as caught:
+        serializer.load(tmp_path, details=saved.details)
+    assert "'explainer.json'" in _one_line(caught.value)
+
+
+def test_background_data_is_never_unpickled(make_model: MakeModel, X: pd.DataFrame, tmp_path: Path) -> None:
+    serializer = TreeExplainerSerializer()
+    explainer = shap.TreeExplainer(make_model("xgboost"), data=X.iloc[:10], feature_perturbation="interventional")
+    saved = serializer.save(explainer, tmp_path)
+    np.save(tmp_path / "data.npy", np.array([WritesMarker(str(tmp_path / "pwned"))], dtype=object), allow_pickle=True)
+    with pytest.raises(InvalidModel, match="'data.npy'"):
+        serializer.load(tmp_path, details=saved.details)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_unknown_options_are_refused(shelf: Any, make_model: MakeModel) -> None:
+    with pytest.raises(ModelshelfError, match="accepted: model, model_serializer"):
+        shelf.upload("m", shap.TreeExplainer(make_model("xgboost")), options={"modle": 1})
+
+
+def test_registered_through_entry_point() -> None:
+    entries = get_registry().serializers()
+    assert entries["shap-tree"].distribution == "modelshelf-shap"
+    assert entries["shap-pickle"].serializer.safe is False
