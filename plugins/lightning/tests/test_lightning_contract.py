@@ -1,0 +1,43 @@
+"""modelshelf's serializer contract for both Lightning serializers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from modelshelf.testing import SerializerContract
+
+
+class LightningContract(SerializerContract):
+    @pytest.fixture
+    def model(self, trained: Any) -> Any:
+        return trained
+
+    @pytest.fixture
+    def sample_input(self, x: Any) -> Any:
+        return x
+
+    @pytest.fixture
+    def predict(self, run: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        return run
+
+    @pytest.fixture
+    def load_options(self, testmodules: Any) -> dict[str, Any]:
+        return {"cls": testmodules.TinyRegressor}
+
+    @pytest.fixture
+    def framework_modules(self) -> list[str]:
+        return ["lightning", "pytorch_lightning", "lightning_fabric", "torch", "safetensors"]
+
+
+class TestLightningSafetensorsContract(LightningContract):
+    @pytest.fixture
+    def serializer_name(self) -> str:
+        return "lightning-safetensors"
+
+
+class TestLightningCheckpointContract(LightningContract):
+    @pytest.fixture
+    def serializer_name(self) -> str:
+        return "lightning-checkpoint"
