@@ -11,6 +11,10 @@ Contract:
 
 * A blob enters the cache only after its sha256 and size were verified while streaming, through
   an atomic rename, so a reader never sees a partial blob and a corrupted download never enters.
+  A download of a blob the cache lacks writes the stream once into both the cache's temporary
+  file and the destination's (:meth:`Cache.materialize` with ``stream``): the destination gets
+  exactly the bytes that were verified, never a second read of the cache, and on a mismatch
+  neither temporary file survives.
 * The cache is **not trusted** after that. Bit rot, a stray write, another user of a shared cache,
   or root (who ignores the read-only bit) can change a blob in place, so every use re-hashes it:
   :meth:`Cache.materialize` hashes while it copies into a temporary file beside the destination
@@ -50,7 +54,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import attrs
 
@@ -68,6 +72,8 @@ _NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
 
 #: Puts one blob into the cache again, verified while streaming from the shelf.
 Refill = Callable[[FileEntry], None]
+#: The stored bytes of one blob, in order (a shelf read), to be verified by the cache.
+Stream = Callable[[FileEntry], Iterable[bytes]]
 
 
 def default_cache_dir() -> Path:
@@ -134,6 +140,34 @@ class Cache:
                 os.unlink(temp)
             raise
         return final
+
+    def _tee_verified(self, entry: FileEntry, target: Path, chunks: Iterable[bytes], what: str) -> None:
+        """Stream ``chunks`` once into both a new cache blob and the new file ``target``, verifying
+        them against ``entry`` on the way (one write of each, no second read).
+
+        The blob is renamed into the cache only after the digest matched; ``target`` is left for
+        the caller to rename. On any failure neither the blob nor ``target`` is left behind.
+        """
+        final = self.blob_path(entry.sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.with_name(f"{_TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
+        try:
+            with open(temp, "xb") as blob, open(target, "xb") as copy:
+                with VerifyingWriter(_Tee(blob, copy), entry.sha256, entry.size, what) as writer:
+                    for chunk in chunks:
+                        writer.write(chunk)
+                    writer.finish()
+            os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.replace(temp, final)
+        except BaseException:
+            for path in (temp, target):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            raise
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # a stream left half-read releases its connection now
 
     def evict(self, sha256: str) -> None:
         """Remove one blob (a snapshot still linking it is re-verified, and rebuilt, on its next use)."""
@@ -278,19 +312,23 @@ class Cache:
 
     def materialize(
         self, files: Iterable[FileEntry], dest: Path, *, link: bool = False,
-        refill: Refill | None = None, what: str = "",
+        refill: Refill | None = None, what: str = "", stream: Stream | None = None,
     ) -> None:
         """Place every file under ``dest``, verified: copies, or hardlinks of the blobs with ``link``.
 
         Every file is first written (or linked) to a temporary name beside its target and verified;
         only when all of them matched are they renamed into place, so a failure leaves ``dest``
         without any new file. A cached blob that fails is evicted and ``refill``-ed, once.
+
+        With ``stream`` (copies only), a blob missing from the cache is fetched with
+        ``stream(entry)`` and written once into both the cache and its temporary file beside the
+        target (:meth:`_tee_verified`), instead of into the cache and then copied out of it.
         """
-        self._place(tuple(files), dest, link=link, refill=refill, what=what, verified=set())
+        self._place(tuple(files), dest, link=link, refill=refill, what=what, verified=set(), stream=stream)
 
     def _place(
         self, files: tuple[FileEntry, ...], dest: Path, *, link: bool, refill: Refill | None, what: str,
-        verified: set[tuple[int, int]],
+        verified: set[tuple[int, int]], stream: Stream | None = None,
     ) -> None:
         dest = dest.absolute()
         created = _missing_parents(dest)
@@ -314,8 +352,13 @@ class Cache:
 
             def stage(group: list[tuple[FileEntry, Path, Path]]) -> None:
                 # One worker per blob: two workers evicting and refilling one blob would race.
-                for entry, temp, _ in group:
+                for index, (entry, temp, _) in enumerate(group):
                     name = f"{what}/{entry.path}" if what else entry.path
+                    if stream is not None and not link and index == 0 and not self.has(entry):
+                        # Not cached: one stream fills the cache and this file (the group's other
+                        # paths copy from the cache, verified, as usual).
+                        self._tee_verified(entry, temp, stream(entry), name)
+                        continue
 
                     def use(entry: FileEntry = entry, temp: Path = temp, name: str = name) -> None:
                         with contextlib.suppress(FileNotFoundError):
@@ -507,6 +550,18 @@ def _digest(path: Path) -> tuple[str, int, tuple[int, int]]:
             return "", -1, (st.st_dev, st.st_ino)
         digest = hashlib.file_digest(handle, "sha256")
         return digest.hexdigest(), handle.tell(), (st.st_dev, st.st_ino)
+
+
+class _Tee:
+    """A write-only file that writes every chunk to two files."""
+
+    def __init__(self, first: BinaryIO, second: BinaryIO) -> None:
+        self.first = first
+        self.second = second
+
+    def write(self, chunk: bytes) -> None:
+        self.first.write(chunk)
+        self.second.write(chunk)
 
 
 def _listing(directory: Path) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,28 +37,53 @@ def fetch(catalog: Catalog, version: ModelVersion, files: Iterable[FileEntry] | 
     with Progress(total, f"download {version.ref}") as progress:
 
         def get(entry: FileEntry) -> None:
-            try:
-                chunks = catalog.storage.read_stream(layout.blob_key(entry.sha256))
-            except KeyNotFound:
-                raise IntegrityError(
-                    f"{version.ref}: blob of {entry.path!r} ({entry.sha256[:12]}...) is missing "
-                    f"from shelf {catalog.url}; run `modelshelf verify`"
-                ) from None
+            chunks = blob_stream(catalog, version, entry)
             cache.insert(entry, counted(chunks, progress), f"{version.ref}/{entry.path}")
 
         run_parallel(get, missing.values())
+
+
+def blob_stream(catalog: Catalog, version: ModelVersion, entry: FileEntry) -> Iterator[bytes]:
+    """The stored bytes of ``entry``'s blob (unverified: the cache verifies while it writes)."""
+    try:
+        return catalog.storage.read_stream(layout.blob_key(entry.sha256))
+    except KeyNotFound:
+        raise IntegrityError(
+            f"{version.ref}: blob of {entry.path!r} ({entry.sha256[:12]}...) is missing "
+            f"from shelf {catalog.url}; run `modelshelf verify`"
+        ) from None
 
 
 def download(catalog: Catalog, version: ModelVersion, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
     dest_path = Path(dest)
     if dest_path.exists() and not dest_path.is_dir():
         raise ModelshelfError(f"download destination {dest_path} exists and is not a directory")
-    fetch(catalog, version)  # a bad shelf copy fails here, before dest is touched
-    catalog.cache.materialize(
-        version.files, dest_path, link=link, what=version.ref,
-        refill=lambda entry: fetch(catalog, version, (entry,)),
-    )
+    cache = catalog.cache
+    stream = None
+    if link:
+        fetch(catalog, version)  # a bad shelf copy fails here, before dest is touched
+    else:
+        # Blobs the cache lacks are streamed once into the cache and dest together (verified;
+        # on a mismatch neither keeps anything); cached ones are copied out, verified.
+        for entry in version.files:
+            if cache.has(entry):
+                cache.touch(entry.sha256)
+        missing = sum(f.size for f in {f.sha256: f for f in version.files if not cache.has(f)}.values())
+        progress = Progress(missing, f"download {version.ref}")
+        stream = lambda entry: counted(blob_stream(catalog, version, entry), progress)  # noqa: E731
+    try:
+        cache.materialize(
+            version.files, dest_path, link=link, what=version.ref, stream=stream,
+            refill=lambda entry: fetch(catalog, version, (entry,)),
+        )
+    finally:
+        if stream is not None:
+            progress.close()
     return dest_path
+
+
+#: The ``trust`` value that also loads a version whose pickle scan flagged dangerous imports.
+IGNORE_SCAN = "ignore-scan"
 
 
 def load(catalog: Catalog, version: ModelVersion, *, trust: bool = False, **options: Any) -> Any:

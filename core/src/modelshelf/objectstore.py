@@ -17,6 +17,10 @@ primitive                                              contract
                                                        ``None`` when the answer lacked it; a
                                                        refused condition raises :class:`Refused`
 ``_upload_file(name, path)``                           a streamed (multipart...) upload
+``_read_range(name, start, end, pin) -> bytes``        optional: exactly bytes ``start`` to ``end``
+                                                       (exclusive) of the version ``pin`` names,
+                                                       else :class:`Replaced`; large objects are
+                                                       then read in parallel ranges
 ``_delete(name)``                                      delete; a missing object may raise or not
 ``_map_error(exc, action, key, write)``                the modelshelf error for an SDK exception
                                                        (or a signal below), or ``None``
@@ -36,9 +40,12 @@ detail (a signed URL, a token) reaches a traceback.
 
 from __future__ import annotations
 
+import collections
 import io
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -181,6 +188,11 @@ class ObjectStoreStorage(Storage):
     write_retry = Backoff(attempts=6, first=0.05, cap=1.0)
     #: Blobs up to this size are read into memory, verified, and sent in one request.
     small_blob_limit = 8 << 20
+    #: Objects at least this large are read in parallel ranges when the backend implements
+    #: :meth:`_read_range` and ``MODELSHELF_RANGE_WORKERS`` (default 4) is above 1.
+    parallel_read_min = 64 << 20
+    #: The size of one ranged read; at most ``workers + 1`` ranges are held in memory at once.
+    range_size = 8 << 20
     #: Whether the bucket (container) is known to exist: until then a 404 on an object may mean
     #: either, and is told apart once by :meth:`_bucket_exists`.
     _bucket_known: bool = False
@@ -307,7 +319,58 @@ class ObjectStoreStorage(Storage):
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         name = self._name(key)
         first = self._call(lambda: self._open_read(name, 0, None, chunk_size), "read", key)
+        workers = range_workers()
+        if workers > 1 and first.size >= self.parallel_read_min and self._has_ranges():
+            return self._in_ranges(key, name, first, chunk_size, workers)
         return self._resumed(key, name, first, chunk_size)
+
+    def _has_ranges(self) -> bool:
+        return type(self)._read_range is not ObjectStoreStorage._read_range
+
+    def _in_ranges(
+        self, key: str, name: str, first: ObjectRead, chunk_size: int, workers: int
+    ) -> Iterator[bytes]:
+        """The object as ranges of :attr:`range_size` read by ``workers`` threads, yielded in
+        order (the caller hashes them in order). Every range is pinned to the first answer's etag,
+        so a replaced object raises instead of mixing two versions; a short or cut range is asked
+        again (:meth:`_call`). At most ``workers`` ranges are in flight: memory stays constant."""
+        size, step = first.size, self.range_size
+        first.close()  # it gave the size and the etag that pins every range
+
+        def fetch(start: int) -> bytes:
+            end = min(start + step, size)
+
+            def read() -> bytes:
+                data = self._read_range(name, start, end, first)
+                if len(data) != end - start:
+                    raise MalformedAnswer(f"got {len(data)} of {end - start} bytes of a range")
+                return data
+
+            return self._call(read, "read", key)
+
+        starts = iter(range(0, size, step))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelshelf-range")
+        pending: collections.deque[Future[bytes]] = collections.deque()
+
+        def submit() -> None:
+            start = next(starts, None)
+            if start is not None:
+                pending.append(pool.submit(fetch, start))
+
+        try:
+            for _ in range(workers):
+                submit()
+            while pending:
+                data = pending.popleft().result()
+                submit()
+                view = memoryview(data)
+                for offset in range(0, len(view), chunk_size):
+                    yield bytes(view[offset : offset + chunk_size])
+                del view, data
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _resumed(
         self, key: str, name: str, reader: ObjectRead, chunk_size: int
@@ -520,6 +583,9 @@ class ObjectStoreStorage(Storage):
     def _upload_file(self, name: str, path: Path) -> None:
         raise NotImplementedError
 
+    def _read_range(self, name: str, start: int, end: int, pin: ObjectRead) -> bytes:
+        raise NotImplementedError
+
     def _delete(self, name: str) -> None:
         raise NotImplementedError
 
@@ -536,6 +602,14 @@ class ObjectStoreStorage(Storage):
 
     def _touch(self, name: str) -> None:
         """Move the object's modification time without sending its content (optional)."""
+
+
+def range_workers() -> int:
+    """Parallel ranged reads per large object (``MODELSHELF_RANGE_WORKERS``, default 4; 1 = off)."""
+    try:
+        return max(1, int(os.environ.get("MODELSHELF_RANGE_WORKERS", "4")))
+    except ValueError:
+        return 4
 
 
 # --- options -----------------------------------------------------------------------------------

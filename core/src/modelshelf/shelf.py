@@ -34,6 +34,7 @@ from .publishing import Published, Publisher
 from .records import Alias, Event, ModelVersion, Tombstone
 from .refs import Ref, check_name
 from .storage import Storage
+from .transfer import staged_hashing
 
 #: Kept for code written against earlier releases; :mod:`modelshelf.known_plugins` is the table.
 KNOWN_STORAGE_PLUGINS = STORAGE_SCHEMES
@@ -163,7 +164,7 @@ class Shelf:
         created as version ``max + 1``. ``extra_files`` are stored beside the model under
         ``extra/``. ``options`` go to the serializer's ``save``.
         """
-        with draft_upload(
+        with staged_hashing(self.storage), draft_upload(  # a local shelf copies files in while hashing
             name, obj, metadata=metadata, metrics=metrics, params=params, tags=tags,
             description=description, extra_files=extra_files, serializer=serializer, options=options,
         ) as draft:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import os
 import queue
@@ -31,29 +32,106 @@ def workers() -> int:
         return 8
 
 
+#: ``stage(path) -> (sha256, size)``: hashes ``path`` while copying it where the shelf will want it.
+Stager = Callable[[Path], tuple[str, int]]
+_STAGER: contextvars.ContextVar[Stager | None] = contextvars.ContextVar("modelshelf_stager", default=None)
+
+
+@contextlib.contextmanager
+def hashing_with(stager: Stager | None) -> Iterator[None]:
+    """Within the block, :func:`hash_file` (in this thread and in :func:`run_parallel` workers it
+    starts) hashes through ``stager``: a local shelf copies each file into place while it hashes
+    it, so an upload reads every byte once instead of twice. ``None`` changes nothing."""
+    token = _STAGER.set(stager)
+    try:
+        yield
+    finally:
+        _STAGER.reset(token)
+
+
+@contextlib.contextmanager
+def staged_hashing(storage: object) -> Iterator[None]:
+    """:func:`hashing_with` the storage's ``upload_staging()`` when it has one (local shelves:
+    files are copied in while hashed, and publishing renames them); otherwise nothing changes."""
+    staging = getattr(storage, "upload_staging", None)
+    if staging is None:
+        yield
+        return
+    with staging() as stage, hashing_with(stage):
+        yield
+
+
 def hash_file(path: Path) -> tuple[str, int]:
     """Return the sha256 hex digest and size of a file (hashlib releases the GIL while hashing)."""
+    stager = _STAGER.get()
+    if stager is not None:
+        return stager(Path(path))
     with open(path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256")
         return digest.hexdigest(), handle.tell()
 
 
-def copy_verified(source: Path, handle: Any, sha256: str, size: int, chunk_size: int = 1 << 20) -> None:
+class _Hasher:
+    """sha256 of chunks fed from one thread and hashed on another (hashlib releases the GIL), so
+    that reading, writing and hashing overlap; a bounded queue keeps memory constant."""
+
+    _QUEUE_CHUNKS = 8
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self._QUEUE_CHUNKS)
+        self._thread = threading.Thread(target=self._run, name="modelshelf-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self.digest.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+def copy_hashing(
+    source: Path, write: Callable[[bytes], Any], *, limit: int | None = None, chunk_size: int = 4 << 20,
+    written: Callable[[int], None] | None = None,
+) -> tuple[str, int]:
+    """Copy ``source`` through ``write`` reading it once, hashing on a helper thread; return the
+    sha256 and size of exactly the bytes written. Stops after ``limit + 1`` bytes when a limit is
+    given (the caller then knows the file grew). ``written(total)`` is called after each chunk."""
+    hasher = _Hasher()
+    copied = 0
+    try:
+        with open(source, "rb", buffering=0) as reader:
+            while chunk := reader.read(chunk_size):
+                hasher.update(chunk)
+                write(chunk)
+                copied += len(chunk)
+                if written is not None:
+                    written(copied)
+                if limit is not None and copied > limit:
+                    break
+        return hasher.hexdigest(), copied
+    finally:
+        hasher.close()
+
+
+def copy_verified(source: Path, handle: Any, sha256: str, size: int, chunk_size: int = 4 << 20) -> None:
     """Copy ``source`` into the open binary ``handle``, hashing the bytes as they are copied.
 
     Raises :class:`ChangedWhileUploading` unless exactly ``size`` bytes with digest ``sha256`` were
     copied: what was hashed earlier is then not what would be stored.
     """
-    digest = hashlib.sha256()
-    copied = 0
-    with open(source, "rb") as reader:
-        while chunk := reader.read(chunk_size):
-            digest.update(chunk)
-            handle.write(chunk)
-            copied += len(chunk)
-            if copied > size:
-                break
-    if copied != size or digest.hexdigest() != sha256:
+    digest, copied = copy_hashing(Path(source), handle.write, limit=size, chunk_size=chunk_size)
+    if copied != size or digest != sha256:
         raise ChangedWhileUploading(
             f"{source} changed while it was being uploaded (it no longer matches the sha256 and size "
             "computed when the upload started): nothing was published; upload it again once the "
@@ -143,7 +221,10 @@ def run_parallel(
     if count <= 1:
         return [function(item) for item in items]
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="modelshelf") as pool:
-        futures: list[Future[R]] = [pool.submit(function, item) for item in items]
+        # Each item runs in a copy of the caller's context (see hashing_with).
+        futures: list[Future[R]] = [
+            pool.submit(contextvars.copy_context().run, function, item) for item in items
+        ]
         _, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()

@@ -48,6 +48,8 @@ import os
 import re
 import secrets
 import stat as stat_module
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -155,6 +157,10 @@ class FileSystemStorage(Storage):
             raise StorageError(
                 f"shelf {self.root}: directory shelves need a POSIX system (openat), which this is not"
             )
+        #: Files copied in while they were hashed (see :meth:`upload_staging`): (source, sha256, size) ->
+        #: the hidden temporary file at the root that :meth:`put_blob` renames into place.
+        self._staged: dict[tuple[str, str, int], str] = {}
+        self._staged_lock = threading.Lock()
 
     def describe(self) -> str:
         return str(self.root)
@@ -521,8 +527,132 @@ class FileSystemStorage(Storage):
     def put_blob(self, key: str, path: Path, sha256: str, size: int) -> None:
         """Copy ``path`` beside the key while hashing it (one read), then rename it into place only
         if it matched; on a mismatch raise :class:`~modelshelf.errors.ChangedWhileUploading` and
-        leave nothing behind."""
+        leave nothing behind. A file already copied in while it was hashed (:meth:`upload_staging`) is
+        renamed into place instead: those bytes are exactly the ones hashed."""
+        with self._staged_lock:
+            staged = self._staged.pop((os.fspath(path), sha256, size), None)
+        if staged is not None and self._place_staged(key, staged):
+            return
         self._store_file(key, path, (sha256, size))
+
+    # --- staging: uploads read every byte once ----------------------------------------------
+
+    @contextlib.contextmanager
+    def upload_staging(self) -> Iterator[Callable[[Path], tuple[str, int]]]:
+        """A ``stage(path) -> (sha256, size)`` for :func:`modelshelf.transfer.hashing_with`.
+
+        ``stage`` copies ``path`` into a hidden temporary file at the shelf root while hashing it
+        (one read; writing, hashing and the start of write-back overlap), and remembers it for
+        :meth:`put_blob`, which then only renames it (after an ``fsync``). The temporary file is
+        not a blob: no key names it until ``put_blob``, so the upload protocol (lease first, then
+        blobs) is unchanged. Whatever was not placed by the end of the block is removed (blobs the
+        shelf already had); a crash leaves a ``.tmp`` file that ``gc``'s cleanup removes.
+        """
+        mine: list[tuple[tuple[str, str, int], str]] = []
+        lock = threading.Lock()
+
+        def stage(path: Path) -> tuple[str, int]:
+            sha256, size, temp = self._stage_file(Path(path))
+            entry = (os.fspath(path), sha256, size)
+            with self._staged_lock:
+                previous = self._staged.get(entry)
+                self._staged[entry] = temp
+            with lock:
+                mine.append((entry, temp))
+            if previous is not None:  # the same file staged twice: keep one copy
+                self._drop_staged(entry, previous)
+            return sha256, size
+
+        try:
+            yield stage
+        finally:
+            for entry, temp in mine:
+                self._drop_staged(entry, temp)
+
+    def _drop_staged(self, entry: tuple[str, str, int], temp: str) -> None:
+        with self._staged_lock:
+            if self._staged.get(entry) == temp:
+                del self._staged[entry]
+        with contextlib.suppress(OSError, _Missing):
+            root = self._open_root(create=False)
+            try:
+                os.unlink(temp, dir_fd=root)
+            finally:
+                os.close(root)
+
+    def _stage_file(self, source: Path) -> tuple[str, int, str]:
+        from ..transfer import copy_hashing  # hashing is loaded only when blobs are stored
+
+        try:
+            root = self._open_root(create=True)
+        except OSError as exc:
+            raise self._error(exc, "write", "(staging)") from None
+        temp = ""
+        try:
+            temp = f"{HIDDEN_PREFIX}staged.{secrets.token_hex(8)}.tmp"
+            fd = os.open(temp, _CREATE_FLAGS, 0o666, dir_fd=root)
+            try:
+                flushed = 0
+
+                def write(chunk: bytes) -> None:
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+
+                def written(total: int) -> None:
+                    nonlocal flushed
+                    # Start write-back while copying, so that the fsync before publishing finds
+                    # little left to do (only when the shelf fsyncs at all).
+                    if self.fsync and total - flushed >= _WRITEBACK_STEP:
+                        _start_writeback(fd, flushed, total - flushed)
+                        flushed = total
+
+                sha256, size = copy_hashing(source, write, written=written)
+            finally:
+                os.close(fd)
+            return sha256, size, temp
+        except BaseException as exc:
+            if temp:
+                self._unlink_quietly(root, temp)
+            if isinstance(exc, OSError) and exc.filename is None:
+                raise self._error(exc, "write", "(staging)") from None
+            raise
+        finally:
+            os.close(root)
+
+    def _place_staged(self, key: str, temp: str) -> bool:
+        """Rename the staged ``temp`` to ``key`` (after an fsync); False when it cannot be (gone,
+        or another filesystem below the root), and then the caller copies the source again."""
+        try:
+            root = self._open_root(create=False)
+        except (OSError, _Missing):
+            return False
+        try:
+            with self._parent(key, create=True, action="write") as (dir_fd, name):
+                self._refuse_non_object(dir_fd, name, "write", key)
+                try:
+                    fd = os.open(temp, os.O_RDONLY | _NOFOLLOW | _CLOEXEC, dir_fd=root)
+                except OSError:
+                    return False
+                try:
+                    if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+                        return False
+                    if self.fsync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                try:
+                    os.replace(temp, name, src_dir_fd=root, dst_dir_fd=dir_fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOENT, errno.EXDEV):
+                        return False
+                    raise self._error(exc, "write", key) from None
+                return True
+        except _Missing:  # pragma: no cover - create=True never reports a missing directory
+            return False
+        finally:
+            self._unlink_quietly(root, temp)
+            os.close(root)
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         try:
@@ -677,6 +807,31 @@ class FileSystemStorage(Storage):
                     st = os.stat(entry, dir_fd=dir_fd, follow_symlinks=False)
                     if max(st.st_mtime, st.st_ctime) < claim_cutoff:
                         os.unlink(entry, dir_fd=dir_fd)
+
+
+#: Bytes written between two requests to start write-back of a staged file.
+_WRITEBACK_STEP = 32 << 20
+_SYNC_FILE_RANGE_WRITE = 2
+_libc: object = None
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask Linux to start writing ``length`` bytes at ``offset`` to disk without waiting
+    (``sync_file_range(SYNC_FILE_RANGE_WRITE)``); a no-op elsewhere. Only a head start for the
+    ``fsync`` that follows: durability never depends on it."""
+    global _libc
+    if _libc is None:
+        _libc = False
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError, AttributeError):
+                import ctypes
+
+                libc = ctypes.CDLL(None, use_errno=True)
+                function = libc.sync_file_range
+                function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+                _libc = function
+    if _libc:
+        _libc(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
 
 
 def _copy_fd(source: int, target: int) -> None:

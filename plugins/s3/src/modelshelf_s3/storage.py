@@ -8,6 +8,7 @@ here is one S3 request:
 =================  ====================================================================
 ``_get``           GetObject, body read whole (small records only)
 ``_open_read``     GetObject, then ``Range: bytes=N-`` with ``IfMatch`` on the first ETag
+``_read_range``    GetObject with ``Range: bytes=A-B`` and ``IfMatch`` (parallel ranges of large blobs)
 ``_head``          HeadObject
 ``_list_page``     ListObjectsV2 (``Delimiter='/'`` for prefixes), one page
 ``_put``           PutObject, ``IfNoneMatch='*'`` / ``IfMatch=etag`` when conditional
@@ -135,6 +136,27 @@ class S3Storage(objectstore.ObjectStoreStorage):
 
         size = start + int(response["ContentLength"])
         return objectstore.ObjectRead(size, str(response["ETag"]), chunks(), body.close)
+
+    def _read_range(self, name: str, start: int, end: int, pin: objectstore.ObjectRead) -> bytes:
+        try:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=name, Range=f"bytes={start}-{end - 1}", IfMatch=pin.etag
+            )
+        except botocore.exceptions.ClientError as exc:
+            if _errors.code(exc) in (*_errors.PRECONDITION, *_errors.NOT_FOUND):
+                raise objectstore.Replaced() from None
+            raise
+        body = response["Body"]
+        try:
+            _check_object_answer(response, None)
+            try:
+                data: bytes = body.read()
+            except _errors.NETWORK_ERRORS as exc:
+                raise objectstore.MalformedAnswer(f"the connection dropped ({type(exc).__name__})") from None
+        finally:
+            body.close()
+        _check_object_answer(response, len(data))
+        return data
 
     def _head(self, name: str) -> ObjectInfo:
         response = self.client.head_object(Bucket=self.bucket, Key=name)
