@@ -260,13 +260,21 @@ class Catalog:
             raise self.model_not_found(name)
         live = [(n, info.etag) for n, info in sorted(manifests.items()) if n not in deleted]
 
+        def problem(number: int, exc: Exception) -> Problem:  # damaged, or removed by hand since listed
+            return Problem(f"{name}:{number}", None, f"unreadable manifest: {exc}")
+
         def read(item: tuple[int, str]) -> ModelVersion | Tombstone | Problem:
             try:
                 return self.manifest(name, item[0], item[1])
-            except (InvalidRecord, KeyNotFound) as exc:  # damaged, or removed by hand since listed
-                return Problem(f"{name}:{item[0]}", None, f"unreadable manifest: {exc}")
+            except (InvalidRecord, KeyNotFound) as exc:
+                return problem(item[0], exc)
 
-        records = run_parallel(read, live, max_workers=self.record_workers)
+        if self.storage.local:
+            records = run_parallel(read, live, max_workers=self.record_workers)
+        else:  # object stores: a few index objects instead of a manifest per version
+            from . import indexes
+
+            records = indexes.read_versions(self, name, manifests, live, problem)
         self.warn_skipped([*problems, *(r for r in records if isinstance(r, Problem))])
         return [r for r in records if isinstance(r, ModelVersion)]
 

@@ -7,6 +7,8 @@
     models/<name>/_versions/<0000000042>.json   version manifest (create-only; tombstone on delete)
     models/<name>/_versions/<0000000042>.deleted  deletion flag: listings skip the version unread
     models/<name>/_aliases/<alias>.json         alias pointer (compare-and-swap)
+    models/<name>/_index/<first>-<last>.json    manifests of a block of versions, for fast cold
+                                                listings (optional, create-only; see indexes.py)
     models/<name>/_log/<time>-<random>.json     append-only event log
     leases/<upload|gc>/<id>.json                work in progress (see :mod:`modelshelf.leases`)
     probes/<random>.json                        short-lived conditional-write probes
@@ -64,6 +66,14 @@ def log_prefix(name: str) -> str:
 
 def log_key(name: str, at: dt.datetime, token: str) -> str:
     return f"{log_prefix(name)}{at:%Y%m%dT%H%M%S%fZ}-{token}.json"
+
+
+def version_index_prefix(name: str) -> str:
+    return f"{MODELS_PREFIX}{name}/_index/"
+
+
+def version_index_key(name: str, first: int, last: int) -> str:
+    return f"{version_index_prefix(name)}{first:010d}-{last:010d}.json"
 
 
 def leases_prefix(kind: str) -> str:
