@@ -8,9 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 from modelshelf.testing import SerializerContract
+from modelshelf.testing.single_file import SingleFileCases
 
 
-class TestCatBoostClassifierContract(SerializerContract):
+class TestCatBoostClassifierContract(SingleFileCases, SerializerContract):
+    model_file = "model.cbm"
+
     @pytest.fixture
     def serializer_name(self) -> str:
         return "catboost-cbm"

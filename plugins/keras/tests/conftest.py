@@ -8,7 +8,7 @@ import os
 # This runs at conftest import, before any test module imports Keras.
 os.environ["KERAS_BACKEND"] = "torch"
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,10 @@ def keras() -> Any:
 
 
 @pytest.fixture(autouse=True)
-def keras_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh modelshelf download cache, so no test reads or writes ~/.cache."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
-    yield cache
+def _own_cache(modelshelf_cache: Path) -> Path:
+    """A fresh modelshelf download cache, so no test reads or writes ~/.cache (the shared
+    fixtures, ``local_shelf`` among them, come from modelshelf's pytest plugin)."""
+    return modelshelf_cache
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import numpy as np
 import pytest
 from modelshelf.errors import UntrustedFormat
@@ -53,12 +52,6 @@ class TestKerasV3Contract(SerializerContract):
         return ["keras", "torch", "tensorflow", "jax"]
 
 
-@pytest.fixture
-def shelf(tmp_path: Path, keras_cache: Path) -> Any:
-    with modelshelf.open(str(tmp_path / "shelf"), cache=keras_cache) as opened:
-        yield opened
-
-
 FRESH_PROCESS = """
 import json, sys
 import numpy as np
@@ -78,14 +71,14 @@ print(json.dumps({"listed": listed, "files": files, "type": type(model).__name__
 
 
 def test_upload_list_download_and_load_in_a_fresh_process(
-    shelf: Any,
+    local_shelf: Any,
     trained_sequential: Any,
     features: np.ndarray,
     predict: Callable[[Any, Any], Any],
     keras: Any,
     tmp_path: Path,
 ) -> None:
-    version = shelf.upload("demo/classifier", trained_sequential, metrics={"loss": 0.5})
+    version = local_shelf.upload("demo/classifier", trained_sequential, metrics={"loss": 0.5})
     assert version.serializer.name == "keras-v3"
     assert version.serializer.distribution == "modelshelf-keras"
     assert (version.framework.name, version.framework.version) == ("keras", keras.__version__)
@@ -125,23 +118,23 @@ def test_upload_list_download_and_load_in_a_fresh_process(
 
 
 def test_lambda_model_on_a_shelf_needs_trust(
-    shelf: Any, lambda_model: Any, features: np.ndarray, predict: Callable[[Any, Any], Any]
+    local_shelf: Any, lambda_model: Any, features: np.ndarray, predict: Callable[[Any, Any], Any]
 ) -> None:
-    version = shelf.upload("demo/lambda", lambda_model)
+    version = local_shelf.upload("demo/lambda", lambda_model)
     # The format is safe, so core lets load run; Keras safe mode is what refuses the bytecode.
     assert version.serializer.safe is True
     assert version.serializer.details["python_lambdas"] == ["double_plus_one"]
     with pytest.raises(UntrustedFormat, match="trust=True"):
-        shelf.load(version.ref)
-    loaded = shelf.load(version.ref, trust=True)
+        local_shelf.load(version.ref)
+    loaded = local_shelf.load(version.ref, trust=True)
     np.testing.assert_array_equal(predict(loaded, features), predict(lambda_model, features))
 
 
 def test_load_options_reach_load_model(
-    shelf: Any, trained_sequential: Any, features: np.ndarray, predict: Callable[[Any, Any], Any]
+    local_shelf: Any, trained_sequential: Any, features: np.ndarray, predict: Callable[[Any, Any], Any]
 ) -> None:
-    version = shelf.upload("demo/uncompiled", trained_sequential)
-    loaded = shelf.load(version.ref, compile=False)
+    version = local_shelf.upload("demo/uncompiled", trained_sequential)
+    loaded = local_shelf.load(version.ref, compile=False)
     # compile=False reached keras.saving.load_model: the optimizer was not restored.
     assert getattr(loaded, "optimizer", None) is None
     np.testing.assert_array_equal(predict(loaded, features), predict(trained_sequential, features))

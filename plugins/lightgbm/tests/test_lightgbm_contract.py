@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from modelshelf.testing import SerializerContract
+from modelshelf.testing.single_file import SingleFileCases
 
 
 def _data() -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +44,9 @@ class _Common:
         return ["lightgbm"]
 
 
-class TestLGBMClassifierContract(_Common, SerializerContract):
+class TestLGBMClassifierContract(_Common, SingleFileCases, SerializerContract):
+    model_file = "model.txt"
+
     @pytest.fixture
     def model(self) -> Any:
         import lightgbm as lgb

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import modelshelf
 import numpy as np
 import pytest
 
@@ -48,28 +45,6 @@ def big_model() -> Any:
 @pytest.fixture
 def sample_input() -> np.ndarray:
     return np.random.default_rng(42).standard_normal((5, 4)).astype(np.float32)
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh download cache, also exported so that subprocesses never touch ~/.cache."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
-    return cache
-
-
-@pytest.fixture
-def shelf_path(tmp_path: Path) -> Path:
-    return tmp_path / "shelf"
-
-
-@pytest.fixture
-def shelf(shelf_path: Path, cache_dir: Path) -> Iterator[Any]:
-    opened = modelshelf.open(str(shelf_path), cache=cache_dir)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def reference_output(model: Any, x: np.ndarray) -> np.ndarray:

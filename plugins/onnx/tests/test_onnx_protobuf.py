@@ -61,8 +61,8 @@ def test_claims_the_real_modelproto_class(model: Any) -> None:
 # --- round trips through a shelf ---------------------------------------------------------------
 
 
-def test_upload_records_framework_signature_and_opsets(shelf: Any, model: Any) -> None:
-    version = shelf.upload("linear", model)
+def test_upload_records_framework_signature_and_opsets(local_shelf: Any, model: Any) -> None:
+    version = local_shelf.upload("linear", model)
     assert version.serializer.name == "onnx-protobuf"
     assert version.serializer.safe is True
     assert (version.framework.name, version.framework.version) == ("onnx", onnx.__version__)
@@ -79,10 +79,10 @@ def test_upload_records_framework_signature_and_opsets(shelf: Any, model: Any) -
 
 
 def test_load_returns_an_identical_modelproto(
-    shelf: Any, model: Any, sample_input: np.ndarray
+    local_shelf: Any, model: Any, sample_input: np.ndarray
 ) -> None:
-    shelf.upload("linear", model)
-    loaded = shelf.load("linear:1")
+    local_shelf.upload("linear", model)
+    loaded = local_shelf.load("linear:1")
     assert isinstance(loaded, onnx.ModelProto)
     assert loaded == model
     np.testing.assert_array_equal(
@@ -91,10 +91,10 @@ def test_load_returns_an_identical_modelproto(
 
 
 def test_load_session_runs_the_model(
-    shelf: Any, model: Any, sample_input: np.ndarray, reference: Any
+    local_shelf: Any, model: Any, sample_input: np.ndarray, reference: Any
 ) -> None:
-    shelf.upload("linear", model)
-    session = shelf.load("linear:1", session=True)
+    local_shelf.upload("linear", model)
+    session = local_shelf.load("linear:1", session=True)
     assert isinstance(session, ort.InferenceSession)
     assert session.get_providers() == ["CPUExecutionProvider"]
     out = run_session(session, sample_input)
@@ -103,9 +103,9 @@ def test_load_session_runs_the_model(
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any, shelf_path: Path, model: Any, sample_input: np.ndarray, tmp_path: Path
+    local_shelf: Any, local_shelf_path: Path, model: Any, sample_input: np.ndarray, tmp_path: Path
 ) -> None:
-    shelf.upload("team/linear", model, metrics={"mse": 0.5})
+    local_shelf.upload("team/linear", model, metrics={"mse": 0.5})
     code = (
         "import json, sys, numpy as np, modelshelf\n"
         "shelf = modelshelf.open(sys.argv[1])\n"
@@ -120,7 +120,7 @@ def test_fresh_process_lists_downloads_and_loads(
         "                  'out': out.tolist(), 'hex': out.tobytes().hex()}))\n"
     )
     result = run_python(
-        code, str(shelf_path), str(tmp_path / "dl"), json.dumps(sample_input.tolist())
+        code, str(local_shelf_path), str(tmp_path / "dl"), json.dumps(sample_input.tolist())
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -136,10 +136,10 @@ def test_fresh_process_lists_downloads_and_loads(
 
 
 def test_large_model_goes_to_external_data_and_comes_back(
-    shelf: Any, big_model: Any, tmp_path: Path
+    local_shelf: Any, big_model: Any, tmp_path: Path
 ) -> None:
     before = big_model.SerializeToString()
-    version = shelf.upload("big", big_model, options={"external_data_threshold": 10_000})
+    version = local_shelf.upload("big", big_model, options={"external_data_threshold": 10_000})
     paths = sorted(f.path for f in version.files)
     assert paths == [MODEL_FILE, DATA_FILE]
     sizes = {f.path: f.size for f in version.files}
@@ -149,14 +149,14 @@ def test_large_model_goes_to_external_data_and_comes_back(
     # The caller's model still holds its weights (save worked on a copy).
     assert big_model.SerializeToString() == before
 
-    loaded = shelf.load("big:1")
+    loaded = local_shelf.load("big:1")
     assert loaded == big_model
     x = np.random.default_rng(3).standard_normal((2, 128)).astype(np.float32)
-    session = shelf.load("big:1", session=True)
+    session = local_shelf.load("big:1", session=True)
     np.testing.assert_array_equal(run_session(session, x), run_session(big_model, x))
 
     # link=False: ONNX refuses to read external data through hard links (the cache default).
-    dest = shelf.download("big:1", tmp_path / "dl", link=False)
+    dest = local_shelf.download("big:1", tmp_path / "dl", link=False)
     assert sorted(p.name for p in dest.iterdir()) == [MODEL_FILE, DATA_FILE]
     # The downloaded directory is a normal ONNX model with external data.
     plain = onnx.load(str(dest / MODEL_FILE))
@@ -164,79 +164,79 @@ def test_large_model_goes_to_external_data_and_comes_back(
         np.testing.assert_array_equal(numpy_helper.to_array(got), numpy_helper.to_array(want))
 
 
-def test_below_threshold_stays_in_one_file(shelf: Any, big_model: Any) -> None:
-    version = shelf.upload("big", big_model, options={"external_data_threshold": 10**9})
+def test_below_threshold_stays_in_one_file(local_shelf: Any, big_model: Any) -> None:
+    version = local_shelf.upload("big", big_model, options={"external_data_threshold": 10**9})
     assert [f.path for f in version.files] == [MODEL_FILE]
 
 
-def test_external_data_can_be_forced_either_way(shelf: Any, model: Any) -> None:
-    forced = shelf.upload(
+def test_external_data_can_be_forced_either_way(local_shelf: Any, model: Any) -> None:
+    forced = local_shelf.upload(
         "linear", model, options={"external_data": True, "tensor_size_threshold": 0}
     )
     assert sorted(f.path for f in forced.files) == [MODEL_FILE, DATA_FILE]
-    assert shelf.load("linear:1") == model
-    inline = shelf.upload(
+    assert local_shelf.load("linear:1") == model
+    inline = local_shelf.upload(
         "linear", model, options={"external_data": False, "external_data_threshold": 0}
     )
     assert [f.path for f in inline.files] == [MODEL_FILE]
 
 
-def test_new_graph_with_same_weights_reuses_the_data_blob(shelf: Any, make_model: Any) -> None:
+def test_new_graph_with_same_weights_reuses_the_data_blob(local_shelf: Any, make_model: Any) -> None:
     first = make_model(128, 128, seed=1, doc="first")
     second = make_model(128, 128, seed=1, doc="second graph, same weights")
     options = {"external_data_threshold": 0}
-    v1 = {f.path: f.sha256 for f in shelf.upload("big", first, options=options).files}
-    v2 = {f.path: f.sha256 for f in shelf.upload("big", second, options=options).files}
+    v1 = {f.path: f.sha256 for f in local_shelf.upload("big", first, options=options).files}
+    v2 = {f.path: f.sha256 for f in local_shelf.upload("big", second, options=options).files}
     assert v1[DATA_FILE] == v2[DATA_FILE]
     assert v1[MODEL_FILE] != v2[MODEL_FILE]
 
 
 def test_model_with_unloaded_external_data_is_refused(
-    shelf: Any, big_model: Any, tmp_path: Path
+    local_shelf: Any, big_model: Any, tmp_path: Path
 ) -> None:
     source = tmp_path / "src"
     source.mkdir()
     onnx.save_model(big_model, str(source / "m.onnx"), save_as_external_data=True, location="w.bin")
     hollow = onnx.load(str(source / "m.onnx"), load_external_data=False)
     with pytest.raises(ModelshelfError, match=r"w\.bin.*onnx\.load"):
-        shelf.upload("big", hollow)
+        local_shelf.upload("big", hollow)
     with pytest.raises(ModelNotFound):
-        shelf.versions("big")
+        local_shelf.versions("big")
 
 
 # --- refusals and errors -----------------------------------------------------------------------
 
 
 def test_broken_model_is_refused_before_anything_is_written(
-    shelf: Any, model: Any, shelf_path: Path
+    local_shelf: Any, model: Any, local_shelf_path: Path
 ) -> None:
     broken = onnx.ModelProto()
     broken.CopyFrom(model)
     broken.graph.node[1].input[0] = "does_not_exist"  # Add reads a value nobody produces
     with pytest.raises(ModelshelfError) as caught:
-        shelf.upload("broken", broken)
+        local_shelf.upload("broken", broken)
     message = str(caught.value)
     assert "onnx.checker refused" in message and "\n" not in message
     with pytest.raises(ModelNotFound):
-        shelf.versions("broken")
-    blobs = list((shelf_path / "blobs").rglob("*")) if (shelf_path / "blobs").exists() else []
+        local_shelf.versions("broken")
+    blobs = list((local_shelf_path / "blobs").rglob("*")) if (local_shelf_path / "blobs").exists() else []
     assert not [b for b in blobs if b.is_file()]
 
 
-def test_unknown_operator_is_refused(shelf: Any, model: Any) -> None:
+def test_unknown_operator_is_refused(local_shelf: Any, model: Any) -> None:
     broken = onnx.ModelProto()
     broken.CopyFrom(model)
     broken.graph.node[0].op_type = "NoSuchOp"
     with pytest.raises(ModelshelfError, match=r"onnx.checker refused"):
-        shelf.upload("broken", broken)
+        local_shelf.upload("broken", broken)
 
 
-def test_unknown_options_are_named(shelf: Any, model: Any) -> None:
+def test_unknown_options_are_named(local_shelf: Any, model: Any) -> None:
     with pytest.raises(ModelshelfError, match=r"unknown onnx-protobuf save option.*externaldata"):
-        shelf.upload("linear", model, options={"externaldata": True})
-    shelf.upload("linear", model)
+        local_shelf.upload("linear", model, options={"externaldata": True})
+    local_shelf.upload("linear", model)
     with pytest.raises(ModelshelfError, match=r"unknown onnx-protobuf load option.*sesion"):
-        shelf.load("linear:1", sesion=True)
+        local_shelf.load("linear:1", sesion=True)
 
 
 def test_external_data_outside_the_directory_is_refused(tmp_path: Path, big_model: Any) -> None:
@@ -258,8 +258,8 @@ def test_external_data_outside_the_directory_is_refused(tmp_path: Path, big_mode
             serializer.load(directory, details=saved.details, **options)
 
 
-def test_missing_onnxruntime_gives_a_clear_error(shelf: Any, shelf_path: Path, model: Any) -> None:
-    shelf.upload("linear", model)
+def test_missing_onnxruntime_gives_a_clear_error(local_shelf: Any, local_shelf_path: Path, model: Any) -> None:
+    local_shelf.upload("linear", model)
     code = (
         "import sys\n"
         "sys.modules['onnxruntime'] = None  # as if it were not installed\n"
@@ -274,7 +274,7 @@ def test_missing_onnxruntime_gives_a_clear_error(shelf: Any, shelf_path: Path, m
         "else:\n"
         "    raise SystemExit('no error')\n"
     )
-    result = run_python(code, str(shelf_path))
+    result = run_python(code, str(local_shelf_path))
     assert result.returncode == 0, result.stderr
     assert "pip install onnxruntime" in result.stdout
 
@@ -282,7 +282,7 @@ def test_missing_onnxruntime_gives_a_clear_error(shelf: Any, shelf_path: Path, m
 # --- signatures --------------------------------------------------------------------------------
 
 
-def test_signature_of_unusual_types(shelf: Any) -> None:
+def test_signature_of_unusual_types(local_shelf: Any) -> None:
     """Unknown dims, int64/bool tensors and sequences are described, not dropped."""
     graph = helper.make_graph(
         [
@@ -303,7 +303,7 @@ def test_signature_of_unusual_types(shelf: Any) -> None:
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    version = shelf.upload("odd", model)
+    version = local_shelf.upload("odd", model)
     assert version.signature == {
         "inputs": [
             {"name": "a", "dtype": "int64", "shape": ["n"]},
@@ -316,7 +316,7 @@ def test_signature_of_unusual_types(shelf: Any) -> None:
             {"name": "flag_out", "dtype": "bool", "shape": [None, 2]},
         ],
     }
-    assert shelf.load("odd:1") == model
+    assert local_shelf.load("odd:1") == model
 
 
 def test_signature_of_unknown_rank_and_maps() -> None:
@@ -346,12 +346,12 @@ def test_signature_of_unknown_rank_and_maps() -> None:
     ]
 
 
-def test_initializers_listed_as_inputs_are_not_in_the_signature(shelf: Any, model: Any) -> None:
+def test_initializers_listed_as_inputs_are_not_in_the_signature(local_shelf: Any, model: Any) -> None:
     old_style = onnx.ModelProto()
     old_style.CopyFrom(model)
     # IR < 4 models list every initializer among the graph inputs too.
     old_style.graph.input.extend([helper.make_tensor_value_info("W", TensorProto.FLOAT, [4, 3])])
-    version = shelf.upload("old", old_style)
+    version = local_shelf.upload("old", old_style)
     assert [i["name"] for i in version.signature["inputs"]] == ["x"]
 
 

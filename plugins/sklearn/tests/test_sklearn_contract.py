@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from modelshelf.testing import SerializerContract
+from modelshelf.testing.single_file import SingleFileCases
 
 
 def _pipeline() -> Any:
@@ -39,7 +40,9 @@ class _SklearnFixtures:
         return ["sklearn", "skops", "joblib"]
 
 
-class TestSkopsContract(_SklearnFixtures, SerializerContract):
+class TestSkopsContract(_SklearnFixtures, SingleFileCases, SerializerContract):
+    model_file = "model.skops"
+
     @pytest.fixture
     def serializer_name(self) -> str:
         return "sklearn-skops"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import pytest
 import torch
 
@@ -51,25 +50,3 @@ def run() -> Callable[[Any, Any], Any]:
             return model(inputs).numpy()
 
     return forward
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh download cache, also exported so that subprocesses never touch ~/.cache."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
-    return cache
-
-
-@pytest.fixture
-def shelf_path(tmp_path: Path) -> Path:
-    return tmp_path / "shelf"
-
-
-@pytest.fixture
-def shelf(shelf_path: Path, cache_dir: Path) -> Iterator[Any]:
-    opened = modelshelf.open(str(shelf_path), cache=cache_dir)
-    try:
-        yield opened
-    finally:
-        opened.close()

@@ -92,8 +92,8 @@ def test_safety_flags() -> None:
 # --- torch-safetensors -------------------------------------------------------------------------
 
 
-def test_safetensors_upload_records_tensors_and_class(shelf: Any, tiny: Any) -> None:
-    version = shelf.upload("tiny", tiny)
+def test_safetensors_upload_records_tensors_and_class(local_shelf: Any, tiny: Any) -> None:
+    version = local_shelf.upload("tiny", tiny)
     assert version.serializer.name == "torch-safetensors"
     assert (version.framework.name, version.framework.version) == ("torch", torch.__version__)
     assert [f.path for f in version.files] == [SAFETENSORS_FILE]
@@ -112,10 +112,10 @@ def test_safetensors_upload_records_tensors_and_class(shelf: Any, tiny: Any) -> 
 
 
 def test_safetensors_load_returns_state_dict_or_fills_a_module(
-    shelf: Any, tiny: Any, x: Any, run: Any, testnets: Any
+    local_shelf: Any, tiny: Any, x: Any, run: Any, testnets: Any
 ) -> None:
-    shelf.upload("tiny", tiny)
-    state = shelf.load("tiny:1")
+    local_shelf.upload("tiny", tiny)
+    state = local_shelf.load("tiny:1")
     assert isinstance(state, dict)
     assert list(state) == list(tiny.state_dict())
     for name, tensor in tiny.state_dict().items():
@@ -124,32 +124,32 @@ def test_safetensors_load_returns_state_dict_or_fills_a_module(
     torch.manual_seed(123)  # different initial weights: the load must overwrite them all
     fresh = testnets.TinyNet().eval()
     assert not np.array_equal(run(fresh, x), run(tiny, x))
-    loaded = shelf.load("tiny:1", module=fresh)
+    loaded = local_shelf.load("tiny:1", module=fresh)
     assert loaded is fresh
     np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
 
 
-def test_safetensors_file_is_plain_safetensors(shelf: Any, tiny: Any, tmp_path: Path) -> None:
-    shelf.upload("tiny", tiny)
-    dest = shelf.download("tiny:1", tmp_path / "dl")
+def test_safetensors_file_is_plain_safetensors(local_shelf: Any, tiny: Any, tmp_path: Path) -> None:
+    local_shelf.upload("tiny", tiny)
+    dest = local_shelf.download("tiny:1", tmp_path / "dl")
     plain = safetensors_torch.load_file(str(dest / SAFETENSORS_FILE))
     assert set(plain) == set(tiny.state_dict())
 
 
-def test_module_mismatch_is_a_one_line_error(shelf: Any, tiny: Any, testnets: Any) -> None:
-    shelf.upload("tiny", tiny)
+def test_module_mismatch_is_a_one_line_error(local_shelf: Any, tiny: Any, testnets: Any) -> None:
+    local_shelf.upload("tiny", tiny)
     with pytest.raises(ModelshelfError) as caught:
-        shelf.load("tiny:1", module=testnets.TinyNet(hidden=16))
+        local_shelf.load("tiny:1", module=testnets.TinyNet(hidden=16))
     assert "shape mismatch for fc1.weight [8, 4] vs [16, 4]" in str(caught.value)
     assert "\n" not in str(caught.value)
 
     bigger = torch.nn.Sequential(torch.nn.Linear(4, 8))
     with pytest.raises(ModelshelfError, match=r"missing keys 0.weight, 0.bias.*strict=False"):
-        shelf.load("tiny:1", module=bigger)
+        local_shelf.load("tiny:1", module=bigger)
 
 
-def test_strict_false_loads_the_matching_keys(shelf: Any, tiny: Any, testnets: Any) -> None:
-    shelf.upload("tiny", tiny)
+def test_strict_false_loads_the_matching_keys(local_shelf: Any, tiny: Any, testnets: Any) -> None:
+    local_shelf.upload("tiny", tiny)
 
     class Partial(torch.nn.Module):
         def __init__(self) -> None:
@@ -158,47 +158,47 @@ def test_strict_false_loads_the_matching_keys(shelf: Any, tiny: Any, testnets: A
             self.other = torch.nn.Linear(3, 3)
 
     with pytest.raises(ModelshelfError, match=r"unexpected keys"):
-        shelf.load("tiny:1", module=Partial())
-    partial = shelf.load("tiny:1", module=Partial(), strict=False)
+        local_shelf.load("tiny:1", module=Partial())
+    partial = local_shelf.load("tiny:1", module=Partial(), strict=False)
     assert torch.equal(partial.fc1.weight, tiny.fc1.weight)
 
 
 def test_tied_weights_are_stored_once_and_stay_tied(
-    shelf: Any, testnets: Any, tmp_path: Path
+    local_shelf: Any, testnets: Any, tmp_path: Path
 ) -> None:
     torch.manual_seed(1)
     tied = testnets.TiedNet().eval()
-    version = shelf.upload("tied", tied)
+    version = local_shelf.upload("tied", tied)
     assert version.serializer.details["aliases"] == {"head.weight": "embed.weight"}
-    dest = shelf.download("tied:1", tmp_path / "dl")
+    dest = local_shelf.download("tied:1", tmp_path / "dl")
     assert set(safetensors_torch.load_file(str(dest / SAFETENSORS_FILE))) == {"embed.weight"}
 
-    state = shelf.load("tied:1")
+    state = local_shelf.load("tied:1")
     assert list(state) == ["embed.weight", "head.weight"]
     assert state["head.weight"] is state["embed.weight"]
 
     torch.manual_seed(2)
-    fresh = shelf.load("tied:1", module=testnets.TiedNet().eval())
+    fresh = local_shelf.load("tied:1", module=testnets.TiedNet().eval())
     assert fresh.head.weight is fresh.embed.weight
     tokens = torch.tensor([[1, 5, 7]])
     with torch.no_grad():
         np.testing.assert_array_equal(fresh(tokens).numpy(), tied(tokens).numpy())
 
 
-def test_views_of_one_storage_and_non_contiguous_tensors(shelf: Any, testnets: Any) -> None:
+def test_views_of_one_storage_and_non_contiguous_tensors(local_shelf: Any, testnets: Any) -> None:
     sliced = testnets.SlicedNet()
     # safetensors itself refuses this state dict; the serializer must not.
     with pytest.raises((RuntimeError, ValueError), match=r"share memory|non contiguous"):
         safetensors_torch.save_file(dict(sliced.state_dict()), "/dev/null")
-    shelf.upload("sliced", sliced)
-    state = shelf.load("sliced:1")
+    local_shelf.upload("sliced", sliced)
+    state = local_shelf.load("sliced:1")
     for name, tensor in sliced.state_dict().items():
         assert torch.equal(state[name], tensor), name
 
 
-def test_dtypes_round_trip(shelf: Any, testnets: Any) -> None:
+def test_dtypes_round_trip(local_shelf: Any, testnets: Any) -> None:
     mixed = testnets.MixedDtypes()
-    version = shelf.upload("mixed", mixed)
+    version = local_shelf.upload("mixed", mixed)
     dtypes = {t["name"]: t["dtype"] for t in version.serializer.details["tensors"]}
     assert dtypes == {
         "weight": "bfloat16",
@@ -206,46 +206,46 @@ def test_dtypes_round_trip(shelf: Any, testnets: Any) -> None:
         "counts": "int64",
         "mask": "bool",
     }
-    state = shelf.load("mixed:1")
+    state = local_shelf.load("mixed:1")
     for name, tensor in mixed.state_dict().items():
         assert state[name].dtype == tensor.dtype and torch.equal(state[name], tensor), name
 
 
-def test_module_without_state(shelf: Any) -> None:
-    shelf.upload("relu", torch.nn.ReLU())
-    assert shelf.load("relu:1") == {}
-    assert isinstance(shelf.load("relu:1", module=torch.nn.ReLU()), torch.nn.ReLU)
+def test_module_without_state(local_shelf: Any) -> None:
+    local_shelf.upload("relu", torch.nn.ReLU())
+    assert local_shelf.load("relu:1") == {}
+    assert isinstance(local_shelf.load("relu:1", module=torch.nn.ReLU()), torch.nn.ReLU)
 
 
-def test_extra_state_is_refused_with_a_way_out(shelf: Any, testnets: Any) -> None:
+def test_extra_state_is_refused_with_a_way_out(local_shelf: Any, testnets: Any) -> None:
     with pytest.raises(ModelshelfError, match=r"_extra_state.*torch-pickle"):
-        shelf.upload("extra", testnets.WithExtraState(2, 2))
+        local_shelf.upload("extra", testnets.WithExtraState(2, 2))
     with pytest.raises(ModelNotFound):
-        shelf.versions("extra")
+        local_shelf.versions("extra")
 
 
-def test_meta_tensors_are_refused(shelf: Any) -> None:
+def test_meta_tensors_are_refused(local_shelf: Any) -> None:
     with torch.device("meta"):
         hollow = torch.nn.Linear(3, 3)
     with pytest.raises(ModelshelfError, match=r"meta device"):
-        shelf.upload("hollow", hollow)
+        local_shelf.upload("hollow", hollow)
 
 
-def test_bad_options(shelf: Any, tiny: Any) -> None:
+def test_bad_options(local_shelf: Any, tiny: Any) -> None:
     with pytest.raises(ModelshelfError, match=r"unknown torch-safetensors save option.*dtype"):
-        shelf.upload("tiny", tiny, options={"dtype": "float16"})
-    shelf.upload("tiny", tiny)
+        local_shelf.upload("tiny", tiny, options={"dtype": "float16"})
+    local_shelf.upload("tiny", tiny)
     with pytest.raises(ModelshelfError, match=r"unknown torch-safetensors load option.*modul"):
-        shelf.load("tiny:1", modul=tiny)
+        local_shelf.load("tiny:1", modul=tiny)
     with pytest.raises(ModelshelfError, match=r"must be a torch.nn.Module"):
-        shelf.load("tiny:1", module=tiny.state_dict())
+        local_shelf.load("tiny:1", module=tiny.state_dict())
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any, shelf_path: Path, tiny: Any, x: Any, run: Any, tests_dir: Path, tmp_path: Path
+    local_shelf: Any, local_shelf_path: Path, tiny: Any, x: Any, run: Any, tests_dir: Path, tmp_path: Path
 ) -> None:
-    shelf.upload("team/tiny", tiny)
-    shelf.upload("team/tiny-script", torch.jit.script(tiny))
+    local_shelf.upload("team/tiny", tiny)
+    local_shelf.upload("team/tiny-script", torch.jit.script(tiny))
     code = (
         "import json, sys, torch, modelshelf\n"
         "from modelshelf_torch_testnets import TinyNet\n"
@@ -261,7 +261,7 @@ def test_fresh_process_lists_downloads_and_loads(
         "                  'script_type': type(script).__name__}))\n"
     )
     result = run_python(
-        code, str(shelf_path), str(tmp_path / "dl"), json.dumps(x.tolist()), path=tests_dir
+        code, str(local_shelf_path), str(tmp_path / "dl"), json.dumps(x.tolist()), path=tests_dir
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -275,9 +275,9 @@ def test_fresh_process_lists_downloads_and_loads(
 # --- torch-export ------------------------------------------------------------------------------
 
 
-def test_export_round_trip_with_symbolic_batch(shelf: Any, tiny: Any, x: Any, run: Any) -> None:
+def test_export_round_trip_with_symbolic_batch(local_shelf: Any, tiny: Any, x: Any, run: Any) -> None:
     program = export(tiny, x)
-    version = shelf.upload("exported", program)
+    version = local_shelf.upload("exported", program)
     assert version.serializer.name == "torch-export"
     assert version.serializer.safe is False
     (batch,) = {i["shape"][0] for i in version.signature["inputs"]}
@@ -298,8 +298,8 @@ def test_export_round_trip_with_symbolic_batch(shelf: Any, tiny: Any, x: Any, ru
         "dtype": "float32",
     }
     with pytest.raises(UntrustedFormat):
-        shelf.load("exported:1")
-    loaded = shelf.load("exported:1", trust=True)
+        local_shelf.load("exported:1")
+    loaded = local_shelf.load("exported:1", trust=True)
     assert isinstance(loaded, torch.export.ExportedProgram)
     np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
     # The dynamic batch survived: another batch size runs too.
@@ -317,9 +317,9 @@ def test_unsafe_serializers_refuse_direct_loads_without_trust(tmp_path: Path) ->
 # --- torch-script ------------------------------------------------------------------------------
 
 
-def test_script_and_trace_round_trip(shelf: Any, tiny: Any, x: Any, run: Any) -> None:
+def test_script_and_trace_round_trip(local_shelf: Any, tiny: Any, x: Any, run: Any) -> None:
     scripted = torch.jit.script(tiny)
-    version = shelf.upload("scripted", scripted)
+    version = local_shelf.upload("scripted", scripted)
     assert version.serializer.name == "torch-script"
     assert version.signature == {
         "inputs": [{"name": "x", "type": "Tensor"}],
@@ -327,42 +327,42 @@ def test_script_and_trace_round_trip(shelf: Any, tiny: Any, x: Any, run: Any) ->
     }
     assert version.serializer.details["original_name"] == "TinyNet"
     with pytest.raises(UntrustedFormat):
-        shelf.load("scripted:1")
-    loaded = shelf.load("scripted:1", trust=True)
+        local_shelf.load("scripted:1")
+    loaded = local_shelf.load("scripted:1", trust=True)
     assert isinstance(loaded, torch.jit.RecursiveScriptModule)
     np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
 
     traced = torch.jit.trace(tiny, x)
-    shelf.upload("traced", traced)
-    np.testing.assert_array_equal(run(shelf.load("traced:1", trust=True), x), run(tiny, x))
+    local_shelf.upload("traced", traced)
+    np.testing.assert_array_equal(run(local_shelf.load("traced:1", trust=True), x), run(tiny, x))
 
 
 def test_script_module_can_still_be_stored_as_weights(
-    shelf: Any, tiny: Any, testnets: Any, x: Any, run: Any
+    local_shelf: Any, tiny: Any, testnets: Any, x: Any, run: Any
 ) -> None:
-    version = shelf.upload("weights", torch.jit.script(tiny), serializer="torch-safetensors")
+    version = local_shelf.upload("weights", torch.jit.script(tiny), serializer="torch-safetensors")
     assert version.serializer.name == "torch-safetensors"
-    loaded = shelf.load("weights:1", module=testnets.TinyNet().eval())
+    loaded = local_shelf.load("weights:1", module=testnets.TinyNet().eval())
     np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
 
 
 # --- torch-pickle ------------------------------------------------------------------------------
 
 
-def test_pickle_is_opt_in_and_needs_trust(shelf: Any, tiny: Any, x: Any, run: Any) -> None:
-    assert shelf.upload("tiny", tiny).serializer.name == "torch-safetensors"
-    version = shelf.upload("tiny", tiny, serializer="torch-pickle")
+def test_pickle_is_opt_in_and_needs_trust(local_shelf: Any, tiny: Any, x: Any, run: Any) -> None:
+    assert local_shelf.upload("tiny", tiny).serializer.name == "torch-safetensors"
+    version = local_shelf.upload("tiny", tiny, serializer="torch-pickle")
     assert version.serializer.name == "torch-pickle"
     assert version.serializer.details["object_class"] == "modelshelf_torch_testnets.TinyNet"
     with pytest.raises(UntrustedFormat):
-        shelf.load("tiny:2")
-    loaded = shelf.load("tiny:2", trust=True)
+        local_shelf.load("tiny:2")
+    loaded = local_shelf.load("tiny:2", trust=True)
     assert type(loaded) is type(tiny)
     np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
 
 
-def test_pickle_of_an_unimportable_class_says_so(shelf: Any, shelf_path: Path, tiny: Any) -> None:
-    shelf.upload("tiny", tiny, serializer="torch-pickle")
+def test_pickle_of_an_unimportable_class_says_so(local_shelf: Any, local_shelf_path: Path, tiny: Any) -> None:
+    local_shelf.upload("tiny", tiny, serializer="torch-pickle")
     code = (
         "import sys, modelshelf\n"
         "from modelshelf.errors import ModelshelfError\n"
@@ -371,7 +371,7 @@ def test_pickle_of_an_unimportable_class_says_so(shelf: Any, shelf_path: Path, t
         "except ModelshelfError as exc:\n"
         "    print(exc)\n"
     )
-    result = run_python(code, str(shelf_path))  # tests directory not on the path
+    result = run_python(code, str(local_shelf_path))  # tests directory not on the path
     assert result.returncode == 0, result.stderr
     assert "modelshelf_torch_testnets.TinyNet" in result.stdout
     assert "must be importable" in result.stdout

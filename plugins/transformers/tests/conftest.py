@@ -11,7 +11,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +53,10 @@ SENTENCES = ["the model is very good", "i hate slow registries", "hello world", 
 
 
 @pytest.fixture(autouse=True)
-def transformers_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh modelshelf download cache, so no test reads or writes ~/.cache/modelshelf."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
-    yield cache
+def _own_cache(modelshelf_cache: Path) -> Path:
+    """A fresh modelshelf download cache, so no test reads or writes ~/.cache (the shared
+    fixtures, ``local_shelf`` among them, come from modelshelf's pytest plugin)."""
+    return modelshelf_cache
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import numpy as np
 import pytest
 from modelshelf.testing import SerializerContract
@@ -108,12 +107,6 @@ def recording_hub() -> Iterator[tuple[str, list[str]]]:
         thread.join()
 
 
-@pytest.fixture
-def shelf(tmp_path: Path, transformers_cache: Path) -> Iterator[Any]:
-    with modelshelf.open(str(tmp_path / "shelf"), cache=transformers_cache) as opened:
-        yield opened
-
-
 FRESH_PROCESS = """
 import json, sys
 import modelshelf
@@ -142,7 +135,7 @@ json.dump({
 
 
 def test_upload_list_download_and_load_in_a_fresh_process_without_the_hub(
-    shelf: Any,
+    local_shelf: Any,
     bert_classifier: Any,
     tokenizer: Any,
     sentences: list[str],
@@ -153,11 +146,11 @@ def test_upload_list_download_and_load_in_a_fresh_process_without_the_hub(
     import transformers
     from transformers import pipeline
 
-    bundle_version = shelf.upload(
+    bundle_version = local_shelf.upload(
         "nlp/sentiment", Bundle(model=bert_classifier, tokenizer=tokenizer), metrics={"f1": 0.5}
     )
     classify = pipeline("text-classification", model=bert_classifier, tokenizer=tokenizer)
-    pipeline_version = shelf.upload("nlp/sentiment", classify)
+    pipeline_version = local_shelf.upload("nlp/sentiment", classify)
 
     assert (bundle_version.version, pipeline_version.version) == (1, 2)
     for version in (bundle_version, pipeline_version):
@@ -213,11 +206,11 @@ def test_upload_list_download_and_load_in_a_fresh_process_without_the_hub(
 
 
 def test_processor_bundle_on_a_shelf(
-    shelf: Any, speech_processor: Any, waveform: np.ndarray
+    local_shelf: Any, speech_processor: Any, waveform: np.ndarray
 ) -> None:
-    version = shelf.upload("speech/front", Bundle(processor=speech_processor))
+    version = local_shelf.upload("speech/front", Bundle(processor=speech_processor))
     assert {f.path.split("/")[0] for f in version.files} == {"processor"}
-    loaded = shelf.load(version.ref)
+    loaded = local_shelf.load(version.ref)
     assert isinstance(loaded, Bundle) and loaded.model is None and loaded.tokenizer is None
     np.testing.assert_array_equal(
         loaded.processor(audio=waveform, sampling_rate=16000, return_tensors="np")["input_values"],

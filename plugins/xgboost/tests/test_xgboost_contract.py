@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from modelshelf.testing import SerializerContract
+from modelshelf.testing.single_file import SingleFileCases
 
 
 def _data() -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +31,9 @@ class _Common:
         return ["xgboost"]
 
 
-class TestXGBClassifierContract(_Common, SerializerContract):
+class TestXGBClassifierContract(_Common, SingleFileCases, SerializerContract):
+    model_file = "model.ubj"
+
     @pytest.fixture
     def model(self) -> Any:
         import xgboost as xgb
