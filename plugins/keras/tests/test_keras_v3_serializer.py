@@ -13,23 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, UntrustedFormat
-from modelshelf.serializers import Serializer, choose
+from modelshelf.serializers import choose
+from modelshelf.testing.stand_ins import claim_only
 from modelshelf_keras import KerasV3Serializer
 
-
-class TorchModuleClaimer(Serializer):
-    """Stands in for a torch plugin: under the torch backend every Keras model is an nn.Module."""
-
-    name = "test-torch-module"
-    framework = "torch"
-    format = "test"
-    claims = ("torch.nn.modules.module.Module",)
-
-    def save(self, obj: Any, directory: Path, **options: Any) -> Any:
-        raise AssertionError("never chosen for a Keras model")
-
-    def load(self, directory: Path, *, details: Any, trust: bool = False, **options: Any) -> Any:
-        raise AssertionError("never chosen for a Keras model")
+# Stands in for a torch plugin: under the torch backend every Keras model is an nn.Module.
+TORCH_MODULE = claim_only("test-torch-module", "torch.nn.modules.module.Module", framework="torch")
 
 
 def round_trip(model: Any, directory: Path, *, trust: bool = False, **load_options: Any) -> Any:
@@ -45,7 +34,7 @@ def test_sequential_functional_and_subclassed_models_resolve_to_keras_v3(
         def call(self, x: Any) -> Any:
             return x
 
-    candidates = [TorchModuleClaimer(), KerasV3Serializer()]
+    candidates = [TORCH_MODULE, KerasV3Serializer()]
     for model in (trained_sequential, functional_two_in_two_out, Subclassed()):
         assert choose(model, candidates).name == "keras-v3"
     assert KerasV3Serializer().claim_depth(trained_sequential) == 0

@@ -14,23 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError
-from modelshelf.serializers import Serializer, choose
+from modelshelf.serializers import choose
+from modelshelf.testing.stand_ins import claim_only
 from modelshelf_transformers import Bundle, TransformersSerializer
 
-
-class TorchModuleClaimer(Serializer):
-    """Stands in for a torch plugin: every transformers model is also a torch.nn.Module."""
-
-    name = "test-torch-module"
-    framework = "torch"
-    format = "test"
-    claims = ("torch.nn.modules.module.Module",)
-
-    def save(self, obj: Any, directory: Path, **options: Any) -> Any:
-        raise AssertionError("never chosen for a transformers model")
-
-    def load(self, directory: Path, *, details: Any, trust: bool = False, **options: Any) -> Any:
-        raise AssertionError("never chosen for a transformers model")
+# Stands in for a torch plugin: every transformers model is also a torch.nn.Module.
+TORCH_MODULE = claim_only("test-torch-module", "torch.nn.modules.module.Module", framework="torch")
 
 
 def files_below(directory: Path) -> list[str]:
@@ -49,7 +38,7 @@ def test_every_supported_object_resolves_to_this_serializer(
     from transformers import pipeline
 
     text_pipeline = pipeline("text-classification", model=bert_classifier, tokenizer=tokenizer)
-    candidates = [TorchModuleClaimer(), TransformersSerializer()]
+    candidates = [TORCH_MODULE, TransformersSerializer()]
     for obj in (
         bert_classifier,
         tokenizer,
