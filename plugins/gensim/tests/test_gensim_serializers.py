@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 from collections.abc import Callable
@@ -36,6 +37,20 @@ def _one_line(error: BaseException) -> str:
     message = str(error)
     assert message and "\n" not in message, f"not one line: {message!r}"
     return message
+
+
+def _load_trusting_the_payload(shelf: Any, ref: str, marker: Path) -> None:
+    """Load with trust, as far as the payload runs. Where core scans pickles at upload, the scan
+    flags the payload's import of ``builtins.open`` and ``trust=True`` still refuses (nothing runs);
+    ``trust="ignore-scan"`` then runs it."""
+    try:
+        shelf.load(ref, trust=True)
+    except UntrustedFormat:
+        assert not marker.exists()
+        with contextlib.suppress(ModelshelfError):  # what the payload returns is no model
+            shelf.load(ref, trust="ignore-scan")
+    except ModelshelfError:
+        pass  # the payload ran, and what it returned is no model
 
 
 def _same_vectors(a: Any, b: Any, words: list[str]) -> None:
@@ -163,8 +178,7 @@ def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, tmp
         GensimNativeSerializer().load(downloaded, details={})
     assert not marker.exists()
     # The payload is live: trusting it runs it. This is what makes the assertions above meaningful.
-    with pytest.raises(ModelshelfError):
-        shelf.load("evil:1", trust=True)
+    _load_trusting_the_payload(shelf, "evil:1", marker)
     assert marker.exists()
 
 

@@ -40,6 +40,20 @@ def _one_line(error: BaseException) -> str:
     return message
 
 
+def _load_trusting_the_payload(shelf: Any, ref: str, marker: Path) -> None:
+    """Load with trust, as far as the payload runs. Where core scans pickles at upload, the scan
+    flags the payload's import of ``builtins.open`` and ``trust=True`` still refuses (nothing runs);
+    ``trust="ignore-scan"`` then runs it."""
+    try:
+        shelf.load(ref, trust=True)
+    except UntrustedFormat:
+        assert not marker.exists()
+        with contextlib.suppress(ModelshelfError):  # what the payload returns is no model
+            shelf.load(ref, trust="ignore-scan")
+    except ModelshelfError:
+        pass  # the payload ran, and what it returned is no model
+
+
 def _serializers() -> list[Any]:
     return [e.serializer for e in get_registry().serializers().values()]
 
@@ -181,8 +195,7 @@ def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, X: 
         ShapPickleSerializer().load(directory, details={})
     assert not marker.exists()
     # The payload is live: trusting it runs it. This is what makes the assertions above meaningful.
-    with contextlib.suppress(ModelshelfError):  # the "model" it returns is no model
-        shelf.load(v.ref, trust=True)
+    _load_trusting_the_payload(shelf, v.ref, marker)
     assert marker.exists()
 
 
