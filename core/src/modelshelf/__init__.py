@@ -24,16 +24,19 @@ if TYPE_CHECKING:
         NotFound,
         UntrustedFormat,
     )
-    from .plugins import hookimpl
+    from .cards import Card
+    from .hookspecs import hookimpl
+    from .query import QueryError
     from .records import Alias, Event, FileEntry, ModelVersion
     from .serializers import SavedModel, Serializer
     from .shelf import Shelf, open
     from .storage import ObjectInfo, Storage, StoredBytes
+    from .watching import Refreshing
 
 _LAZY = {
     "open": ("shelf", "open"),
     "Shelf": ("shelf", "Shelf"),
-    "hookimpl": ("plugins", "hookimpl"),
+    "hookimpl": ("hookspecs", "hookimpl"),
     "ModelVersion": ("records", "ModelVersion"),
     "FileEntry": ("records", "FileEntry"),
     "Alias": ("records", "Alias"),
@@ -48,6 +51,9 @@ _LAZY = {
     "IntegrityError": ("errors", "IntegrityError"),
     "UntrustedFormat": ("errors", "UntrustedFormat"),
     "errors": ("errors", None),
+    "Refreshing": ("watching", "Refreshing"),
+    "Card": ("cards", "Card"),
+    "QueryError": ("query", "QueryError"),
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .storage import Storage
 
 hookspec = pluggy.HookspecMarker("modelshelf")
+#: Marks a plugin's hook implementations: ``@modelshelf.hookimpl``.
+hookimpl = pluggy.HookimplMarker("modelshelf")
 
 #: ``register(scheme, factory)``: ``factory(url, **options) -> Storage``, importing its SDK lazily.
 StorageRegistrar = Callable[[str, Callable[..., "Storage"]], None]

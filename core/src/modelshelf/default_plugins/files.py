@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelshelfError
+from ..hookspecs import hookimpl
 from ..localfiles import collect_files
-from ..plugins import hookimpl
 from ..refs import check_file_path
 from ..serializers import SavedModel, Serializer
 

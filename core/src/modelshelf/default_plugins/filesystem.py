@@ -64,7 +64,7 @@ from ..errors import (
     ReadOnlyShelf,
     StorageError,
 )
-from ..plugins import hookimpl
+from ..hookspecs import hookimpl
 from ..storage import CHUNK_SIZE, ObjectInfo, Storage, StoredBytes, check_key
 
 try:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRecord, ModelshelfError, NoSerializer, UntrustedFormat
-from ..plugins import get_registry, hookimpl
+from ..hookspecs import hookimpl
+from ..plugins import get_registry
 from ..refs import check_alias
 from ..serializers import SavedModel, Serializer, choose, model_file
 
