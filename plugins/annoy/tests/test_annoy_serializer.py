@@ -151,8 +151,27 @@ def test_damaged_details_are_refused(make_index: Callable[..., Any], tmp_path: P
         with pytest.raises(InvalidModel, match="damaged") as caught:
             serializer.load(tmp_path, details={**saved.details, **bad})
         _one_line(caught.value)
-    # A file named by details is ignored: the index file name is fixed.
-    assert serializer.load(tmp_path, details={**saved.details, "file": "/etc/passwd"}).f == 16
+    # A file named by details is vetted: nothing outside the version is opened.
+    for value in ("/etc/passwd", "../index.ann", 4, "missing.ann"):
+        with pytest.raises(IntegrityError) as caught:
+            serializer.load(tmp_path, details={**saved.details, "file": value})
+        _one_line(caught.value)
+
+
+def test_loads_what_modelstore_wrote(
+    make_index: Callable[..., Any], queries: np.ndarray, neighbours: Neighbours, tmp_path: Path
+) -> None:
+    """What the modelstore importer hands over: modelstore 0.0.82's model.ann, and the dimension
+    and metric from its recorded parameters (num_dimensions, metric)."""
+    from modelstore.models.annoy import AnnoyManager, save_model
+
+    index = make_index("euclidean")
+    expected = neighbours(index, queries)
+    params = AnnoyManager().get_params(model=index, metric="euclidean", num_trees=5)
+    written = Path(save_model(str(tmp_path), index))
+    assert written.name == "model.ann"
+    details = {"file": "model.ann", "f": int(params["num_dimensions"]), "metric": params["metric"]}
+    assert neighbours(AnnoySerializer().load(tmp_path, details=details), queries) == expected
 
 
 def test_symlinked_index_file_is_refused(make_index: Callable[..., Any], tmp_path: Path) -> None:

@@ -241,6 +241,30 @@ def test_damaged_vectors_file_is_one_invalid_model_line(make_model: MakeModel, t
     assert "'vectors.bin'" in _one_line(caught.value) and "gensim" in str(caught.value)
 
 
+def test_loads_what_modelstore_wrote(make_model: MakeModel, probe_words: list[str], tmp_path: Path) -> None:
+    """What the modelstore importer hands over: modelstore 0.0.82's gensim.model (SaveLoad.save,
+    with its .npy files beside it when arrays are large) and gensim.wordvectors."""
+    from modelstore.models.gensim import _save_model, _save_vectors
+
+    model = make_model("word2vec")
+    written = Path(_save_model(str(tmp_path), model))
+    _save_vectors(str(tmp_path), model)
+    assert written.name == "gensim.model" and (tmp_path / "gensim.wordvectors").is_file()
+    with pytest.raises(UntrustedFormat):
+        GensimNativeSerializer().load(tmp_path, details={"file": "gensim.model"})
+    loaded = GensimNativeSerializer().load(tmp_path, details={"file": "gensim.model"}, trust=True)
+    assert type(loaded) is Word2Vec
+    _same_vectors(loaded.wv, model.wv, probe_words)
+
+
+def test_native_details_naming_files_outside_are_refused(make_model: MakeModel, tmp_path: Path) -> None:
+    saved = GensimNativeSerializer().save(make_model("word2vec"), tmp_path)
+    for value in ("/etc/passwd", "../x", 3, "gensim/missing"):
+        with pytest.raises(IntegrityError) as caught:
+            GensimNativeSerializer().load(tmp_path, details={**saved.details, "file": value}, trust=True)
+        _one_line(caught.value)
+
+
 def test_registered_through_entry_point() -> None:
     entries = get_registry().serializers()
     assert entries["gensim-word2vec"].distribution == "modelshelf-gensim"

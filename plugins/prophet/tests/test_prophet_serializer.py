@@ -129,15 +129,17 @@ def test_fresh_process_lists_downloads_and_loads(
     assert got.tolist() == pytest.approx(expected.tolist(), rel=1e-14)
 
 
-def test_details_naming_other_files_are_ignored(fitted: Callable[[str], Any], tmp_path: Path) -> None:
+def test_details_naming_files_outside_the_version_are_refused(fitted: Callable[[str], Any], tmp_path: Path) -> None:
     serializer = ProphetSerializer()
     version = tmp_path / "snapshot" / "version"
     version.mkdir(parents=True)
     saved = serializer.save(fitted("plain"), version)
     outside = tmp_path / "snapshot" / "outside.json"
     outside.write_text("{}")
-    for value in ("/etc/passwd", str(outside), "../outside.json", 4, None):
-        assert type(serializer.load(version, details={**saved.details, "file": value})) is Prophet
+    for value in ("/etc/passwd", str(outside), "../outside.json", 4, None, "missing.json"):
+        with pytest.raises(IntegrityError) as caught:
+            serializer.load(version, details={**saved.details, "file": value})
+        _one_line(caught.value)
     (version / "model.json").rename(outside)
     (version / "model.json").symlink_to(outside)
     with pytest.raises(IntegrityError, match="symbolic link") as caught:
@@ -145,7 +147,19 @@ def test_details_naming_other_files_are_ignored(fitted: Callable[[str], Any], tm
     _one_line(caught.value)
 
 
-@pytest.mark.parametrize("how", ["truncated", "not-a-model", "empty"])
+def test_loads_what_modelstore_wrote(fitted: Callable[[str], Any], future: pd.DataFrame, tmp_path: Path) -> None:
+    """What the modelstore importer hands over: modelstore 0.0.82's file, as it wrote it."""
+    from modelstore.models.prophet import save_model
+
+    model = fitted("regressor")
+    written = Path(save_model(str(tmp_path), model))
+    assert written.name == "prophet_model.json"
+    assert written.read_text().startswith('"')  # modelstore wraps the JSON in a JSON string
+    loaded = ProphetSerializer().load(tmp_path, details={"file": "prophet_model.json"})
+    pd.testing.assert_frame_equal(loaded.predict(future), model.predict(future))
+
+
+@pytest.mark.parametrize("how", ["truncated", "not-a-model", "empty", "a-json-number-string"])
 def test_damaged_model_file_is_one_invalid_model_line(
     fitted: Callable[[str], Any], tmp_path: Path, how: str
 ) -> None:
@@ -153,7 +167,8 @@ def test_damaged_model_file_is_one_invalid_model_line(
     saved = serializer.save(fitted("plain"), tmp_path)
     path = tmp_path / "model.json"
     stored = path.read_text()
-    path.write_text({"truncated": stored[: len(stored) // 2], "not-a-model": json.dumps({"growth": 1}), "empty": ""}[how])
+    damaged = {"truncated": stored[: len(stored) // 2], "not-a-model": json.dumps({"growth": 1}), "empty": "", "a-json-number-string": '"42"'}
+    path.write_text(damaged[how])
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details)
     assert "'model.json'" in _one_line(caught.value) and "prophet" in str(caught.value)

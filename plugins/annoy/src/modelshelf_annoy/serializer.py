@@ -13,7 +13,11 @@ Hamming measure alike). Only a single survivor is accepted. An index that cannot
 message asking for ``metric``; a given metric that contradicts the distances or the file is
 refused too. The metric is never guessed.
 
-Loading maps the file read-only and runs no code: the serializer is safe.
+Loading maps the file read-only and runs no code: the serializer is safe. ``load`` reads the
+file named by ``details["file"]`` (vetted by :func:`~modelshelf.serializers.model_file`), so an
+index imported from modelstore (``model.ann``, with ``num_dimensions`` and ``metric`` from its
+parameters as ``f`` and ``metric``) loads too; the counts ``n_items``, ``n_trees`` and ``size`` are
+checked when details have them.
 """
 
 from __future__ import annotations
@@ -205,12 +209,14 @@ class AnnoySerializer(Serializer):
             )
         from annoy import AnnoyIndex
 
-        path = model_file(directory, INDEX_FILE)
+        # Versions saved here name INDEX_FILE; imported ones (modelstore's model.ann) name theirs.
+        name = details.get("file", INDEX_FILE)
+        path = model_file(directory, name)
         index = AnnoyIndex(f, metric)
         # Annoy checks only that the size is a multiple of a node: a cut file can still load, as
         # a smaller index. The counts saved with it catch that.
         expected = {k: details.get(k) for k in ("size", "n_items", "n_trees")}
-        with reading(INDEX_FILE, "annoy"):
+        with reading(str(name), "annoy"):
             if expected["size"] is not None and path.stat().st_size != expected["size"]:
                 raise ValueError(f"the file holds {path.stat().st_size} bytes, not {expected['size']}")
             index.load(str(path), prefault=bool(options.get("prefault", False)))

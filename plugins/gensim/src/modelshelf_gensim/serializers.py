@@ -10,6 +10,11 @@
   the default for Word2Vec, FastText, Doc2Vec, ``FastTextKeyedVectors`` and any other gensim object
   (LDA, Dictionary...), because no safe format holds them whole.
 
+Both read the file named by ``details["file"]`` (vetted by
+:func:`~modelshelf.serializers.model_file`), so models imported from modelstore (its
+``gensim.model``, written by ``SaveLoad.save``, with ``gensim.model.*.npy`` beside it) load with
+``gensim-native``.
+
 gensim is imported inside ``save``/``load`` only.
 """
 
@@ -134,8 +139,9 @@ class Word2VecFormatSerializer(Serializer):
         _check_options(self.name, "load", options, ())
         from gensim.models import KeyedVectors
 
-        path = model_file(directory, VECTORS_FILE)
-        with reading(VECTORS_FILE, "gensim"):
+        name = details.get("file", VECTORS_FILE)
+        path = model_file(directory, name)
+        with reading(str(name), "gensim"):
             kv = KeyedVectors.load_word2vec_format(str(path), binary=True, unicode_errors="strict")
             n_keys = details.get("n_keys")
             if isinstance(n_keys, int) and len(kv.index_to_key) != n_keys:
@@ -199,8 +205,11 @@ class GensimNativeSerializer(Serializer):
         _check_options(self.name, "load", options, ("mmap",))
         from gensim.utils import SaveLoad
 
-        path = model_file(directory, f"{NATIVE_DIR}/{NATIVE_FILE}")
-        # gensim opens the .npy files beside the pickle by their names in it: the directory holds
-        # only this version's verified files, so nothing else can be reached.
-        with reading(f"{NATIVE_DIR}/{NATIVE_FILE}", "gensim"):
+        # Versions saved here name gensim/model.gensim; imported ones (modelstore's gensim.model)
+        # name theirs. model_file vets whatever details say.
+        name = details.get("file", f"{NATIVE_DIR}/{NATIVE_FILE}")
+        path = model_file(directory, name)
+        # gensim opens the .npy files beside the pickle by the pickle's file name and the attribute
+        # names inside it: loading is trusted anyway (the pickle could open anything).
+        with reading(str(name), "gensim"):
             return SaveLoad.load(str(path), mmap=options.get("mmap"))

@@ -5,12 +5,17 @@ the training history, holidays and seasonalities. Reading it parses JSON (with p
 reader for the frames) and sets a fixed list of attributes on a fresh ``Prophet``; it never runs
 stored code, so the serializer is safe. Only a fitted model can be saved (Prophet's rule).
 
+``load`` reads the file named by ``details["file"]`` (vetted by
+:func:`~modelshelf.serializers.model_file`), so versions imported from modelstore load too: its
+``prophet_model.json`` holds the same JSON wrapped once more as a JSON string, which is unwrapped.
+
 prophet is imported inside :meth:`~ProphetSerializer.save` and :meth:`~ProphetSerializer.load`
 only.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -145,9 +150,19 @@ class ProphetSerializer(Serializer):
         _check_no_options(self.name, "load", options)
         from prophet.serialize import model_from_json
 
-        path = model_file(directory, MODEL_FILE)
-        with reading(MODEL_FILE, "prophet"):
-            return model_from_json(path.read_text(encoding="utf-8"))
+        # Versions saved here name MODEL_FILE; imported ones (modelstore's prophet_model.json)
+        # name theirs. model_file vets whatever details say.
+        name = details.get("file", MODEL_FILE)
+        path = model_file(directory, name)
+        with reading(str(name), "prophet"):
+            text = path.read_text(encoding="utf-8")
+            if text.lstrip().startswith('"'):
+                # modelstore writes json.dumps(model_to_json(model)): the model's JSON text as one
+                # JSON string. Decoding it once gives Prophet's JSON back.
+                text = json.loads(text)
+                if not isinstance(text, str):
+                    raise ValueError("the file holds a JSON value that is not a Prophet model")
+            return model_from_json(text)
 
 
 def _first_line(exc: BaseException) -> str:
