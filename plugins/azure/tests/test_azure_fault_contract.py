@@ -12,8 +12,8 @@ from modelshelf_azure.testing import connection_string
 
 class TestAzureFaults(FaultContract):
     # Azurite sends listings chunked (no Content-Length), and answers to writes carry no body.
-    cut_header = "Content-Type"
-    cut_write_header = "ETag"
+    cut_headers = ("Content-Type",)
+    cut_write_headers = ("ETag", "Content-Length")
 
     @pytest.fixture(autouse=True)
     def _known_defect(self, request: pytest.FixtureRequest) -> None:

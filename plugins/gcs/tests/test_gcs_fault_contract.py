@@ -11,7 +11,7 @@ from modelshelf.testing import FaultContract
 
 
 class TestGCSFaults(FaultContract):
-    cut_header = "Content-Type"
+    cut_headers = ("Content-Type", "Content-Length")
     # The SDK retries what looks like a dropped connection itself, until this deadline.
     impatient_options = {"retry_deadline": 1}
 

@@ -24,8 +24,9 @@ through it (an SDK configured by environment sets the variable with ``monkeypatc
 
 Knobs (class attributes):
 
-* ``cut_header``: a header every answer to a read or a listing carries (default
-  ``Content-Length``); ``cut_write_header`` the same for answers to writes (default: the same).
+* ``cut_headers``: headers every answer to a read or a listing carries (default
+  ``("Content-Length",)``); each case runs once per header. ``cut_write_headers``: the same for
+  answers to writes (default: ``cut_headers``).
 * ``impatient_options``: options that bound the SDK's own retries, for the cases where every
   answer is cut (``{"max_attempts": 2}``); the backend's own ``answer_retry`` is made quick too.
 * ``lost_answers``: how answers get lost: ``None`` (the connection closes) and/or an HTTP status
@@ -68,6 +69,11 @@ OPERATIONS = (
     "put_if_match",
     "put_file",
 )
+#: Cut-header cases and the operations each runs.
+_CUT_CASES = {
+    "test_one_cut_answer_is_asked_again": OPERATIONS,
+    "test_answers_always_cut_are_backend_unavailable": ("stat", "read", "list", "put_if_absent"),
+}
 #: "Every answer": more than any retry budget.
 ALWAYS = 1000
 
@@ -137,9 +143,9 @@ class FaultContract:
     """Tests every network :class:`~modelshelf.storage.Storage` backend must pass."""
 
     #: A header every answer of the service carries: the one the cut-header cases cut before.
-    cut_header = "Content-Length"
-    #: A header every answer to a write carries (``None``: ``cut_header``).
-    cut_write_header: str | None = None
+    cut_headers: tuple[str, ...] = ("Content-Length",)
+    #: Headers every answer to a write carries (``None``: ``cut_headers``).
+    cut_write_headers: tuple[str, ...] | None = None
     #: Options bounding the SDK's own retries when every answer is cut.
     impatient_options: dict[str, Any] = {}
     #: How answers to writes get lost: None closes the connection, a number replaces the answer.
@@ -167,10 +173,17 @@ class FaultContract:
             "override the proxied_options fixture: endpoint -> options reaching the shelf through it"
         )
 
-    def _header(self, op: str) -> str:
-        return (
-            (self.cut_write_header or self.cut_header) if op.startswith("put") else self.cut_header
-        )
+    def _headers(self, op: str) -> tuple[str, ...]:
+        if op.startswith("put") and self.cut_write_headers is not None:
+            return self.cut_write_headers
+        return self.cut_headers
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """The cut-header cases run once per operation and per header of that operation."""
+        ops = _CUT_CASES.get(metafunc.function.__name__)
+        if ops is not None:
+            pairs = [(op, header) for op in ops for header in self._headers(op)]
+            metafunc.parametrize(("op", "header"), pairs, ids=[f"{op}-{h}" for op, h in pairs])
 
     # --- derived fixtures ---------------------------------------------------------------------
 
@@ -225,17 +238,16 @@ class FaultContract:
 
     # --- answers cut inside their headers -------------------------------------------------------
 
-    @pytest.mark.parametrize("op", OPERATIONS)
     def test_one_cut_answer_is_asked_again(
         self,
         op: str,
+        header: str,
         clean_storage: Storage,
         faulty_storage: Storage,
         fault_proxy: FaultProxy,
         tmp_path: Path,
     ) -> None:
         _seed(clean_storage)
-        header = self._header(op)
         fault = fault_proxy.cut_headers(header)
         try:
             _run(op, faulty_storage, clean_storage, tmp_path)
@@ -246,10 +258,10 @@ class FaultContract:
             )
         assert fault.hits == 1, f"{op} met no answer carrying {header}: the case proved nothing"
 
-    @pytest.mark.parametrize("op", ["stat", "read", "list", "put_if_absent"])
     def test_answers_always_cut_are_backend_unavailable(
         self,
         op: str,
+        header: str,
         clean_storage: Storage,
         open_faulty: Callable[..., Storage],
         fault_proxy: FaultProxy,
@@ -259,7 +271,6 @@ class FaultContract:
         whose cut answer still carried what it needs) the right result; never a misread."""
         _seed(clean_storage)
         faulty = open_faulty(**self.impatient_options)
-        header = self._header(op)
         fault = fault_proxy.cut_headers(header, times=ALWAYS)
         try:
             _run(op, faulty, clean_storage, tmp_path)
