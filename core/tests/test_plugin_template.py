@@ -20,7 +20,7 @@ import pytest
 from modelshelf.errors import ModelshelfError
 from modelshelf.template import create
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository root (its pyproject holds the ruff setup)
 
 # --- the fill-ins: TODO line in the generated file -> working code ------------------------------
 
