@@ -388,9 +388,27 @@ def plugins(ctx: click.Context, as_json: bool, show_all: bool, check: bool) -> N
 @cli.command("ls")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--where", metavar="EXPR", help="Only versions matching EXPR, e.g. \"metrics.auc >= 0.9 and "
+              "tags.data == '2026-11'\" (fields: metrics.K params.K tags.K metadata.K created_at created_by "
+              "framework serializer version aliases; see the user guide).")
+@click.option("--sort", multiple=True, metavar="FIELD", help="Order by FIELD, descending with a leading - "
+              "(-metrics.auc); repeatable.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N", help="At most N versions.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "csv"]), default=None,
+              help="Output format (--json is --format json).")
 @click.pass_context
-def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """List models, or the versions of model NAME."""
+def list_command(ctx: click.Context, name: str | None, as_json: bool, where: str | None, sort: tuple[str, ...],
+                 limit: int | None, output_format: str | None) -> None:
+    """List models, or the versions of model NAME (optionally only those matching --where)."""
+    from . import query_cli
+
+    if as_json and output_format not in (None, "json"):
+        raise click.UsageError("--json and --format csv/text: choose one")
+    output_format = "json" if as_json else output_format or "text"
+    if name is None and (where is not None or sort or limit is not None or output_format == "csv"):
+        raise click.UsageError("--where, --sort, --limit and --format csv list the versions of one model: give NAME")
+    selection, order = query_cli.parse_options(where, sort)
+    as_json = output_format == "json"
     shelf = _shelf(ctx)
     if name is None:
         models = shelf.models()
@@ -401,21 +419,28 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
         for model in [] if as_json else models:
             click.echo(safe(model))
         return
-    versions = shelf.versions(name)
-    aliases = shelf.aliases(name)
+    versions, aliases = query_cli.select(shelf, name, selection, sort, limit)
     if as_json:
         _emit_json({"versions": versions, "aliases": aliases})
+        return
+    if output_format == "csv":
+        query_cli.echo_csv(versions, aliases)
         return
     by_version: dict[int, list[str]] = {}
     for alias in aliases.values():
         by_version.setdefault(alias.version, []).append(alias.alias)
+    extra_fields = query_cli.shown_fields(order)
     for v in versions:
         labels = " ".join(f"@{safe(a)}" for a in sorted(by_version.get(v.version, [])))
         tags = " ".join(f"{safe(k)}={safe(val)}" for k, val in sorted(v.tags.items()))
+        if extra_fields:  # the values sorted by, after the aliases
+            labels = f"{labels} {query_cli.sort_values(v, extra_fields, by_version.get(v.version, []))}".strip()
         click.echo(
             f"{v.version:>5}  {_when(v.created_at)}  {_human_size(v.total_size):>10}  "
             f"{safe(v.serializer.name):<18} {safe(v.created_by)}  {labels} {tags}".rstrip()
         )
+    if not versions and selection is not None:
+        click.echo(f"No version of {safe(name)} matches --where.", err=True)
 
 
 @cli.command()
@@ -449,6 +474,9 @@ def info(ctx: click.Context, ref: str, as_json: bool) -> None:
     git = version.lineage.git
     if git:
         click.echo(f"  git: {safe(git.commit or '?')} on {safe(git.branch or 'detached HEAD')}{' (dirty)' if git.dirty else ''}")
+    from .cards_cli import echo_card_summary
+
+    echo_card_summary(_shelf(ctx), version)
 
 
 def _check_file_serializer(name: str, obj: Any) -> None:
@@ -478,6 +506,8 @@ def _check_file_serializer(name: str, obj: Any) -> None:
 @click.option("--description", default="", help="Free text describing this version.")
 @click.option("--extra", multiple=True, type=click.Path(exists=True, path_type=Path), help="An extra file stored under extra/ (repeatable).")
 @click.option("--alias", "aliases", multiple=True, help="Point this alias at the new version (repeatable).")
+@click.option("--card", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A markdown model card (YAML front matter allowed), stored as card/README.md.")
 @click.option("--serializer", "serializer_name", metavar="NAME",
               help="The serializer to store PATHS with (one that takes files; default: the one claiming them, usually `files`).")
 @click.option("--serializer-option", "serializer_options", multiple=True, metavar="KEY=VALUE",
@@ -487,7 +517,7 @@ def _check_file_serializer(name: str, obj: Any) -> None:
 def upload(ctx: click.Context, name: str, paths: tuple[Path, ...], meta: tuple[str, ...], metric: tuple[str, ...],
            param: tuple[str, ...], tag: tuple[str, ...], description: str, extra: tuple[Path, ...],
            aliases: tuple[str, ...], serializer_name: str | None, serializer_options: tuple[str, ...],
-           as_json: bool) -> None:
+           as_json: bool, card: Path | None) -> None:
     """Upload files or directories in PATHS as a new version of model NAME."""
     obj: Any = list(paths) if len(paths) > 1 else paths[0]
     options = _storage_options(serializer_options, "--serializer-option")
@@ -498,7 +528,7 @@ def upload(ctx: click.Context, name: str, paths: tuple[Path, ...], meta: tuple[s
         name, obj,
         metadata=_pairs(meta, "--meta"), metrics=_pairs(metric, "--metric", number=True),
         params=_pairs(param, "--param"), tags=_pairs(tag, "--tag"), description=description,
-        extra_files=list(extra) or None, serializer=serializer_name, options=options or None,
+        extra_files=list(extra) or None, serializer=serializer_name, options=options or None, card=card,
     )
     for alias in aliases:
         shelf.set_alias(name, alias, version.version)
@@ -774,6 +804,11 @@ def cache_verify(ctx: click.Context) -> None:
 from .template import plugin as _plugin_template  # noqa: E402
 
 cli.add_command(_plugin_template)
+
+# Model cards (docs/user-guide.md) live in their own module.
+from .cards_cli import card_command as _card_command  # noqa: E402
+
+cli.add_command(_card_command)
 
 
 def _add_plugin_commands() -> None:

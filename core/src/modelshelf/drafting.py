@@ -96,6 +96,17 @@ def add_extra_files(local: dict[str, Path], extra_files: Iterable[str | os.PathL
         local[key] = path
 
 
+def add_card(local: dict[str, Path], card: str | os.PathLike[str]) -> None:
+    """Put the model card beside the model at its reserved path, refusing a clash."""
+    from .cards import CARD_PATH, check_card_file
+
+    path = check_card_file(card)
+    clash = next((k for k in local if k == CARD_PATH or k == "card" or k.startswith("card/")), None)
+    if clash is not None:
+        raise ModelshelfError(f"the model card goes to {CARD_PATH}, but the model already has a file {clash!r}")
+    local[CARD_PATH] = path
+
+
 def hash_files(local: Mapping[str, Path]) -> tuple[list[FileEntry], dict[str, Path]]:
     """Hash every file: the manifest entries, and one local copy per distinct content."""
     items = sorted(local.items())
@@ -117,8 +128,12 @@ def draft_upload(
     extra_files: Iterable[str | os.PathLike[str]] | None = None,
     serializer: str | None = None,
     options: Mapping[str, Any] | None = None,
+    card: str | os.PathLike[str] | None = None,
 ) -> Iterator[Draft]:
-    """The draft of uploading ``obj``; its files live until the ``with`` block ends."""
+    """The draft of uploading ``obj``; its files live until the ``with`` block ends.
+
+    ``card`` is a markdown model card stored at ``card/README.md`` (see :mod:`modelshelf.cards`).
+    """
     check_name(name)
     metadata = check_json(metadata, "metadata")
     metrics_ = check_metrics(metrics)
@@ -126,6 +141,10 @@ def draft_upload(
     tags_ = {str(k): str(v) for k, v in check_json(tags, "tags").items()}
     if not isinstance(description, str):
         raise ModelshelfError("description must be a string")
+    if card is not None:
+        from .cards import check_card_file
+
+        check_card_file(card)  # before the model is saved: a bad card fails fast
     chosen = choose_serializer(obj, serializer)
     entry = get_registry().serializers()[chosen.name]
     with tempfile.TemporaryDirectory(prefix="modelshelf-") as scratch:
@@ -140,6 +159,8 @@ def draft_upload(
             local = collect_files([folder])
         if extra_files is not None:
             add_extra_files(local, extra_files)
+        if card is not None:
+            add_card(local, card)
         files, blobs = hash_files(local)
         framework = FrameworkInfo(saved.framework, saved.framework_version) if chosen.records_framework else None
         packages = {entry.distribution: entry.distribution_version}

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import eventlog, lifecycle, loading, maintenance
 from .cache import Cache
@@ -35,6 +35,11 @@ from .records import Alias, Event, ModelVersion, Tombstone
 from .refs import Ref, check_name
 from .storage import Storage
 from .transfer import staged_hashing
+
+if TYPE_CHECKING:
+    import threading
+
+    from .cards import Card
 
 #: Kept for code written against earlier releases; :mod:`modelshelf.known_plugins` is the table.
 KNOWN_STORAGE_PLUGINS = STORAGE_SCHEMES
@@ -133,6 +138,44 @@ class Shelf:
         """The aliases currently set on a model, by alias name (damaged entries skipped, warned)."""
         return self.catalog.aliases(name)
 
+    def find(
+        self, name: str, where: str | None = None, *, order_by: str | Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[ModelVersion]:
+        """The live versions of ``name`` that match ``where``, sorted by ``order_by``, at most ``limit``.
+
+        ``where`` is an expression such as ``"metrics.auc >= 0.9 and tags.data == '2026-11'"``
+        over metrics, params, tags, metadata, creator, dates, framework, serializer, version and
+        aliases (see :mod:`modelshelf.query`); it is parsed, never evaluated as Python, and a bad
+        one raises :class:`~modelshelf.query.QueryError` naming the column. ``order_by`` is a
+        field or a list of fields, ``-`` first for descending (``"-metrics.auc"``); the default is
+        version order. Candidates come from a summary in the local record cache, so thousands of
+        versions answer quickly; every version returned is read from its manifest.
+        """
+        from .finding import find
+
+        return find(self.catalog, name, where, order_by=order_by, limit=limit)
+
+    def card(self, ref: str) -> Card | None:
+        """The model card stored with ``ref`` (text, front matter, summary), or ``None``."""
+        from .cards import read_card
+
+        return read_card(self.catalog, self.get(ref))
+
+    def watch(
+        self, ref: str, *, interval: float = 30.0, stop: threading.Event | None = None
+    ) -> Iterator[ModelVersion]:
+        """Yield the version ``ref`` (``name@alias`` or ``name:latest``) points to now, then each
+        new target as it moves, polling every ``interval`` seconds.
+
+        An alias is polled with one ``stat`` of its record (cheap on every backend); setting
+        ``stop`` (or closing the generator) ends it. Errors while polling are logged and retried.
+        For a model that reloads itself, see :class:`modelshelf.Refreshing`.
+        """
+        from .watching import watch
+
+        return watch(self, ref, interval=interval, stop=stop)
+
     def history(self, name: str) -> list[Event]:
         """The model's event log (uploads, alias moves, deletions), oldest first."""
         check_name(name)
@@ -157,16 +200,19 @@ class Shelf:
         extra_files: Iterable[str | os.PathLike[str]] | None = None,
         serializer: str | None = None,
         options: Mapping[str, Any] | None = None,
+        card: str | os.PathLike[str] | None = None,
     ) -> ModelVersion:
         """Publish ``obj`` (a model object, a file, a directory or a list of paths) as a new version.
 
         Every file is hashed and stored once as a content-addressed blob; then the manifest is
         created as version ``max + 1``. ``extra_files`` are stored beside the model under
-        ``extra/``. ``options`` go to the serializer's ``save``.
+        ``extra/``. ``options`` go to the serializer's ``save``. ``card`` is a markdown model
+        card (YAML front matter allowed), stored as ``card/README.md`` (see :meth:`card`).
         """
         with staged_hashing(self.storage), draft_upload(  # a local shelf copies files in while hashing
             name, obj, metadata=metadata, metrics=metrics, params=params, tags=tags,
             description=description, extra_files=extra_files, serializer=serializer, options=options,
+            card=card,
         ) as draft:
             return self.publish(draft.manifest, draft.blobs)
 
