@@ -162,6 +162,22 @@ def test_symlinked_file_is_refused(tmp_path: Path) -> None:
     _one_line(caught.value)
 
 
+def test_loads_what_modelstore_wrote(
+    make_learner: MakeLearner, learner_predict: Predict, rows: np.ndarray, tmp_path: Path
+) -> None:
+    """What the modelstore importer hands over: modelstore 0.0.82's model.joblib (joblib.dump)."""
+    from modelstore.models.causalml import MODEL_FILE
+    from modelstore.models.common import save_joblib
+
+    learner = make_learner("uplift-tree")
+    save_joblib(str(tmp_path), learner, file_name=MODEL_FILE)
+    loaded = CausalMLSerializer().load(tmp_path, details={"file": MODEL_FILE}, trust=True)
+    np.testing.assert_array_equal(learner_predict(loaded, rows), learner_predict(learner, rows))
+    for value in ("/etc/passwd", "../model.joblib", 7):
+        with pytest.raises(IntegrityError):
+            CausalMLSerializer().load(tmp_path, details={"file": value}, trust=True)
+
+
 def test_unknown_options_are_refused(shelf: Any, make_learner: MakeLearner) -> None:
     with pytest.raises(ModelshelfError, match="accepted: compress"):
         shelf.upload("m", make_learner("s-learner"), options={"compression": 3})

@@ -278,6 +278,19 @@ def test_unknown_options_are_refused(shelf: Any, make_results: MakeResults) -> N
         shelf.upload("m", make_results("arima"), options={"compress": 3})
 
 
+def test_pickle_loads_what_modelstore_wrote(make_results: MakeResults, new_exog: pd.DataFrame, tmp_path: Path) -> None:
+    """What the modelstore importer hands over: modelstore 0.0.82's model.pkl (results.save)."""
+    from modelstore.models.statsmodels import MODEL_PICKLE, _save_model
+
+    results = make_results("ols")
+    _save_model(str(tmp_path), results, MODEL_PICKLE)
+    loaded = PickleSerializer().load(tmp_path, details={"file": MODEL_PICKLE}, trust=True)
+    pd.testing.assert_series_equal(loaded.predict(new_exog), results.predict(new_exog))
+    for value in ("/etc/passwd", "../model.pkl", 7):
+        with pytest.raises(IntegrityError):
+            PickleSerializer().load(tmp_path, details={"file": value}, trust=True)
+
+
 def test_registered_through_entry_point() -> None:
     entries = get_registry().serializers()
     assert entries["statsmodels-params"].distribution == "modelshelf-statsmodels"

@@ -144,6 +144,9 @@ class CausalMLSerializer(Serializer):
         _check_options("load", options, ("mmap_mode",))
         import joblib
 
-        path = model_file(directory, MODEL_FILE)
-        with reading(MODEL_FILE, "joblib"):
+        # Versions saved here name MODEL_FILE; imported ones (modelstore's model.joblib, written by
+        # joblib.dump too) name theirs. model_file vets whatever details say.
+        name = details.get("file", MODEL_FILE)
+        path = model_file(directory, name)
+        with reading(str(name), "joblib"):
             return joblib.load(path, **options)

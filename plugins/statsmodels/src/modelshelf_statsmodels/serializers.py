@@ -387,6 +387,9 @@ class PickleSerializer(Serializer):
         _check_options(self.name, "load", options, ())
         from statsmodels.iolib.smpickle import load_pickle
 
-        path = model_file(directory, PICKLE_FILE)
-        with reading(PICKLE_FILE, "statsmodels"):
+        # Versions saved here name PICKLE_FILE; imported ones (modelstore's, written by the same
+        # results.save) name theirs. model_file vets whatever details say.
+        name = details.get("file", PICKLE_FILE)
+        path = model_file(directory, name)
+        with reading(str(name), "statsmodels"):
             return load_pickle(path)
