@@ -7,17 +7,17 @@ processes import this module), and no credential beyond the public emulator ones
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import os
 import random
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelshelf.testing.servers import patched_environ
 from modelshelf_s3.testing import ISOLATED_AWS_ENV
 
 #: Full counts (the figures in docs/reliability.md) instead of the quick CI counts.
@@ -58,19 +58,8 @@ class Backend:
         return cls(data["kind"], data["url"], dict(data["options"]), dict(data["env"]))
 
 
-@contextlib.contextmanager
-def patched_env(env: Mapping[str, str]) -> Iterator[None]:
-    """Set ``env`` for the duration of the block (the SDKs read it when a client is built)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+#: Set the environment the storage SDK reads for the duration of a block.
+patched_env = patched_environ
 
 
 # --- content ---------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["ServerNotStarted", "answers_http", "free_port", "local_server"]
+__all__ = ["ServerNotStarted", "answers_http", "free_port", "local_server", "patched_environ"]
 
 
 class ServerNotStarted(RuntimeError):
@@ -61,6 +61,26 @@ def answers_http(
             return False
 
     return probe
+
+
+@contextlib.contextmanager
+def patched_environ(env: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for ``None``, remove) environment variables for the block, then restore them:
+    SDKs read their endpoint and credentials from the environment when a client is built."""
+    saved = {name: os.environ.get(name) for name in env}
+    try:
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

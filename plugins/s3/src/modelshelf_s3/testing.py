@@ -21,7 +21,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator, Mapping
 
-from modelshelf.testing.servers import answers_http, local_server
+from modelshelf.testing.servers import answers_http, local_server, patched_environ
 
 __all__ = ["DUMMY_CREDENTIALS", "ISOLATED_AWS_ENV", "moto_environment", "moto_server", "reset_moto", "reset_moto_auth"]
 
@@ -52,21 +52,9 @@ def moto_environment() -> Iterator[str]:
     """Start a moto server and point this process (and its children) at it through the
     environment (``AWS_ENDPOINT_URL``, dummy credentials, no real AWS configuration); yield the
     endpoint. The environment is restored on exit."""
-    names = (*_REAL_AWS_VARIABLES, *ISOLATED_AWS_ENV, "AWS_ENDPOINT_URL")
-    saved = {name: os.environ.get(name) for name in names}
-    try:
-        for name in _REAL_AWS_VARIABLES:
-            os.environ.pop(name, None)
-        os.environ.update(ISOLATED_AWS_ENV)
-        with moto_server() as endpoint:
-            os.environ["AWS_ENDPOINT_URL"] = endpoint
-            yield endpoint
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    isolated = {**dict.fromkeys(_REAL_AWS_VARIABLES), **ISOLATED_AWS_ENV}
+    with patched_environ(isolated), moto_server() as endpoint, patched_environ({"AWS_ENDPOINT_URL": endpoint}):
+        yield endpoint
 
 
 @contextlib.contextmanager
