@@ -225,7 +225,7 @@ def test_broadcast_hooks_fire_and_a_failing_listener_is_only_a_warning(local_she
 def test_every_hook_is_documented_and_tested() -> None:
     """Meta-test: a new hook must come with documentation and a test."""
     hooks = sorted(n for n in dir(hookspecs) if n.startswith("modelshelf_"))
-    assert len(hooks) == 6
+    assert len(hooks) == 7
     guide = (Path(__file__).parents[2] / "docs" / "plugin-authors.md").read_text()
     tests = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
     for hook in hooks:

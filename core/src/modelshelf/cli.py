@@ -475,8 +475,10 @@ def info(ctx: click.Context, ref: str, as_json: bool) -> None:
     if git:
         click.echo(f"  git: {safe(git.commit or '?')} on {safe(git.branch or 'detached HEAD')}{' (dirty)' if git.dirty else ''}")
     from .cards_cli import echo_card_summary
+    from .trust_cli import echo_trust_info
 
     echo_card_summary(_shelf(ctx), version)
+    echo_trust_info(_shelf(ctx), version)
 
 
 def _check_file_serializer(name: str, obj: Any) -> None:
@@ -631,9 +633,18 @@ def delete(ctx: click.Context, ref: str, force: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
 @click.option("--grace", default=None, metavar="SECONDS",
               help="Keep unreferenced blobs younger than this (default 86400, or MODELSHELF_GC_GRACE).")
+@click.option("--keep-last", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Retention: keep the N newest versions of each model, delete the rest (see also the shelf policy).")
+@click.option("--keep-newer-than", default=None, metavar="AGE",
+              help="Retention: keep versions younger than AGE (90d, 12h, 2w).")
+@click.option("--keep-aliased", is_flag=True, help="Retention: keep every version that was ever aliased "
+              "(aliased versions, and those aliased recently, are always kept).")
+@click.option("--model", "models", multiple=True, metavar="PATTERN", help="Retention applies to these models only (wildcards).")
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, grace: str | None) -> None:
-    """Remove stored files that no live version references."""
+def gc(ctx: click.Context, dry_run: bool, grace: str | None, keep_last: int | None, keep_newer_than: str | None,
+       keep_aliased: bool, models: tuple[str, ...]) -> None:
+    """Remove stored files that no live version references; with --keep-* (or a retention policy),
+    first delete the versions retention does not keep."""
     configured = os.environ.get("MODELSHELF_GC_GRACE")
     if grace is not None:
         seconds: float | None = _grace_seconds(grace, "--grace")
@@ -641,7 +652,11 @@ def gc(ctx: click.Context, dry_run: bool, grace: str | None) -> None:
         seconds = _grace_seconds(configured, "MODELSHELF_GC_GRACE")
     else:
         seconds = None
-    report = _shelf(ctx).gc(dry_run=dry_run, grace=None if seconds is None else dt.timedelta(seconds=seconds))
+    from .trust_cli import echo_retention, retention_rule
+
+    keep = retention_rule(keep_last, keep_newer_than, keep_aliased, models)
+    report = _shelf(ctx).gc(dry_run=dry_run, grace=None if seconds is None else dt.timedelta(seconds=seconds), keep=keep)
+    echo_retention(report)
     verb = "Would remove" if dry_run else "Removed"
     click.echo(f"{verb} {len(report.removed)} blobs ({_human_size(report.removed_bytes)}); "
                f"kept {report.referenced} referenced, {report.in_flight} of uploads in progress and "
@@ -658,17 +673,26 @@ def gc(ctx: click.Context, dry_run: bool, grace: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--repair", is_flag=True, help="Remove stored files whose bytes do not match their sha256, so that "
               "uploading or copying the genuine file stores it again.")
+@click.option("--signatures", is_flag=True, help="Also check REF carries a valid signature covering exactly its files "
+              "(needs a signature plugin, modelshelf-sign).")
+@click.option("--signer", "signers", multiple=True, metavar="KEY",
+              help="With --signatures: an allowed signer (public key or certificate PEM file, or fingerprint); repeatable.")
 @click.pass_context
-def verify(ctx: click.Context, ref: str | None, as_json: bool, repair: bool) -> None:
+def verify(ctx: click.Context, ref: str | None, as_json: bool, repair: bool, signatures: bool, signers: tuple[str, ...]) -> None:
     """Re-hash stored files of REF (or of the whole shelf); exit 1 on any defect."""
+    if (signatures or signers) and ref is None:
+        raise click.UsageError("--signatures checks one version: give REF")
     problems = _shelf(ctx).verify(ref, repair=repair)
+    if (signatures or signers) and ref is not None:
+        problems += _shelf(ctx).verify_signatures(ref, list(signers) or True)
     if as_json:
         _emit_json(problems)
     else:
         for p in problems:
             click.echo(safe(f"{p.ref}{'/' + p.path if p.path else ''}: {p.what}"))
         if not problems:
-            click.echo("OK: every stored file matches its sha256")
+            signed = " and a valid signature covers exactly these files" if signatures or signers else ""
+            click.echo(f"OK: every stored file matches its sha256{signed}")
     if problems:
         ctx.exit(1)
 
@@ -809,6 +833,13 @@ cli.add_command(_plugin_template)
 from .cards_cli import card_command as _card_command  # noqa: E402
 
 cli.add_command(_card_command)
+
+# Policy and convert commands (docs/trust.md) live in their own module.
+from .trust_cli import convert_command as _convert_command  # noqa: E402
+from .trust_cli import policy as _policy_group  # noqa: E402
+
+cli.add_command(_policy_group)
+cli.add_command(_convert_command)
 
 
 def _add_plugin_commands() -> None:

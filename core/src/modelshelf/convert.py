@@ -13,6 +13,7 @@ import json
 from typing import Any, TypeVar
 
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from .errors import InvalidName, InvalidRecord, SchemaTooNew
 from .records import SCHEMA, Alias, Event, FileEntry, ModelVersion, Tombstone
@@ -57,7 +58,14 @@ def _is_hex(text: str) -> bool:
 converter.register_unstructure_hook(dt.datetime, _datetime_to_json)
 converter.register_structure_hook(dt.datetime, _datetime_from_json)
 converter.register_structure_hook(FileEntry, _file_entry_from_json)
-
+# A manifest without a scan verdict, and a tombstone without blobs, keep the exact bytes of those
+# written before these fields existed (golden files pin both shapes). A factory taking the
+# converter, so that copies of this converter (the CLI's JSON output) keep their own hooks.
+_OMITTED_WHEN_EMPTY = {ModelVersion: "scan", Tombstone: "blobs"}
+converter.register_unstructure_hook_factory(
+    lambda cls: cls in _OMITTED_WHEN_EMPTY,
+    lambda cls, conv: make_dict_unstructure_fn(cls, conv, **{_OMITTED_WHEN_EMPTY[cls]: override(omit_if_default=True)}),
+)
 
 def _check_fields(record: Any) -> None:
     """Refuse a record whose identity fields could never have been written by modelshelf.

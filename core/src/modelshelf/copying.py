@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from . import convert
+from . import attachments, convert
 from .errors import IntegrityError, InvalidRecord, ModelshelfError, NotFound
 from .lineage import current_user
 from .records import FileEntry, ModelVersion, Tombstone
@@ -38,6 +38,8 @@ BUNDLE_FORMAT = 1
 BUNDLE_INDEX = "modelshelf-bundle.json"
 _MANIFEST_MEMBER = re.compile(r"manifests/(\d{1,9})\.json")
 _BLOB_MEMBER = re.compile(r"blobs/([0-9a-f]{64})")
+#: A record attached to the version of ``manifests/<i>.json`` (see :mod:`modelshelf.attachments`).
+_ATTACHED_MEMBER = re.compile(r"attached/(\d{1,9})/([a-z][a-z0-9-]{0,39})/([0-9a-f]{64})\.json")
 
 
 @attrs.frozen
@@ -48,6 +50,8 @@ class TransferReport:
     present: dict[str, str] = attrs.field(factory=dict)
     aliases: dict[str, int] = attrs.field(factory=dict)
     bytes_sent: int = 0
+    #: Attached records (signatures...) newly stored on the target.
+    attached: int = 0
 
 
 def _utc(value: dt.datetime) -> str:
@@ -102,6 +106,13 @@ def _resolve(source: Shelf, ref: str | None, all_models: bool) -> list[ModelVers
     return [source.get(ref)]
 
 
+def _carry(target: Shelf, version: ModelVersion, records: dict[str, dict[str, bytes]]) -> int:
+    """Store the records attached to a source version beside its copy in ``target``."""
+    if not records:
+        return 0
+    return attachments.carry(target.catalog, version.name, version.version, records)
+
+
 def _republish(
     target: Shelf, version: ModelVersion, blobs: dict[str, Path], source: dict[str, Any]
 ) -> tuple[ModelVersion, int]:
@@ -127,13 +138,15 @@ def copy(
     versions = _resolve(source, ref, all_models)
     indexes: dict[str, dict[str, ModelVersion]] = {}
     mapping: dict[tuple[str, int], int] = {}
-    sent = 0
+    sent = attached = 0
     for version in versions:
         index = indexes.setdefault(version.name, _target_index(target, version.name))
         key = _origin_key(origin_of(version))
+        records = attachments.attached(source.catalog, version.name, version.version)
         if key in index:
             report.present[version.ref] = index[key].ref
             mapping[(version.name, version.version)] = index[key].version
+            attached += _carry(target, index[key], records)
             continue
         source.fetch(version)  # verified into the local cache
         blobs = {f.sha256: source.cache.blob_path(f.sha256) for f in version.files}
@@ -144,6 +157,7 @@ def copy(
         index[key] = published
         report.copied[version.ref] = published.ref
         mapping[(version.name, version.version)] = published.version
+        attached += _carry(target, published, records)
     if aliases:
         for name in sorted({v.name for v in versions}):
             current = target.aliases(name)
@@ -154,7 +168,7 @@ def copy(
                 if alias not in current or current[alias].version != mapped:
                     target.set_alias(name, alias, mapped)
                 report.aliases[f"{name}@{alias}"] = mapped
-    return attrs.evolve(report, bytes_sent=sent)
+    return attrs.evolve(report, bytes_sent=sent, attached=attached)
 
 
 # --- bundles ---------------------------------------------------------------------------------
@@ -179,6 +193,7 @@ def export_bundle(source: Shelf, ref: str | None, path: str | Path, *, all_model
     manifests = [_manifest_bytes(version) for version in versions]
     for version in versions:
         source.fetch(version)
+    records = [attachments.attached(source.catalog, v.name, v.version) for v in versions]
     aliases = {
         name: {a: r.version for a, r in source.aliases(name).items()} for name in sorted({v.name for v in versions})
     }
@@ -200,6 +215,11 @@ def export_bundle(source: Shelf, ref: str | None, path: str | Path, *, all_model
             tar.addfile(_regular_member(BUNDLE_INDEX, len(data)), io.BytesIO(data))
             for i, data in enumerate(manifests):
                 tar.addfile(_regular_member(f"manifests/{i}.json", len(data)), io.BytesIO(data))
+            for i, by_kind in enumerate(records):
+                for kind, by_id in sorted(by_kind.items()):
+                    for record_id, data in sorted(by_id.items()):
+                        member = _regular_member(f"attached/{i}/{kind}/{record_id}.json", len(data))
+                        tar.addfile(member, io.BytesIO(data))
             written: set[str] = set()
             for version in versions:
                 for entry in version.files:
@@ -327,6 +347,7 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
     manifests: dict[int, ModelVersion] = {}
     expected: dict[str, FileEntry] = {}
     received: set[str] = set()
+    carried: dict[int, dict[str, dict[str, bytes]]] = {}
     try:
         tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the with below
         members = tar.getmembers()
@@ -341,6 +362,7 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
                 member.name == BUNDLE_INDEX
                 or _MANIFEST_MEMBER.fullmatch(member.name)
                 or _BLOB_MEMBER.fullmatch(member.name)
+                or _ATTACHED_MEMBER.fullmatch(member.name)
             )
             if not known:
                 raise IntegrityError(f"{where}: unexpected member {member.name!r}; refusing the bundle")
@@ -358,6 +380,14 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
                 manifests[int(match.group(1))] = record
                 for entry in record.files:
                     expected[entry.sha256] = entry
+            elif (match := _ATTACHED_MEMBER.fullmatch(member.name)) and manifests:
+                number, kind, record_id = int(match.group(1)), match.group(2), match.group(3)
+                if number not in manifests:
+                    raise IntegrityError(f"{where}: {member.name} is attached to no version in the bundle")
+                data = handle.read(attachments.MAX_ATTACHMENT_BYTES + 1)
+                if len(data) > attachments.MAX_ATTACHMENT_BYTES:
+                    raise IntegrityError(f"{where}: {member.name} is over {attachments.MAX_ATTACHMENT_BYTES} bytes")
+                carried.setdefault(number, {}).setdefault(kind, {})[record_id] = data
             elif (match := _BLOB_MEMBER.fullmatch(member.name)) and manifests:
                 entry = expected.get(match.group(1))
                 if entry is None:
@@ -377,12 +407,14 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
     sent = 0
     indexes: dict[str, dict[str, ModelVersion]] = {}
     mapping: dict[tuple[str, int], int] = {}
-    for _, version in sorted(manifests.items()):
+    attached = 0
+    for number, version in sorted(manifests.items()):
         known = indexes.setdefault(version.name, _target_index(target, version.name))
         key = _origin_key(origin_of(version))
         if key in known:
             report.present[version.ref] = known[key].ref
             mapping[(version.name, version.version)] = known[key].version
+            attached += _carry(target, known[key], carried.get(number, {}))
             continue
         blobs = {f.sha256: target.cache.blob_path(f.sha256) for f in version.files}
         published, bytes_sent = _republish(
@@ -393,6 +425,7 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
         known[key] = published
         report.copied[version.ref] = published.ref
         mapping[(version.name, version.version)] = published.version
+        attached += _carry(target, published, carried.get(number, {}))
     if aliases:
         for name, pointers in index["aliases"].items():
             for alias, number in pointers.items():
@@ -402,5 +435,5 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
                     if current is None or current.version != mapped:
                         target.set_alias(name, alias, mapped)
                     report.aliases[f"{name}@{alias}"] = mapped
-    return attrs.evolve(report, bytes_sent=sent)
+    return attrs.evolve(report, bytes_sent=sent, attached=attached)
 

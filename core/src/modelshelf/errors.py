@@ -117,3 +117,12 @@ class AmbiguousSerializer(PluginError):
 
 class UntrustedFormat(ModelshelfError):
     """Loading this version can execute code and trust was not given."""
+
+
+class PolicyViolation(ModelshelfError):
+    """A version does not meet what the shelf's policy (or the caller) requires of it: a protected
+    alias's rule, or a required signature. The message is one line naming what is missing."""
+
+
+class FlaggedByScan(UntrustedFormat):
+    """``load(trust=True)`` of a version whose pickle scan flagged dangerous imports."""

@@ -7,7 +7,7 @@ and an exception raised by one is reported as a warning, never undoing what happ
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -69,3 +69,18 @@ def modelshelf_alias_changed(
 def modelshelf_version_deleted(shelf: Shelf, name: str, version: int) -> None:
     """Called after a version is replaced by a tombstone."""
 
+
+
+@hookspec
+def modelshelf_check_version(
+    shelf: Shelf, version: ModelVersion, requirements: dict[str, Any]
+) -> dict[str, str | None] | None:
+    """Check ``version`` against the ``requirements`` this plugin understands.
+
+    Called before ``load`` and ``set_alias`` when a policy or the caller asks for more than core
+    can check (``signed_by``: ``True`` or a list of allowed signers), and by ``verify
+    --signatures``. Return ``{requirement: None}`` for each requirement met and ``{requirement:
+    "one-line reason"}`` for each one not met; leave out the requirements you do not know. A
+    requirement is met when one plugin answers None; one no plugin answers is not met, and a
+    plugin that raises counts as a "not met" answer.
+    """

@@ -10,6 +10,10 @@
     models/<name>/_index/<first>-<last>.json    manifests of a block of versions, for fast cold
                                                 listings (optional, create-only; see indexes.py)
     models/<name>/_log/<time>-<random>.json     append-only event log
+    models/<name>/_attached/<0000000042>/<kind>/<id>.json  records plugins keep beside a version
+                                                (signatures...): create-only, travel with copies
+    policy/<0000000001>.json                    shelf policy (protected aliases, retention), each
+                                                change a new create-only record: history is kept
     leases/<upload|gc>/<id>.json                work in progress (see :mod:`modelshelf.leases`)
     probes/<random>.json                        short-lived conditional-write probes
 """
@@ -26,6 +30,7 @@ BLOBS_PREFIX = "blobs/sha256/"
 MODELS_PREFIX = "models/"
 LEASES_PREFIX = "leases/"
 PROBES_PREFIX = "probes/"
+POLICY_PREFIX = "policy/"
 
 
 def blob_key(sha256: str) -> str:
@@ -86,3 +91,17 @@ def lease_key(kind: str, lease_id: str) -> str:
 
 def probe_key(token: str) -> str:
     return f"{PROBES_PREFIX}{token}.json"
+
+
+def attached_prefix(name: str, version: int, kind: str | None = None) -> str:
+    """Records attached to ``name:version`` (of one ``kind``, or of every kind)."""
+    base = f"{MODELS_PREFIX}{name}/_attached/{version:010d}/"
+    return f"{base}{kind}/" if kind is not None else base
+
+
+def attached_key(name: str, version: int, kind: str, record_id: str) -> str:
+    return f"{attached_prefix(name, version, kind)}{record_id}.json"
+
+
+def policy_key(number: int) -> str:
+    return f"{POLICY_PREFIX}{number:010d}.json"

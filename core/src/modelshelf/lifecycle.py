@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from collections.abc import Callable
 
 from . import convert, eventlog, layout
 from .catalog import Catalog, now
@@ -30,7 +31,7 @@ from .errors import (
     VersionNotFound,
 )
 from .lineage import current_user
-from .records import Alias, Tombstone
+from .records import Alias, ModelVersion, Tombstone
 from .refs import check_alias, check_name, check_version, parse_ref
 
 _MAX_ATTEMPTS = 1000
@@ -95,13 +96,20 @@ def _undo(catalog: Catalog, name: str, alias: str, ours: Alias, before: Alias | 
         catalog.storage.put_if_match(key, convert.to_json(restored), stored.etag)
 
 
-def set_alias(catalog: Catalog, name: str, alias: str, version: int) -> tuple[Alias, Alias | None]:
-    """Point ``name@alias`` at a live ``version``; return the new record and the one it replaced."""
+def set_alias(
+    catalog: Catalog, name: str, alias: str, version: int, *, check: Callable[[ModelVersion], None] | None = None
+) -> tuple[Alias, Alias | None]:
+    """Point ``name@alias`` at a live ``version``; return the new record and the one it replaced.
+
+    ``check`` sees the target first and refuses it by raising (the shelf's protected-alias policy).
+    """
     check_name(name)
     check_alias(alias)
     check_version(version)
     catalog.check_format(create=True)
-    catalog.live_version(name, version)
+    target = catalog.live_version(name, version)
+    if check is not None:
+        check(target)
     record, current = _swap(catalog, name, alias, version)
     try:
         catalog.live_version(name, version)  # deleted meanwhile? (see the module docstring)
@@ -124,8 +132,14 @@ def remove_alias(catalog: Catalog, name: str, alias: str) -> tuple[Alias, Alias 
     return record, current
 
 
-def delete(catalog: Catalog, ref: str, *, force: bool = False) -> tuple[Tombstone, list[tuple[str, Alias, Alias | None]]]:
-    """Tombstone a version; return the tombstone and the aliases removed with it (``force``)."""
+def delete(
+    catalog: Catalog, ref: str, *, force: bool = False, keep_blobs: bool = False
+) -> tuple[Tombstone, list[tuple[str, Alias, Alias | None]]]:
+    """Tombstone a version; return the tombstone and the aliases removed with it (``force``).
+
+    ``keep_blobs`` lists the version's blobs in the tombstone, so that ``gc`` frees them only a
+    grace period after the deletion (retention does this: the versions it removes may be old).
+    """
     parsed = parse_ref(ref)
     if parsed.version is None:
         raise InvalidName(f"name the version to delete explicitly, like {parsed.name}:3")
@@ -139,14 +153,15 @@ def delete(catalog: Catalog, ref: str, *, force: bool = False) -> tuple[Tombston
         if not catalog.version_numbers(name):
             raise catalog.model_not_found(name) from None
         raise VersionNotFound(f"{name} has no version {number}") from None
-    catalog.live_version(name, number, etag=stored.etag)
+    live = catalog.live_version(name, number, etag=stored.etag)
     pointing = sorted(a for a, rec in catalog.aliases(name).items() if rec.version == number)
     if pointing and not force:
         raise ModelshelfError(
             f"{name}:{number} is the target of alias {', '.join(pointing)}: move the alias first, "
             "or delete with force (CLI: --force) to remove the alias too"
         )
-    tombstone = Tombstone(name=name, version=number, deleted_at=now(), deleted_by=current_user())
+    kept = tuple(sorted({f.sha256 for f in live.files})) if keep_blobs else ()
+    tombstone = Tombstone(name=name, version=number, deleted_at=now(), deleted_by=current_user(), blobs=kept)
     tombstone_data = convert.to_json(tombstone)
     try:
         tombstone_etag = storage.put_if_match(key, tombstone_data, stored.etag)

@@ -11,7 +11,14 @@ from typing import Any
 
 from . import layout
 from .catalog import Catalog
-from .errors import IntegrityError, KeyNotFound, ModelshelfError, NoSerializer, UntrustedFormat
+from .errors import (
+    FlaggedByScan,
+    IntegrityError,
+    KeyNotFound,
+    ModelshelfError,
+    NoSerializer,
+    UntrustedFormat,
+)
 from .plugins import explain_missing_serializer, get_registry
 from .records import FileEntry, ModelVersion
 from .terminal import install_hint, serializer_package
@@ -86,7 +93,9 @@ def download(catalog: Catalog, version: ModelVersion, dest: str | os.PathLike[st
 IGNORE_SCAN = "ignore-scan"
 
 
-def load(catalog: Catalog, version: ModelVersion, *, trust: bool = False, **options: Any) -> Any:
+def load(catalog: Catalog, version: ModelVersion, *, trust: bool | str = False, **options: Any) -> Any:
+    if isinstance(trust, str) and trust != IGNORE_SCAN:
+        raise ModelshelfError(f"trust must be True, False or {IGNORE_SCAN!r}, got {trust!r}")
     info = version.serializer
     entry = get_registry().serializers().get(info.name)
     if entry is None:
@@ -104,6 +113,14 @@ def load(catalog: Catalog, version: ModelVersion, *, trust: bool = False, **opti
             f"{version.ref} is stored as {serializer.unsafe_part(info.details)}, and loading it can "
             "run code stored in the files: load it with trust=True only if you trust whoever uploaded it"
         )
+    if not (serializer.safe and info.safe) and version.scan is not None and version.scan.dangerous and trust != IGNORE_SCAN:
+        from .scanning import describe
+
+        raise FlaggedByScan(
+            f"{version.ref}: the pickle scan at upload flagged {describe(version.scan)}; loading it runs "
+            f"that code: load with trust={IGNORE_SCAN!r} only if you know why it is there"
+        )
+    trust = bool(trust)
     cache = catalog.cache
     fetch(catalog, version)
 

@@ -13,11 +13,11 @@ import os
 
 import attrs
 
-from . import eventlog, layout
+from . import eventlog, layout, retention
 from .catalog import Catalog, Problem, now
 from .errors import InvalidRecord, KeyNotFound, ModelshelfError
 from .leases import HeldLease, expired_leases, live_leases, mentioned_blobs
-from .records import FileEntry, ModelVersion
+from .records import FileEntry, ModelVersion, RetentionRule, Tombstone
 from .storage import ObjectInfo
 from .transfer import run_parallel
 from .write_probe import check_conditional_writes
@@ -47,6 +47,12 @@ class GcReport:
     unreadable: tuple[str, ...] = ()
     #: The run stopped deleting because it could not keep its run record fresh; run it again.
     stopped_early: bool = False
+    #: Versions deleted (tombstoned) by retention in this run; their blobs go a grace period later.
+    retired: tuple[str, ...] = ()
+    #: Bytes those versions held that nothing else on the shelf references.
+    retired_bytes: int = 0
+    #: Versions retention meant to delete but kept, each with the reason.
+    spared: tuple[str, ...] = ()
 
 
 def gc_grace(grace: dt.timedelta | None) -> dt.timedelta:
@@ -70,11 +76,12 @@ def gc_grace(grace: dt.timedelta | None) -> dt.timedelta:
     return grace
 
 
-def referenced_blobs(catalog: Catalog) -> tuple[set[str], list[str]]:
+def referenced_blobs(catalog: Catalog, tombstones_after: dt.datetime | None = None) -> tuple[set[str], list[str]]:
     """Every blob a manifest on the shelf references, and the manifests that could not be parsed.
 
     Tombstones and deletion flags are not trusted to mean "nothing referenced": every manifest is
-    read. One that cannot be parsed (damaged, or from a newer modelshelf) keeps every sha256 its
+    read. A tombstone written after ``tombstones_after`` keeps the blobs it lists (retention's
+    grace period). One that cannot be parsed (damaged, or from a newer modelshelf) keeps every sha256 its
     bytes mention, so it can never make gc delete a blob it needs.
     """
     referenced: set[str] = set()
@@ -94,6 +101,8 @@ def referenced_blobs(catalog: Catalog) -> tuple[set[str], list[str]]:
                 return mentioned_blobs(data), f"{name}:{number}: {exc}"
             if isinstance(record, ModelVersion):
                 return {f.sha256 for f in record.files}, None
+            if isinstance(record, Tombstone) and tombstones_after is not None and record.deleted_at > tombstones_after:
+                return set(record.blobs), None
             return set(), None
 
         for shas, problem in run_parallel(read, sorted(manifests.items()), max_workers=catalog.record_workers):
@@ -103,7 +112,11 @@ def referenced_blobs(catalog: Catalog) -> tuple[set[str], list[str]]:
     return referenced, unreadable
 
 
-def gc(catalog: Catalog, *, lease_ttl: float, dry_run: bool = False, grace: dt.timedelta | None = None) -> GcReport:
+def gc(
+    catalog: Catalog, *, lease_ttl: float, dry_run: bool = False, grace: dt.timedelta | None = None,
+    keep: RetentionRule | None = None,
+) -> GcReport:
+    """Apply retention (the shelf policy's rule and ``keep``), then sweep unreferenced blobs."""
     grace = gc_grace(grace)
     storage = catalog.storage
     catalog.check_format(create=False)
@@ -114,12 +127,14 @@ def gc(catalog: Catalog, *, lease_ttl: float, dry_run: bool = False, grace: dt.t
         # The run record is stored first: an upload that starts later either sees it, or wrote
         # its lease early enough for the listing below to see that.
         current = run.server_now() if run is not None else now()
+        rules = retention_rules(catalog, keep)
+        retired = retention.apply(catalog, rules, now(), dry_run=dry_run)
         blobs = list(storage.list(layout.BLOBS_PREFIX))
         in_flight: set[str] = set()
         for _, data in live_leases(storage, "upload", lambda: current):
             in_flight |= mentioned_blobs(data)
-        referenced, unreadable = referenced_blobs(catalog)
         cutoff = current - grace
+        referenced, unreadable = referenced_blobs(catalog, tombstones_after=cutoff)
         candidates: list[ObjectInfo] = []
         kept_recent = 0
         for info in blobs:
@@ -162,7 +177,23 @@ def gc(catalog: Catalog, *, lease_ttl: float, dry_run: bool = False, grace: dt.t
         in_flight=len(in_flight),
         unreadable=tuple(unreadable),
         stopped_early=stopped_early,
+        retired=retired.removed,
+        retired_bytes=retired.removed_bytes,
+        spared=retired.spared,
     )
+
+
+def retention_rules(catalog: Catalog, keep: RetentionRule | None) -> list[RetentionRule]:
+    """The shelf policy's retention rule, and ``keep``: a version goes only if both let it go."""
+    from .policy import check_retention, current_policy
+
+    rules = []
+    policy = current_policy(catalog)
+    if policy is not None and policy.retention is not None:
+        rules.append(policy.retention)
+    if keep is not None:
+        rules.append(check_retention(keep))
+    return rules
 
 
 def _check_blob(catalog: Catalog, entry: FileEntry) -> str | None:

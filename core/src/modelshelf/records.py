@@ -61,6 +61,35 @@ class Lineage:
 
 
 @attrs.frozen
+class ScanFinding:
+    """One file of a version whose pickle stream imports something outside the allow-list."""
+
+    path: str
+    #: ``module.name`` of every import found that is not known to be harmless, sorted.
+    imports: tuple[str, ...] = ()
+    #: Set when the file could not be read to its end (the verdict then covers only its start).
+    note: str | None = None
+
+
+@attrs.frozen
+class ScanVerdict:
+    """What the pickle scan at upload found (see :mod:`modelshelf.scanning`).
+
+    ``dangerous`` is true when some pickle imports a callable outside the allow-list; loading such
+    a version needs ``trust="ignore-scan"``.
+    """
+
+    scanner: str
+    scanned: tuple[str, ...]
+    findings: tuple[ScanFinding, ...] = ()
+    schema: int = SCHEMA
+
+    @property
+    def dangerous(self) -> bool:
+        return any(f.imports for f in self.findings)
+
+
+@attrs.frozen
 class ModelVersion:
     """A published version of a model: the manifest at ``models/<name>/_versions/<n>.json``."""
 
@@ -81,6 +110,9 @@ class ModelVersion:
     signature: dict[str, Any] | None = None
     schema: int = SCHEMA
     kind: str = "version"
+    #: The pickle scan's verdict, when a file looked like a pickle; absent from older manifests
+    #: and from manifests without pickles (the key is then left out of the JSON).
+    scan: ScanVerdict | None = None
 
     @property
     def ref(self) -> str:
@@ -97,6 +129,9 @@ class Tombstone:
     deleted_by: str
     schema: int = SCHEMA
     kind: str = "tombstone"
+    #: sha256 of the blobs ``gc`` keeps for its grace period after the deletion (retention sets
+    #: it; left out of the JSON when empty).
+    blobs: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -159,4 +194,51 @@ class Lease:
     schema: int = SCHEMA
 
 
-ACTIONS = ("upload", "alias_set", "alias_removed", "delete")
+@attrs.frozen
+class AliasRule:
+    """What a version needs before an alias matching ``pattern`` may point to it.
+
+    ``pattern`` is ``alias`` or ``model@alias``, with ``*`` and ``?`` wildcards (``prod``,
+    ``team/*@prod``). Every condition given must hold.
+    """
+
+    pattern: str
+    #: Signers one of whom must have signed the version: PEM public keys or certificates, or
+    #: ``sigstore:IDENTITY@ISSUER`` (checked by the plugin that verifies signatures).
+    signed_by: tuple[str, ...] = ()
+    #: Metric name -> the lowest value allowed.
+    min_metrics: dict[str, float] = attrs.field(factory=dict)
+    #: Tag name -> the value it must have.
+    tags: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class RetentionRule:
+    """Which versions ``gc`` keeps; every other version of a matching model is deleted.
+
+    Versions an alias points to are always kept, and so are versions an alias left less than
+    ``recently_aliased_days`` ago; ``keep_aliased`` keeps every version that was ever aliased.
+    """
+
+    keep_last: int | None = None
+    keep_newer_than_days: float | None = None
+    keep_aliased: bool = False
+    recently_aliased_days: float = 30.0
+    #: Model names the rule applies to (``*`` wildcards); every model when empty.
+    models: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Policy:
+    """The shelf's policy, at ``policy/<n>.json``: each change is a new, create-only record."""
+
+    number: int
+    created_at: dt.datetime
+    created_by: str
+    aliases: tuple[AliasRule, ...] = ()
+    retention: RetentionRule | None = None
+    schema: int = SCHEMA
+    kind: str = "policy"
+
+
+ACTIONS = ("upload", "alias_set", "alias_removed", "delete", "attach")

@@ -10,7 +10,10 @@
 * :mod:`~modelshelf.lifecycle`: alias moves and deletions;
 * :mod:`~modelshelf.loading`: downloads and loads, verified;
 * :mod:`~modelshelf.maintenance`: ``gc`` and ``verify``;
-* :mod:`~modelshelf.leases`: how uploads and ``gc`` keep a published version whole.
+* :mod:`~modelshelf.leases`: how uploads and ``gc`` keep a published version whole;
+* :mod:`~modelshelf.policy`, :mod:`~modelshelf.retention`, :mod:`~modelshelf.scanning` and
+  :mod:`~modelshelf.attachments`: protected aliases, retention, the pickle scan at upload, and
+  records plugins keep beside a version (signatures).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import eventlog, lifecycle, loading, maintenance
+import attrs
+
+from . import attachments, eventlog, lifecycle, loading, maintenance, policy
 from .cache import Cache
 from .catalog import Catalog, Problem, VersionSummary
 from .drafting import draft_upload
@@ -31,8 +36,8 @@ from .leases import default_ttl
 from .maintenance import DEFAULT_GC_GRACE, GcReport
 from .plugins import explain_missing_scheme, get_registry
 from .publishing import Published, Publisher
-from .records import Alias, Event, ModelVersion, Tombstone
-from .refs import Ref, check_name
+from .records import Alias, AliasRule, Event, ModelVersion, Policy, RetentionRule, Tombstone
+from .refs import Ref, check_name, parse_ref
 from .storage import Storage
 from .transfer import staged_hashing
 
@@ -227,6 +232,12 @@ class Shelf:
 
     def publish_counted(self, draft: ModelVersion, blobs: Mapping[str, Path]) -> Published:
         """:meth:`publish`, reporting the version and how many bytes of blobs were sent."""
+        if draft.scan is None:
+            from .scanning import scan_files
+
+            verdict = scan_files({f.path: blobs[f.sha256] for f in draft.files if f.sha256 in blobs})
+            if verdict is not None:
+                draft = attrs.evolve(draft, scan=verdict)
         published = self._publisher.publish(draft, blobs, lease_ttl=self.lease_ttl, lease_poll=self.lease_poll)
         get_registry().broadcast("modelshelf_version_published", shelf=self, version=published.version)
         return published
@@ -234,8 +245,15 @@ class Shelf:
     # --- aliases and deletion --------------------------------------------------------------
 
     def set_alias(self, name: str, alias: str, version: int) -> Alias:
-        """Point ``name@alias`` at ``version`` (compare-and-swap; every move is logged)."""
-        record, previous = lifecycle.set_alias(self.catalog, name, alias, version)
+        """Point ``name@alias`` at ``version`` (compare-and-swap; every move is logged).
+
+        When the shelf's policy protects the alias, a version that does not meet its rule is
+        refused with :class:`~modelshelf.errors.PolicyViolation`.
+        """
+        def check(target: ModelVersion) -> None:  # called once names are checked, before the swap
+            policy.check_alias_target(self, policy.current_policy(self.catalog), target, alias)
+
+        record, previous = lifecycle.set_alias(self.catalog, name, alias, version, check=check)
         self._announce_alias(name, alias, version, previous)
         return record
 
@@ -279,23 +297,59 @@ class Shelf:
         """
         return loading.download(self.catalog, self.get(ref), dest, link=link)
 
-    def load(self, ref: str, *, trust: bool = False, **options: Any) -> Any:
+    def load(
+        self, ref: str, *, trust: bool | str = False, enforce_policy: bool | None = None,
+        require_signature: bool | Iterable[str] | None = None, **options: Any,
+    ) -> Any:
         """Load a version back into memory with the serializer that saved it.
 
         Versions saved in a format whose loading can execute code (pickle, joblib...) need
-        ``trust=True``; the check happens before anything is downloaded.
+        ``trust=True``; one whose pickle scan at upload flagged dangerous imports needs
+        ``trust="ignore-scan"``. The checks happen before anything is downloaded.
+
+        ``enforce_policy`` (default: on when the shelf has a policy) refuses a version reached
+        through a protected alias that does not meet the alias's rule, however the alias was set.
+        ``require_signature`` is ``True`` (a valid signature by anyone) or the signers allowed
+        (PEM public keys or certificates, their paths, or key fingerprints); it needs a plugin that
+        checks signatures (modelshelf-sign).
         """
-        return loading.load(self.catalog, self.get(ref), trust=trust, **options)
+        version = self.get(ref)
+        self.check_version(ref, version, enforce_policy=enforce_policy, require_signature=require_signature)
+        return loading.load(self.catalog, version, trust=trust, **options)
+
+    def check_version(
+        self, ref: str, version: ModelVersion, *, enforce_policy: bool | None = None,
+        require_signature: bool | Iterable[str] | None = None,
+    ) -> None:
+        """Raise :class:`~modelshelf.errors.PolicyViolation` if ``version`` (resolved from ``ref``)
+        fails the policy of the alias it was reached through, or ``require_signature``."""
+        alias = parse_ref(ref).alias
+        if alias is not None and enforce_policy is not False:
+            current = policy.current_policy(self.catalog)
+            if enforce_policy and current is None:
+                raise policy.PolicyViolation(f"{ref}: enforce_policy=True, but shelf {self.url} has no policy")
+            policy.check_alias_target(self, current, version, alias)
+        if require_signature:
+            policy.check_signature(self, version, require_signature)
 
     # --- maintenance -----------------------------------------------------------------------
 
-    def gc(self, *, dry_run: bool = False, grace: dt.timedelta | None = None) -> GcReport:
+    def gc(
+        self, *, dry_run: bool = False, grace: dt.timedelta | None = None, keep: RetentionRule | None = None
+    ) -> GcReport:
         """Delete blobs that no manifest and no upload in progress references, if older than
         ``grace`` (default 24 hours, ``MODELSHELF_GC_GRACE`` seconds).
 
-        Safe to run while others upload, delete and move aliases: see :mod:`modelshelf.leases`.
+        First, versions that no retention rule keeps (the shelf policy's, and ``keep``) are
+        deleted like :meth:`delete` does; their blobs go a grace period later. Safe to run while
+        others upload, delete and move aliases: see :mod:`modelshelf.leases` and
+        :mod:`modelshelf.retention`.
         """
-        return maintenance.gc(self.catalog, lease_ttl=self.lease_ttl, dry_run=dry_run, grace=grace)
+        report = maintenance.gc(self.catalog, lease_ttl=self.lease_ttl, dry_run=dry_run, grace=grace, keep=keep)
+        for ref in report.retired if not dry_run else ():
+            parsed = parse_ref(ref)
+            get_registry().broadcast("modelshelf_version_deleted", shelf=self, name=parsed.name, version=parsed.version)
+        return report
 
     def verify(self, ref: str | None = None, *, repair: bool = False) -> list[Problem]:
         """Re-hash stored blobs of one version (``ref``) or of the whole shelf; return every defect.
@@ -305,6 +359,56 @@ class Shelf:
         genuine file then stores it again, which a corrupt blob of the right size would prevent.
         """
         return maintenance.verify(self.catalog, ref, repair=repair, lease_ttl=self.lease_ttl)
+
+    def verify_signatures(self, ref: str, signers: bool | Iterable[str] = True) -> list[Problem]:
+        """Check that ``ref`` carries a valid signature (by one of ``signers``, when given)."""
+        version = self.get(ref)
+        try:
+            policy.check_signature(self, version, signers)
+        except policy.PolicyViolation as exc:
+            return [Problem(version.ref, None, str(exc).removeprefix(f"{version.ref}: "))]
+        return []
+
+    # --- policy and attachments ------------------------------------------------------------
+
+    def policy(self) -> Policy | None:
+        """The shelf's current policy (protected aliases, retention), or ``None``."""
+        return policy.current_policy(self.catalog)
+
+    def policy_history(self) -> list[Policy]:
+        """Every policy the shelf has had, oldest first."""
+        return policy.policy_history(self.catalog)
+
+    def set_policy(self, *, aliases: Iterable[AliasRule] = (), retention: RetentionRule | None = None) -> Policy:
+        """Store a new policy (the previous ones stay readable in :meth:`policy_history`)."""
+        return policy.set_policy(self.catalog, aliases=aliases, retention=retention)
+
+    def attach(self, ref: str, kind: str, data: bytes, *, action: str = "attach") -> str:
+        """Store a JSON record of ``kind`` beside a version (create-only; logged as ``action``);
+        it travels with copies, exports and imports. Returns its id."""
+        version = self.get(ref)
+        return attachments.attach(self.catalog, version.name, version.version, kind, data, action=action)
+
+    def attached(self, ref: str, kind: str | None = None) -> dict[str, dict[str, bytes]]:
+        """``{kind: {id: bytes}}`` of the records attached to a version (unverified)."""
+        version = self.get(ref)
+        return attachments.attached(self.catalog, version.name, version.version, kind)
+
+    def convert(self, ref: str, serializer: str, *, trust: bool | str = False, options: Mapping[str, Any] | None = None) -> ModelVersion:
+        """Load ``ref`` and upload it again with ``serializer`` (a safe format, say) as a new
+        version of the same model, with the same metadata and ``lineage.source`` naming ``ref``."""
+        from .copying import origin_of
+
+        version = self.get(ref)
+        obj = self.load(version.ref, trust=trust)
+        with draft_upload(
+            version.name, obj, metadata=version.metadata, metrics=version.metrics, params=version.params,
+            tags=version.tags, description=version.description, serializer=serializer, options=options,
+        ) as draft:
+            source = {"kind": "convert", "shelf": self.url, "name": version.name, "version": version.version,
+                      "serializer": version.serializer.name, "converted_from": origin_of(version)}
+            manifest = attrs.evolve(draft.manifest, lineage=attrs.evolve(draft.manifest.lineage, source=source))
+            return self.publish(manifest, draft.blobs)
 
 
 __all__ = [
