@@ -106,6 +106,20 @@ def test_a_lost_staged_copy_falls_back_to_a_verified_copy(tmp_path: Path) -> Non
     assert not (tmp_path / "shelf" / layout.blob_key(sha)).exists()
 
 
+def test_a_swapped_staged_file_is_never_renamed_into_place(tmp_path: Path) -> None:
+    storage = FileSystemStorage(str(tmp_path / "shelf"))
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"a" * 1000)
+    with storage.upload_staging() as stage, hashing_with(stage):
+        sha, size = hash_file(source)
+        (temp,) = _hidden_files(tmp_path / "shelf")
+        temp.unlink()
+        temp.write_bytes(b"x" * 1000)  # another file under the staged name
+        storage.put_blob(layout.blob_key(sha), source, sha, size)  # copies the source, verified
+    assert (tmp_path / "shelf" / layout.blob_key(sha)).read_bytes() == b"a" * 1000
+    assert _hidden_files(tmp_path / "shelf") == []
+
+
 # --- target 2: downloads write each byte once into the cache and the destination ----------------
 
 

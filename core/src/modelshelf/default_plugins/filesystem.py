@@ -158,8 +158,9 @@ class FileSystemStorage(Storage):
                 f"shelf {self.root}: directory shelves need a POSIX system (openat), which this is not"
             )
         #: Files copied in while they were hashed (see :meth:`upload_staging`): (source, sha256, size) ->
-        #: the hidden temporary file at the root that :meth:`put_blob` renames into place.
-        self._staged: dict[tuple[str, str, int], str] = {}
+        #: the hidden temporary file at the root that :meth:`put_blob` renames into place, and the
+        #: (device, inode) it was written to: only that file is ever renamed.
+        self._staged: dict[tuple[str, str, int], tuple[str, tuple[int, int]]] = {}
         self._staged_lock = threading.Lock()
 
     def describe(self) -> str:
@@ -548,11 +549,18 @@ class FileSystemStorage(Storage):
         blobs) is unchanged. Whatever was not placed by the end of the block is removed (blobs the
         shelf already had); a crash leaves a ``.tmp`` file that ``gc``'s cleanup removes.
         """
-        mine: list[tuple[tuple[str, str, int], str]] = []
+        mine: list[tuple[tuple[str, str, int], tuple[str, tuple[int, int]]]] = []
         lock = threading.Lock()
 
         def stage(path: Path) -> tuple[str, int]:
-            sha256, size, temp = self._stage_file(Path(path))
+            try:
+                sha256, size, temp = self._stage_file(Path(path))
+            except StorageError:
+                # Cannot write here (read-only, full): hash only; publishing reports the problem.
+                import hashlib
+
+                with open(path, "rb") as handle:
+                    return hashlib.file_digest(handle, "sha256").hexdigest(), handle.tell()
             entry = (os.fspath(path), sha256, size)
             with self._staged_lock:
                 previous = self._staged.get(entry)
@@ -569,18 +577,18 @@ class FileSystemStorage(Storage):
             for entry, temp in mine:
                 self._drop_staged(entry, temp)
 
-    def _drop_staged(self, entry: tuple[str, str, int], temp: str) -> None:
+    def _drop_staged(self, entry: tuple[str, str, int], staged: tuple[str, tuple[int, int]]) -> None:
         with self._staged_lock:
-            if self._staged.get(entry) == temp:
+            if self._staged.get(entry) == staged:
                 del self._staged[entry]
         with contextlib.suppress(OSError, _Missing):
             root = self._open_root(create=False)
             try:
-                os.unlink(temp, dir_fd=root)
+                os.unlink(staged[0], dir_fd=root)
             finally:
                 os.close(root)
 
-    def _stage_file(self, source: Path) -> tuple[str, int, str]:
+    def _stage_file(self, source: Path) -> tuple[str, int, tuple[str, tuple[int, int]]]:
         from ..transfer import copy_hashing  # hashing is loaded only when blobs are stored
 
         try:
@@ -608,9 +616,10 @@ class FileSystemStorage(Storage):
                         flushed = total
 
                 sha256, size = copy_hashing(source, write, written=written)
+                st = os.fstat(fd)
             finally:
                 os.close(fd)
-            return sha256, size, temp
+            return sha256, size, (temp, (st.st_dev, st.st_ino))
         except BaseException as exc:
             if temp:
                 self._unlink_quietly(root, temp)
@@ -620,9 +629,11 @@ class FileSystemStorage(Storage):
         finally:
             os.close(root)
 
-    def _place_staged(self, key: str, temp: str) -> bool:
-        """Rename the staged ``temp`` to ``key`` (after an fsync); False when it cannot be (gone,
-        or another filesystem below the root), and then the caller copies the source again."""
+    def _place_staged(self, key: str, staged: tuple[str, tuple[int, int]]) -> bool:
+        """Rename the staged file to ``key`` (after an fsync); False when it cannot be (gone,
+        replaced, or another filesystem below the root), and then the caller copies the source
+        again, verified."""
+        temp, identity = staged
         try:
             root = self._open_root(create=False)
         except (OSError, _Missing):
@@ -635,8 +646,9 @@ class FileSystemStorage(Storage):
                 except OSError:
                     return False
                 try:
-                    if not stat_module.S_ISREG(os.fstat(fd).st_mode):
-                        return False
+                    st = os.fstat(fd)
+                    if not stat_module.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != identity:
+                        return False  # not the file this process wrote and hashed
                     if self.fsync:
                         os.fsync(fd)
                 finally:
