@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from modelshelf.testing import FaultContract
-from modelshelf_azure.testing import connection_string
+from modelshelf_azure.testing import DEV_ACCOUNT, DEV_KEY, connection_string
 
 
 class TestAzureFaults(FaultContract):
     # Azurite sends listings chunked (no Content-Length), and answers to writes carry no body.
     cut_headers = ("Content-Type",)
     cut_write_headers = ("ETag", "Content-Length")
+
+    @pytest.fixture
+    def stripped_options(self, container: str) -> Callable[[str], dict[str, Any]]:
+        # A Shared Key signature covers the condition headers, so Azurite would refuse a request
+        # whose headers were removed on the way: a container SAS token survives that.
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        token = generate_container_sas(
+            DEV_ACCOUNT,
+            container,
+            account_key=DEV_KEY,
+            permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True, create=True),
+            expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        )
+        return lambda endpoint: {"account_url": f"{endpoint}/{DEV_ACCOUNT}", "sas_token": token}
 
     @pytest.fixture(autouse=True)
     def _known_defect(self, request: pytest.FixtureRequest) -> None:

@@ -31,11 +31,20 @@ Knobs (class attributes):
   answer is cut (``{"max_attempts": 2}``); the backend's own ``answer_retry`` is made quick too.
 * ``lost_answers``: how answers get lost: ``None`` (the connection closes) and/or an HTTP status
   that replaces the answer (``503``).
+* ``conditional_headers``: the request headers that carry the conditions of ``put_if_absent`` and
+  ``put_if_match`` (default ``If-None-Match`` and ``If-Match``); ``()`` for a service whose
+  conditions travel otherwise (GCS: query parameters), which skips the ignored-conditions cases.
+
+A service whose requests are signed over those headers (Azure Shared Key) overrides
+``stripped_options`` (endpoint -> all the shelf's options through the proxy; default:
+``storage_options`` updated by ``proxied_options``) with credentials that survive their removal.
 
 The promises, each a case: an answer cut inside its headers is asked again and never misread; a
 service that keeps cutting them is :class:`~modelshelf.errors.BackendUnavailable` in one line; a
 body cut short is resumed or read again; a conditional write whose answer was lost is reported as
-what happened to it (the caller's win, or the conflict), never guessed.
+what happened to it (the caller's win, or the conflict), never guessed; a service that accepts
+conditional writes but ignores their conditions gets no write at all (:mod:`modelshelf.write_probe`),
+while one that honours them pays the probe once.
 """
 
 from __future__ import annotations
@@ -47,11 +56,17 @@ from typing import Any
 import pytest
 
 import modelshelf
-from modelshelf.errors import AlreadyExists, BackendUnavailable, PreconditionFailed
+from modelshelf import write_probe
+from modelshelf.errors import (
+    AlreadyExists,
+    BackendUnavailable,
+    ConditionalWritesUnsupported,
+    PreconditionFailed,
+)
 from modelshelf.retry import Backoff
 from modelshelf.storage import Storage
 
-from .faultproxy import FaultProxy
+from .faultproxy import CONDITIONAL_HEADERS, FaultProxy
 
 __all__ = ["FaultContract"]
 
@@ -150,6 +165,8 @@ class FaultContract:
     impatient_options: dict[str, Any] = {}
     #: How answers to writes get lost: None closes the connection, a number replaces the answer.
     lost_answers: tuple[int | None, ...] = (None, 503)
+    #: Request headers carrying the write conditions; ``()`` skips the ignored-conditions cases.
+    conditional_headers: tuple[str, ...] = CONDITIONAL_HEADERS
 
     # --- fixtures to override ----------------------------------------------------------------
 
@@ -184,6 +201,14 @@ class FaultContract:
         if ops is not None:
             pairs = [(op, header) for op in ops for header in self._headers(op)]
             metafunc.parametrize(("op", "header"), pairs, ids=[f"{op}-{h}" for op, h in pairs])
+
+    @pytest.fixture
+    def stripped_options(
+        self, storage_options: dict[str, Any], proxied_options: Callable[[str], dict[str, Any]]
+    ) -> Callable[[str], dict[str, Any]]:
+        """Endpoint -> all the options of a shelf reached through a proxy that removes the
+        condition headers (default: ``storage_options`` updated by ``proxied_options``)."""
+        return lambda endpoint: {**storage_options, **proxied_options(endpoint)}
 
     # --- derived fixtures ---------------------------------------------------------------------
 
@@ -363,3 +388,111 @@ class FaultContract:
             faulty_storage.put_if_match("alias.json", b"3", first)
         assert fault.hits == 1, "no answer was lost: the case proved nothing"
         assert clean_storage.read("alias.json").data == b"2"
+
+    # --- a service that ignores the conditions ------------------------------------------------------
+
+    @pytest.fixture
+    def open_stripped(
+        self,
+        clean_storage: Storage,
+        storage_url: str,
+        stripped_options: Callable[[str], dict[str, Any]],
+        server_port: int,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> Iterator[Callable[[bool], tuple[modelshelf.Shelf, FaultProxy]]]:
+        """``open_stripped(strip)``: a fresh shelf on the same root through a proxy that removes
+        the condition headers (``strip``) or forwards them (a request-counting pass-through)."""
+        if not self.conditional_headers:
+            pytest.skip("this service's write conditions travel in no header")
+        # Each case starts as a fresh process would: no storage proven yet.
+        monkeypatch.setattr(write_probe, "_verified", set())
+        opened: list[Any] = []
+
+        def open_(strip: bool) -> tuple[modelshelf.Shelf, FaultProxy]:
+            proxy = FaultProxy(server_port, strip=self.conditional_headers if strip else ())
+            cache = tmp_path / f"stripped-cache-{len(opened)}"
+            shelf = modelshelf.open(storage_url, cache=cache, **stripped_options(proxy.endpoint))
+            opened.extend((shelf, proxy))
+            return shelf, proxy
+
+        yield open_
+        for thing in opened:
+            thing.close()
+
+    def test_stripped_conditions_make_the_hazard_real(
+        self, open_stripped: Callable[[bool], tuple[modelshelf.Shelf, FaultProxy]]
+    ) -> None:
+        """Through the stripping proxy two writers both claim a key and a stale compare-and-swap
+        wins: the service really ignores the conditions, so the next case proves something."""
+        first, proxy = open_stripped(True)
+        second, _ = open_stripped(True)
+        first.storage.put_if_absent("v/1.json", b'{"writer": "first"}')
+        second.storage.put_if_absent("v/1.json", b'{"writer": "second"}')
+        assert first.storage.read("v/1.json").data == b'{"writer": "second"}'
+        seen = first.storage.put_if_absent("alias.json", b"1")
+        second.storage.put_if_match("alias.json", b"2", seen)
+        first.storage.put_if_match("alias.json", b"3", seen)
+        assert first.storage.read("alias.json").data == b"3"
+        assert sum(proxy.stripped.values()) > 0, "no condition header was removed"
+
+    def test_a_service_ignoring_conditions_gets_no_write_and_still_reads(
+        self,
+        clean_storage: Storage,
+        storage_url: str,
+        storage_options: dict[str, Any],
+        open_stripped: Callable[[bool], tuple[modelshelf.Shelf, FaultProxy]],
+        tmp_path: Path,
+    ) -> None:
+        weights = tmp_path / "weights.bin"
+        weights.write_bytes(b"\x07" * 5000)
+        with modelshelf.open(
+            storage_url, cache=tmp_path / "direct-cache", **storage_options
+        ) as direct:
+            direct.upload("churn", weights)
+        before = sorted(info.key for info in clean_storage.list(""))
+        shelf, proxy = open_stripped(True)
+        for write in (
+            lambda: shelf.upload("churn", weights),
+            lambda: shelf.upload("fraud", weights),
+            lambda: shelf.set_alias("churn", "prod", 1),
+        ):
+            with pytest.raises(ConditionalWritesUnsupported) as caught:
+                write()
+            message = str(caught.value)
+            assert "\n" not in message, f"not one line: {message!r}"
+            assert shelf.url in message, f"the message does not name the shelf: {message}"
+            assert "accepted but not enforced" in message and "upgrade the server" in message
+        assert sorted(info.key for info in clean_storage.list("")) == before, (
+            "something was written"
+        )
+        assert shelf.models() == ["churn"]
+        assert Path(shelf.load("churn:1")).read_bytes() == b"\x07" * 5000, "reads must keep working"
+        assert sum(proxy.stripped.values()) > 0, "no condition header was removed"
+
+    def test_a_service_honouring_conditions_pays_the_probe_once(
+        self,
+        clean_storage: Storage,
+        open_stripped: Callable[[bool], tuple[modelshelf.Shelf, FaultProxy]],
+        tmp_path: Path,
+    ) -> None:
+        shelf, proxy = open_stripped(False)
+        write_probe.check_conditional_writes(shelf.storage)
+        assert proxy.requests == write_probe.PROBE_REQUESTS
+        write_probe.check_conditional_writes(shelf.storage)  # proven in this process: free now
+        assert proxy.requests == write_probe.PROBE_REQUESTS
+        # A shelf through another endpoint is another storage: one probe on its first write,
+        # none for the reads before it or the writes after it.
+        weights = tmp_path / "weights.bin"
+        weights.write_bytes(b"\x01" * 3000)
+        other, again = open_stripped(False)
+        assert other.models() == []
+        other.upload("churn", weights)
+        other.upload("churn", weights)
+        other.set_alias("churn", "prod", 2)
+        assert Path(other.load("churn@prod")).read_bytes() == b"\x01" * 3000
+        probing = [path for _, path in again.seen if f"/{write_probe.PROBE_PREFIX}" in path]
+        assert len(probing) == write_probe.PROBE_REQUESTS, f"probe requests: {probing}"
+        assert not list(clean_storage.list(write_probe.PROBE_PREFIX)), (
+            "a probe object was left behind"
+        )
