@@ -27,7 +27,9 @@ GOLDEN = Path(__file__).parent / "golden"
 WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC)
 
 
-def _upload(shelf: Shelf, tmp_path: Path, name: str, tag: str, **kwargs: Any) -> modelshelf.ModelVersion:
+def _upload(
+    shelf: Shelf, tmp_path: Path, name: str, tag: str, **kwargs: Any
+) -> modelshelf.ModelVersion:
     path = tmp_path / f"{name.replace('/', '_')}-{tag}.bin"
     path.write_bytes(f"{name} {tag}".encode() * 100)
     return shelf.upload(name, path, **kwargs)
@@ -36,50 +38,90 @@ def _upload(shelf: Shelf, tmp_path: Path, name: str, tag: str, **kwargs: Any) ->
 # --- golden files of the new records ---------------------------------------------------------
 
 POLICY = Policy(
-    number=3, created_at=WHEN, created_by="ana@host",
-    aliases=(AliasRule("team/*@prod", signed_by=("sha256:" + "c" * 64,), min_metrics={"auc": 0.8}, tags={"reviewed": "yes"}),),
-    retention=RetentionRule(keep_last=5, keep_newer_than_days=90.0, keep_aliased=True, models=("team/*",)),
+    number=3,
+    created_at=WHEN,
+    created_by="ana@host",
+    aliases=(
+        AliasRule(
+            "team/*@prod",
+            signed_by=("sha256:" + "c" * 64,),
+            min_metrics={"auc": 0.8},
+            tags={"reviewed": "yes"},
+        ),
+    ),
+    retention=RetentionRule(
+        keep_last=5, keep_newer_than_days=90.0, keep_aliased=True, models=("team/*",)
+    ),
 )
-SCAN = ScanVerdict("modelshelf-pickletools/1", ("model.pkl",), (ScanFinding("model.pkl", ("posix.system",)),))
+SCAN = ScanVerdict(
+    "modelshelf-pickletools/1", ("model.pkl",), (ScanFinding("model.pkl", ("posix.system",)),)
+)
 
 
-@pytest.mark.parametrize(("filename", "record", "cls"), [
-    ("policy_v1.json", POLICY, Policy),
-    ("tombstone_blobs_v1.json", Tombstone("team/churn", 8, WHEN, "gc@host", blobs=("d" * 64,)), Tombstone),
-])
+@pytest.mark.parametrize(
+    ("filename", "record", "cls"),
+    [
+        ("policy_v1.json", POLICY, Policy),
+        (
+            "tombstone_blobs_v1.json",
+            Tombstone("team/churn", 8, WHEN, "gc@host", blobs=("d" * 64,)),
+            Tombstone,
+        ),
+    ],
+)
 def test_new_records_match_their_golden_files(filename: str, record: Any, cls: type) -> None:
     data = (GOLDEN / filename).read_bytes()
     assert convert.from_json(data, cls, source=filename) == record
     assert json.loads(convert.to_json(record)) == json.loads(data)
 
 
-def test_a_manifest_with_a_scan_verdict_has_a_golden_file_and_old_manifests_keep_their_bytes() -> None:
+def test_a_manifest_with_a_scan_verdict_has_a_golden_file_and_old_manifests_keep_their_bytes() -> (
+    None
+):
     old = (GOLDEN / "manifest_v1.json").read_bytes()
     version = convert.manifest_from_json(old, source="old")
     assert version.scan is None and "scan" not in json.loads(convert.to_json(version))
-    scanned = convert.manifest_from_json((GOLDEN / "manifest_scan_v1.json").read_bytes(), source="new")
-    assert scanned == attrs.evolve(version, scan=SCAN) and scanned.scan is not None and scanned.scan.dangerous
-    assert json.loads(convert.to_json(scanned)) == json.loads((GOLDEN / "manifest_scan_v1.json").read_bytes())
+    scanned = convert.manifest_from_json(
+        (GOLDEN / "manifest_scan_v1.json").read_bytes(), source="new"
+    )
+    assert (
+        scanned == attrs.evolve(version, scan=SCAN)
+        and scanned.scan is not None
+        and scanned.scan.dangerous
+    )
+    assert json.loads(convert.to_json(scanned)) == json.loads(
+        (GOLDEN / "manifest_scan_v1.json").read_bytes()
+    )
 
 
 # --- protected aliases -----------------------------------------------------------------------
 
 
-def test_set_alias_is_refused_when_the_policy_is_not_met(local_shelf: Shelf, tmp_path: Path) -> None:
+def test_set_alias_is_refused_when_the_policy_is_not_met(
+    local_shelf: Shelf, tmp_path: Path
+) -> None:
     weak = _upload(local_shelf, tmp_path, "churn", "a", metrics={"auc": 0.7})
-    strong = _upload(local_shelf, tmp_path, "churn", "b", metrics={"auc": 0.9}, tags={"reviewed": "yes"})
+    strong = _upload(
+        local_shelf, tmp_path, "churn", "b", metrics={"auc": 0.9}, tags={"reviewed": "yes"}
+    )
     local_shelf.set_alias("churn", "prod", weak.version)  # no policy yet: anything goes
-    local_shelf.set_policy(aliases=[AliasRule("prod", min_metrics={"auc": 0.8}, tags={"reviewed": "yes"})])
+    local_shelf.set_policy(
+        aliases=[AliasRule("prod", min_metrics={"auc": 0.8}, tags={"reviewed": "yes"})]
+    )
     with pytest.raises(PolicyViolation) as info:
         local_shelf.set_alias("churn", "prod", weak.version)
     message = str(info.value)
-    assert "\n" not in message and "auc is 0.7 (needs >= 0.8)" in message and "reviewed=yes" in message
+    assert (
+        "\n" not in message and "auc is 0.7 (needs >= 0.8)" in message and "reviewed=yes" in message
+    )
     local_shelf.set_alias("churn", "prod", strong.version)
     local_shelf.set_alias("churn", "staging", weak.version)  # unprotected aliases stay free
     assert local_shelf.aliases("churn")["prod"].version == strong.version
 
 
-def test_a_writer_bypassing_the_client_is_caught_by_readers(local_shelf: Shelf, tmp_path: Path) -> None:
+def test_a_writer_bypassing_the_client_is_caught_by_readers(
+    local_shelf: Shelf, tmp_path: Path
+) -> None:
     weak = _upload(local_shelf, tmp_path, "churn", "a", metrics={"auc": 0.5})
     strong = _upload(local_shelf, tmp_path, "churn", "b", metrics={"auc": 0.95})
     local_shelf.set_policy(aliases=[AliasRule("churn@prod", min_metrics={"auc": 0.9})])
@@ -98,7 +140,9 @@ def test_a_writer_bypassing_the_client_is_caught_by_readers(local_shelf: Shelf, 
     assert local_shelf.load("churn:1").exists()
 
 
-def test_policy_changes_are_create_only_records_with_history(local_shelf: Shelf, tmp_path: Path) -> None:
+def test_policy_changes_are_create_only_records_with_history(
+    local_shelf: Shelf, tmp_path: Path
+) -> None:
     _upload(local_shelf, tmp_path, "m", "a")
     assert local_shelf.policy() is None
     first = local_shelf.set_policy(aliases=[AliasRule("prod", tags={"ok": "1"})])
@@ -138,7 +182,9 @@ def signature_plugin() -> Iterator[None]:
         registry.unregister("test-signatures")
 
 
-def test_signature_requirements_go_to_the_check_hook(local_shelf: Shelf, tmp_path: Path, signature_plugin: None) -> None:
+def test_signature_requirements_go_to_the_check_hook(
+    local_shelf: Shelf, tmp_path: Path, signature_plugin: None
+) -> None:
     unsigned = _upload(local_shelf, tmp_path, "m", "a")
     signed = _upload(local_shelf, tmp_path, "m", "b", tags={"signed-by": "alice"})
     with pytest.raises(PolicyViolation, match="m:1 is not signed"):
@@ -154,7 +200,9 @@ def test_signature_requirements_go_to_the_check_hook(local_shelf: Shelf, tmp_pat
     assert local_shelf.verify_signatures(signed.ref, ["alice"]) == []
 
 
-def test_a_signature_requirement_nobody_checks_is_not_met(local_shelf: Shelf, tmp_path: Path) -> None:
+def test_a_signature_requirement_nobody_checks_is_not_met(
+    local_shelf: Shelf, tmp_path: Path
+) -> None:
     registry = get_registry()
     registry.load()
     blocked = [name for name, _ in registry._impls("modelshelf_check_version")]
@@ -189,19 +237,31 @@ def test_a_checking_plugin_that_raises_fails_the_check(local_shelf: Shelf, tmp_p
 def test_policy_cli(local_shelf: Shelf, local_shelf_path: Path, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     _upload(local_shelf, tmp_path, "m", "a", metrics={"auc": 0.1})
     policy_file = tmp_path / "policy.json"
-    policy_file.write_text(json.dumps({"aliases": [{"pattern": "prod", "min_metrics": {"auc": 0.8}}],
-                                       "retention": {"keep_last": 2, "keep_newer_than": "90d"}}))
+    policy_file.write_text(
+        json.dumps(
+            {
+                "aliases": [{"pattern": "prod", "min_metrics": {"auc": 0.8}}],
+                "retention": {"keep_last": 2, "keep_newer_than": "90d"},
+            }
+        )
+    )
     result = run_cli("--shelf", str(local_shelf_path), "policy", "set", str(policy_file))
     assert result.returncode == 0, result.stderr
     assert "protect @prod: auc >= 0.8" in result.stdout and "gc keeps the last 2" in result.stdout
     refused = run_cli("--shelf", str(local_shelf_path), "alias", "set", "m", "prod", "1")
-    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "auc is 0.1" in refused.stderr
+    assert (
+        refused.returncode == 1
+        and refused.stderr.count("\n") == 1
+        and "auc is 0.1" in refused.stderr
+    )
 
 
 # --- retention ---------------------------------------------------------------------------------
 
 
-def test_gc_keep_last_keeps_exactly_the_policy_set_and_aliased_versions(local_shelf: Shelf, tmp_path: Path) -> None:
+def test_gc_keep_last_keeps_exactly_the_policy_set_and_aliased_versions(
+    local_shelf: Shelf, tmp_path: Path
+) -> None:
     for i in range(6):
         _upload(local_shelf, tmp_path, "m", str(i))
     local_shelf.set_alias("m", "prod", 1)
@@ -247,10 +307,21 @@ def test_keep_aliased_keeps_every_version_ever_aliased(local_shelf: Shelf, tmp_p
     assert local_shelf.gc(keep=rule, dry_run=True).retired == ("m:2", "m:3")
 
 
-def test_gc_cli_reports_retention(local_shelf: Shelf, local_shelf_path: Path, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_gc_cli_reports_retention(
+    local_shelf: Shelf, local_shelf_path: Path, tmp_path: Path, run_cli
+) -> None:  # type: ignore[no-untyped-def]
     for i in range(3):
         _upload(local_shelf, tmp_path, "m", str(i))
-    result = run_cli("--shelf", str(local_shelf_path), "gc", "--keep-last", "1", "--keep-newer-than", "0d", "--dry-run")
+    result = run_cli(
+        "--shelf",
+        str(local_shelf_path),
+        "gc",
+        "--keep-last",
+        "1",
+        "--keep-newer-than",
+        "0d",
+        "--dry-run",
+    )
     assert result.returncode == 0, result.stderr
     assert "Would delete 2 versions by retention, 600 B" in result.stdout and "m:1" in result.stdout
     assert [v.version for v in local_shelf.versions("m")] == [1, 2, 3]
@@ -280,7 +351,9 @@ class _PickleSerializer(Serializer):
         (directory / "model.pkl").write_bytes(pickle.dumps(obj))
         return SavedModel("test", "1")
 
-    def load(self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any) -> Any:
+    def load(
+        self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
+    ) -> Any:
         return pickle.loads((directory / "model.pkl").read_bytes())  # the point of the test
 
 
@@ -316,9 +389,17 @@ def test_a_marker_writing_pickle_is_flagged_and_not_run_without_an_override(
     assert marker.exists()
 
 
-def test_a_harmless_pickle_is_scanned_and_loads_with_trust(local_shelf: Shelf, pickle_serializer: None) -> None:
-    version = local_shelf.upload("fine", {"weights": [1.0, 2.0], "name": "x"}, serializer="test-pickle")
-    assert version.scan is not None and version.scan.scanned == ("model.pkl",) and not version.scan.dangerous
+def test_a_harmless_pickle_is_scanned_and_loads_with_trust(
+    local_shelf: Shelf, pickle_serializer: None
+) -> None:
+    version = local_shelf.upload(
+        "fine", {"weights": [1.0, 2.0], "name": "x"}, serializer="test-pickle"
+    )
+    assert (
+        version.scan is not None
+        and version.scan.scanned == ("model.pkl",)
+        and not version.scan.dangerous
+    )
     assert local_shelf.load("fine", trust=True) == {"weights": [1.0, 2.0], "name": "x"}
 
 
@@ -346,7 +427,9 @@ def test_the_scanner_reads_opcodes_of_every_protocol_and_zip_members(tmp_path: P
 # --- attachments travel ------------------------------------------------------------------------
 
 
-def test_attached_records_travel_with_copy_export_and_import(local_shelf: Shelf, tmp_path: Path) -> None:
+def test_attached_records_travel_with_copy_export_and_import(
+    local_shelf: Shelf, tmp_path: Path
+) -> None:
     version = _upload(local_shelf, tmp_path, "team/m", "a")
     record = json.dumps({"schema": 1, "note": "hello"}, sort_keys=True).encode()
     record_id = local_shelf.attach(version.ref, "notes", record, action="note")
@@ -371,9 +454,16 @@ def test_attached_records_travel_with_copy_export_and_import(local_shelf: Shelf,
     assert len(third.attached("team/m:1")["notes"]) == 2
 
 
-def test_info_lists_scan_and_attachments(local_shelf: Shelf, local_shelf_path: Path, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_info_lists_scan_and_attachments(
+    local_shelf: Shelf, local_shelf_path: Path, tmp_path: Path, run_cli
+) -> None:  # type: ignore[no-untyped-def]
     version = _upload(local_shelf, tmp_path, "m", "a")
-    local_shelf.attach(version.ref, "signatures", json.dumps({"schema": 1, "signer": "sha256:abc"}).encode(), action="sign")
+    local_shelf.attach(
+        version.ref,
+        "signatures",
+        json.dumps({"schema": 1, "signer": "sha256:abc"}).encode(),
+        action="sign",
+    )
     result = run_cli("--shelf", str(local_shelf_path), "info", "m:1")
     assert "signatures: 1" in result.stdout and "sha256:abc" in result.stdout
     history = run_cli("--shelf", str(local_shelf_path), "history", "m")

@@ -31,7 +31,9 @@ def _numbers(shelf: Any, name: str) -> list[int]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_retention_keeps_exactly_what_the_policy_says(make_backend: Callable[..., Any], tmp_path: Path, kind: str) -> None:
+def test_retention_keeps_exactly_what_the_policy_says(
+    make_backend: Callable[..., Any], tmp_path: Path, kind: str
+) -> None:
     shelf = make_backend(kind).open(tmp_path / "cache")
     files = [_file(tmp_path, f"m{i}") for i in range(6)]
     for path in files:
@@ -59,7 +61,9 @@ def test_retention_keeps_exactly_what_the_policy_says(make_backend: Callable[...
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_uploads_during_gc_with_retention_lose_nothing(make_backend: Callable[..., Any], tmp_path: Path, kind: str) -> None:
+def test_uploads_during_gc_with_retention_lose_nothing(
+    make_backend: Callable[..., Any], tmp_path: Path, kind: str
+) -> None:
     backend = make_backend(kind)
     shelf = backend.open(tmp_path / "cache")
     doomed = [_file(tmp_path, f"old{i}") for i in range(4)]
@@ -76,7 +80,11 @@ def test_uploads_during_gc_with_retention_lose_nothing(make_backend: Callable[..
         try:
             for i in range(3):
                 # Re-use the bytes of versions retention is removing: their blobs must survive.
-                path = doomed[i % 3] if i % 2 == 0 else _file(tmp_path / f"w{worker}", f"new{worker}-{i}")
+                path = (
+                    doomed[i % 3]
+                    if i % 2 == 0
+                    else _file(tmp_path / f"w{worker}", f"new{worker}-{i}")
+                )
                 version = own.upload("m", path)
                 published.append((version.ref, path.read_bytes()))
         except BaseException as exc:  # reported below
@@ -104,7 +112,9 @@ def test_uploads_during_gc_with_retention_lose_nothing(make_backend: Callable[..
 
 
 @pytest.mark.parametrize("kind", ["s3", "azure", "gcs"])
-def test_signatures_survive_a_copy_to_the_cloud_and_back(make_backend: Callable[..., Any], tmp_path: Path, kind: str) -> None:
+def test_signatures_survive_a_copy_to_the_cloud_and_back(
+    make_backend: Callable[..., Any], tmp_path: Path, kind: str
+) -> None:
     pytest.importorskip("modelshelf_sign")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -112,8 +122,18 @@ def test_signatures_survive_a_copy_to_the_cloud_and_back(make_backend: Callable[
 
     key = ec.generate_private_key(ec.SECP384R1())
     private, public = tmp_path / "k.pem", tmp_path / "k.pub"
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     local = modelshelf.open(str(tmp_path / "local"), cache=tmp_path / "cache-local")
     model = tmp_path / "model"
     (model / "sub").mkdir(parents=True)
@@ -128,7 +148,9 @@ def test_signatures_survive_a_copy_to_the_cloud_and_back(make_backend: Callable[
     assert cloud.verify_signatures("team/m:1", [str(public)]) == []
     cloud.set_policy(aliases=[AliasRule("prod", signed_by=(public.read_text(),))])
     cloud.set_alias("team/m", "prod", 1)
-    assert (cloud.load("team/m@prod", require_signature=[str(public)]) / "weights.bin").read_bytes() == b"w" * 5000
+    assert (
+        cloud.load("team/m@prod", require_signature=[str(public)]) / "weights.bin"
+    ).read_bytes() == b"w" * 5000
 
     back = modelshelf.open(str(tmp_path / "back"), cache=tmp_path / "cache-back")
     assert copy(cloud, back, "team/m").attached == 1

@@ -31,11 +31,15 @@ MAX_ATTACHMENT_BYTES = 1 << 20
 
 def check_kind(kind: str) -> str:
     if not isinstance(kind, str) or not _KIND.fullmatch(kind):
-        raise InvalidName(f"invalid attachment kind {kind!r}: lowercase letters, digits and '-', at most 40")
+        raise InvalidName(
+            f"invalid attachment kind {kind!r}: lowercase letters, digits and '-', at most 40"
+        )
     return kind
 
 
-def attach(catalog: Catalog, name: str, version: int, kind: str, data: bytes, *, action: str = "attach") -> str:
+def attach(
+    catalog: Catalog, name: str, version: int, kind: str, data: bytes, *, action: str = "attach"
+) -> str:
     """Store ``data`` (a JSON object) beside live ``name:version``; return its id.
 
     The model's history gets an event ``action`` for the version (unless the same record was
@@ -43,8 +47,12 @@ def attach(catalog: Catalog, name: str, version: int, kind: str, data: bytes, *,
     """
     check_kind(kind)
     if len(data) > MAX_ATTACHMENT_BYTES:
-        raise ModelshelfError(f"a {kind} record of {len(data)} bytes is over the {MAX_ATTACHMENT_BYTES} limit")
-    convert.parse_json(data, source=f"the {kind} record to attach")  # a JSON object of a known schema
+        raise ModelshelfError(
+            f"a {kind} record of {len(data)} bytes is over the {MAX_ATTACHMENT_BYTES} limit"
+        )
+    convert.parse_json(
+        data, source=f"the {kind} record to attach"
+    )  # a JSON object of a known schema
     catalog.check_format(create=True)
     catalog.live_version(name, version)
     record_id = hashlib.sha256(data).hexdigest()
@@ -60,7 +68,9 @@ def attach(catalog: Catalog, name: str, version: int, kind: str, data: bytes, *,
     return record_id
 
 
-def attached(catalog: Catalog, name: str, version: int, kind: str | None = None) -> dict[str, dict[str, bytes]]:
+def attached(
+    catalog: Catalog, name: str, version: int, kind: str | None = None
+) -> dict[str, dict[str, bytes]]:
     """``{kind: {id: bytes}}`` of every attachment of ``name:version`` (of one ``kind``).
 
     A record whose bytes do not hash to its id, or which is not under a valid kind, is skipped:
@@ -72,7 +82,11 @@ def attached(catalog: Catalog, name: str, version: int, kind: str | None = None)
     for info in catalog.storage.list(prefix):
         kind_part, _, filename = info.key[len(base) :].partition("/")
         record_id = filename.removesuffix(".json")
-        if not _KIND.fullmatch(kind_part) or not _ID.fullmatch(record_id) or not filename.endswith(".json"):
+        if (
+            not _KIND.fullmatch(kind_part)
+            or not _ID.fullmatch(record_id)
+            or not filename.endswith(".json")
+        ):
             continue
         if info.size > MAX_ATTACHMENT_BYTES:
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import cattrs
@@ -61,11 +62,16 @@ converter.register_structure_hook(FileEntry, _file_entry_from_json)
 # A manifest without a scan verdict, and a tombstone without blobs, keep the exact bytes of those
 # written before these fields existed (golden files pin both shapes). A factory taking the
 # converter, so that copies of this converter (the CLI's JSON output) keep their own hooks.
-_OMITTED_WHEN_EMPTY = {ModelVersion: "scan", Tombstone: "blobs"}
-converter.register_unstructure_hook_factory(
-    lambda cls: cls in _OMITTED_WHEN_EMPTY,
-    lambda cls, conv: make_dict_unstructure_fn(cls, conv, **{_OMITTED_WHEN_EMPTY[cls]: override(omit_if_default=True)}),
-)
+_OMITTED_WHEN_EMPTY: dict[type, str] = {ModelVersion: "scan", Tombstone: "blobs"}
+
+
+def _omitting_empty(cls: type, conv: cattrs.Converter) -> Callable[[Any], dict[str, Any]]:
+    overrides: dict[str, Any] = {_OMITTED_WHEN_EMPTY[cls]: override(omit_if_default=True)}
+    return make_dict_unstructure_fn(cls, conv, **overrides)
+
+
+converter.register_unstructure_hook_factory(lambda cls: cls in _OMITTED_WHEN_EMPTY, _omitting_empty)
+
 
 def _check_fields(record: Any) -> None:
     """Refuse a record whose identity fields could never have been written by modelshelf.

@@ -48,9 +48,13 @@ def policy_numbers(catalog: Catalog) -> list[int]:
 
 def read_policy(catalog: Catalog, number: int) -> Policy:
     key = layout.policy_key(number)
-    record = catalog.read_record(key, lambda data: convert.from_json(data, Policy, source=f"{catalog.url}/{key}"))
+    record = catalog.read_record(
+        key, lambda data: convert.from_json(data, Policy, source=f"{catalog.url}/{key}")
+    )
     if record.number != number:
-        raise InvalidRecord(f"{catalog.url}/{key} claims to be policy {record.number}; the shelf is damaged")
+        raise InvalidRecord(
+            f"{catalog.url}/{key} claims to be policy {record.number}; the shelf is damaged"
+        )
     return record
 
 
@@ -82,7 +86,13 @@ def set_policy(
         check_retention(retention)
     for attempt in range(100):
         number = max(policy_numbers(catalog), default=0) + 1
-        record = Policy(number=number, created_at=now(), created_by=current_user(), aliases=rules, retention=retention)
+        record = Policy(
+            number=number,
+            created_at=now(),
+            created_by=current_user(),
+            aliases=rules,
+            retention=retention,
+        )
         data = convert.to_json(record)
         key = layout.policy_key(number)
         try:
@@ -98,8 +108,15 @@ def set_policy(
 
 
 def check_pattern(pattern: str) -> str:
-    if not isinstance(pattern, str) or not pattern or pattern.count("@") > 1 or pattern.endswith("@"):
-        raise ModelshelfError(f"invalid alias pattern {pattern!r}: give ALIAS or MODEL@ALIAS (wildcards * and ?)")
+    if (
+        not isinstance(pattern, str)
+        or not pattern
+        or pattern.count("@") > 1
+        or pattern.endswith("@")
+    ):
+        raise ModelshelfError(
+            f"invalid alias pattern {pattern!r}: give ALIAS or MODEL@ALIAS (wildcards * and ?)"
+        )
     return pattern
 
 
@@ -109,7 +126,9 @@ def check_retention(rule: RetentionRule) -> RetentionRule:
     if rule.keep_newer_than_days is not None and rule.keep_newer_than_days < 0:
         raise ModelshelfError("keep_newer_than_days cannot be negative")
     if rule.keep_last is None and rule.keep_newer_than_days is None:
-        raise ModelshelfError("a retention rule needs keep_last or keep_newer_than (else it would keep only aliased versions)")
+        raise ModelshelfError(
+            "a retention rule needs keep_last or keep_newer_than (else it would keep only aliased versions)"
+        )
     return rule
 
 
@@ -120,7 +139,9 @@ def rules_for(policy: Policy | None, name: str, alias: str) -> list[AliasRule]:
     found = []
     for rule in policy.aliases:
         model_pattern, _, alias_pattern = rule.pattern.rpartition("@")
-        if fnmatch.fnmatchcase(alias, alias_pattern) and (not model_pattern or fnmatch.fnmatchcase(name, model_pattern)):
+        if fnmatch.fnmatchcase(alias, alias_pattern) and (
+            not model_pattern or fnmatch.fnmatchcase(name, model_pattern)
+        ):
             found.append(rule)
     return found
 
@@ -128,7 +149,9 @@ def rules_for(policy: Policy | None, name: str, alias: str) -> list[AliasRule]:
 # --- checking a version ---------------------------------------------------------------------
 
 
-def plugin_checks(shelf: Shelf, version: ModelVersion, requirements: Mapping[str, Any]) -> list[str]:
+def plugin_checks(
+    shelf: Shelf, version: ModelVersion, requirements: Mapping[str, Any]
+) -> list[str]:
     """Ask the plugins to check ``requirements``; one line per requirement not met.
 
     Each plugin implementing ``modelshelf_check_version`` returns ``{requirement: reason or
@@ -178,7 +201,9 @@ def rule_failures(shelf: Shelf, version: ModelVersion, rule: AliasRule) -> list[
     return failures
 
 
-def check_alias_target(shelf: Shelf, policy: Policy | None, version: ModelVersion, alias: str) -> None:
+def check_alias_target(
+    shelf: Shelf, policy: Policy | None, version: ModelVersion, alias: str
+) -> None:
     """Raise :class:`PolicyViolation` (one line) if ``version`` may not be ``alias``'s target."""
     for rule in rules_for(policy, version.name, alias):
         failures = rule_failures(shelf, version, rule)
@@ -199,6 +224,12 @@ def check_signature(shelf: Shelf, version: ModelVersion, signers: bool | Iterabl
 
 
 __all__ = [
-    "PolicyViolation", "check_alias_target", "check_signature", "current_policy", "plugin_checks",
-    "policy_history", "rules_for", "set_policy",
+    "PolicyViolation",
+    "check_alias_target",
+    "check_signature",
+    "current_policy",
+    "plugin_checks",
+    "policy_history",
+    "rules_for",
+    "set_policy",
 ]

@@ -64,7 +64,13 @@ def _aliased(catalog: Catalog, name: str, since: dt.datetime) -> tuple[set[int],
     return recent, ever | recent
 
 
-def _kept_by(rule: RetentionRule, versions: Sequence[ModelVersion], recent: set[int], ever: set[int], now: dt.datetime) -> set[int]:
+def _kept_by(
+    rule: RetentionRule,
+    versions: Sequence[ModelVersion],
+    recent: set[int],
+    ever: set[int],
+    now: dt.datetime,
+) -> set[int]:
     numbers = sorted(v.version for v in versions)
     kept = set(recent)
     if rule.keep_aliased:
@@ -105,14 +111,21 @@ def freed_bytes(catalog: Catalog, doomed: Sequence[ModelVersion]) -> int:
     staying: set[str] = set()
     for name in catalog.models():
         try:
-            staying |= {f.sha256 for v in catalog.versions(name) if (v.name, v.version) not in leaving for f in v.files}
+            staying |= {
+                f.sha256
+                for v in catalog.versions(name)
+                if (v.name, v.version) not in leaving
+                for f in v.files
+            }
         except NotFound:
             continue
     sizes = {f.sha256: f.size for v in doomed for f in v.files}
     return sum(size for sha, size in sizes.items() if sha not in staying)
 
 
-def apply(catalog: Catalog, rules: Sequence[RetentionRule], now: dt.datetime, *, dry_run: bool) -> RetentionPlan:
+def apply(
+    catalog: Catalog, rules: Sequence[RetentionRule], now: dt.datetime, *, dry_run: bool
+) -> RetentionPlan:
     doomed = plan(catalog, rules, now)
     freed = freed_bytes(catalog, doomed)
     if dry_run:

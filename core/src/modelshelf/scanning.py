@@ -30,34 +30,106 @@ MAX_SCAN_BYTES = 4 << 30
 
 #: Modules whose every public name is a harmless data constructor for ML pickles.
 SAFE_MODULE_PREFIXES = (
-    "numpy.", "sklearn.", "scipy.sparse.", "collections.", "datetime.", "decimal.", "fractions.",
-    "xgboost.", "lightgbm.", "catboost.", "pandas.core.", "pandas._libs.", "torch.nn.modules.",
-    "statsmodels.", "uuid.", "copyreg._reconstructor",
+    "numpy.",
+    "sklearn.",
+    "scipy.sparse.",
+    "collections.",
+    "datetime.",
+    "decimal.",
+    "fractions.",
+    "xgboost.",
+    "lightgbm.",
+    "catboost.",
+    "pandas.core.",
+    "pandas._libs.",
+    "torch.nn.modules.",
+    "statsmodels.",
+    "uuid.",
+    "copyreg._reconstructor",
 )
 #: Exact ``module.name`` imports that are harmless.
-SAFE_GLOBALS = frozenset({
-    "builtins.set", "builtins.frozenset", "builtins.dict", "builtins.list", "builtins.tuple",
-    "builtins.int", "builtins.float", "builtins.complex", "builtins.bool", "builtins.str",
-    "builtins.bytes", "builtins.bytearray", "builtins.slice", "builtins.range", "builtins.object",
-    "copyreg._reconstructor", "collections.OrderedDict", "collections.defaultdict",
-    "_codecs.encode", "numpy.dtype", "numpy.ndarray", "numpy.core.multiarray._reconstruct",
-    "numpy._core.multiarray._reconstruct", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-    "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter", "torch.FloatStorage",
-    "torch.DoubleStorage", "torch.HalfStorage", "torch.LongStorage", "torch.IntStorage",
-    "torch.BFloat16Storage", "torch.ByteStorage", "torch.BoolStorage", "torch.storage._load_from_bytes",
-    "torch.Size", "torch.device", "torch.float32",
-    "joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle_compat.NDArrayWrapper",
-})
+SAFE_GLOBALS = frozenset(
+    {
+        "builtins.set",
+        "builtins.frozenset",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.int",
+        "builtins.float",
+        "builtins.complex",
+        "builtins.bool",
+        "builtins.str",
+        "builtins.bytes",
+        "builtins.bytearray",
+        "builtins.slice",
+        "builtins.range",
+        "builtins.object",
+        "copyreg._reconstructor",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "_codecs.encode",
+        "numpy.dtype",
+        "numpy.ndarray",
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray._reconstruct",
+        "numpy.core.multiarray.scalar",
+        "numpy._core.multiarray.scalar",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_parameter",
+        "torch.FloatStorage",
+        "torch.DoubleStorage",
+        "torch.HalfStorage",
+        "torch.LongStorage",
+        "torch.IntStorage",
+        "torch.BFloat16Storage",
+        "torch.ByteStorage",
+        "torch.BoolStorage",
+        "torch.storage._load_from_bytes",
+        "torch.Size",
+        "torch.device",
+        "torch.float32",
+        "joblib.numpy_pickle.NumpyArrayWrapper",
+        "joblib.numpy_pickle_compat.NDArrayWrapper",
+    }
+)
 #: Names that are never harmless, even inside an allowed module prefix.
-_NEVER = ("os.", "posix.", "nt.", "subprocess.", "builtins.eval", "builtins.exec", "builtins.open",
-          "builtins.__import__", "builtins.getattr", "builtins.compile", "runpy.", "importlib.",
-          "socket.", "shutil.", "sys.", "pickle.", "marshal.", "ctypes.", "webbrowser.", "pty.")
+_NEVER = (
+    "os.",
+    "posix.",
+    "nt.",
+    "subprocess.",
+    "builtins.eval",
+    "builtins.exec",
+    "builtins.open",
+    "builtins.__import__",
+    "builtins.getattr",
+    "builtins.compile",
+    "runpy.",
+    "importlib.",
+    "socket.",
+    "shutil.",
+    "sys.",
+    "pickle.",
+    "marshal.",
+    "ctypes.",
+    "webbrowser.",
+    "pty.",
+)
 _PROTOCOL_HEADER = {bytes([0x80, n]) for n in range(2, 6)}
 #: Protocols 0 and 1 have no header: files with these suffixes are scanned whatever they start with.
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".pt", ".pth", ".ckpt")
-_STRING_OPS = frozenset({
-    "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING",
-})
+_STRING_OPS = frozenset(
+    {
+        "SHORT_BINUNICODE",
+        "BINUNICODE",
+        "BINUNICODE8",
+        "UNICODE",
+        "STRING",
+        "BINSTRING",
+        "SHORT_BINSTRING",
+    }
+)
 
 
 def is_safe_global(qualified: str) -> bool:
@@ -88,11 +160,11 @@ def _imports(stream: IO[bytes]) -> tuple[set[str], str | None]:
             if name in _STRING_OPS:
                 pushed.append(str(arg))
             elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-                memo[int(arg)] = top
+                memo[int(arg or 0)] = top
             elif name == "MEMOIZE":
                 memo[len(memo)] = top
             elif name in ("BINGET", "LONG_BINGET", "GET"):
-                pushed.append(memo.get(int(arg)))
+                pushed.append(memo.get(int(arg or 0)))
             elif name in ("GLOBAL", "INST"):
                 module, _, attr = str(arg).partition(" ")
                 found.add(f"{module}.{attr}")
@@ -120,7 +192,9 @@ def _members(path: Path, relative: str) -> Iterable[tuple[str, IO[bytes]]]:
     """The pickle streams inside a file: the file itself, or the ``.pkl`` members of a zip."""
     with open(path, "rb") as handle:
         head = handle.read(4)
-    if head[:4] != b"PK\x03\x04" and (looks_like_pickle(head) or relative.lower().endswith(PICKLE_SUFFIXES)):
+    if head[:4] != b"PK\x03\x04" and (
+        looks_like_pickle(head) or relative.lower().endswith(PICKLE_SUFFIXES)
+    ):
         with open(path, "rb") as handle:
             yield "", handle
     elif head[:4] == b"PK\x03\x04" and zipfile.is_zipfile(path):
@@ -167,6 +241,9 @@ def scan_files(files: Mapping[str, Path]) -> ScanVerdict | None:
 def describe(verdict: ScanVerdict) -> str:
     """One line naming what the scan flagged."""
     flagged = [f for f in verdict.findings if f.imports]
-    parts = [f"{f.path} imports {', '.join(f.imports[:3])}{' ...' if len(f.imports) > 3 else ''}" for f in flagged[:2]]
+    parts = [
+        f"{f.path} imports {', '.join(f.imports[:3])}{' ...' if len(f.imports) > 3 else ''}"
+        for f in flagged[:2]
+    ]
     more = f" (and {len(flagged) - 2} more files)" if len(flagged) > 2 else ""
     return "; ".join(parts) + more

@@ -26,13 +26,19 @@ def parse_age_days(text: str, hint: str = "--keep-newer-than") -> float:
     return float(match.group(1)) * _DAYS[match.group(2)]
 
 
-def retention_rule(keep_last: int | None, keep_newer_than: str | None, keep_aliased: bool, models: tuple[str, ...]) -> RetentionRule | None:
+def retention_rule(
+    keep_last: int | None, keep_newer_than: str | None, keep_aliased: bool, models: tuple[str, ...]
+) -> RetentionRule | None:
     if keep_last is None and keep_newer_than is None:
         if keep_aliased or models:
-            raise click.UsageError("--keep-aliased and --model go with --keep-last or --keep-newer-than")
+            raise click.UsageError(
+                "--keep-aliased and --model go with --keep-last or --keep-newer-than"
+            )
         return None
     days = None if keep_newer_than is None else parse_age_days(keep_newer_than)
-    return RetentionRule(keep_last=keep_last, keep_newer_than_days=days, keep_aliased=keep_aliased, models=models)
+    return RetentionRule(
+        keep_last=keep_last, keep_newer_than_days=days, keep_aliased=keep_aliased, models=models
+    )
 
 
 def _size(size: int) -> str:
@@ -46,8 +52,10 @@ def echo_retention(report: Any) -> None:
         return
     verb = "Would delete" if report.dry_run else "Deleted"
     later = "" if report.dry_run else " (their files go once the grace period has passed)"
-    click.echo(f"{verb} {len(report.retired)} versions by retention, {_size(report.retired_bytes)} "
-               f"no other version uses{later}:")
+    click.echo(
+        f"{verb} {len(report.retired)} versions by retention, {_size(report.retired_bytes)} "
+        f"no other version uses{later}:"
+    )
     for ref in report.retired:
         click.echo(f"  {safe(ref)}")
     for line in report.spared:
@@ -59,7 +67,11 @@ def echo_trust_info(shelf: Any, version: ModelVersion) -> None:
     if version.scan is not None:
         from .scanning import describe
 
-        verdict = "FLAGGED: " + describe(version.scan) if version.scan.dangerous else "no dangerous imports"
+        verdict = (
+            "FLAGGED: " + describe(version.scan)
+            if version.scan.dangerous
+            else "no dangerous imports"
+        )
         click.echo(safe(f"  pickle scan: {len(version.scan.scanned)} files, {verdict}"))
     for kind, records in sorted(shelf.attached(version.ref).items()):
         click.echo(safe(f"  {kind}: {len(records)}"))
@@ -72,7 +84,11 @@ def _summary(data: bytes) -> str:
         raw = json.loads(data)
     except ValueError:
         return "(not JSON)"
-    parts = [str(raw[k]) for k in ("signer", "signed_by", "signed_at") if isinstance(raw, dict) and k in raw]
+    parts = [
+        str(raw[k])
+        for k in ("signer", "signed_by", "signed_at")
+        if isinstance(raw, dict) and k in raw
+    ]
     return "  ".join(parts)
 
 
@@ -87,7 +103,9 @@ def _pem_or_path(value: str, base: Path) -> str:
     try:
         return path.read_text()
     except OSError as exc:
-        raise ModelshelfError(f"signer {value!r}: cannot read {path}: {exc.strerror or exc}") from None
+        raise ModelshelfError(
+            f"signer {value!r}: cannot read {path}: {exc.strerror or exc}"
+        ) from None
 
 
 def policy_from_file(path: Path) -> tuple[list[AliasRule], RetentionRule | None]:
@@ -98,41 +116,69 @@ def policy_from_file(path: Path) -> tuple[list[AliasRule], RetentionRule | None]
     except (OSError, ValueError) as exc:
         raise ModelshelfError(f"cannot read policy file {path}: {exc}") from None
     if not isinstance(raw, dict) or set(raw) - {"aliases", "retention"}:
-        raise ModelshelfError(f"{path}: a policy file is an object with 'aliases' and/or 'retention'")
+        raise ModelshelfError(
+            f"{path}: a policy file is an object with 'aliases' and/or 'retention'"
+        )
     rules = []
     for item in raw.get("aliases", []):
-        if not isinstance(item, dict) or "pattern" not in item or set(item) - {"pattern", "signed_by", "min_metrics", "tags"}:
-            raise ModelshelfError(f"{path}: each alias rule has 'pattern' and any of 'signed_by', 'min_metrics', 'tags'")
-        rules.append(AliasRule(
-            pattern=str(item["pattern"]),
-            signed_by=tuple(_pem_or_path(str(s), path.parent) for s in item.get("signed_by", [])),
-            min_metrics={str(k): float(v) for k, v in item.get("min_metrics", {}).items()},
-            tags={str(k): str(v) for k, v in item.get("tags", {}).items()},
-        ))
+        if (
+            not isinstance(item, dict)
+            or "pattern" not in item
+            or set(item) - {"pattern", "signed_by", "min_metrics", "tags"}
+        ):
+            raise ModelshelfError(
+                f"{path}: each alias rule has 'pattern' and any of 'signed_by', 'min_metrics', 'tags'"
+            )
+        rules.append(
+            AliasRule(
+                pattern=str(item["pattern"]),
+                signed_by=tuple(
+                    _pem_or_path(str(s), path.parent) for s in item.get("signed_by", [])
+                ),
+                min_metrics={str(k): float(v) for k, v in item.get("min_metrics", {}).items()},
+                tags={str(k): str(v) for k, v in item.get("tags", {}).items()},
+            )
+        )
     retention = None
     if raw.get("retention") is not None:
         keep = raw["retention"]
-        if not isinstance(keep, dict) or set(keep) - {"keep_last", "keep_newer_than", "keep_aliased", "models", "recently_aliased"}:
-            raise ModelshelfError(f"{path}: 'retention' has keep_last, keep_newer_than, keep_aliased, models, recently_aliased")
+        if not isinstance(keep, dict) or set(keep) - {
+            "keep_last",
+            "keep_newer_than",
+            "keep_aliased",
+            "models",
+            "recently_aliased",
+        }:
+            raise ModelshelfError(
+                f"{path}: 'retention' has keep_last, keep_newer_than, keep_aliased, models, recently_aliased"
+            )
         retention = RetentionRule(
             keep_last=keep.get("keep_last"),
-            keep_newer_than_days=None if keep.get("keep_newer_than") is None else parse_age_days(str(keep["keep_newer_than"]), "retention"),
+            keep_newer_than_days=None
+            if keep.get("keep_newer_than") is None
+            else parse_age_days(str(keep["keep_newer_than"]), "retention"),
             keep_aliased=bool(keep.get("keep_aliased", False)),
-            recently_aliased_days=parse_age_days(str(keep.get("recently_aliased", "30d")), "retention"),
+            recently_aliased_days=parse_age_days(
+                str(keep.get("recently_aliased", "30d")), "retention"
+            ),
             models=tuple(keep.get("models", ())),
         )
     return rules, retention
 
 
 def _echo_policy(record: Policy) -> None:
-    click.echo(f"policy {record.number}  set {record.created_at:%Y-%m-%d %H:%M} UTC by {safe(record.created_by)}")
+    click.echo(
+        f"policy {record.number}  set {record.created_at:%Y-%m-%d %H:%M} UTC by {safe(record.created_by)}"
+    )
     for rule in record.aliases:
         needs = []
         if rule.signed_by:
             needs.append(f"signed by one of {len(rule.signed_by)} signers")
         needs += [f"{k} >= {v:g}" for k, v in sorted(rule.min_metrics.items())]
         needs += [f"tag {k}={v}" for k, v in sorted(rule.tags.items())]
-        click.echo(safe(f"  protect @{rule.pattern}: {', '.join(needs) or 'nothing (any live version)'}"))
+        click.echo(
+            safe(f"  protect @{rule.pattern}: {', '.join(needs) or 'nothing (any live version)'}")
+        )
     keep = record.retention
     if keep is not None:
         parts = []
@@ -140,8 +186,11 @@ def _echo_policy(record: Policy) -> None:
             parts.append(f"the last {keep.keep_last}")
         if keep.keep_newer_than_days is not None:
             parts.append(f"those newer than {keep.keep_newer_than_days:g} days")
-        parts.append("every version ever aliased" if keep.keep_aliased else
-                     f"aliased versions and those aliased in the last {keep.recently_aliased_days:g} days")
+        parts.append(
+            "every version ever aliased"
+            if keep.keep_aliased
+            else f"aliased versions and those aliased in the last {keep.recently_aliased_days:g} days"
+        )
         scope = f" of {', '.join(keep.models)}" if keep.models else ""
         click.echo(safe(f"  retention{scope}: gc keeps {', '.join(parts)}"))
 
@@ -190,11 +239,27 @@ def policy_set(ctx: click.Context, file: Path) -> None:
 
 @click.command("convert")
 @click.argument("ref")
-@click.option("--to", "serializer", required=True, metavar="SERIALIZER", help="The serializer to save with (sklearn-skops...).")
-@click.option("--trust", is_flag=True, help="Load REF even if its format can run code (you trust its uploader).")
-@click.option("--ignore-scan", is_flag=True, help="Load REF even if its pickle scan flagged dangerous imports.")
+@click.option(
+    "--to",
+    "serializer",
+    required=True,
+    metavar="SERIALIZER",
+    help="The serializer to save with (sklearn-skops...).",
+)
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Load REF even if its format can run code (you trust its uploader).",
+)
+@click.option(
+    "--ignore-scan",
+    is_flag=True,
+    help="Load REF even if its pickle scan flagged dangerous imports.",
+)
 @click.pass_context
-def convert_command(ctx: click.Context, ref: str, serializer: str, trust: bool, ignore_scan: bool) -> None:
+def convert_command(
+    ctx: click.Context, ref: str, serializer: str, trust: bool, ignore_scan: bool
+) -> None:
     """Save REF again in another format (a safe one) as a new version, with lineage to REF."""
     from .cli import current_shelf
 

@@ -24,7 +24,6 @@ from modelshelf_sign.records import KIND, SignatureRecord, record_from_json, rec
 from modelshelf_sign.signing import sign
 from modelshelf_sign.verifying import check_signed, signatures
 
-
 #: The fixtures of conftest.py (key files, certificate files).
 KeyPair = Any
 CertifiedKey = Any
@@ -44,8 +43,12 @@ def shelf(tmp_path: Path) -> Shelf:
 
 
 def _cli(*args: str, shelf: Shelf) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelshelf", "--shelf", shelf.url, *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "modelshelf", "--shelf", shelf.url, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_sign_and_verify_with_a_real_key(shelf: Shelf, tmp_path: Path, alice: KeyPair) -> None:
@@ -61,7 +64,9 @@ def test_sign_and_verify_with_a_real_key(shelf: Shelf, tmp_path: Path, alice: Ke
     assert [e.action for e in shelf.history("team/bert")] == ["upload", "sign"]
 
 
-def test_a_signature_by_an_unknown_key_is_refused(shelf: Shelf, tmp_path: Path, alice: KeyPair, mallory: KeyPair) -> None:
+def test_a_signature_by_an_unknown_key_is_refused(
+    shelf: Shelf, tmp_path: Path, alice: KeyPair, mallory: KeyPair
+) -> None:
     version = shelf.upload("m", _model(tmp_path))
     sign(shelf, version.ref, key=mallory.private)
     reason = check_signed(shelf, version, [str(alice.public)])
@@ -98,7 +103,9 @@ def _rewrite_manifest(shelf: Shelf, name: str, number: int, change) -> None:  # 
     shelf.storage.put_if_match(key, json.dumps(raw).encode(), stored.etag)
 
 
-def test_tampering_with_the_manifest_is_caught(shelf: Shelf, tmp_path: Path, alice: KeyPair) -> None:
+def test_tampering_with_the_manifest_is_caught(
+    shelf: Shelf, tmp_path: Path, alice: KeyPair
+) -> None:
     version = shelf.upload("m", _model(tmp_path, "good"))
     evil = shelf.upload("other", _model(tmp_path, "evil"))
     sign(shelf, version.ref, key=alice.private)
@@ -117,27 +124,37 @@ def test_tampering_with_the_manifest_is_caught(shelf: Shelf, tmp_path: Path, ali
         "weights.bin has a different sha256"
     )
     _rewrite_manifest(shelf, "m", 1, lambda raw: raw["files"].pop())  # a file dropped
-    assert "weights.bin is signed but not in the version" in str(check_signed(shelf, shelf.get("m:1"), [str(alice.public)]))
+    assert "weights.bin is signed but not in the version" in str(
+        check_signed(shelf, shelf.get("m:1"), [str(alice.public)])
+    )
 
 
-def test_editing_metrics_after_signing_is_caught(shelf: Shelf, tmp_path: Path, alice: KeyPair) -> None:
+def test_editing_metrics_after_signing_is_caught(
+    shelf: Shelf, tmp_path: Path, alice: KeyPair
+) -> None:
     version = shelf.upload("m", _model(tmp_path), metrics={"auc": 0.5})
     sign(shelf, version.ref, key=alice.private)
     _rewrite_manifest(shelf, "m", 1, lambda raw: raw["metrics"].update(auc=0.99))
     reason = check_signed(shelf, shelf.get("m:1"), [str(alice.public)])
-    assert reason == "no valid signature: the manifest changed after signing (metadata, metrics, tags, serializer or origin differ)"
+    assert (
+        reason
+        == "no valid signature: the manifest changed after signing (metadata, metrics, tags, serializer or origin differ)"
+    )
 
 
 def _replace_signature(shelf: Shelf, ref: str, change) -> None:  # type: ignore[no-untyped-def]
     """What a writer with bucket access could do: drop the record and store a doctored one."""
     version = shelf.get(ref)
-    (record_id, data), = shelf.attached(ref, KIND)[KIND].items()
+    ((record_id, data),) = shelf.attached(ref, KIND)[KIND].items()
     record = record_from_json(data, source="test")
     new = change(record)
     new_data = record_to_json(new)
     shelf.storage.delete(layout.attached_key(version.name, version.version, KIND, record_id))
     shelf.storage.put_if_absent(
-        layout.attached_key(version.name, version.version, KIND, hashlib.sha256(new_data).hexdigest()), new_data
+        layout.attached_key(
+            version.name, version.version, KIND, hashlib.sha256(new_data).hexdigest()
+        ),
+        new_data,
     )
 
 
@@ -149,7 +166,9 @@ def _with_bundle(record: SignatureRecord, edit) -> SignatureRecord:  # type: ign
     return attrs.evolve(record, bundle=json.dumps(bundle))
 
 
-def test_tampering_with_the_signature_is_caught(shelf: Shelf, tmp_path: Path, alice: KeyPair, mallory: KeyPair) -> None:
+def test_tampering_with_the_signature_is_caught(
+    shelf: Shelf, tmp_path: Path, alice: KeyPair, mallory: KeyPair
+) -> None:
     version = shelf.upload("m", _model(tmp_path))
     sign(shelf, version.ref, key=alice.private)
 
@@ -160,7 +179,9 @@ def test_tampering_with_the_signature_is_caught(shelf: Shelf, tmp_path: Path, al
 
     _replace_signature(shelf, version.ref, lambda r: _with_bundle(r, flip_signature))
     reason = check_signed(shelf, version, [str(alice.public)])
-    assert reason is not None and reason.startswith("no valid signature: the signature does not verify")
+    assert reason is not None and reason.startswith(
+        "no valid signature: the signature does not verify"
+    )
 
     # A payload edited to name other files, left with alice's signature: does not verify either.
     def other_payload(bundle: dict) -> None:  # type: ignore[type-arg]
@@ -176,14 +197,20 @@ def test_tampering_with_the_signature_is_caught(shelf: Shelf, tmp_path: Path, al
     sign(shelf, second.ref, key=mallory.private)
     import attrs
 
-    _replace_signature(shelf, second.ref, lambda r: attrs.evolve(r, public_key=alice.public.read_text()))
+    _replace_signature(
+        shelf, second.ref, lambda r: attrs.evolve(r, public_key=alice.public.read_text())
+    )
     assert "does not verify" in str(check_signed(shelf, second, [str(alice.public)]))
 
 
-def test_signed_download_verifies_with_the_upstream_command_line(shelf: Shelf, tmp_path: Path, alice: KeyPair, mallory: KeyPair) -> None:
+def test_signed_download_verifies_with_the_upstream_command_line(
+    shelf: Shelf, tmp_path: Path, alice: KeyPair, mallory: KeyPair
+) -> None:
     version = shelf.upload("team/bert", _model(tmp_path))
     result = _cli("sign", version.ref, "--key", str(alice.private), shelf=shelf)
-    assert result.returncode == 0 and result.stdout.startswith("Signed team/bert:1 (key) by sha256:"), result.stderr
+    assert result.returncode == 0 and result.stdout.startswith(
+        "Signed team/bert:1 (key) by sha256:"
+    ), result.stderr
     out = shelf.download(version.ref, tmp_path / "downloaded")
     bundle = tmp_path / "bert.sig"
     listed = _cli("signatures", version.ref, "--write", str(bundle), shelf=shelf)
@@ -191,8 +218,21 @@ def test_signed_download_verifies_with_the_upstream_command_line(shelf: Shelf, t
 
     def upstream(public: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "model_signing", "verify", "key", str(out), "--signature", str(bundle), "--public_key", str(public)],
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "model_signing",
+                "verify",
+                "key",
+                str(out),
+                "--signature",
+                str(bundle),
+                "--public_key",
+                str(public),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     ok = upstream(alice.public)
@@ -203,22 +243,35 @@ def test_signed_download_verifies_with_the_upstream_command_line(shelf: Shelf, t
     assert changed.returncode == 1 and "Hash mismatch for 'weights.bin'" in changed.stderr
 
 
-def test_certificate_signing_and_chain_to_an_allowed_ca(shelf: Shelf, tmp_path: Path, certified: CertifiedKey, alice: KeyPair) -> None:
+def test_certificate_signing_and_chain_to_an_allowed_ca(
+    shelf: Shelf, tmp_path: Path, certified: CertifiedKey, alice: KeyPair
+) -> None:
     version = shelf.upload("m", _model(tmp_path))
-    record = sign(shelf, version.ref, key=certified.private, certificate=certified.certificate, chain=[certified.ca])
+    record = sign(
+        shelf,
+        version.ref,
+        key=certified.private,
+        certificate=certified.certificate,
+        chain=[certified.ca],
+    )
     assert record.method == "certificate"
     assert check_signed(shelf, version, [str(certified.ca)]) is None
     assert check_signed(shelf, version, True) is None
     assert "not an allowed signer" in str(check_signed(shelf, version, [str(alice.public)]))
 
 
-def test_protected_alias_needs_a_signature_by_an_allowed_key(shelf: Shelf, tmp_path: Path, alice: KeyPair, mallory: KeyPair) -> None:
+def test_protected_alias_needs_a_signature_by_an_allowed_key(
+    shelf: Shelf, tmp_path: Path, alice: KeyPair, mallory: KeyPair
+) -> None:
     good = shelf.upload("m", _model(tmp_path, "a"))
     bad = shelf.upload("m", _model(tmp_path, "b"))
     sign(shelf, good.ref, key=alice.private)
     sign(shelf, bad.ref, key=mallory.private)
     shelf.set_policy(aliases=[AliasRule("prod", signed_by=(alice.public.read_text(),))])
-    with pytest.raises(PolicyViolation, match=r"m:2 may not be m@prod: no valid signature: signed by sha256:\w+, not an allowed signer"):
+    with pytest.raises(
+        PolicyViolation,
+        match=r"m:2 may not be m@prod: no valid signature: signed by sha256:\w+, not an allowed signer",
+    ):
         shelf.set_alias("m", "prod", bad.version)
     shelf.set_alias("m", "prod", good.version)
     assert shelf.load("m@prod").exists()
@@ -232,7 +285,9 @@ def test_protected_alias_needs_a_signature_by_an_allowed_key(shelf: Shelf, tmp_p
         shelf.load("m@prod")
 
 
-def test_signatures_travel_with_copy_export_and_import(shelf: Shelf, tmp_path: Path, alice: KeyPair) -> None:
+def test_signatures_travel_with_copy_export_and_import(
+    shelf: Shelf, tmp_path: Path, alice: KeyPair
+) -> None:
     version = shelf.upload("team/bert", _model(tmp_path), metrics={"f1": 0.8})
     sign(shelf, version.ref, key=alice.private)
     other = modelshelf.open(str(tmp_path / "other"), cache=tmp_path / "cache-other")

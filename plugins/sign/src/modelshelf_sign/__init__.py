@@ -23,7 +23,9 @@ def modelshelf_register_commands(cli: click.Group) -> None:
 
 
 @modelshelf.hookimpl
-def modelshelf_check_version(shelf: Shelf, version: ModelVersion, requirements: dict[str, Any]) -> dict[str, str | None] | None:
+def modelshelf_check_version(
+    shelf: Shelf, version: ModelVersion, requirements: dict[str, Any]
+) -> dict[str, str | None] | None:
     if "signed_by" not in requirements:
         return None
     from .verifying import check_signed

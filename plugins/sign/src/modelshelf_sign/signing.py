@@ -41,9 +41,15 @@ def _bundle_text(signer: Any, version: Any) -> str:
 
 
 def sign(
-    shelf: Shelf, ref: str, *, key: str | os.PathLike[str] | None = None, password: str | None = None,
-    certificate: str | os.PathLike[str] | None = None, chain: Iterable[str | os.PathLike[str]] = (),
-    sigstore: bool = False, identity_token: str | None = None,
+    shelf: Shelf,
+    ref: str,
+    *,
+    key: str | os.PathLike[str] | None = None,
+    password: str | None = None,
+    certificate: str | os.PathLike[str] | None = None,
+    chain: Iterable[str | os.PathLike[str]] = (),
+    sigstore: bool = False,
+    identity_token: str | None = None,
 ) -> SignatureRecord:
     """Sign version ``ref`` and store the signature beside it; return the record.
 
@@ -64,7 +70,9 @@ def sign(
 
         key_path = pathlib.Path(key)
         try:
-            private = serialization.load_pem_private_key(key_path.read_bytes(), password.encode() if password else None)
+            private = serialization.load_pem_private_key(
+                key_path.read_bytes(), password.encode() if password else None
+            )
         except (OSError, ValueError, TypeError) as exc:
             raise ModelshelfError(f"cannot read private key {key_path}: {exc}") from None
         public_pem = public_pem_of(private)
@@ -72,7 +80,9 @@ def sign(
         if certificate is not None:
             from model_signing._signing import sign_certificate
 
-            signer = sign_certificate.Signer(key_path, pathlib.Path(certificate), [pathlib.Path(c) for c in chain])
+            signer = sign_certificate.Signer(
+                key_path, pathlib.Path(certificate), [pathlib.Path(c) for c in chain]
+            )
             method, public = "certificate", public_pem.decode()
         else:
             from model_signing._signing import sign_ec_key
@@ -88,8 +98,13 @@ def sign(
 
         who = sigstore_identity(bundle) or "sigstore"
     record = SignatureRecord(
-        method=method, bundle=bundle, signer=who, signed_at=dt.datetime.now(dt.UTC), signed_by=current_user(),
-        public_key=public, signed_ref=version.ref,
+        method=method,
+        bundle=bundle,
+        signer=who,
+        signed_at=dt.datetime.now(dt.UTC),
+        signed_by=current_user(),
+        public_key=public,
+        signed_ref=version.ref,
     )
     shelf.attach(version.ref, KIND, record_to_json(record), action="sign")
     return record

@@ -28,8 +28,12 @@ def claim(version: ModelVersion) -> dict[str, Any]:
         "origin": origin_of(version),
         "serializer": converter.unstructure(version.serializer),
         "framework": converter.unstructure(version.framework),
-        "metadata": version.metadata, "metrics": version.metrics, "params": version.params,
-        "tags": version.tags, "description": version.description, "signature": version.signature,
+        "metadata": version.metadata,
+        "metrics": version.metrics,
+        "params": version.params,
+        "tags": version.tags,
+        "description": version.description,
+        "signature": version.signature,
     }
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
     return {"name": version.name, "manifest_sha256": hashlib.sha256(text.encode()).hexdigest()}
@@ -41,7 +45,10 @@ def file_manifest(version: ModelVersion) -> Any:
     from model_signing._hashing import hashing
 
     items = [
-        manifest.FileManifestItem(path=pathlib.PurePosixPath(f.path), digest=hashing.Digest("sha256", bytes.fromhex(f.sha256)))
+        manifest.FileManifestItem(
+            path=pathlib.PurePosixPath(f.path),
+            digest=hashing.Digest("sha256", bytes.fromhex(f.sha256)),
+        )
         for f in version.files
     ]
     serialization = manifest._FileSerialization("sha256", allow_symlinks=False)
@@ -59,6 +66,8 @@ def payload(version: ModelVersion) -> Any:
     predicate = json_format.MessageToDict(base.statement.pb.predicate)
     predicate[PREDICATE_FIELD] = claim(version)
     base.statement = statement.Statement(
-        subjects=list(base.statement.pb.subject), predicate_type=base.statement.pb.predicate_type, predicate=predicate
+        subjects=list(base.statement.pb.subject),
+        predicate_type=base.statement.pb.predicate_type,
+        predicate=predicate,
     )
     return base

@@ -57,13 +57,16 @@ def parse_signers(wanted: bool | Iterable[str]) -> Signers:
             continue
         if not text.startswith("-----BEGIN"):
             text = pathlib.Path(text).expanduser().read_text()
+        key: Any
         if "CERTIFICATE" in text:
             certificate = x509.load_pem_x509_certificate(text.encode())
             certificates.append(text)
             key = certificate.public_key()
         else:
             key = serialization.load_pem_public_key(text.encode())
-        pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        pem = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         fingerprints.add(fingerprint(pem))
     return Signers(False, frozenset(fingerprints), tuple(certificates), tuple(identities))
 
@@ -99,7 +102,9 @@ def _leaf_key(bundle: dict[str, Any]) -> Any:
     from cryptography import x509
 
     material = bundle["verificationMaterial"]
-    chain = material.get("x509CertificateChain", {}).get("certificates") or [material.get("certificate", {})]
+    chain = material.get("x509CertificateChain", {}).get("certificates") or [
+        material.get("certificate", {})
+    ]
     return x509.load_der_x509_certificate(base64.b64decode(chain[0]["rawBytes"])).public_key()
 
 
@@ -127,11 +132,15 @@ def _check_sigstore(bundle_text: str, identities: tuple[tuple[str, str], ...]) -
         path.write_text(bundle_text)
         for identity, issuer in identities:
             try:
-                sign_sigstore.Verifier(identity=identity, oidc_issuer=issuer).verify(sign_sigstore.Signature.read(path))
+                sign_sigstore.Verifier(identity=identity, oidc_issuer=issuer).verify(
+                    sign_sigstore.Signature.read(path)
+                )
                 return None
             except Exception as exc:
                 failures.append(_first_line(exc))
-    return "keyless signature not by an allowed identity" + (f" ({failures[0]})" if failures else "")
+    return "keyless signature not by an allowed identity" + (
+        f" ({failures[0]})" if failures else ""
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -156,13 +165,19 @@ def check_record(record: SignatureRecord, version: ModelVersion, signers: Signer
         from cryptography.hazmat.primitives import serialization
 
         try:
-            key = _leaf_key(bundle) if record.method == "certificate" else serialization.load_pem_public_key(
-                (record.public_key or "").encode()
+            key = (
+                _leaf_key(bundle)
+                if record.method == "certificate"
+                else serialization.load_pem_public_key((record.public_key or "").encode())
             )
             statement = _verify_envelope(bundle, key)
         except Exception as exc:
             return f"the signature does not verify ({_first_line(exc) or 'bad signature'})"
-        who = fingerprint(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        who = fingerprint(
+            key.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
     problem = _check_statement(statement, version)
     if problem:
         return problem
@@ -182,14 +197,22 @@ def _check_statement(statement: dict[str, Any], version: ModelVersion) -> str | 
         signed = dsse_payload_to_manifest(statement)
     except Exception as exc:
         return f"the signed statement is inconsistent ({_first_line(exc)})"
-    files = {rd.identifier: (rd.digest.algorithm, rd.digest.digest_hex) for rd in signed.resource_descriptors()}
+    files = {
+        rd.identifier: (rd.digest.algorithm, rd.digest.digest_hex)
+        for rd in signed.resource_descriptors()
+    }
     expected = {f.path: ("sha256", f.sha256) for f in version.files}
     if files != expected:
         extra = sorted(set(files) - set(expected))
         missing = sorted(set(expected) - set(files))
         changed = sorted(p for p in set(files) & set(expected) if files[p] != expected[p])
-        what = (f"{changed[0]} has a different sha256" if changed else
-                f"{missing[0]} is not signed" if missing else f"{extra[0]} is signed but not in the version")
+        what = (
+            f"{changed[0]} has a different sha256"
+            if changed
+            else f"{missing[0]} is not signed"
+            if missing
+            else f"{extra[0]} is signed but not in the version"
+        )
         return f"the signature does not cover exactly the manifest's files: {what}"
     if statement.get("predicate", {}).get(PREDICATE_FIELD) != claim(version):
         return "the manifest changed after signing (metadata, metrics, tags, serializer or origin differ)"
