@@ -71,5 +71,7 @@ def neighbours() -> Callable[..., list[Any]]:
 
 
 @pytest.fixture
-def run_python(modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_python(
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     return modelshelf_run_python

@@ -35,14 +35,19 @@ def test_import_and_listing_import_no_framework(run_python: Any) -> None:
 
 def test_plugins_command_lists_the_claim(run_python: Any) -> None:
     out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])", env={"MODELSHELF_LOAD_PLUGINS": "annoy"}
+        "from modelshelf.cli import main; main(['plugins'])",
+        env={"MODELSHELF_LOAD_PLUGINS": "annoy"},
     ).stdout
     assert "annoy-native" in out and "annoy.Annoy" in out
 
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_every_metric_is_inferred_and_round_trips(
-    shelf: Any, make_index: Callable[..., Any], queries: np.ndarray, neighbours: Neighbours, metric: str
+    shelf: Any,
+    make_index: Callable[..., Any],
+    queries: np.ndarray,
+    neighbours: Neighbours,
+    metric: str,
 ) -> None:
     index = make_index(metric)
     if metric == "hamming":
@@ -121,8 +126,13 @@ def test_unknown_options_are_refused(shelf: Any, make_index: Callable[..., Any])
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any, shelf_path: Path, make_index: Callable[..., Any], queries: np.ndarray,
-    neighbours: Neighbours, run_python: Any, tmp_path: Path,
+    shelf: Any,
+    shelf_path: Path,
+    make_index: Callable[..., Any],
+    queries: np.ndarray,
+    neighbours: Neighbours,
+    run_python: Any,
+    tmp_path: Path,
 ) -> None:
     index = make_index("euclidean")
     shelf.upload("ann", index)
@@ -141,7 +151,9 @@ def test_fresh_process_lists_downloads_and_loads(
     run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "q.npy"))
     import json
 
-    assert [list(map(list, pair)) for pair in neighbours(index, queries)] == json.loads(out.read_text())
+    assert [list(map(list, pair)) for pair in neighbours(index, queries)] == json.loads(
+        out.read_text()
+    )
 
 
 def test_damaged_details_are_refused(make_index: Callable[..., Any], tmp_path: Path) -> None:
@@ -195,7 +207,11 @@ def test_damaged_index_file_is_one_invalid_model_line(
     path = tmp_path / "index.ann"
     stored = path.read_bytes()
     node = 12 + 4 * 16  # an angular node: a cut at a node boundary is a valid, smaller index
-    damaged = {"truncated": stored[: len(stored) // 2], "one-node-short": stored[:-node], "empty": b""}
+    damaged = {
+        "truncated": stored[: len(stored) // 2],
+        "one-node-short": stored[:-node],
+        "empty": b"",
+    }
     path.write_bytes(damaged[how])
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details)

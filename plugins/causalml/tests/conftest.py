@@ -55,13 +55,17 @@ def _learner(kind: str) -> Any:
     if kind == "s-learner":
         learner = BaseSRegressor(LinearRegression(), control_name="control")
     elif kind == "t-learner":
-        learner = BaseTRegressor(DecisionTreeRegressor(max_depth=3, random_state=0), control_name="control")
+        learner = BaseTRegressor(
+            DecisionTreeRegressor(max_depth=3, random_state=0), control_name="control"
+        )
     elif kind == "x-learner":
         learner = BaseXRegressor(LinearRegression(), control_name="control")
         learner.fit(X, y=y, treatment=treatment, p=np.full(len(y), 0.5))
         return learner
     elif kind == "uplift-tree":
-        learner = UpliftTreeClassifier(max_depth=3, min_samples_leaf=20, control_name="control", random_state=0)
+        learner = UpliftTreeClassifier(
+            max_depth=3, min_samples_leaf=20, control_name="control", random_state=0
+        )
         learner.fit(X, y=y_binary, treatment=treatment)
         return learner
     elif kind == "uplift-forest":
@@ -80,7 +84,9 @@ def _learner(kind: str) -> Any:
 def make_learner() -> Callable[[str], Any]:
     """``make_learner(kind)``: a learner fitted once per session (read-only). Skips the test
     where causalml is not installed."""
-    pytest.importorskip("causalml", reason="causalml is not installed (pip install --no-deps causalml)")
+    pytest.importorskip(
+        "causalml", reason="causalml is not installed (pip install --no-deps causalml)"
+    )
     return _learner
 
 
@@ -101,5 +107,7 @@ def rows() -> np.ndarray:
 
 
 @pytest.fixture
-def run_python(modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_python(
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     return modelshelf_run_python

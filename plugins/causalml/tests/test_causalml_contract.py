@@ -20,7 +20,9 @@ class _Common:
         return rows
 
     @pytest.fixture
-    def predict(self, learner_predict: Callable[[Any, np.ndarray], np.ndarray]) -> Callable[[Any, Any], Any]:
+    def predict(
+        self, learner_predict: Callable[[Any, np.ndarray], np.ndarray]
+    ) -> Callable[[Any, Any], Any]:
         return learner_predict
 
     @pytest.fixture

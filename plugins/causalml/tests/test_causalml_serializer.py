@@ -62,13 +62,16 @@ def test_import_and_listing_import_no_framework(run_python: Any) -> None:
 
 def test_plugins_command_lists_claims_and_why_unsafe(run_python: Any) -> None:
     out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])", env={"MODELSHELF_LOAD_PLUGINS": "causalml"}
+        "from modelshelf.cli import main; main(['plugins'])",
+        env={"MODELSHELF_LOAD_PLUGINS": "causalml"},
     ).stdout
     assert "causalml-joblib" in out and "causalml.inference.meta.base.BaseLearner" in out
     assert "unsafe by default because" in out
 
 
-@pytest.mark.parametrize("kind", ["s-learner", "t-learner", "x-learner", "uplift-tree", "uplift-forest"])
+@pytest.mark.parametrize(
+    "kind", ["s-learner", "t-learner", "x-learner", "uplift-tree", "uplift-forest"]
+)
 def test_learners_round_trip_with_trust(
     shelf: Any, make_learner: MakeLearner, learner_predict: Predict, rows: np.ndarray, kind: str
 ) -> None:
@@ -76,7 +79,10 @@ def test_learners_round_trip_with_trust(
 
     learner = make_learner(kind)
     # causalml's classes are also scikit-learn estimators: this plugin's claim must be the nearer.
-    assert choose(learner, [e.serializer for e in get_registry().serializers().values()]).name == "causalml-joblib"
+    assert (
+        choose(learner, [e.serializer for e in get_registry().serializers().values()]).name
+        == "causalml-joblib"
+    )
     v = shelf.upload("uplift", learner)
     assert v.serializer.name == "causalml-joblib" and v.serializer.safe is False
     assert v.framework.name == "causalml"
@@ -94,10 +100,14 @@ def test_learners_round_trip_with_trust(
 
 def test_base_estimators_are_named_in_details(shelf: Any, make_learner: MakeLearner) -> None:
     v = shelf.upload("s", make_learner("s-learner"))
-    assert v.serializer.details["object_params"] == {"learner": "sklearn.linear_model._base.LinearRegression"}
+    assert v.serializer.details["object_params"] == {
+        "learner": "sklearn.linear_model._base.LinearRegression"
+    }
 
 
-def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, tmp_path: Path) -> None:
+def test_malicious_pickle_runs_only_with_trust(
+    shelf: Any, shelf_path: Path, tmp_path: Path
+) -> None:
     """A version whose file is a payload, published as someone able to write the shelf could."""
     marker = tmp_path / "pwned"
     version = tmp_path / "version"
@@ -132,8 +142,13 @@ def test_not_a_causalml_learner_is_refused(shelf: Any) -> None:
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any, shelf_path: Path, make_learner: MakeLearner, learner_predict: Predict,
-    rows: np.ndarray, run_python: Any, tmp_path: Path,
+    shelf: Any,
+    shelf_path: Path,
+    make_learner: MakeLearner,
+    learner_predict: Predict,
+    rows: np.ndarray,
+    run_python: Any,
+    tmp_path: Path,
 ) -> None:
     learner = make_learner("t-learner")
     shelf.upload("uplift", learner)

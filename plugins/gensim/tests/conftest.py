@@ -62,5 +62,7 @@ def probe_words() -> list[str]:
 
 
 @pytest.fixture
-def run_python(modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_python(
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     return modelshelf_run_python

@@ -15,7 +15,11 @@ def _vectors_and_neighbours(obj: Any, words: list[str]) -> np.ndarray:
     rows = []
     for word in words:
         similar = kv.most_similar(word, topn=5)
-        rows.append(np.concatenate([kv[word], [kv.key_to_index[w] for w, _ in similar], [s for _, s in similar]]))
+        rows.append(
+            np.concatenate(
+                [kv[word], [kv.key_to_index[w] for w, _ in similar], [s for _, s in similar]]
+            )
+        )
     return np.array(rows)
 
 

@@ -77,7 +77,8 @@ def test_import_and_listing_import_no_framework(run_python: Any) -> None:
 
 def test_plugins_command_lists_claims_and_why_unsafe(run_python: Any) -> None:
     out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])", env={"MODELSHELF_LOAD_PLUGINS": "gensim"}
+        "from modelshelf.cli import main; main(['plugins'])",
+        env={"MODELSHELF_LOAD_PLUGINS": "gensim"},
     ).stdout
     assert "gensim-word2vec" in out and "gensim.models.keyedvectors.KeyedVectors" in out
     assert "gensim-native" in out and "gensim.utils.SaveLoad" in out
@@ -93,7 +94,9 @@ def test_claims(make_model: MakeModel) -> None:
     assert choose(make_model("fasttext").wv, _serializers()).name == "gensim-native"
 
 
-def test_keyed_vectors_round_trip(shelf: Any, make_model: MakeModel, probe_words: list[str]) -> None:
+def test_keyed_vectors_round_trip(
+    shelf: Any, make_model: MakeModel, probe_words: list[str]
+) -> None:
     kv = make_model("word2vec").wv
     v = shelf.upload("emb", kv)
     assert v.serializer.name == "gensim-word2vec" and v.serializer.safe
@@ -158,7 +161,9 @@ def test_native_models_round_trip_and_train_on(
         assert "brand-new" in loaded.wv.key_to_index
 
 
-def test_large_arrays_go_to_separate_files(shelf: Any, make_model: MakeModel, probe_words: list[str]) -> None:
+def test_large_arrays_go_to_separate_files(
+    shelf: Any, make_model: MakeModel, probe_words: list[str]
+) -> None:
     model = make_model("word2vec")
     v = shelf.upload("split", model, options={"sep_limit": 100})
     paths = sorted(f.path for f in v.files)
@@ -166,7 +171,9 @@ def test_large_arrays_go_to_separate_files(shelf: Any, make_model: MakeModel, pr
     _same_vectors(shelf.load(v.ref, trust=True, mmap="r").wv, model.wv, probe_words)
 
 
-def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, tmp_path: Path) -> None:
+def test_malicious_pickle_runs_only_with_trust(
+    shelf: Any, shelf_path: Path, tmp_path: Path
+) -> None:
     marker = tmp_path / "pwned"
     shelf.upload("evil", WritesMarker(str(marker)))  # claimed through gensim.utils.SaveLoad
     reader = modelshelf.open(str(shelf_path), cache=tmp_path / "reader-cache")
@@ -183,7 +190,12 @@ def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, tmp
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any, shelf_path: Path, make_model: MakeModel, probe_words: list[str], run_python: Any, tmp_path: Path
+    shelf: Any,
+    shelf_path: Path,
+    make_model: MakeModel,
+    probe_words: list[str],
+    run_python: Any,
+    tmp_path: Path,
 ) -> None:
     model = make_model("word2vec")
     shelf.upload("emb", model.wv)
@@ -223,7 +235,9 @@ def test_symlinked_file_is_refused(make_model: MakeModel, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("how", ["truncated", "garbage", "empty", "fewer-keys"])
-def test_damaged_vectors_file_is_one_invalid_model_line(make_model: MakeModel, tmp_path: Path, how: str) -> None:
+def test_damaged_vectors_file_is_one_invalid_model_line(
+    make_model: MakeModel, tmp_path: Path, how: str
+) -> None:
     serializer = Word2VecFormatSerializer()
     kv = make_model("word2vec").wv
     saved = serializer.save(kv, tmp_path)
@@ -235,13 +249,19 @@ def test_damaged_vectors_file_is_one_invalid_model_line(make_model: MakeModel, t
         smaller.add_vectors(["a"], np.ones((1, 12), dtype=np.float32))
         smaller.save_word2vec_format(str(path), binary=True)
     else:
-        path.write_bytes({"truncated": stored[: len(stored) // 2], "garbage": b"\xff\xfe" * 300, "empty": b""}[how])
+        path.write_bytes(
+            {"truncated": stored[: len(stored) // 2], "garbage": b"\xff\xfe" * 300, "empty": b""}[
+                how
+            ]
+        )
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details)
     assert "'vectors.bin'" in _one_line(caught.value) and "gensim" in str(caught.value)
 
 
-def test_loads_what_modelstore_wrote(make_model: MakeModel, probe_words: list[str], tmp_path: Path) -> None:
+def test_loads_what_modelstore_wrote(
+    make_model: MakeModel, probe_words: list[str], tmp_path: Path
+) -> None:
     """What the modelstore importer hands over: modelstore 0.0.82's gensim.model (SaveLoad.save,
     with its .npy files beside it when arrays are large) and gensim.wordvectors."""
     from modelstore.models.gensim import _save_model, _save_vectors
@@ -257,11 +277,15 @@ def test_loads_what_modelstore_wrote(make_model: MakeModel, probe_words: list[st
     _same_vectors(loaded.wv, model.wv, probe_words)
 
 
-def test_native_details_naming_files_outside_are_refused(make_model: MakeModel, tmp_path: Path) -> None:
+def test_native_details_naming_files_outside_are_refused(
+    make_model: MakeModel, tmp_path: Path
+) -> None:
     saved = GensimNativeSerializer().save(make_model("word2vec"), tmp_path)
     for value in ("/etc/passwd", "../x", 3, "gensim/missing"):
         with pytest.raises(IntegrityError) as caught:
-            GensimNativeSerializer().load(tmp_path, details={**saved.details, "file": value}, trust=True)
+            GensimNativeSerializer().load(
+                tmp_path, details={**saved.details, "file": value}, trust=True
+            )
         _one_line(caught.value)
 
 
@@ -275,5 +299,7 @@ def test_registered_through_entry_point() -> None:
 def test_word2vec_doc2vec_fasttext_are_gensim_classes() -> None:
     # Guards the claims: if gensim moves these classes, the claims above must follow.
     assert {Word2Vec.__module__, FastText.__module__, Doc2Vec.__module__} == {
-        "gensim.models.word2vec", "gensim.models.fasttext", "gensim.models.doc2vec"
+        "gensim.models.word2vec",
+        "gensim.models.fasttext",
+        "gensim.models.doc2vec",
     }

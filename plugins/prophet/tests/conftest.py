@@ -54,7 +54,11 @@ def history(days: int = 90, *, with_regressor: bool = False) -> pd.DataFrame:
 def _fitted(kind: str) -> Any:
     from prophet import Prophet
 
-    common: dict[str, Any] = {"yearly_seasonality": False, "daily_seasonality": False, "uncertainty_samples": 0}
+    common: dict[str, Any] = {
+        "yearly_seasonality": False,
+        "daily_seasonality": False,
+        "uncertainty_samples": 0,
+    }
     if kind == "plain":
         return Prophet(**common).fit(history())
     if kind == "regressor":
@@ -88,5 +92,7 @@ def future() -> pd.DataFrame:
 
 
 @pytest.fixture
-def run_python(modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_python(
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     return modelshelf_run_python

@@ -25,7 +25,9 @@ class TestProphetContract(SerializerContract):
 
     @pytest.fixture
     def predict(self) -> Callable[[Any, Any], Any]:
-        return lambda model, frame: model.predict(frame)[["yhat", "trend", "weekly", "promo"]].to_numpy()
+        return lambda model, frame: model.predict(frame)[
+            ["yhat", "trend", "weekly", "promo"]
+        ].to_numpy()
 
     @pytest.fixture
     def framework_modules(self) -> list[str]:

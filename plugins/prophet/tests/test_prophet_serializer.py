@@ -35,7 +35,8 @@ def test_import_and_listing_import_no_framework(run_python: Any) -> None:
 
 def test_plugins_command_lists_the_claim(run_python: Any) -> None:
     out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])", env={"MODELSHELF_LOAD_PLUGINS": "prophet"}
+        "from modelshelf.cli import main; main(['plugins'])",
+        env={"MODELSHELF_LOAD_PLUGINS": "prophet"},
     ).stdout
     assert "prophet-json" in out and "prophet.forecaster.Prophet" in out
 
@@ -57,7 +58,11 @@ def test_round_trip_identical_forecast_with_regressor(
     assert details["params"]["weekly_seasonality"] == "auto"
     assert details["extra_regressors"] == ["promo"]
     assert details["seasonalities"] == ["weekly"]
-    assert details["history"] == {"start": "2024-01-01T00:00:00", "end": "2024-03-30T00:00:00", "rows": 90}
+    assert details["history"] == {
+        "start": "2024-01-01T00:00:00",
+        "end": "2024-03-30T00:00:00",
+        "rows": 90,
+    }
 
     loaded = shelf.load("sales:1")
     assert type(loaded) is Prophet
@@ -105,8 +110,12 @@ def test_unknown_options_are_refused(shelf: Any, fitted: Callable[[str], Any]) -
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any, shelf_path: Path, fitted: Callable[[str], Any], future: pd.DataFrame,
-    run_python: Any, tmp_path: Path,
+    shelf: Any,
+    shelf_path: Path,
+    fitted: Callable[[str], Any],
+    future: pd.DataFrame,
+    run_python: Any,
+    tmp_path: Path,
 ) -> None:
     model = fitted("regressor")
     shelf.upload("sales", model)
@@ -129,7 +138,9 @@ def test_fresh_process_lists_downloads_and_loads(
     assert got.tolist() == pytest.approx(expected.tolist(), rel=1e-14)
 
 
-def test_details_naming_files_outside_the_version_are_refused(fitted: Callable[[str], Any], tmp_path: Path) -> None:
+def test_details_naming_files_outside_the_version_are_refused(
+    fitted: Callable[[str], Any], tmp_path: Path
+) -> None:
     serializer = ProphetSerializer()
     version = tmp_path / "snapshot" / "version"
     version.mkdir(parents=True)
@@ -147,7 +158,9 @@ def test_details_naming_files_outside_the_version_are_refused(fitted: Callable[[
     _one_line(caught.value)
 
 
-def test_loads_what_modelstore_wrote(fitted: Callable[[str], Any], future: pd.DataFrame, tmp_path: Path) -> None:
+def test_loads_what_modelstore_wrote(
+    fitted: Callable[[str], Any], future: pd.DataFrame, tmp_path: Path
+) -> None:
     """What the modelstore importer hands over: modelstore 0.0.82's file, as it wrote it."""
     from modelstore.models.prophet import save_model
 
@@ -167,7 +180,12 @@ def test_damaged_model_file_is_one_invalid_model_line(
     saved = serializer.save(fitted("plain"), tmp_path)
     path = tmp_path / "model.json"
     stored = path.read_text()
-    damaged = {"truncated": stored[: len(stored) // 2], "not-a-model": json.dumps({"growth": 1}), "empty": "", "a-json-number-string": '"42"'}
+    damaged = {
+        "truncated": stored[: len(stored) // 2],
+        "not-a-model": json.dumps({"growth": 1}),
+        "empty": "",
+        "a-json-number-string": '"42"',
+    }
     path.write_text(damaged[how])
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details)

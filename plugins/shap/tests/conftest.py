@@ -42,11 +42,15 @@ def _model(kind: str) -> Any:
     if kind == "xgboost":
         import xgboost
 
-        return xgboost.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1, random_state=0).fit(X, y)
+        return xgboost.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1, random_state=0).fit(
+            X, y
+        )
     if kind == "forest":
         from sklearn.ensemble import RandomForestRegressor
 
-        return RandomForestRegressor(n_estimators=4, max_depth=3, random_state=0).fit(X, X["age"] * 2)
+        return RandomForestRegressor(n_estimators=4, max_depth=3, random_state=0).fit(
+            X, X["age"] * 2
+        )
     if kind == "logistic":
         from sklearn.linear_model import LogisticRegression
 
@@ -71,5 +75,7 @@ def rows(X: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture
-def run_python(modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_python(
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     return modelshelf_run_python

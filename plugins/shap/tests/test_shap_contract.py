@@ -30,11 +30,15 @@ class TestTreeExplainerContract(_Common, SerializerContract):
     def model(self, make_model: Callable[[str], Any], X: pd.DataFrame) -> Any:
         import shap
 
-        return shap.TreeExplainer(make_model("xgboost"), data=X.iloc[:30], feature_perturbation="interventional")
+        return shap.TreeExplainer(
+            make_model("xgboost"), data=X.iloc[:30], feature_perturbation="interventional"
+        )
 
     @pytest.fixture
     def predict(self) -> Callable[[Any, Any], Any]:
-        return lambda explainer, X: np.append(explainer.shap_values(X).ravel(), explainer.expected_value)
+        return lambda explainer, X: np.append(
+            explainer.shap_values(X).ravel(), explainer.expected_value
+        )
 
 
 class TestExactExplainerPickleContract(_Common, SerializerContract):
@@ -49,7 +53,9 @@ class TestExactExplainerPickleContract(_Common, SerializerContract):
         # A Partition masker: with the default Independent masker, Exact's first call compiles
         # numba code for ~15 s. (A LinearExplainer rebuilt by shap.Explainer.load differs from the
         # original in the last bit, so it cannot show identical values.)
-        return shap.explainers.Exact(make_model("logistic").decision_function, shap.maskers.Partition(X.to_numpy()[:20]))
+        return shap.explainers.Exact(
+            make_model("logistic").decision_function, shap.maskers.Partition(X.to_numpy()[:20])
+        )
 
     @pytest.fixture
     def predict(self) -> Callable[[Any, Any], Any]:

@@ -71,7 +71,8 @@ def test_import_and_listing_import_no_framework(run_python: Any) -> None:
 
 def test_plugins_command_lists_claims_and_why_unsafe(run_python: Any) -> None:
     out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])", env={"MODELSHELF_LOAD_PLUGINS": "shap"}
+        "from modelshelf.cli import main; main(['plugins'])",
+        env={"MODELSHELF_LOAD_PLUGINS": "shap"},
     ).stdout
     assert "shap-tree" in out and "shap.explainers._tree.TreeExplainer" in out
     assert "shap-pickle" in out and "shap.explainers._explainer.Explainer" in out
@@ -88,8 +89,11 @@ def test_claims(make_model: MakeModel, X: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [{}, {"data": 30, "feature_perturbation": "interventional"},
-     {"data": 30, "feature_perturbation": "interventional", "model_output": "probability"}],
+    [
+        {},
+        {"data": 30, "feature_perturbation": "interventional"},
+        {"data": 30, "feature_perturbation": "interventional", "model_output": "probability"},
+    ],
     ids=["path-dependent", "interventional", "probability"],
 )
 def test_tree_explainer_over_xgboost_is_stored_by_the_xgboost_plugin(
@@ -111,7 +115,9 @@ def test_tree_explainer_over_xgboost_is_stored_by_the_xgboost_plugin(
     loaded = shelf.load(v.ref)
     assert type(loaded) is shap.TreeExplainer
     np.testing.assert_array_equal(loaded.shap_values(rows), explainer.shap_values(rows))
-    np.testing.assert_array_equal(np.asarray(loaded.expected_value), np.asarray(explainer.expected_value))
+    np.testing.assert_array_equal(
+        np.asarray(loaded.expected_value), np.asarray(explainer.expected_value)
+    )
     np.testing.assert_array_equal(loaded(rows).values, explainer(rows).values)
 
 
@@ -159,7 +165,9 @@ def test_unsafe_model_serializer_is_refused_at_save_and_needs_trust_at_load(
     _one_line(caught.value)
 
 
-def test_pickle_explainers_round_trip(shelf: Any, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame) -> None:
+def test_pickle_explainers_round_trip(
+    shelf: Any, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame
+) -> None:
     model = make_model("logistic")
     background = X.to_numpy()[:20]
     # Deterministic explainers only: a Permutation or Kernel explainer samples anew on every call.
@@ -173,7 +181,9 @@ def test_pickle_explainers_round_trip(shelf: Any, make_model: MakeModel, X: pd.D
             shelf.load(v.ref)
         loaded = shelf.load(v.ref, trust=True)
         assert type(loaded) is type(explainer)
-        np.testing.assert_array_equal(loaded(rows.to_numpy()).values, explainer(rows.to_numpy()).values)
+        np.testing.assert_array_equal(
+            loaded(rows.to_numpy()).values, explainer(rows.to_numpy()).values
+        )
 
 
 def test_tree_explainer_cannot_go_to_shap_pickle(shelf: Any, make_model: MakeModel) -> None:
@@ -182,7 +192,9 @@ def test_tree_explainer_cannot_go_to_shap_pickle(shelf: Any, make_model: MakeMod
     _one_line(caught.value)
 
 
-def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, X: pd.DataFrame, tmp_path: Path) -> None:
+def test_malicious_pickle_runs_only_with_trust(
+    shelf: Any, shelf_path: Path, X: pd.DataFrame, tmp_path: Path
+) -> None:
     marker = tmp_path / "pwned"
     explainer = shap.explainers.Exact(WritesMarker(str(marker)), X.to_numpy()[:5])
     v = shelf.upload("evil", explainer)
@@ -200,10 +212,17 @@ def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, X: 
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any, shelf_path: Path, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame,
-    run_python: Any, tmp_path: Path,
+    shelf: Any,
+    shelf_path: Path,
+    make_model: MakeModel,
+    X: pd.DataFrame,
+    rows: pd.DataFrame,
+    run_python: Any,
+    tmp_path: Path,
 ) -> None:
-    explainer = shap.TreeExplainer(make_model("xgboost"), data=X.iloc[:30], feature_perturbation="interventional")
+    explainer = shap.TreeExplainer(
+        make_model("xgboost"), data=X.iloc[:30], feature_perturbation="interventional"
+    )
     shelf.upload("why", explainer)
     np.save(tmp_path / "rows.npy", rows.to_numpy())
     code = (
@@ -224,7 +243,12 @@ def test_fresh_process_lists_downloads_and_loads(
 
 @pytest.mark.parametrize(
     "damage",
-    [{"model_output": "os.system"}, {"model": "xgboost-ubj"}, {"feature_names": "age"}, {"feature_perturbation": 3}],
+    [
+        {"model_output": "os.system"},
+        {"model": "xgboost-ubj"},
+        {"feature_names": "age"},
+        {"feature_perturbation": 3},
+    ],
 )
 def test_damaged_explainer_file_is_one_invalid_model_line(
     make_model: MakeModel, tmp_path: Path, damage: dict[str, Any]
@@ -238,11 +262,19 @@ def test_damaged_explainer_file_is_one_invalid_model_line(
     assert "'explainer.json'" in _one_line(caught.value)
 
 
-def test_background_data_is_never_unpickled(make_model: MakeModel, X: pd.DataFrame, tmp_path: Path) -> None:
+def test_background_data_is_never_unpickled(
+    make_model: MakeModel, X: pd.DataFrame, tmp_path: Path
+) -> None:
     serializer = TreeExplainerSerializer()
-    explainer = shap.TreeExplainer(make_model("xgboost"), data=X.iloc[:10], feature_perturbation="interventional")
+    explainer = shap.TreeExplainer(
+        make_model("xgboost"), data=X.iloc[:10], feature_perturbation="interventional"
+    )
     saved = serializer.save(explainer, tmp_path)
-    np.save(tmp_path / "data.npy", np.array([WritesMarker(str(tmp_path / "pwned"))], dtype=object), allow_pickle=True)
+    np.save(
+        tmp_path / "data.npy",
+        np.array([WritesMarker(str(tmp_path / "pwned"))], dtype=object),
+        allow_pickle=True,
+    )
     with pytest.raises(InvalidModel, match="'data.npy'"):
         serializer.load(tmp_path, details=saved.details)
     assert not (tmp_path / "pwned").exists()

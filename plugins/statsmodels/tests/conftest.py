@@ -54,7 +54,9 @@ def fit(kind: str) -> Any:
         if kind == "wls":
             return sm.WLS(y, X, weights=np.linspace(0.5, 2, len(y))).fit()
         if kind == "logit-glm":
-            return sm.GLM((y > y.median()).astype(float).rename("churn"), X, family=sm.families.Binomial()).fit()
+            return sm.GLM(
+                (y > y.median()).astype(float).rename("churn"), X, family=sm.families.Binomial()
+            ).fit()
         if kind == "poisson-glm":
             counts = np.random.default_rng(1).poisson(np.exp(0.3 * X["age"] + 1)).astype(float)
             return sm.GLM(pd.Series(counts, name="visits"), X, family=sm.families.Poisson()).fit()
@@ -89,5 +91,7 @@ def new_exog() -> pd.DataFrame:
 
 
 @pytest.fixture
-def run_python(modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_python(
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     return modelshelf_run_python

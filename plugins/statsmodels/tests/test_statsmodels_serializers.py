@@ -69,7 +69,8 @@ def test_import_and_listing_import_no_framework(run_python: Any) -> None:
 
 def test_plugins_command_lists_claims_and_why_unsafe(run_python: Any) -> None:
     out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])", env={"MODELSHELF_LOAD_PLUGINS": "statsmodels"}
+        "from modelshelf.cli import main; main(['plugins'])",
+        env={"MODELSHELF_LOAD_PLUGINS": "statsmodels"},
     ).stdout
     assert "statsmodels-params" in out and "RegressionResultsWrapper" in out
     assert "statsmodels-pickle" in out and "statsmodels.base.wrapper.ResultsWrapper" in out
@@ -82,7 +83,9 @@ def test_claims(make_results: MakeResults) -> None:
     assert choose(make_results("arima"), _serializers()).name == "statsmodels-pickle"
 
 
-@pytest.mark.parametrize("kind", ["ols", "ols-array", "wls", "logit-glm", "poisson-glm", "tweedie-glm"])
+@pytest.mark.parametrize(
+    "kind", ["ols", "ols-array", "wls", "logit-glm", "poisson-glm", "tweedie-glm"]
+)
 def test_safe_form_predicts_and_reports_identically(
     shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame, kind: str
 ) -> None:
@@ -97,8 +100,22 @@ def test_safe_form_predicts_and_reports_identically(
     expected, got = results.predict(X), loaded.predict(X)
     assert type(got) is type(expected)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
-    for attribute in ("params", "bse", "tvalues", "pvalues", "llf", "aic", "nobs", "df_resid", "df_model"):
-        np.testing.assert_array_equal(np.asarray(getattr(loaded, attribute)), np.asarray(getattr(results, attribute)), err_msg=attribute)
+    for attribute in (
+        "params",
+        "bse",
+        "tvalues",
+        "pvalues",
+        "llf",
+        "aic",
+        "nobs",
+        "df_resid",
+        "df_model",
+    ):
+        np.testing.assert_array_equal(
+            np.asarray(getattr(loaded, attribute)),
+            np.asarray(getattr(results, attribute)),
+            err_msg=attribute,
+        )
     np.testing.assert_array_equal(np.asarray(loaded.conf_int()), np.asarray(results.conf_int()))
     np.testing.assert_array_equal(np.asarray(loaded.cov_params()), np.asarray(results.cov_params()))
     if "glm" not in kind:
@@ -111,7 +128,14 @@ def test_safe_form_predicts_and_reports_identically(
 def test_signature_and_details(shelf: Any, make_results: MakeResults) -> None:
     v = shelf.upload("glm", make_results("logit-glm"))
     assert v.signature == {
-        "inputs": [{"name": "exog", "dtype": "float64", "shape": [None, 4], "feature_names": ["const", "age", "income", "tenure"]}],
+        "inputs": [
+            {
+                "name": "exog",
+                "dtype": "float64",
+                "shape": [None, 4],
+                "feature_names": ["const", "age", "income", "tenure"],
+            }
+        ],
         "outputs": [{"name": "churn", "dtype": "float64", "shape": [None], "kind": "glm"}],
     }
     spec = v.serializer.details["spec"]
@@ -121,14 +145,18 @@ def test_signature_and_details(shelf: Any, make_results: MakeResults) -> None:
     assert tweedie["family"] == {"name": "Tweedie", "var_power": 1.5, "eql": False}
 
 
-def test_what_the_safe_form_cannot_rebuild_points_to_pickle(shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame) -> None:
+def test_what_the_safe_form_cannot_rebuild_points_to_pickle(
+    shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame
+) -> None:
     formula = make_results("formula")
     with pytest.raises(InvalidModel, match="formula.*statsmodels-pickle") as caught:
         shelf.upload("f", formula)
     _one_line(caught.value)
     v = shelf.upload("f", formula, serializer="statsmodels-pickle")
     data = new_exog.assign(region=np.where(new_exog["age"] > 0, "north", "south"))
-    np.testing.assert_array_equal(shelf.load(v.ref, trust=True).predict(data), formula.predict(data))
+    np.testing.assert_array_equal(
+        shelf.load(v.ref, trust=True).predict(data), formula.predict(data)
+    )
 
     import statsmodels.api as sm
 
@@ -151,19 +179,24 @@ def test_arima_pickle_round_trip(shelf: Any, make_results: MakeResults) -> None:
     pd.testing.assert_series_equal(loaded.forecast(12), results.forecast(12))
 
 
-
-def test_pickle_remove_data_option(shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame) -> None:
+def test_pickle_remove_data_option(
+    shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame
+) -> None:
     results = make_results("ols")
     expected = results.predict(new_exog)
     full = shelf.upload("ols", results, serializer="statsmodels-pickle")
-    slim = shelf.upload("ols", results, serializer="statsmodels-pickle", options={"remove_data": True})
+    slim = shelf.upload(
+        "ols", results, serializer="statsmodels-pickle", options={"remove_data": True}
+    )
     assert slim.total_size < full.total_size
     pd.testing.assert_series_equal(shelf.load(slim.ref, trust=True).predict(new_exog), expected)
     # statsmodels strips the object it saves: the caller's results must be left whole.
     assert len(results.resid) == 120 and results.model.exog.shape == (120, 4)
 
 
-def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, make_results: MakeResults, tmp_path: Path) -> None:
+def test_malicious_pickle_runs_only_with_trust(
+    shelf: Any, shelf_path: Path, make_results: MakeResults, tmp_path: Path
+) -> None:
     # A version written by a real upload, whose pickle is then replaced by a payload with a
     # matching manifest (what someone able to write the shelf could publish).
     directory = tmp_path / "evil-version"
@@ -174,6 +207,7 @@ def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, mak
     with pytest.raises(UntrustedFormat):
         PickleSerializer().load(directory, details={})
     assert not marker.exists()
+
     # ...and through the serializer, as a version that needs trust:
     class Evil:
         model = object()
@@ -192,7 +226,12 @@ def test_malicious_pickle_runs_only_with_trust(shelf: Any, shelf_path: Path, mak
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any, shelf_path: Path, make_results: MakeResults, new_exog: pd.DataFrame, run_python: Any, tmp_path: Path
+    shelf: Any,
+    shelf_path: Path,
+    make_results: MakeResults,
+    new_exog: pd.DataFrame,
+    run_python: Any,
+    tmp_path: Path,
 ) -> None:
     results = make_results("logit-glm")
     shelf.upload("glm", results)
@@ -214,7 +253,9 @@ def test_fresh_process_lists_downloads_and_loads(
     assert got["p"] == results.predict(X).tolist()
 
 
-def test_spec_comes_from_the_files_not_details(make_results: MakeResults, new_exog: pd.DataFrame, tmp_path: Path) -> None:
+def test_spec_comes_from_the_files_not_details(
+    make_results: MakeResults, new_exog: pd.DataFrame, tmp_path: Path
+) -> None:
     serializer = ParamsSerializer()
     results = make_results("ols")
     saved = serializer.save(results, tmp_path)
@@ -234,7 +275,9 @@ def test_spec_comes_from_the_files_not_details(make_results: MakeResults, new_ex
         {"scale": "1"},
     ],
 )
-def test_damaged_spec_is_one_invalid_model_line(make_results: MakeResults, tmp_path: Path, damage: dict[str, Any]) -> None:
+def test_damaged_spec_is_one_invalid_model_line(
+    make_results: MakeResults, tmp_path: Path, damage: dict[str, Any]
+) -> None:
     serializer = ParamsSerializer()
     saved = serializer.save(make_results("ols"), tmp_path)
     spec = json.loads((tmp_path / "spec.json").read_text())
@@ -253,7 +296,11 @@ def test_arrays_of_the_wrong_shape_are_refused(make_results: MakeResults, tmp_pa
         serializer.load(tmp_path, details=saved.details)
     # An object array would need pickle to load: refused, never unpickled.
     with (tmp_path / "arrays.npz").open("wb") as out:
-        np.savez(out, params=np.array([WritesMarker(str(tmp_path / "pwned"))], dtype=object), normalized_cov_params=np.zeros((4, 4)))
+        np.savez(
+            out,
+            params=np.array([WritesMarker(str(tmp_path / "pwned"))], dtype=object),
+            normalized_cov_params=np.zeros((4, 4)),
+        )
     with pytest.raises(InvalidModel, match="'arrays.npz'"):
         serializer.load(tmp_path, details=saved.details)
     assert not (tmp_path / "pwned").exists()
@@ -278,7 +325,9 @@ def test_unknown_options_are_refused(shelf: Any, make_results: MakeResults) -> N
         shelf.upload("m", make_results("arima"), options={"compress": 3})
 
 
-def test_pickle_loads_what_modelstore_wrote(make_results: MakeResults, new_exog: pd.DataFrame, tmp_path: Path) -> None:
+def test_pickle_loads_what_modelstore_wrote(
+    make_results: MakeResults, new_exog: pd.DataFrame, tmp_path: Path
+) -> None:
     """What the modelstore importer hands over: modelstore 0.0.82's model.pkl (results.save)."""
     from modelstore.models.statsmodels import MODEL_PICKLE, _save_model
 

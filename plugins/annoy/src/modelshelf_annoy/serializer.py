@@ -47,7 +47,9 @@ def _distance(metric: str, u: list[float], v: list[float]) -> float:
         nv = math.sqrt(sum(b * b for b in v))
         if nu == 0 or nv == 0:
             return math.sqrt(2.0)
-        return math.sqrt(max(0.0, 2.0 - 2.0 * sum(a * b for a, b in zip(u, v, strict=True)) / (nu * nv)))
+        return math.sqrt(
+            max(0.0, 2.0 - 2.0 * sum(a * b for a, b in zip(u, v, strict=True)) / (nu * nv))
+        )
     if metric == "euclidean":
         return math.sqrt(sum((a - b) ** 2 for a, b in zip(u, v, strict=True)))
     if metric == "manhattan":
@@ -91,14 +93,16 @@ def _reads_back(path: Path, index: Any, f: int, metric: str) -> bool:
     ``index``'s item count, tree count and first item vectors."""
     from annoy import AnnoyIndex
 
-    candidate = AnnoyIndex(f, metric)
+    candidate = AnnoyIndex(f, metric)  # type: ignore[arg-type]  # one of METRICS, checked by the caller
     try:
         candidate.load(str(path))
     except OSError:  # the file is no whole number of this metric's nodes
         return False
     try:
         n_items = int(index.get_n_items())
-        if int(candidate.get_n_items()) != n_items or int(candidate.get_n_trees()) != int(index.get_n_trees()):
+        if int(candidate.get_n_items()) != n_items or int(candidate.get_n_trees()) != int(
+            index.get_n_trees()
+        ):
             return False
         # Only now are item ids known to lie inside the file.
         return all(
@@ -109,7 +113,9 @@ def _reads_back(path: Path, index: Any, f: int, metric: str) -> bool:
         candidate.unload()
 
 
-def _check_options(serializer: str, step: str, options: Mapping[str, Any], known: tuple[str, ...]) -> None:
+def _check_options(
+    serializer: str, step: str, options: Mapping[str, Any], known: tuple[str, ...]
+) -> None:
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ModelshelfError(
@@ -145,7 +151,9 @@ class AnnoySerializer(Serializer):
         _check_options(self.name, "save", options, ("metric",))
         f = getattr(obj, "f", None)
         if not isinstance(f, int) or f <= 0:
-            raise InvalidModel(f"cannot read the dimension of this {type(obj).__name__} (no attribute f)")
+            raise InvalidModel(
+                f"cannot read the dimension of this {type(obj).__name__} (no attribute f)"
+            )
         n_trees = int(obj.get_n_trees())
         if n_trees == 0:
             raise InvalidModel(
@@ -182,8 +190,16 @@ class AnnoySerializer(Serializer):
             framework=self.framework,
             framework_version=_annoy_version(),
             signature={
-                "inputs": [{"name": "vector", "dtype": "uint64" if metric == "hamming" else "float32", "shape": [f]}],
-                "outputs": [{"name": "neighbours", "dtype": "int64", "shape": [None], "metric": metric}],
+                "inputs": [
+                    {
+                        "name": "vector",
+                        "dtype": "uint64" if metric == "hamming" else "float32",
+                        "shape": [f],
+                    }
+                ],
+                "outputs": [
+                    {"name": "neighbours", "dtype": "int64", "shape": [None], "metric": metric}
+                ],
             },
             details={
                 "file": INDEX_FILE,
@@ -218,7 +234,9 @@ class AnnoySerializer(Serializer):
         expected = {k: details.get(k) for k in ("size", "n_items", "n_trees")}
         with reading(str(name), "annoy"):
             if expected["size"] is not None and path.stat().st_size != expected["size"]:
-                raise ValueError(f"the file holds {path.stat().st_size} bytes, not {expected['size']}")
+                raise ValueError(
+                    f"the file holds {path.stat().st_size} bytes, not {expected['size']}"
+                )
             index.load(str(path), prefault=bool(options.get("prefault", False)))
             found = {"n_items": int(index.get_n_items()), "n_trees": int(index.get_n_trees())}
             for key, value in found.items():

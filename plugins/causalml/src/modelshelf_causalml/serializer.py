@@ -110,7 +110,9 @@ class CausalMLSerializer(Serializer):
 
         mro = [qualified_name(c) for c in type(obj).__mro__]
         if not any(name.startswith("causalml.") for name in mro):
-            raise InvalidModel(f"causalml-joblib stores CausalML learners, not {qualified_name(type(obj))}")
+            raise InvalidModel(
+                f"causalml-joblib stores CausalML learners, not {qualified_name(type(obj))}"
+            )
         fitted = getattr(obj, "_is_fitted", None)
         details: dict[str, Any] = {"file": MODEL_FILE, "class": qualified_name(type(obj))}
         if callable(fitted):
@@ -120,7 +122,9 @@ class CausalMLSerializer(Serializer):
         if others:
             # Estimators and other objects: stored in the pickle, named here for reviewers.
             details["object_params"] = {
-                k: qualified_name(type(v)) for k, v in obj.get_params(deep=False).items() if k in others
+                k: qualified_name(type(v))
+                for k, v in obj.get_params(deep=False).items()
+                if k in others
             }
         joblib.dump(obj, directory / MODEL_FILE, **options)
         details["joblib_version"] = str(joblib.__version__)

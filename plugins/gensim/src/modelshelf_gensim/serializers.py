@@ -36,7 +36,9 @@ KEYED_VECTORS = "gensim.models.keyedvectors.KeyedVectors"
 FASTTEXT_KEYED_VECTORS = "gensim.models.fasttext.FastTextKeyedVectors"
 
 
-def _check_options(serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+def _check_options(
+    serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]
+) -> None:
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ModelshelfError(
@@ -65,9 +67,29 @@ def vectors_signature(kv: Any) -> dict[str, Any]:
 def model_params(obj: Any) -> dict[str, Any]:
     """The training settings a Word2Vec-family model knows (plain values only)."""
     params: dict[str, Any] = {}
-    for key in ("vector_size", "window", "min_count", "sg", "hs", "negative", "ns_exponent",
-                "cbow_mean", "alpha", "min_alpha", "sample", "epochs", "seed", "max_vocab_size",
-                "dm", "dbow_words", "dm_mean", "dm_concat", "min_n", "max_n", "bucket"):
+    for key in (
+        "vector_size",
+        "window",
+        "min_count",
+        "sg",
+        "hs",
+        "negative",
+        "ns_exponent",
+        "cbow_mean",
+        "alpha",
+        "min_alpha",
+        "sample",
+        "epochs",
+        "seed",
+        "max_vocab_size",
+        "dm",
+        "dbow_words",
+        "dm_mean",
+        "dm_concat",
+        "min_n",
+        "max_n",
+        "bucket",
+    ):
         value = getattr(obj, key, None)
         if isinstance(value, bool | int | float | str):
             params[key] = value
@@ -178,7 +200,9 @@ class GensimNativeSerializer(Serializer):
         target.mkdir()
         obj.save(str(target / NATIVE_FILE), **options)
         kv = obj if KEYED_VECTORS in _mro_names(obj) else getattr(obj, "wv", None)
-        signature = vectors_signature(kv) if kv is not None and hasattr(kv, "index_to_key") else None
+        signature = (
+            vectors_signature(kv) if kv is not None and hasattr(kv, "index_to_key") else None
+        )
         return SavedModel(
             framework=self.framework,
             framework_version=_gensim_version(),

@@ -92,7 +92,9 @@ def prophet_details(model: Any) -> dict[str, Any]:
     details: dict[str, Any] = {
         "file": MODEL_FILE,
         "class": qualified_name(type(model)),
-        "params": {k: v for k, v in jsonable(settings).items() if v is not None and is_json_exact(v)},
+        "params": {
+            k: v for k, v in jsonable(settings).items() if v is not None and is_json_exact(v)
+        },
         "extra_regressors": [str(name) for name in model.extra_regressors],
         "seasonalities": [str(name) for name in model.seasonalities],
     }

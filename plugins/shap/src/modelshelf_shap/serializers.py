@@ -39,7 +39,9 @@ _MODEL_OUTPUTS = ("raw", "probability", "log_loss", "predict", "predict_proba")
 _PERTURBATIONS = ("interventional", "tree_path_dependent", "auto")
 
 
-def _check_options(serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+def _check_options(
+    serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]
+) -> None:
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ModelshelfError(
@@ -61,7 +63,9 @@ def _names(value: Any) -> list[str] | None:
     return names or None
 
 
-def _explainer_signature(explainer: Any, n_features: int | None, feature_names: list[str] | None) -> dict[str, Any]:
+def _explainer_signature(
+    explainer: Any, n_features: int | None, feature_names: list[str] | None
+) -> dict[str, Any]:
     matrix: dict[str, Any] = {"name": "X"}
     if n_features is not None:
         matrix["shape"] = [None, n_features]
@@ -69,8 +73,14 @@ def _explainer_signature(explainer: Any, n_features: int | None, feature_names: 
         matrix["feature_names"] = feature_names
     return {
         "inputs": [matrix] if len(matrix) > 1 else [],
-        "outputs": [{"name": "shap_values", "dtype": "float64", "kind": "explanation",
-                     "model_output": str(getattr(explainer, "model_output", ""))}],
+        "outputs": [
+            {
+                "name": "shap_values",
+                "dtype": "float64",
+                "kind": "explanation",
+                "model_output": str(getattr(explainer, "model_output", "")),
+            }
+        ],
     }
 
 
@@ -111,7 +121,9 @@ class TreeExplainerSerializer(Serializer):
         from modelshelf.serializers import choose
 
         if TREE_EXPLAINER not in [qualified_name(c) for c in type(obj).__mro__]:
-            raise InvalidModel(f"{self.name} stores shap TreeExplainers, not {qualified_name(type(obj))}")
+            raise InvalidModel(
+                f"{self.name} stores shap TreeExplainers, not {qualified_name(type(obj))}"
+            )
         model = options.get("model")
         if model is None:
             model = getattr(obj.model, "original_model", None)
@@ -139,7 +151,9 @@ class TreeExplainerSerializer(Serializer):
         settings: dict[str, Any] = {
             "model_output": str(obj.model_output),
             "feature_perturbation": str(obj.feature_perturbation),
-            "feature_names": _names(getattr(obj, "data_feature_names", None) or getattr(obj, "feature_names", None)),
+            "feature_names": _names(
+                getattr(obj, "data_feature_names", None) or getattr(obj, "feature_names", None)
+            ),
         }
         data = getattr(obj, "data", None)
         if data is not None:
@@ -150,10 +164,16 @@ class TreeExplainerSerializer(Serializer):
                 )
             np.save(directory / DATA_FILE, array, allow_pickle=False)
         # A different model (the wrong `model` option) would explain something else: checked now.
-        rebuilt = shap.TreeExplainer(model, data=data, model_output=settings["model_output"],
-                                     feature_perturbation=settings["feature_perturbation"])
+        rebuilt = shap.TreeExplainer(
+            model,
+            data=data,
+            model_output=settings["model_output"],
+            feature_perturbation=settings["feature_perturbation"],
+        )
         if not np.array_equal(np.asarray(rebuilt.expected_value), np.asarray(obj.expected_value)):
-            raise InvalidModel("the model given does not give this explainer's expected value: pass the model it was built on")
+            raise InvalidModel(
+                "the model given does not give this explainer's expected value: pass the model it was built on"
+            )
         (directory / MODEL_DIR).mkdir()
         inner_saved = inner.save(model, directory / MODEL_DIR)
         record = {
@@ -167,7 +187,9 @@ class TreeExplainerSerializer(Serializer):
                 "details": dict(inner_saved.details),
             },
         }
-        (directory / EXPLAINER_FILE).write_text(json.dumps(record, indent=1, sort_keys=True, default=str), encoding="utf-8")
+        (directory / EXPLAINER_FILE).write_text(
+            json.dumps(record, indent=1, sort_keys=True, default=str), encoding="utf-8"
+        )
         n_features = None
         signature = inner_saved.signature
         if signature and signature.get("inputs"):
@@ -195,12 +217,19 @@ class TreeExplainerSerializer(Serializer):
         with reading(EXPLAINER_FILE, "shap-tree"):
             record = json.loads(path.read_text(encoding="utf-8"))
             inner_record = record["model"]
-            if not isinstance(inner_record, dict) or not isinstance(inner_record.get("serializer"), str):
+            if not isinstance(inner_record, dict) or not isinstance(
+                inner_record.get("serializer"), str
+            ):
                 raise ValueError("no model serializer named")
-            if record["model_output"] not in _MODEL_OUTPUTS or record["feature_perturbation"] not in _PERTURBATIONS:
+            if (
+                record["model_output"] not in _MODEL_OUTPUTS
+                or record["feature_perturbation"] not in _PERTURBATIONS
+            ):
                 raise ValueError("unknown model_output or feature_perturbation")
             names = record.get("feature_names")
-            if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            if names is not None and not (
+                isinstance(names, list) and all(isinstance(n, str) for n in names)
+            ):
                 raise ValueError("feature_names is not a list of names")
             inner_details = inner_record.get("details") or {}
             if not isinstance(inner_details, dict):
@@ -217,13 +246,21 @@ class TreeExplainerSerializer(Serializer):
             data_path = model_file(directory, DATA_FILE)
             with reading(DATA_FILE, "numpy"):
                 data = np.load(data_path, allow_pickle=False)
-        model = inner.load(model_file(directory, MODEL_DIR, kind="directory"), details=inner_details, trust=trust, **options)
+        model = inner.load(
+            model_file(directory, MODEL_DIR, kind="directory"),
+            details=inner_details,
+            trust=trust,
+            **options,
+        )
         import shap
 
         with reading(EXPLAINER_FILE, "shap"):
             return shap.TreeExplainer(
-                model, data=data, model_output=record["model_output"],
-                feature_perturbation=record["feature_perturbation"], feature_names=names,
+                model,
+                data=data,
+                model_output=record["model_output"],
+                feature_perturbation=record["feature_perturbation"],
+                feature_names=names,
             )
 
 
@@ -247,7 +284,9 @@ class ShapPickleSerializer(Serializer):
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
         _check_options(self.name, "save", options, ())
         if not callable(getattr(obj, "save", None)):
-            raise InvalidModel(f"{self.name} stores shap explainers, not {qualified_name(type(obj))}")
+            raise InvalidModel(
+                f"{self.name} stores shap explainers, not {qualified_name(type(obj))}"
+            )
         if TREE_EXPLAINER in [qualified_name(c) for c in type(obj).__mro__]:
             # shap writes one without complaint, then cannot read it back ("Unsupported encoder
             # type found: None", shap 0.51).
@@ -259,7 +298,9 @@ class ShapPickleSerializer(Serializer):
             with (directory / PICKLE_FILE).open("wb") as out:
                 obj.save(out)
         except Exception as exc:
-            raise InvalidModel(f"shap cannot save this {type(obj).__name__}: {type(exc).__name__}: {_first_line(exc)}") from exc
+            raise InvalidModel(
+                f"shap cannot save this {type(obj).__name__}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
         masker = getattr(obj, "masker", None)
         details: dict[str, Any] = {"file": PICKLE_FILE, "class": qualified_name(type(obj))}
         if masker is not None:
@@ -290,7 +331,11 @@ class ShapPickleSerializer(Serializer):
 
         path = model_file(directory, PICKLE_FILE)
         # shap's loader prints a line per object it reads: keep the caller's output clean.
-        with reading(PICKLE_FILE, "shap"), path.open("rb") as stream, contextlib.redirect_stdout(io.StringIO()):
+        with (
+            reading(PICKLE_FILE, "shap"),
+            path.open("rb") as stream,
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             return shap.Explainer.load(stream)
 
 

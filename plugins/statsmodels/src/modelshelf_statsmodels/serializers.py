@@ -74,7 +74,9 @@ SAFE_RESULTS = (
 )
 
 
-def _check_options(serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+def _check_options(
+    serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]
+) -> None:
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ModelshelfError(
@@ -103,15 +105,35 @@ def _settings(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
 #: Scalar statistics of the fit, stored so the rebuilt results report the original's values
 #: (statsmodels would otherwise compute them from the placeholder design).
 REGRESSION_STATISTICS = (
-    "rsquared", "rsquared_adj", "llf", "aic", "bic", "fvalue", "f_pvalue", "ssr", "ess",
-    "centered_tss", "uncentered_tss", "mse_model", "mse_resid", "mse_total", "condition_number",
+    "rsquared",
+    "rsquared_adj",
+    "llf",
+    "aic",
+    "bic",
+    "fvalue",
+    "f_pvalue",
+    "ssr",
+    "ess",
+    "centered_tss",
+    "uncentered_tss",
+    "mse_model",
+    "mse_resid",
+    "mse_total",
+    "condition_number",
 )
 GLM_STATISTICS = ("llf", "llnull", "aic", "bic_llf", "deviance", "null_deviance", "pearson_chi2")
 #: Per-row results of the training data, which the safe form does not keep: set to empty arrays
 #: so that nothing reports numbers computed from the placeholder design.
 ROW_RESULTS = (
-    "resid", "wresid", "fittedvalues", "resid_pearson", "resid_response", "resid_working",
-    "resid_deviance", "resid_anscombe", "mu",
+    "resid",
+    "wresid",
+    "fittedvalues",
+    "resid_pearson",
+    "resid_response",
+    "resid_working",
+    "resid_deviance",
+    "resid_anscombe",
+    "mu",
 )
 
 
@@ -124,7 +146,9 @@ def _statistics(results: Any, names: tuple[str, ...]) -> dict[str, float | None]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 value = float(getattr(results, name))
-        except Exception:  # some statistics do not exist for some fits (e.g. fvalue without constant)
+        except (
+            Exception
+        ):  # some statistics do not exist for some fits (e.g. fvalue without constant)
             continue
         # JSON holds no NaN or infinity: None stands for them (statsmodels reports nan).
         out[name] = value if math.isfinite(value) else None
@@ -133,7 +157,14 @@ def _statistics(results: Any, names: tuple[str, ...]) -> dict[str, float | None]
 
 def signature_of(exog_names: list[str], endog_name: str, kind: str) -> dict[str, Any]:
     return {
-        "inputs": [{"name": "exog", "dtype": "float64", "shape": [None, len(exog_names)], "feature_names": exog_names}],
+        "inputs": [
+            {
+                "name": "exog",
+                "dtype": "float64",
+                "shape": [None, len(exog_names)],
+                "feature_names": exog_names,
+            }
+        ],
         "outputs": [{"name": endog_name, "dtype": "float64", "shape": [None], "kind": kind}],
     }
 
@@ -144,7 +175,9 @@ def _spec(results: Any) -> dict[str, Any]:
     kind = type(model).__name__
     alternative = "upload with serializer='statsmodels-pickle' (loading will then need trust=True)"
     if kind not in MODELS or qualified_name(type(model)) != ".".join(MODELS[kind]):
-        raise InvalidModel(f"statsmodels-params rebuilds {', '.join(MODELS)} models, not {qualified_name(type(model))}: {alternative}")
+        raise InvalidModel(
+            f"statsmodels-params rebuilds {', '.join(MODELS)} models, not {qualified_name(type(model))}: {alternative}"
+        )
     if getattr(model, "formula", None) is not None:
         raise InvalidModel(
             "statsmodels-params cannot rebuild a formula's design transform (categories, splines, "
@@ -155,28 +188,43 @@ def _spec(results: Any) -> dict[str, Any]:
         "exog_names": [str(n) for n in model.exog_names],
         "endog_name": str(model.endog_names),
         "k_constant": int(model.k_constant),
-        "pandas": bool(getattr(model.data, "orig_exog", None) is not None and hasattr(model.data.orig_exog, "columns")),
+        "pandas": bool(
+            getattr(model.data, "orig_exog", None) is not None
+            and hasattr(model.data.orig_exog, "columns")
+        ),
         "scale": float(results.scale),
         "df_model": float(results.df_model),
         "df_resid": float(results.df_resid),
         "nobs": float(results.nobs),
         "use_t": bool(getattr(results, "use_t", False)),
         "cov_type": str(getattr(results, "cov_type", "nonrobust")),
-        "statistics": _statistics(results, GLM_STATISTICS if kind == "GLM" else REGRESSION_STATISTICS),
+        "statistics": _statistics(
+            results, GLM_STATISTICS if kind == "GLM" else REGRESSION_STATISTICS
+        ),
     }
     if kind == "GLM":
         family, link = model.family, model.family.link
         family_name, link_name = type(family).__name__, type(link).__name__
-        if family_name not in FAMILIES or not type(family).__module__.startswith("statsmodels.genmod.families"):
-            raise InvalidModel(f"statsmodels-params knows no GLM family {qualified_name(type(family))}: {alternative}")
-        if link_name not in LINKS or not type(link).__module__.startswith("statsmodels.genmod.families"):
-            raise InvalidModel(f"statsmodels-params knows no GLM link {qualified_name(type(link))}: {alternative}")
+        if family_name not in FAMILIES or not type(family).__module__.startswith(
+            "statsmodels.genmod.families"
+        ):
+            raise InvalidModel(
+                f"statsmodels-params knows no GLM family {qualified_name(type(family))}: {alternative}"
+            )
+        if link_name not in LINKS or not type(link).__module__.startswith(
+            "statsmodels.genmod.families"
+        ):
+            raise InvalidModel(
+                f"statsmodels-params knows no GLM link {qualified_name(type(link))}: {alternative}"
+            )
         spec["family"] = {"name": family_name, **_settings(family, FAMILIES[family_name])}
         spec["link"] = {"name": link_name, **_settings(link, LINKS[link_name])}
     if spec["cov_type"] != "nonrobust":
         # A robust covariance is computed from the training rows: its normalized_cov_params alone
         # would give other standard errors.
-        raise InvalidModel(f"statsmodels-params keeps only the nonrobust covariance (this one is {spec['cov_type']}): {alternative}")
+        raise InvalidModel(
+            f"statsmodels-params keeps only the nonrobust covariance (this one is {spec['cov_type']}): {alternative}"
+        )
     return spec
 
 
@@ -217,12 +265,20 @@ def _rebuild(spec: Mapping[str, Any], params: Any, normalized_cov: Any) -> Any:
     if kind == "GLM":
         from statsmodels.genmod.generalized_linear_model import GLMResults, GLMResultsWrapper
 
-        results: Any = GLMResults(model, params, normalized_cov, spec["scale"], cov_type="nonrobust", use_t=spec["use_t"])
+        results: Any = GLMResults(
+            model, params, normalized_cov, spec["scale"], cov_type="nonrobust", use_t=spec["use_t"]
+        )
         wrapper: Any = GLMResultsWrapper
     else:
         from statsmodels.regression.linear_model import RegressionResults, RegressionResultsWrapper
 
-        results = RegressionResults(model, params, normalized_cov_params=normalized_cov, scale=spec["scale"], use_t=spec["use_t"])
+        results = RegressionResults(
+            model,
+            params,
+            normalized_cov_params=normalized_cov,
+            scale=spec["scale"],
+            use_t=spec["use_t"],
+        )
         wrapper = RegressionResultsWrapper
     # statsmodels caches derived values in ``_cache`` (its cache_readonly/cache_writable
     # attributes read it first): fill it with the stored fit, not the placeholder's.
@@ -288,11 +344,15 @@ class ParamsSerializer(Serializer):
 
         model = getattr(obj, "model", None)
         if model is None or not hasattr(obj, "params"):
-            raise InvalidModel(f"{self.name} stores fitted statsmodels results, not {qualified_name(type(obj))}")
+            raise InvalidModel(
+                f"{self.name} stores fitted statsmodels results, not {qualified_name(type(obj))}"
+            )
         spec = _spec(obj)
         params = np.asarray(obj.params, dtype=float)
         normalized_cov = np.asarray(obj.normalized_cov_params, dtype=float)
-        (directory / SPEC_FILE).write_text(json.dumps(spec, indent=1, sort_keys=True), encoding="utf-8")
+        (directory / SPEC_FILE).write_text(
+            json.dumps(spec, indent=1, sort_keys=True), encoding="utf-8"
+        )
         with (directory / ARRAYS_FILE).open("wb") as out:
             np.savez(out, params=params, normalized_cov_params=normalized_cov)
         kind = "glm" if spec["model"] == "GLM" else "regression"
@@ -303,7 +363,11 @@ class ParamsSerializer(Serializer):
             details={
                 "class": qualified_name(type(obj)),
                 "spec": spec,
-                "params": {n: float(p) for n, p in zip(spec["exog_names"], params, strict=True) if math.isfinite(p)},
+                "params": {
+                    n: float(p)
+                    for n, p in zip(spec["exog_names"], params, strict=True)
+                    if math.isfinite(p)
+                },
             },
         )
 
@@ -349,16 +413,24 @@ class PickleSerializer(Serializer):
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
         _check_options(self.name, "save", options, ("remove_data",))
         if not callable(getattr(obj, "save", None)) or getattr(obj, "model", None) is None:
-            raise InvalidModel(f"{self.name} stores fitted statsmodels results, not {qualified_name(type(obj))}")
+            raise InvalidModel(
+                f"{self.name} stores fitted statsmodels results, not {qualified_name(type(obj))}"
+            )
         model = obj.model
         remove_data = bool(options.get("remove_data", False))
         # results.save(remove_data=True) strips the object it is called on: strip a copy, never
         # the caller's results.
-        (copy.deepcopy(obj) if remove_data else obj).save(str(directory / PICKLE_FILE), remove_data=remove_data)
+        (copy.deepcopy(obj) if remove_data else obj).save(
+            str(directory / PICKLE_FILE), remove_data=remove_data
+        )
         signature = None
         exog_names = getattr(model, "exog_names", None)
         if isinstance(exog_names, list):
-            signature = signature_of([str(n) for n in exog_names], str(getattr(model, "endog_names", "y")), type(model).__name__.lower())
+            signature = signature_of(
+                [str(n) for n in exog_names],
+                str(getattr(model, "endog_names", "y")),
+                type(model).__name__.lower(),
+            )
         details: dict[str, Any] = {
             "file": PICKLE_FILE,
             "class": qualified_name(type(obj)),
@@ -366,7 +438,9 @@ class PickleSerializer(Serializer):
         }
         # A plain array of parameters has no names (no .items()): the signature names them, if at all.
         with contextlib.suppress(AttributeError, TypeError, ValueError):
-            details["params"] = {str(k): float(v) for k, v in obj.params.items() if math.isfinite(float(v))}
+            details["params"] = {
+                str(k): float(v) for k, v in obj.params.items() if math.isfinite(float(v))
+            }
         return SavedModel(
             framework=self.framework,
             framework_version=_statsmodels_version(),
