@@ -1,0 +1,72 @@
+"""Fixtures for the modelshelf-fastai tests: tabular learners, fixed rows, real shelves.
+
+The whole directory is skipped where fastai cannot be imported: it is not a hard dependency of
+the plugin (see its pyproject.toml), and this project's test environment cannot install it with
+pip's dependencies (fastai requires torchvision, which fails to import beside torch 2.13.0+cpu).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import modelshelf
+import pytest
+
+pytest.importorskip(
+    "fastai.tabular.all",
+    reason="fastai is not installed (install it with `pip install --no-deps fastai` plus its "
+    "dependencies but torchvision, which fails to import beside torch 2.13.0+cpu)",
+)
+
+TESTS_DIR = Path(__file__).parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+import modelshelf_fastai_testlearners as learners  # noqa: E402
+
+
+@pytest.fixture
+def testlearners() -> Any:
+    return learners
+
+
+@pytest.fixture
+def tests_dir() -> Path:
+    return TESTS_DIR
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(modelshelf_cache: Path) -> Path:
+    return modelshelf_cache
+
+
+@pytest.fixture
+def shelf_path(tmp_path: Path) -> Path:
+    return tmp_path / "shelf"
+
+
+@pytest.fixture
+def shelf(shelf_path: Path, modelshelf_cache: Path) -> Iterator[Any]:
+    with modelshelf.open(str(shelf_path), cache=modelshelf_cache) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def trained() -> Any:
+    return learners.learner()
+
+
+@pytest.fixture
+def rows() -> Any:
+    return learners.rows_to_score()
+
+
+@pytest.fixture
+def run_python(
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    return modelshelf_run_python

@@ -1,0 +1,43 @@
+"""modelshelf's serializer contract for both fastai serializers, on a tabular learner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from modelshelf.testing import SerializerContract
+
+
+class FastaiContract(SerializerContract):
+    @pytest.fixture
+    def model(self, trained: Any) -> Any:
+        return trained
+
+    @pytest.fixture
+    def sample_input(self, rows: Any) -> Any:
+        return rows
+
+    @pytest.fixture
+    def predict(self, testlearners: Any) -> Callable[[Any, Any], Any]:
+        return testlearners.predict
+
+    @pytest.fixture
+    def framework_modules(self) -> list[str]:
+        return ["fastai", "fastcore", "torch", "safetensors", "pandas", "numpy"]
+
+
+class TestFastaiSafetensorsContract(FastaiContract):
+    @pytest.fixture
+    def serializer_name(self) -> str:
+        return "fastai-safetensors"
+
+    @pytest.fixture
+    def load_options(self, testlearners: Any) -> dict[str, Any]:
+        return {"learner": testlearners.learner(train=False, seed=99)}
+
+
+class TestFastaiExportContract(FastaiContract):
+    @pytest.fixture
+    def serializer_name(self) -> str:
+        return "fastai-export"
