@@ -39,7 +39,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -244,6 +244,7 @@ def _contains(container: Any, item: Any) -> bool:
 # --- fields --------------------------------------------------------------------------------------
 
 Getter = Callable[[Mapping[str, Any]], Any]
+RowT = TypeVar("RowT", bound=Mapping[str, Any])
 
 
 @attrs.frozen
@@ -509,7 +510,7 @@ def _time_test(get: Getter, op: str, value: _Time) -> Callable[[Mapping[str, Any
         if not _is_number(at):
             return False
         if op in ("==", "="):
-            return start <= at < end if day else at == start
+            return bool(start <= at < end if day else at == start)
         if op == "!=":
             return not (start <= at < end if day else at == start)
         if op == "<":
@@ -587,14 +588,15 @@ def _rank(value: Any) -> tuple[int, Any]:
     return 2, json.dumps(value, sort_keys=True, default=str)
 
 
-def sort_rows(rows: list[Mapping[str, Any]], keys: Sequence[SortKey]) -> list[Mapping[str, Any]]:
+def sort_rows(rows: Sequence[RowT], keys: Sequence[SortKey]) -> list[RowT]:
     """Rows sorted by ``keys`` (stable; a missing value sorts last in either direction): numbers
     before strings before anything else; rows equal on every key keep version order."""
     ordered = sorted(rows, key=lambda row: row.get("version", 0))
     for key in reversed(keys):
         present = [r for r in ordered if key.field.get(r) is not _MISSING]
         missing = [r for r in ordered if key.field.get(r) is _MISSING]
-        present.sort(key=lambda r, f=key.field: _rank(f.get(r)), reverse=key.descending)
+        get = key.field.get
+        present.sort(key=lambda r: _rank(get(r)), reverse=key.descending)
         ordered = present + missing
     return ordered
 

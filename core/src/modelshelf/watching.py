@@ -226,7 +226,7 @@ class Refreshing:
                 return False
             try:
                 model = self._load(target)
-            except Exception as exc:  # noqa: BLE001 - any failure must leave the old model serving
+            except Exception as exc:  # any failure must leave the old model serving
                 delay = self.interval if self._failed is None or self._failed[0] != target.version else self._failed[2] * 2
                 delay = min(delay, MAX_RETRY_DELAY)
                 self._failed = (target.version, time.monotonic() + delay, delay)
@@ -247,7 +247,7 @@ class Refreshing:
             return
         try:
             callback(*args)
-        except Exception:  # noqa: BLE001 - a broken callback must not stop the refreshing
+        except Exception:  # a broken callback must not stop the refreshing
             log.exception("callback of Refreshing(%s) failed", self.ref)
 
     def _run(self) -> None:
