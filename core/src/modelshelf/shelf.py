@@ -13,7 +13,10 @@
 * :mod:`~modelshelf.leases`: how uploads and ``gc`` keep a published version whole;
 * :mod:`~modelshelf.policy`, :mod:`~modelshelf.retention`, :mod:`~modelshelf.scanning` and
   :mod:`~modelshelf.attachments`: protected aliases, retention, the pickle scan at upload, and
-  records plugins keep beside a version (signatures).
+  records plugins keep beside a version (signatures);
+* :mod:`~modelshelf.query`, :mod:`~modelshelf.finding`, :mod:`~modelshelf.cards` and
+  :mod:`~modelshelf.watching`: the ``where`` language and ``find``, model cards, and following an
+  alias (``watch``, :class:`~modelshelf.watching.Refreshing`).
 """
 
 from __future__ import annotations
