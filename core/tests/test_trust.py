@@ -468,3 +468,25 @@ def test_info_lists_scan_and_attachments(
     assert "signatures: 1" in result.stdout and "sha256:abc" in result.stdout
     history = run_cli("--shelf", str(local_shelf_path), "history", "m")
     assert "sign" in history.stdout
+
+
+def test_an_alias_set_while_retention_runs_keeps_its_version(
+    local_shelf: Shelf, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planned for removal, then aliased before the tombstone lands: the lifecycle invariant keeps it."""
+    from modelshelf import retention
+
+    for i in range(3):
+        _upload(local_shelf, tmp_path, "m", str(i))
+    planned = retention.plan
+
+    def plan_then_alias(*args: Any, **kwargs: Any) -> Any:
+        doomed = planned(*args, **kwargs)
+        local_shelf.set_alias("m", "prod", 1)  # another writer, between planning and removal
+        return doomed
+
+    monkeypatch.setattr(retention, "plan", plan_then_alias)
+    report = local_shelf.gc(keep=RetentionRule(keep_last=1), grace=dt.timedelta(0))
+    assert report.retired == ("m:2",)
+    assert report.spared and report.spared[0].startswith("m:1: ")
+    assert local_shelf.aliases("m")["prod"].version == 1 and local_shelf.load("m@prod").exists()
