@@ -39,4 +39,4 @@ class TestCatBoostClassifierContract(SingleFileCases, SerializerContract):
 
     @pytest.fixture
     def framework_modules(self) -> list[str]:
-        return ["catboost"]
+        return ["catboost", "numpy", "pandas"]

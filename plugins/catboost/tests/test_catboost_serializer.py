@@ -39,17 +39,6 @@ def frame() -> tuple[pd.DataFrame, np.ndarray]:
     return X, y
 
 
-def test_import_and_listing_import_no_framework(modelshelf_run_python: Any) -> None:
-    code = (
-        "import sys, modelshelf_catboost\n"
-        "from modelshelf.plugins import get_registry\n"
-        "assert 'catboost-cbm' in get_registry().serializers()\n"
-        "bad = [m for m in ('catboost', 'numpy', 'pandas') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    modelshelf_run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "catboost"})
-
-
 @pytest.mark.parametrize(
     "cls", [cb.CatBoostClassifier, cb.CatBoostRegressor, cb.CatBoostRanker, cb.CatBoost, MyRegressor]
 )

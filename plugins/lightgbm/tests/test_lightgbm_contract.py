@@ -41,7 +41,7 @@ class _Common:
 
     @pytest.fixture
     def framework_modules(self) -> list[str]:
-        return ["lightgbm"]
+        return ["lightgbm", "sklearn", "numpy", "scipy"]
 
 
 class TestLGBMClassifierContract(_Common, SingleFileCases, SerializerContract):

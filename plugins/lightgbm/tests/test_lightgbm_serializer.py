@@ -16,17 +16,6 @@ from modelshelf.serializers import choose
 from modelshelf_lightgbm import LightGBMSerializer
 
 
-def test_import_and_listing_import_no_framework(modelshelf_run_python: Any) -> None:
-    code = (
-        "import sys, modelshelf_lightgbm\n"
-        "from modelshelf.plugins import get_registry\n"
-        "assert 'lightgbm-text' in get_registry().serializers()\n"
-        "bad = [m for m in ('lightgbm', 'sklearn', 'numpy', 'scipy') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    modelshelf_run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "lightgbm"})
-
-
 @pytest.mark.parametrize("cls", [lgb.LGBMClassifier, lgb.LGBMRegressor, lgb.LGBMRanker])
 def test_lightgbm_beats_sklearn_skops_on_wrappers(cls: type) -> None:
     serializers = [entry.serializer for entry in get_registry().serializers().values()]
@@ -153,7 +142,6 @@ def test_fresh_process_lists_downloads_and_loads(local_shelf: Any, tabular_data:
     booster = modelshelf_fresh_load(local_shelf.url, "clf:1", tabular_data[0])  # comes back a Booster
     assert (booster.versions, booster.files, booster.type) == ([1], ["model.txt"], "Booster")
     np.testing.assert_array_equal(booster.outputs["predict"], model.predict_proba(tabular_data[0])[:, 1])
-
 
 
 def test_callable_objective_gives_raw_scores_and_is_reported(local_shelf: Any, tabular_data: Any) -> None:

@@ -40,7 +40,7 @@ class TestOnnxProtobufContract(SerializerContract):
 
     @pytest.fixture
     def framework_modules(self) -> list[str]:
-        return ["onnx", "onnxruntime"]
+        return ["onnx", "onnxruntime", "numpy", "google.protobuf"]
 
 
 class TestOnnxProtobufSessionContract(TestOnnxProtobufContract):

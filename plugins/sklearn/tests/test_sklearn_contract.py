@@ -37,7 +37,7 @@ class _SklearnFixtures:
 
     @pytest.fixture
     def framework_modules(self) -> list[str]:
-        return ["sklearn", "skops", "joblib"]
+        return ["sklearn", "skops", "joblib", "numpy", "scipy"]
 
 
 class TestSkopsContract(_SklearnFixtures, SingleFileCases, SerializerContract):

@@ -53,21 +53,6 @@ def _blob_path(local_shelf_path: Path, sha256: str) -> Path:
     return local_shelf_path / "blobs" / "sha256" / sha256[:2] / sha256
 
 
-# --- import cost -------------------------------------------------------------------------------
-
-
-def test_import_and_listing_import_no_framework(modelshelf_run_python: Any) -> None:
-    code = (
-        "import sys, modelshelf_sklearn\n"
-        "from modelshelf.plugins import get_registry\n"
-        "names = set(get_registry().serializers())\n"
-        "assert {'sklearn-skops', 'sklearn-joblib'} <= names, names\n"
-        "bad = [m for m in ('sklearn', 'skops', 'joblib', 'numpy', 'scipy') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    modelshelf_run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "sklearn"})
-
-
 # --- skops: the default ------------------------------------------------------------------------
 
 
@@ -123,7 +108,6 @@ def test_fresh_process_lists_downloads_and_loads(local_shelf: Any, tabular_data:
     fresh = modelshelf_fresh_load(local_shelf.url, "clf:1", tabular_data[0], "predict_proba")
     assert (fresh.versions, fresh.files) == ([1], ["model.skops"])
     np.testing.assert_array_equal(fresh.outputs["predict_proba"], model.predict_proba(tabular_data[0]))
-
 
 
 def test_unknown_type_is_refused_by_name(local_shelf: Any, tabular_data: Any) -> None:

@@ -27,7 +27,7 @@ class TorchContract(SerializerContract):
 
     @pytest.fixture
     def framework_modules(self) -> list[str]:
-        return ["torch", "safetensors"]
+        return ["torch", "safetensors", "numpy"]
 
 
 class TestTorchSafetensorsContract(TorchContract):

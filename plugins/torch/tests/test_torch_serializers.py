@@ -45,20 +45,6 @@ def export(module: Any, x: Any) -> Any:
 # --- plugin wiring -----------------------------------------------------------------------------
 
 
-def test_importing_plugin_and_listing_serializers_imports_no_framework() -> None:
-    code = (
-        "import sys, modelshelf_torch\n"
-        "from modelshelf.plugins import get_registry\n"
-        "names = sorted(get_registry().serializers())\n"
-        "for n in ('torch-safetensors', 'torch-export', 'torch-script', 'torch-pickle'):\n"
-        "    assert n in names, names\n"
-        "bad = [m for m in ('torch', 'safetensors', 'numpy') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    result = run_python(code)
-    assert result.returncode == 0, result.stderr
-
-
 def test_most_specific_claim_wins(tiny: Any, x: Any) -> None:
     # A ScriptModule is also an nn.Module: torch-script claims it more specifically.
     scripted = torch.jit.script(tiny)

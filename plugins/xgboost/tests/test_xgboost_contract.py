@@ -28,7 +28,7 @@ class _Common:
 
     @pytest.fixture
     def framework_modules(self) -> list[str]:
-        return ["xgboost"]
+        return ["xgboost", "sklearn", "numpy", "scipy"]
 
 
 class TestXGBClassifierContract(_Common, SingleFileCases, SerializerContract):

@@ -23,17 +23,6 @@ def _all_serializers() -> list[Any]:
     return [entry.serializer for entry in get_registry().serializers().values()]
 
 
-def test_import_and_listing_import_no_framework(modelshelf_run_python: Any) -> None:
-    code = (
-        "import sys, modelshelf_xgboost\n"
-        "from modelshelf.plugins import get_registry\n"
-        "assert 'xgboost-ubj' in get_registry().serializers()\n"
-        "bad = [m for m in ('xgboost', 'sklearn', 'numpy', 'scipy') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    modelshelf_run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "xgboost"})
-
-
 # --- the ambiguity the issue asks about -------------------------------------------------------
 
 
@@ -217,7 +206,6 @@ def test_fresh_process_lists_downloads_and_loads(local_shelf: Any, tabular_data:
     fresh = modelshelf_fresh_load(local_shelf.url, "clf:1", tabular_data[0], "predict_proba")
     assert (fresh.versions, fresh.files, fresh.type) == ([1], ["model.ubj"], "XGBClassifier")
     np.testing.assert_array_equal(fresh.outputs["predict_proba"], model.predict_proba(tabular_data[0]))
-
 
 
 @pytest.mark.parametrize("cls", [xgb.XGBRFClassifier, xgb.XGBRFRegressor, xgb.XGBRanker])
