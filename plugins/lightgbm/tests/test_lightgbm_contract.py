@@ -9,16 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 from modelshelf.testing import SerializerContract
 from modelshelf.testing.single_file import SingleFileCases
-
-
-def _data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(150, 5))
-    return X, (X[:, 0] - X[:, 2] > 0).astype(int)
+from modelshelf.testing.tabular import TabularContractData, training_set
 
 
 def _booster_predict(model: Any, X: Any) -> Any:
@@ -26,14 +20,10 @@ def _booster_predict(model: Any, X: Any) -> Any:
     return booster.predict(X)
 
 
-class _Common:
+class _Common(TabularContractData):
     @pytest.fixture
     def serializer_name(self) -> str:
         return "lightgbm-text"
-
-    @pytest.fixture
-    def sample_input(self) -> np.ndarray:
-        return np.random.default_rng(2).normal(size=(20, 5))
 
     @pytest.fixture
     def predict(self) -> Callable[[Any, Any], Any]:
@@ -51,7 +41,7 @@ class TestLGBMClassifierContract(_Common, SingleFileCases, SerializerContract):
     def model(self) -> Any:
         import lightgbm as lgb
 
-        X, y = _data()
+        X, y = training_set()
         return lgb.LGBMClassifier(n_estimators=5, random_state=0, verbose=-1, n_jobs=1).fit(X, y)
 
 
@@ -60,5 +50,5 @@ class TestLGBMBoosterContract(_Common, SerializerContract):
     def model(self) -> Any:
         import lightgbm as lgb
 
-        X, y = _data()
+        X, y = training_set()
         return lgb.train({"objective": "binary", "verbose": -1, "seed": 0, "num_threads": 1}, lgb.Dataset(X, label=y), 5)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 from modelshelf.testing import SerializerContract
 from modelshelf.testing.single_file import SingleFileCases
+from modelshelf.testing.tabular import TabularContractData, training_set
 
 
 def _pipeline() -> Any:
@@ -16,24 +15,13 @@ def _pipeline() -> Any:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(150, 5))
-    y = (X[:, 0] - X[:, 2] > 0).astype(int)
-    return make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(*training_set())
 
 
-class _SklearnFixtures:
+class _SklearnFixtures(TabularContractData):
     @pytest.fixture
     def model(self) -> Any:
         return _pipeline()
-
-    @pytest.fixture
-    def sample_input(self) -> np.ndarray:
-        return np.random.default_rng(2).normal(size=(20, 5))
-
-    @pytest.fixture
-    def predict(self) -> Callable[[Any, Any], Any]:
-        return lambda model, X: model.predict_proba(X)
 
     @pytest.fixture
     def framework_modules(self) -> list[str]:

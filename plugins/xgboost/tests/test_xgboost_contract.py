@@ -5,26 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 from modelshelf.testing import SerializerContract
 from modelshelf.testing.single_file import SingleFileCases
+from modelshelf.testing.tabular import TabularContractData, training_set
 
 
-def _data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(150, 5))
-    return X, (X[:, 0] - X[:, 2] > 0).astype(int)
-
-
-class _Common:
+class _Common(TabularContractData):
     @pytest.fixture
     def serializer_name(self) -> str:
         return "xgboost-ubj"
-
-    @pytest.fixture
-    def sample_input(self) -> np.ndarray:
-        return np.random.default_rng(2).normal(size=(20, 5))
 
     @pytest.fixture
     def framework_modules(self) -> list[str]:
@@ -38,12 +28,8 @@ class TestXGBClassifierContract(_Common, SingleFileCases, SerializerContract):
     def model(self) -> Any:
         import xgboost as xgb
 
-        X, y = _data()
+        X, y = training_set()
         return xgb.XGBClassifier(n_jobs=1, n_estimators=5, max_depth=2, random_state=0).fit(X, y)
-
-    @pytest.fixture
-    def predict(self) -> Callable[[Any, Any], Any]:
-        return lambda model, X: model.predict_proba(X)
 
 
 class TestXGBBoosterContract(_Common, SerializerContract):
@@ -51,7 +37,7 @@ class TestXGBBoosterContract(_Common, SerializerContract):
     def model(self) -> Any:
         import xgboost as xgb
 
-        X, y = _data()
+        X, y = training_set()
         return xgb.train({"objective": "binary:logistic", "seed": 0, "nthread": 1}, xgb.DMatrix(X, label=y), 5)
 
     @pytest.fixture
