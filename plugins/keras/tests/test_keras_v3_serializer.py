@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.serializers import choose
+from modelshelf.testing.single_file import one_line, version_with_decoy
 from modelshelf.testing.stand_ins import claim_only
 from modelshelf_keras import KerasV3Serializer
 
@@ -263,30 +264,20 @@ def test_unknown_options_are_refused_naming_the_accepted_ones(
 # --- hostile and damaged versions ----------------------------------------------------------------
 
 
-def _one_line(error: BaseException) -> str:
-    message = str(error)
-    assert message and "\n" not in message, f"not one line: {message!r}"
-    return message
-
-
 def test_file_named_by_details_must_be_a_file_of_the_version(
     trained_sequential: Any, tmp_path: Path
 ) -> None:
     serializer = KerasV3Serializer()
-    version = tmp_path / "snapshot" / "version"
-    version.mkdir(parents=True)
-    saved = serializer.save(trained_sequential, version)
-    # Loadable models outside the version: had load opened one, it would have succeeded.
-    outside = tmp_path / "snapshot" / "outside.keras"
-    outside.write_bytes((version / "model.keras").read_bytes())
-    (version / "link.keras").symlink_to(outside)
+    version, saved, outside = version_with_decoy(
+        serializer, trained_sequential, tmp_path, "model.keras", link="link.keras"
+    )
     hostile: list[object] = [
         "/etc/passwd", str(outside), "../outside.keras", 3, None, "link.keras", "other.keras",
     ]
     for value in hostile:
         with pytest.raises(IntegrityError) as caught:
             serializer.load(version, details={**saved.details, "file": value})
-        assert repr(value)[:20] in _one_line(caught.value)
+        assert repr(value)[:20] in one_line(caught.value)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not a zip", "cut weights", "cut config"])
@@ -316,4 +307,4 @@ def test_damaged_keras_file_is_one_invalid_model_line(
     path.write_bytes(damaged)
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details)
-    assert "'model.keras'" in _one_line(caught.value) and "keras" in str(caught.value)
+    assert "'model.keras'" in one_line(caught.value) and "keras" in str(caught.value)

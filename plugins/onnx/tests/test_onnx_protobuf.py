@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from modelshelf.errors import IntegrityError, InvalidModel, ModelNotFound, ModelshelfError
+from modelshelf.testing.single_file import one_line, version_with_decoy
 from modelshelf_onnx.serializer import DATA_FILE, MODEL_FILE, OnnxProtobufSerializer, signature
 
 onnx = pytest.importorskip("onnx")
@@ -345,29 +346,17 @@ def test_initializers_listed_as_inputs_are_not_in_the_signature(local_shelf: Any
 # --- hostile and damaged versions ----------------------------------------------------------------
 
 
-def _one_line(error: BaseException) -> str:
-    message = str(error)
-    assert message and "\n" not in message, f"not one line: {message!r}"
-    return message
-
-
 @pytest.mark.parametrize("session", [False, True])
 def test_model_file_named_by_details_must_be_a_file_of_the_version(
     tmp_path: Path, model: Any, session: bool
 ) -> None:
     serializer = OnnxProtobufSerializer()
-    version = tmp_path / "snapshot" / "version"
-    version.mkdir(parents=True)
-    saved = serializer.save(model, version)
-    # A loadable model outside the version: had load opened it, load would have succeeded.
-    outside = tmp_path / "snapshot" / "outside.bin"
-    outside.write_bytes((version / MODEL_FILE).read_bytes())
-    (version / "link.onnx").symlink_to(outside)
-    for value in ("/etc/passwd", str(outside), "../outside.bin", 7, "link.onnx", "other.onnx"):
+    version, saved, outside = version_with_decoy(serializer, model, tmp_path, MODEL_FILE, link="link.onnx")
+    for value in ("/etc/passwd", str(outside), f"../{outside.name}", 7, "link.onnx", "other.onnx"):
         details = {**saved.details, "model_file": value}
         with pytest.raises(IntegrityError) as caught:
             serializer.load(version, details=details, session=session)
-        assert repr(value)[:20] in _one_line(caught.value)
+        assert repr(value)[:20] in one_line(caught.value)
 
 
 def _with_external_range(directory: Path, **entries: str) -> None:
@@ -401,7 +390,7 @@ def test_external_data_ranges_are_checked_against_the_file_before_reading(
     _with_external_range(tmp_path, **entries)
     with pytest.raises(ModelshelfError) as caught:
         serializer.load(tmp_path, details=saved.details, session=session)
-    assert "external data of tensor" in _one_line(caught.value)
+    assert "external data of tensor" in one_line(caught.value)
 
 
 @pytest.mark.parametrize("session", [False, True])
@@ -415,4 +404,4 @@ def test_damaged_model_file_is_one_invalid_model_line(
     (tmp_path / MODEL_FILE).write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details, session=session)
-    assert "'model.onnx'" in _one_line(caught.value) and "onnx" in str(caught.value)
+    assert "'model.onnx'" in one_line(caught.value) and "onnx" in str(caught.value)

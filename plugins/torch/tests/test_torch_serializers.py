@@ -16,6 +16,7 @@ import torch
 from modelshelf.errors import ModelNotFound, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
+from modelshelf.testing.single_file import one_line
 from modelshelf_torch.serializers import (
     SAFETENSORS_FILE,
     TorchExportSerializer,
@@ -366,12 +367,6 @@ def test_pickle_of_an_unimportable_class_says_so(local_shelf: Any, local_shelf_p
 # --- hostile and damaged versions ----------------------------------------------------------------
 
 
-def _one_line(error: BaseException) -> str:
-    message = str(error)
-    assert message and "\n" not in message, f"not one line: {message!r}"
-    return message
-
-
 def _saved(name: str, tiny: Any, x: Any, directory: Path) -> tuple[Any, Any]:
     """``(serializer, SavedModel)`` of ``tiny`` in the form serializer ``name`` stores."""
     serializer = get_registry().serializers()[name].serializer
@@ -401,7 +396,7 @@ def test_file_named_by_details_must_be_a_file_of_the_version(
         with pytest.raises(ModelshelfError) as caught:
             serializer.load(version, details={**saved.details, "file": value}, trust=True)
         assert type(caught.value).__name__ == "IntegrityError", caught.value
-        assert repr(value)[:20] in _one_line(caught.value)
+        assert repr(value)[:20] in one_line(caught.value)
 
 
 @pytest.mark.parametrize("name", SERIALIZERS)
@@ -417,7 +412,7 @@ def test_damaged_file_is_one_invalid_model_line(
     with pytest.raises(ModelshelfError) as caught:
         serializer.load(tmp_path / "version", details=saved.details, trust=True)
     assert type(caught.value).__name__ == "InvalidModel", caught.value
-    assert repr(saved.details["file"]) in _one_line(caught.value)
+    assert repr(saved.details["file"]) in one_line(caught.value)
 
 
 def test_hostile_alias_and_tensor_details_are_one_line(tiny: Any, x: Any, tmp_path: Path) -> None:
@@ -426,4 +421,4 @@ def test_hostile_alias_and_tensor_details_are_one_line(tiny: Any, x: Any, tmp_pa
         try:
             serializer.load(tmp_path / "version", details=details)
         except ModelshelfError as exc:
-            _one_line(exc)
+            one_line(exc)

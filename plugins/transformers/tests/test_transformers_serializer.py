@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError
 from modelshelf.serializers import choose
+from modelshelf.testing.single_file import one_line
 from modelshelf.testing.stand_ins import claim_only
 from modelshelf_transformers import Bundle, TransformersSerializer
 
@@ -351,12 +352,6 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
 # --- hostile and damaged versions ----------------------------------------------------------------
 
 
-def _one_line(error: BaseException) -> str:
-    message = str(error)
-    assert message and "\n" not in message, f"not one line: {message!r}"
-    return message
-
-
 def test_part_directories_must_be_directories_of_the_version(
     tokenizer: Any, tmp_path: Path
 ) -> None:
@@ -369,11 +364,11 @@ def test_part_directories_must_be_directories_of_the_version(
     (version / "tokenizer").symlink_to(outside, target_is_directory=True)
     with pytest.raises(IntegrityError, match="symbolic link") as caught:
         serializer.load(version, details=saved.details)
-    _one_line(caught.value)
+    one_line(caught.value)
     (version / "tokenizer").unlink()
     with pytest.raises(IntegrityError, match="no directory 'tokenizer'") as caught:
         serializer.load(version, details=saved.details)
-    _one_line(caught.value)
+    one_line(caught.value)
 
 
 def test_shard_index_naming_files_outside_the_version_is_refused(
@@ -396,7 +391,7 @@ def test_shard_index_naming_files_outside_the_version_is_refused(
         index_path.write_text(json.dumps({**index, "weight_map": tampered}))
         with pytest.raises(IntegrityError) as caught:
             serializer.load(version, details=saved.details)
-        assert repr(value)[:20] in _one_line(caught.value)
+        assert repr(value)[:20] in one_line(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -412,4 +407,4 @@ def test_damaged_part_file_is_one_invalid_model_line(
     (tmp_path / damaged).write_bytes(data[: len(data) // 2] if how == "truncated" else b"")
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details)
-    assert damaged.split("/")[0] in _one_line(caught.value)
+    assert damaged.split("/")[0] in one_line(caught.value)

@@ -23,16 +23,33 @@ import pytest
 from modelshelf.errors import IntegrityError, InvalidModel
 from modelshelf.plugins import get_registry
 
-__all__ = ["SingleFileCases"]
+__all__ = ["SingleFileCases", "one_line", "version_with_decoy"]
 
 #: Ways a stored file is damaged: cut in half, every byte changed, or emptied.
 DAMAGE = ("truncated", "garbage", "empty")
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """The message of ``error``, asserting it is one non-empty line (modelshelf's error style)."""
     message = str(error)
     assert message and "\n" not in message, f"not one line: {message!r}"
     return message
+
+
+def version_with_decoy(
+    serializer: Any, obj: Any, tmp_path: Path, stored: str, *, link: str = "link"
+) -> tuple[Path, Any, Path]:
+    """Save ``obj`` into ``tmp_path/snapshot/version`` and plant decoys for ``load`` to refuse: a
+    loadable copy of the ``stored`` file outside the version, and a link named ``link`` inside the
+    version pointing to it. Returns ``(version, saved model, outside copy)``: had ``load`` opened a
+    decoy named by hostile details, it would have succeeded."""
+    version = tmp_path / "snapshot" / "version"
+    version.mkdir(parents=True)
+    saved = serializer.save(obj, version)
+    outside = tmp_path / "snapshot" / f"outside{Path(stored).suffix}"
+    outside.write_bytes((version / stored).read_bytes())
+    (version / link).symlink_to(outside)
+    return version, saved, outside
 
 
 def _damaged(stored: bytes, how: str) -> bytes:
@@ -70,11 +87,11 @@ class SingleFileCases:
         (version / self.model_file).symlink_to(outside)
         with pytest.raises(IntegrityError, match="symbolic link") as caught:
             serializer.load(version, details=saved.details, trust=True, **load_options)
-        _one_line(caught.value)
+        one_line(caught.value)
         (version / self.model_file).unlink()
         with pytest.raises(IntegrityError, match=f"no file '{self.model_file}'") as caught:
             serializer.load(version, details=saved.details, trust=True, **load_options)
-        _one_line(caught.value)
+        one_line(caught.value)
 
     @pytest.mark.parametrize("how", DAMAGE)
     def test_damaged_file_is_one_invalid_model_line(
@@ -85,7 +102,7 @@ class SingleFileCases:
         path.write_bytes(_damaged(path.read_bytes(), how))
         with pytest.raises(InvalidModel) as caught:
             serializer.load(tmp_path, details=saved.details, trust=True, **load_options)
-        message = _one_line(caught.value)
+        message = one_line(caught.value)
         assert f"'{self.model_file}'" in message, f"the message does not name the file: {message}"
         words = serializer_name.split("-")
         assert any(word in message for word in words), f"the message names no format: {message}"
