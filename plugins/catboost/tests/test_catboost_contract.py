@@ -7,11 +7,17 @@ from typing import Any
 import pytest
 from modelshelf.testing import SerializerContract
 from modelshelf.testing.single_file import SingleFileCases
-from modelshelf.testing.tabular import TabularContractData, training_set
+from modelshelf.testing.tabular import TabularContractData, WrapperCases, training_set
 
 
-class TestCatBoostClassifierContract(TabularContractData, SingleFileCases, SerializerContract):
+class TestCatBoostClassifierContract(TabularContractData, SingleFileCases, WrapperCases, SerializerContract):
     model_file = "model.cbm"
+
+    @pytest.fixture
+    def unfitted_model(self) -> Any:
+        import catboost as cb
+
+        return cb.CatBoostClassifier()
 
     @pytest.fixture
     def serializer_name(self) -> str:

@@ -16,7 +16,6 @@ import pytest
 from modelshelf.errors import ModelshelfError
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
-from modelshelf_catboost import CatBoostSerializer
 
 QUIET = {"verbose": 0, "allow_writing_files": False, "thread_count": 1, "random_seed": 0}
 
@@ -133,20 +132,6 @@ def test_early_stopping_best_model(local_shelf: Any, tabular_data: Any) -> None:
     assert v.serializer.details["best_iteration"] == model.get_best_iteration()
     assert v.serializer.details["tree_count"] == model.tree_count_
     np.testing.assert_array_equal(local_shelf.load("es:1").predict_proba(X), model.predict_proba(X))
-
-
-def test_unfitted_model_is_a_clear_error(local_shelf: Any) -> None:
-    with pytest.raises(ModelshelfError, match="unfitted CatBoostClassifier: fit it") as caught:
-        local_shelf.upload("m", cb.CatBoostClassifier())
-    assert "\n" not in str(caught.value)
-
-
-def test_manifest_cannot_name_an_arbitrary_class(local_shelf: Any, tabular_data: Any, tmp_path: Path) -> None:
-    X, y = tabular_data
-    local_shelf.upload("m", cb.CatBoostClassifier(iterations=2, **QUIET).fit(X, y))
-    directory = local_shelf.download("m:1", tmp_path / "dl")
-    with pytest.raises(ModelshelfError, match=r"subprocess\.Popen"):
-        CatBoostSerializer().load(directory, details={"restore_as": "subprocess.Popen"})
 
 
 def test_unknown_options_are_refused(local_shelf: Any, tabular_data: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from modelshelf.testing import SerializerContract
 from modelshelf.testing.single_file import SingleFileCases
-from modelshelf.testing.tabular import TabularContractData, training_set
+from modelshelf.testing.tabular import TabularContractData, WrapperCases, training_set
 
 
 def _booster_predict(model: Any, X: Any) -> Any:
@@ -34,8 +34,15 @@ class _Common(TabularContractData):
         return ["lightgbm", "sklearn", "numpy", "scipy"]
 
 
-class TestLGBMClassifierContract(_Common, SingleFileCases, SerializerContract):
+class TestLGBMClassifierContract(_Common, SingleFileCases, WrapperCases, SerializerContract):
     model_file = "model.txt"
+    restore_key = None  # a wrapper comes back as its Booster
+
+    @pytest.fixture
+    def unfitted_model(self) -> Any:
+        import lightgbm as lgb
+
+        return lgb.LGBMClassifier()
 
     @pytest.fixture
     def model(self) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from modelshelf.testing import SerializerContract
 from modelshelf.testing.single_file import SingleFileCases
-from modelshelf.testing.tabular import TabularContractData, training_set
+from modelshelf.testing.tabular import TabularContractData, WrapperCases, training_set
 
 
 class _Common(TabularContractData):
@@ -21,8 +21,14 @@ class _Common(TabularContractData):
         return ["xgboost", "sklearn", "numpy", "scipy"]
 
 
-class TestXGBClassifierContract(_Common, SingleFileCases, SerializerContract):
+class TestXGBClassifierContract(_Common, SingleFileCases, WrapperCases, SerializerContract):
     model_file = "model.ubj"
+
+    @pytest.fixture
+    def unfitted_model(self) -> Any:
+        import xgboost as xgb
+
+        return xgb.XGBClassifier()
 
     @pytest.fixture
     def model(self) -> Any:

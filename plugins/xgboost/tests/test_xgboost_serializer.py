@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,6 @@ import xgboost as xgb
 from modelshelf.errors import ModelshelfError
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
-from modelshelf_xgboost import XGBoostSerializer
 
 
 class MyClassifier(xgb.XGBClassifier):
@@ -175,20 +173,6 @@ def test_callable_params_are_listed_as_skipped(local_shelf: Any, tabular_data: A
     assert v.serializer.details["skipped_params"] == ["eval_metric"]
     assert "eval_metric" not in v.serializer.details["params"]
     np.testing.assert_array_equal(local_shelf.load("cb:1").predict_proba(X), model.predict_proba(X))
-
-
-def test_unfitted_model_is_a_clear_error(local_shelf: Any) -> None:
-    with pytest.raises(ModelshelfError, match="unfitted XGBClassifier: fit it") as caught:
-        local_shelf.upload("m", xgb.XGBClassifier())
-    assert "\n" not in str(caught.value)
-
-
-def test_manifest_cannot_name_an_arbitrary_class(local_shelf: Any, tabular_data: Any, tmp_path: Path) -> None:
-    X, y = tabular_data
-    local_shelf.upload("m", xgb.XGBClassifier(n_jobs=1, n_estimators=2).fit(X, y))
-    directory = local_shelf.download("m:1", tmp_path / "dl")
-    with pytest.raises(ModelshelfError, match=r"os\.system"):
-        XGBoostSerializer().load(directory, details={"restore_as": "os.system"})
 
 
 def test_unknown_options_are_refused(local_shelf: Any, tabular_data: Any) -> None:
