@@ -13,13 +13,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections import Counter
 from pathlib import Path
 
 import modelshelf
 import pytest
 from modelshelf.default_plugins import filesystem
 from modelshelf.errors import PreconditionFailed
+from modelshelf.testing.storage_contract import assert_alias_moves_chain
 
 PROCESSES = 4
 INCREMENTS = 200
@@ -110,16 +110,7 @@ def test_racing_processes_without_locks_lose_no_alias_move(tmp_path: Path) -> No
     moved = sum(r["done"] for r in results)
     events = [e for e in shelf.history("aliased") if e.action == "alias_set"]
     assert len(events) == moved == PROCESSES * ALIAS_MOVES
-    # Each successful swap moved the alias from the value it saw, so the moves form one chain
-    # None -> v1 -> ... -> vN: the "previous" values are the targets minus the final one, plus one
-    # None. A move that overwrote another unseen breaks the chain.
-    final = shelf.get("aliased@prod").version
-    targets = Counter(e.version for e in events)
-    previous = Counter(e.previous for e in events)
-    assert previous[None] == 1
-    del previous[None]
-    targets[final] -= 1
-    assert +targets == previous
+    assert_alias_moves_chain(shelf, "aliased", "prod")
 
 
 # --- claims: what a crashed writer leaves, and what cleanup may remove -------------------------

@@ -445,17 +445,21 @@ class StorageContract(InterleavingContract):
             moved = sum(pool.map(workers.move_alias, *zip(*[(storage_url, options, "aliased", "prod", p) for p in plan], strict=True)))
         events = [e for e in shelf.history("aliased") if e.action == "alias_set"]
         assert len(events) == moved == self.alias_processes * self.alias_moves
-        # Every successful swap saw the value the previous one wrote: the "previous" fields
-        # chain through every event, so no move overwrote another unseen.
-        # Each compare-and-swap moved the alias from the value it saw to a new one, so the moves
-        # form one chain None -> s1 -> ... -> sN: the "previous" values are exactly the targets
-        # minus the final one, plus one None. A move that overwrote another unseen breaks this.
-        from collections import Counter
+        assert_alias_moves_chain(shelf, "aliased", "prod")
 
-        final = shelf.get("aliased@prod").version
-        targets = Counter(e.version for e in events)
-        previous = Counter(e.previous for e in events)
-        assert previous[None] == 1
-        del previous[None]
-        targets[final] -= 1
-        assert +targets == previous
+
+def assert_alias_moves_chain(shelf: modelshelf.Shelf, name: str, alias: str) -> None:
+    """Assert that the recorded moves of ``name@alias`` lost none: each compare-and-swap moved the
+    alias from the value it saw to a new one, so the moves form one chain None -> v1 -> ... -> vN,
+    and the "previous" values are exactly the targets minus the final one, plus one None. A move
+    that overwrote another unseen breaks the chain."""
+    from collections import Counter
+
+    events = [e for e in shelf.history(name) if e.action == "alias_set" and e.alias == alias]
+    final = shelf.get(f"{name}@{alias}").version
+    targets = Counter(e.version for e in events)
+    previous = Counter(e.previous for e in events)
+    assert previous[None] == 1, f"{previous[None]} moves of {name}@{alias} started from no value"
+    del previous[None]
+    targets[final] -= 1
+    assert +targets == previous, f"a move of {name}@{alias} overwrote another unseen"
