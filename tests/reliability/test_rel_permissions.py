@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import http.client
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from modelshelf.errors import ReadOnlyShelf
+from modelshelf.testing.faultproxy import FaultProxy
 from rel_backends import (
     AWS_ENV,
     Backend,
@@ -169,54 +167,12 @@ def test_s3_read_only_iam_policy(moto_with_auth: tuple[str, str], tmp_path: Path
     reader.close()
 
 
-class _ReadOnlyGateway:
-    """Forwards GET/HEAD to fake-gcs-server and answers 403 to every write, like GCS does for a
-    caller holding only roles/storage.objectViewer."""
-
-    def __init__(self, upstream: str) -> None:
-        target = upstream.removeprefix("http://")
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if self.command not in ("GET", "HEAD"):
-                    payload = json.dumps({"error": {"code": 403, "message": "reader may not write"}}).encode()
-                    self.send_response(403)
-                    self.send_header("Content-Type", "application/json")
-                    status_payload = payload
-                else:
-                    conn = http.client.HTTPConnection(target, timeout=30)
-                    try:
-                        conn.request(self.command, self.path, body=body, headers={k: v for k, v in self.headers.items()})
-                        response = conn.getresponse()
-                        status_payload = response.read()
-                    finally:
-                        conn.close()
-                    self.send_response(response.status)
-                    for key, value in response.getheaders():
-                        if key.lower() not in ("content-length", "transfer-encoding", "connection"):
-                            self.send_header(key, value)
-                self.send_header("Content-Length", str(len(status_payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(status_payload)
-
-            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def _read_only_gateway(upstream: str) -> FaultProxy:
+    """A proxy to fake-gcs-server that forwards GET/HEAD and answers 403 to every write, like GCS
+    does for a caller holding only roles/storage.objectViewer."""
+    proxy = FaultProxy(upstream)
+    proxy.deny_requests(when=lambda r: r.method not in ("GET", "HEAD"), message="reader may not write")
+    return proxy
 
 
 @pytest.mark.parametrize("mode", ["403-gateway", "anonymous"])
@@ -229,8 +185,8 @@ def test_gcs_reader(rel_gcs: str, tmp_path: Path, report: Any, mode: str) -> Non
         reader_backend = Backend("gcs", writer.url, {"anonymous": True}, writer.env)
         gateway = None
     else:
-        gateway = _ReadOnlyGateway(rel_gcs)
-        reader_backend = Backend("gcs", writer.url, {}, {**writer.env, "STORAGE_EMULATOR_HOST": gateway.url})
+        gateway = _read_only_gateway(rel_gcs)
+        reader_backend = Backend("gcs", writer.url, {}, {**writer.env, "STORAGE_EMULATOR_HOST": gateway.endpoint})
     reader = reader_backend.open(tmp_path / "cache-reader")
     try:
         _check_read_only(reader, expected, tmp_path, report, f"gcs-{mode}")

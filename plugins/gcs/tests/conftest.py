@@ -1,13 +1,10 @@
-"""Fixtures: one fake-gcs-server per test session, a fresh bucket per test, core's fault proxy in
-front of it (lost answers, cut headers), and a tiny real HTTP server answering 401/403."""
+"""Fixtures: one fake-gcs-server per test session, a fresh bucket per test, and core's fault proxy
+in front of it for what the emulator cannot do (lost answers, cut headers, 401/403 answers)."""
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import pytest
@@ -62,24 +59,6 @@ def gcs_storage(storage_url: str) -> Iterator[GCSStorage]:
         storage.close()
 
 
-# --- small real HTTP servers for failures the emulator cannot produce ---------------------------
-
-
-class _Server:
-    """A ThreadingHTTPServer on a free local port, serving ``handler`` in a daemon thread."""
-
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def lossy_proxy(gcs_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     """A :class:`FaultProxy` in front of the emulator; STORAGE_EMULATOR_HOST points at it."""
@@ -99,40 +78,15 @@ def lose_uploads(lossy_proxy: FaultProxy) -> Callable[[int], Fault]:
     return lambda times: lossy_proxy.lose_answers(when=uploads, times=times, status=503)
 
 
-def _denying_handler(status: int) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _deny(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            payload = json.dumps(
-                {"error": {"code": status, "message": "caller does not have permission"}}
-            ).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _deny
-
-    return Handler
-
-
 @pytest.fixture(params=[401, 403])
-def denying_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A server answering every request with 401 or 403, like GCS to unauthorised credentials."""
-    server = _Server(_denying_handler(request.param))
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
-    try:
-        yield server.url
-    finally:
-        server.close()
+def denying_host(
+    request: pytest.FixtureRequest, gcs_host: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """An endpoint answering every request with 401 or 403, like GCS to unauthorised callers."""
+    with FaultProxy(gcs_host) as proxy:
+        proxy.deny_requests(status=request.param, message="caller does not have permission")
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.endpoint)
+        yield proxy.endpoint
 
 
 # --- answers whose header block is cut short ----------------------------------------------------

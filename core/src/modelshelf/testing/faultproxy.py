@@ -19,6 +19,8 @@ Faults, each armed for ``times`` matching answers after letting ``skip`` through
 * :meth:`~FaultProxy.lose_answers`: the request reaches the server and is applied, then the
   connection closes without an answer, or the answer is replaced by an error status: what a
   write whose answer was lost looks like.
+* :meth:`~FaultProxy.deny_requests`: matching requests never reach the server; the proxy answers
+  an error status itself (a gateway refusing writes to a read-only caller, a 401 or 403).
 * ``strip=`` headers: removed from every request (a server that ignores ``If-None-Match``).
 * ``seed=``/``rate=``: seeded random faults for soak tests; each connection draws one from
   ``Random(f"{seed}/{connection number}")``: ``refuse`` (reset when the request arrives),
@@ -37,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import random
 import socket
-import struct
 import threading
 import time
 from collections import Counter, deque
@@ -46,13 +47,26 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
+from ._http import (
+    Struck,
+    close_socket,
+    framing,
+    parse_headers,
+    read_head,
+    relay_body,
+    reset_socket,
+    skip_body,
+)
+
 __all__ = ["CONDITIONAL_HEADERS", "RANDOM_KINDS", "Fault", "FaultProxy", "Request"]
 
 #: The request headers that make a write conditional on S3 and Azure Blob Storage.
 CONDITIONAL_HEADERS = ("If-None-Match", "If-Match")
 #: What a seeded random fault can be (see the module docstring).
 RANDOM_KINDS = ("refuse", "reset", "cut", "stall")
-_LOST_BODY = b'{"error": {"code": %d, "message": "answer lost by the test proxy"}}'
+#: The body of an answer the proxy makes up (the JSON error shape of GCS; S3 and Azure clients
+#: go by the status).
+_ERROR_BODY = '{"error": {"code": %d, "message": "%s"}}'
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,7 @@ class Fault:
     header: bytes = b""
     after: int = 0
     status: int | None = None
+    message: str = "answer lost by the test proxy"
     struck: list[str] = field(default_factory=list)
 
     @property
@@ -101,103 +116,6 @@ def _matcher(when: str | Callable[[Request], bool] | None) -> Callable[[Request]
         methods = {method.strip().upper() for method in when.split(",")}
         return lambda request: request.method in methods
     return when
-
-
-def _reset(sock: socket.socket) -> None:
-    """Close with an RST (SO_LINGER 0) instead of a FIN: what a crashed peer or a middlebox does.
-
-    ``shutdown(SHUT_RD)`` first wakes the other pump thread blocked in ``recv`` on this socket:
-    until that ``recv`` returns the kernel keeps the socket open, and no RST would be sent."""
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RD)
-    with contextlib.suppress(OSError):
-        sock.close()
-
-
-def _close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    with contextlib.suppress(OSError):
-        sock.close()
-
-
-class _Struck(Exception):
-    """A fault ended this connection."""
-
-
-def _read_head(reader: BinaryIO) -> bytes:
-    """The start line and headers up to and including the blank line; ``b""`` at end of file."""
-    lines = []
-    while True:
-        line = reader.readline(65537)
-        if not line:
-            return b""
-        if not lines and line in (b"\r\n", b"\n"):
-            continue  # tolerated stray blank line between messages
-        lines.append(line)
-        if line in (b"\r\n", b"\n"):
-            return b"".join(lines)
-
-
-def _headers(head: bytes) -> list[tuple[str, str]]:
-    found = []
-    for line in head.split(b"\r\n")[1:]:
-        name, colon, value = line.partition(b":")
-        if colon:
-            found.append((name.decode("latin-1").strip(), value.decode("latin-1").strip()))
-    return found
-
-
-def _framing(headers: Iterable[tuple[str, str]]) -> tuple[bool, int | None]:
-    """(chunked, content length) of a message."""
-    chunked, length = False, None
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == "transfer-encoding" and "chunked" in value.lower():
-            chunked = True
-        elif lowered == "content-length":
-            length = int(value)
-    return chunked, length
-
-
-def _relay_body(
-    reader: BinaryIO, send: Callable[[bytes], None], chunked: bool, length: int | None, to_eof: bool
-) -> None:
-    """Forward one message body, as framed, through ``send``."""
-    if chunked:
-        while True:
-            size_line = reader.readline(65537)
-            if not size_line:
-                raise _Struck
-            send(size_line)
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while True:  # trailers, up to the blank line
-                    line = reader.readline(65537)
-                    send(line)
-                    if line in (b"\r\n", b"\n", b""):
-                        return
-            _relay_exactly(reader, send, size + 2)
-    elif length is not None:
-        _relay_exactly(reader, send, length)
-    elif to_eof:
-        while data := reader.read1(65536):
-            send(data)
-
-
-def _relay_exactly(reader: BinaryIO, send: Callable[[bytes], None], count: int) -> None:
-    while count > 0:
-        data = reader.read1(min(count, 65536))
-        if not data:
-            raise _Struck
-        send(data)
-        count -= len(data)
-
-
-def _skip_body(reader: BinaryIO, chunked: bool, length: int | None, to_eof: bool) -> None:
-    _relay_body(reader, lambda data: None, chunked, length, to_eof)
 
 
 class FaultProxy:
@@ -290,6 +208,19 @@ class FaultProxy:
         without their answer, or (``status``) answer that status with a JSON error instead."""
         return self._arm(Fault("lose-answer", _matcher(when), times, skip, status=status))
 
+    def deny_requests(
+        self,
+        *,
+        when: str | Callable[[Request], bool] | None = None,
+        times: int = 1_000_000,
+        skip: int = 0,
+        status: int = 403,
+        message: str = "denied by the test proxy",
+    ) -> Fault:
+        """Answer the next ``times`` matching requests with ``status`` (and a JSON error carrying
+        ``message``) without forwarding them: the server never sees them."""
+        return self._arm(Fault("deny", _matcher(when), times, skip, status=status, message=message))
+
     def disarm(self) -> None:
         """Forget every armed fault (random faults stay as configured)."""
         with self._lock:
@@ -372,7 +303,7 @@ class FaultProxy:
                 upstream = socket.create_connection(self.target, timeout=10)
                 upstream.settimeout(self.timeout)
             except OSError:
-                _reset(client)
+                reset_socket(client)
                 continue
             with self._lock:
                 self._sockets.update((client, upstream))
@@ -385,11 +316,11 @@ class FaultProxy:
     def close(self) -> None:
         self._closing.set()
         # shutdown wakes the thread blocked in accept(); close alone would not, on Linux.
-        _close(self.server)
+        close_socket(self.server)
         with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:
-            _close(sock)
+            close_socket(sock)
         self._thread.join(timeout=5)
 
     def __enter__(self) -> FaultProxy:
@@ -425,8 +356,8 @@ class _Connection:
 
     def _finish(self, *, rst: bool) -> None:
         self.done.set()
-        (_reset if rst else _close)(self.client)
-        _close(self.upstream)
+        (reset_socket if rst else close_socket)(self.client)
+        close_socket(self.upstream)
         self.proxy._forget(self.client, self.upstream)
         with self.arrived:
             self.arrived.notify_all()
@@ -438,12 +369,12 @@ class _Connection:
         number = 0
         try:
             while not self.done.is_set():
-                head = _read_head(reader)
+                head = read_head(reader)
                 if not head:
                     break
                 number += 1
                 method, target, *_ = [*head.split(b" ", 2), b"", b""]
-                headers = _headers(head.split(b"\r\n\r\n", 1)[0])
+                headers = parse_headers(head.split(b"\r\n\r\n", 1)[0])
                 request = Request(
                     method.decode("latin-1"), target.decode("latin-1"), tuple(headers)
                 )
@@ -457,14 +388,18 @@ class _Connection:
                         proxy.injected["refuse"] += 1
                     self._finish(rst=True)
                     return
+                denied = proxy._claim("deny", request)
+                if denied is not None:
+                    self._deny(denied, request)
+                    return
                 head = self._stripped(head, headers, request)
                 with self.arrived:
                     self.pending.append(request)
                     self.arrived.notify_all()
                 self.upstream.sendall(head)
-                chunked, length = _framing(headers)
-                _relay_body(reader, self.upstream.sendall, chunked, length, to_eof=False)
-        except (OSError, ValueError, _Struck):
+                chunked, length = framing(headers)
+                relay_body(reader, self.upstream.sendall, chunked, length, to_eof=False)
+        except (OSError, ValueError, Struck):
             pass
         if not self.done.is_set():
             with contextlib.suppress(OSError):
@@ -502,7 +437,7 @@ class _Connection:
         answers = 0
         try:
             while not self.done.is_set():
-                head = _read_head(reader)
+                head = read_head(reader)
                 if not head:
                     break
                 answers += 1
@@ -515,7 +450,7 @@ class _Connection:
                     self.strike_at = self.sent + self.plan[2]
                 if not self._answer(head, reader):
                     break
-        except (OSError, ValueError, _Struck):
+        except (OSError, ValueError, Struck):
             pass
         if not self.done.is_set():
             self._finish(rst=False)
@@ -529,7 +464,7 @@ class _Connection:
         request = self._next_request()
         if request is None:
             return False
-        chunked, length = _framing(_headers(head.split(b"\r\n\r\n", 1)[0]))
+        chunked, length = framing(parse_headers(head.split(b"\r\n\r\n", 1)[0]))
         if request.method == "HEAD" or status in (204, 304):
             chunked, length, to_eof = False, None, False
         else:
@@ -547,7 +482,7 @@ class _Connection:
         body = self.proxy._claim("cut-body", request, lambda f: chunked or (length or 0) > f.after)
         self._send(head)
         left = [body.after] if body is not None else None
-        _relay_body(reader, lambda data: self._send(data, left), chunked, length, to_eof)
+        relay_body(reader, lambda data: self._send(data, left), chunked, length, to_eof)
         return not to_eof
 
     def _send(self, data: bytes, left: list[int] | None = None) -> None:
@@ -561,11 +496,11 @@ class _Connection:
             if kind == "stall":
                 self.proxy._closing.wait(self.proxy.stall_seconds)
             self._finish(rst=kind != "cut")
-            raise _Struck
+            raise Struck
         if left is not None and left[0] < len(data):
             self.client.sendall(data[: left[0]])
             self._finish(rst=False)
-            raise _Struck
+            raise Struck
         if left is not None:
             left[0] -= len(data)
         self.client.sendall(data)
@@ -583,11 +518,24 @@ class _Connection:
         if fault.status is None:
             self._finish(rst=False)
             return
-        with contextlib.suppress(_Struck, OSError):
-            _skip_body(reader, chunked, length, to_eof)
-        body = _LOST_BODY % fault.status
+        with contextlib.suppress(Struck, OSError):
+            skip_body(reader, chunked, length, to_eof)
+        self._answer_instead(fault, request)
+
+    def _deny(self, fault: Fault, request: Request) -> None:
+        """Answer ``request`` without forwarding it, then close (its body, if the client sends it
+        after all, is not read: nothing else follows on this connection)."""
+        with self.proxy._lock:
+            self.proxy.seen.append((request.method, request.path))
+            self.proxy.exchanges += 1
+        self._answer_instead(fault, request)
+
+    def _answer_instead(self, fault: Fault, request: Request) -> None:
+        """Send the client a made-up error answer for ``request``, then close the connection."""
+        status = fault.status or 503
+        body = (_ERROR_BODY % (status, fault.message)).encode()
         answer = (
-            f"HTTP/1.1 {fault.status} Lost\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 {status} Test Proxy\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         ).encode() + (b"" if request.method == "HEAD" else body)
         with contextlib.suppress(OSError):
