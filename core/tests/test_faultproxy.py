@@ -170,9 +170,12 @@ def test_local_server_starts_probes_and_stops() -> None:
 
 def test_a_server_that_never_answers_is_one_clear_error() -> None:
     never = lambda port: [sys.executable, "-c", f"print('not listening on', {port})"]  # noqa: E731
-    with pytest.raises(ServerNotStarted, match="never-server did not start .*not listening on"):
-        with local_server(
-            never, probe=answers_http("/"), name="never-server", start_timeout=2, attempts=2
-        ):
-            pass
+    starting = local_server(
+        never, probe=answers_http("/"), name="never-server", start_timeout=2, attempts=2
+    )
+    with (
+        pytest.raises(ServerNotStarted, match="never-server did not start .*not listening on"),
+        starting,
+    ):
+        pass
     assert 1024 <= free_port() <= 65535
