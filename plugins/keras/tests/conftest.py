@@ -1,12 +1,14 @@
-"""Fixtures for modelshelf-keras tests: tiny deterministic Keras models on the torch backend."""
+"""Fixtures for modelshelf-keras tests: tiny deterministic Keras models on the torch backend (or the
+one MODELSHELF_KERAS_TEST_BACKEND names)."""
 
 from __future__ import annotations
 
 import os
 
-# Keras picks its backend once, when first imported; torch (2.13.0, CPU) is the one installed here.
-# This runs at conftest import, before any test module imports Keras.
-os.environ["KERAS_BACKEND"] = "torch"
+# Keras picks its backend once, when first imported; this runs at conftest import, before any test
+# module imports Keras. torch (2.13.0, CPU) is the default; test_keras_backends.py runs this suite
+# again under TensorFlow by setting MODELSHELF_KERAS_TEST_BACKEND=tensorflow in a subprocess.
+os.environ["KERAS_BACKEND"] = os.environ.get("MODELSHELF_KERAS_TEST_BACKEND", "torch")
 
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +16,23 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+#: The Keras backend this run of the suite uses.
+BACKEND = os.environ["KERAS_BACKEND"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "tensorflow: needs tensorflow-cpu and runs Keras under the TensorFlow backend in "
+        "subprocesses (about a minute); CI runs it, deselect locally with -m 'not tensorflow'",
+    )
+
+
+@pytest.fixture
+def backend() -> str:
+    """The Keras backend this run of the suite uses."""
+    return BACKEND
 
 
 @pytest.fixture

@@ -76,6 +76,7 @@ def test_upload_list_download_and_load_in_a_fresh_process(
     features: np.ndarray,
     predict: Callable[[Any, Any], Any],
     keras: Any,
+    backend: str,
     tmp_path: Path,
 ) -> None:
     version = local_shelf.upload("demo/classifier", trained_sequential, metrics={"loss": 0.5})
@@ -112,8 +113,9 @@ def test_upload_list_download_and_load_in_a_fresh_process(
         "listed": [1],
         "files": ["model.keras"],
         "type": "Sequential",
-        "backend": "torch",
+        "backend": backend,
     }
+    assert version.serializer.details["backend"] == backend
     np.testing.assert_array_equal(np.load(out), predict(trained_sequential, features))
 
 

@@ -45,7 +45,7 @@ def test_sequential_functional_and_subclassed_models_resolve_to_keras_v3(
 
 
 def test_save_writes_one_keras_file_and_records_version_and_signature(
-    keras: Any, functional_two_in_two_out: Any, tmp_path: Path
+    keras: Any, functional_two_in_two_out: Any, backend: str, tmp_path: Path
 ) -> None:
     saved = KerasV3Serializer().save(functional_two_in_two_out, tmp_path)
 
@@ -61,7 +61,8 @@ def test_save_writes_one_keras_file_and_records_version_and_signature(
             {"name": "logits", "dtype": "float32", "shape": [None, 3]},
         ],
     }
-    assert saved.details["backend"] == "torch"
+    assert saved.details["backend"] == backend
+    assert saved.details["backend_version"] == __import__(backend).__version__
     assert saved.details["class"] == "Functional"
     assert saved.details["python_lambdas"] == []
     assert saved.details["custom_objects"] == []
@@ -214,8 +215,8 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
 
 
 @pytest.mark.skipif(
-    __import__("importlib").util.find_spec("tensorflow") is not None,
-    reason="needs a machine where the TensorFlow backend is not installed",
+    __import__("importlib").util.find_spec("jax") is not None,
+    reason="needs a machine where the JAX backend is not installed",
 )
 def test_missing_backend_is_one_actionable_line(tmp_path: Path) -> None:
     result = run_python(
@@ -227,11 +228,11 @@ def test_missing_backend_is_one_actionable_line(tmp_path: Path) -> None:
         except ModelshelfError as exc:
             print(exc)
         """,
-        KERAS_BACKEND="tensorflow",
+        KERAS_BACKEND="jax",
     )
     assert result.returncode == 0, result.stderr
     message = result.stdout.strip()
-    assert "KERAS_BACKEND=torch" in message and "tensorflow" in message
+    assert "KERAS_BACKEND=torch" in message and "jax" in message
     assert "\n" not in message
 
 

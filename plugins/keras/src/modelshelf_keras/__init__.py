@@ -10,9 +10,9 @@ from __future__ import annotations
 from modelshelf.hookspecs import SerializerRegistrar
 from modelshelf.plugins import hookimpl
 
-from .serializer import KerasV3Serializer
+from .serializer import BackendChangeWarning, KerasV3Serializer
 
-__all__ = ["KerasV3Serializer", "modelshelf_register_serializers"]
+__all__ = ["BackendChangeWarning", "KerasV3Serializer", "modelshelf_register_serializers"]
 
 
 @hookimpl

@@ -8,10 +8,15 @@ Safety: ``model.keras`` is a zip of JSON config and HDF5 weights. Keras' safe mo
 caller passes ``trust=True``) refuses the one part of it that is code: a ``Lambda`` layer whose
 function is a Python lambda stored as marshalled bytecode. With ``trust=True`` the file is loaded
 with ``safe_mode=False`` and that bytecode runs.
+
+Backends: the backend a model was saved under (and its version) is recorded. The format stores
+architecture and weights independently of the backend, so a version loads under another one;
+``load`` then warns (:class:`BackendChangeWarning`) saying what that means.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,6 +32,10 @@ FILENAME = "model.keras"
 
 #: ``keras.saving.load_model`` arguments a caller may pass (``safe_mode`` comes from ``trust``).
 LOAD_OPTIONS = ("custom_objects", "compile")
+
+
+class BackendChangeWarning(UserWarning):
+    """A Keras version is loaded under another backend than the one it was saved under."""
 
 
 class KerasV3Serializer(Serializer):
@@ -76,6 +85,7 @@ class KerasV3Serializer(Serializer):
                 "file": FILENAME,
                 "class": registered_name(keras, type(obj)),
                 "backend": keras.backend.backend(),
+                "backend_version": backend_version(keras.backend.backend()),
                 "compiled": bool(getattr(obj, "compiled", False)),
                 # What a loader must know before loading: Python code that safe mode refuses, and
                 # classes that must be registered (or passed as custom_objects) to load at all.
@@ -103,6 +113,7 @@ class KerasV3Serializer(Serializer):
                 f"could not read {relative!r} of this version with keras: it is not a .keras zip "
                 "archive; the stored file is damaged or was not written by this serializer"
             )
+        warn_if_backend_changed(details.get("backend"), keras.backend.backend())
         with reading(str(relative), "keras"):
             try:
                 return keras.saving.load_model(path, safe_mode=not trust, **options)
@@ -126,6 +137,30 @@ class KerasV3Serializer(Serializer):
                     "@keras.saving.register_keras_serializable) before loading, or pass "
                     "custom_objects={name: object}"
                 ) from exc
+
+
+def backend_version(backend: str) -> str | None:
+    """The installed version of the backend's package (already imported by Keras), if known."""
+    module = sys.modules.get({"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}.get(backend, backend))
+    version = getattr(module, "__version__", None)
+    return str(version) if version is not None else None
+
+
+def warn_if_backend_changed(saved: object, current: str) -> None:
+    """Say what loading under another backend means; a version from before backends were
+    recorded (or a damaged ``backend`` entry) says nothing."""
+    if not isinstance(saved, str) or saved == current:
+        return
+    warnings.warn(
+        BackendChangeWarning(
+            f"this Keras model was saved under the {saved} backend and is loaded under {current}: "
+            "the .keras format stores the architecture and weights independently of the backend, "
+            "so Keras' own layers load and predict the same up to floating-point rounding (not "
+            f"bit for bit); a custom layer or Lambda calling {saved}'s own functions fails to load "
+            f"or to run. Set KERAS_BACKEND={saved} before Keras is imported to load it as saved"
+        ),
+        stacklevel=3,
+    )
 
 
 def reject_unknown(what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
