@@ -1,8 +1,9 @@
 """Fixtures for the modelshelf-fastai tests: tabular learners, fixed rows, real shelves.
 
-The whole directory is skipped where fastai cannot be imported: it is not a hard dependency of
-the plugin (see its pyproject.toml), and this project's test environment cannot install it with
-pip's dependencies (fastai requires torchvision, which fails to import beside torch 2.13.0+cpu).
+Each test module skips itself where fastai cannot be imported (``FASTAI`` below; a skip raised in a
+conftest would stop pytest instead): fastai is not a hard dependency of the plugin (see its
+pyproject.toml), and this project's test environment cannot install it with pip's dependencies
+(fastai requires torchvision, which fails to import beside torch 2.13.0+cpu).
 """
 
 from __future__ import annotations
@@ -15,12 +16,6 @@ from typing import Any
 
 import modelshelf
 import pytest
-
-pytest.importorskip(
-    "fastai.tabular.all",
-    reason="fastai is not installed (install it with `pip install --no-deps fastai` plus its "
-    "dependencies but torchvision, which fails to import beside torch 2.13.0+cpu)",
-)
 
 TESTS_DIR = Path(__file__).parent
 if str(TESTS_DIR) not in sys.path:

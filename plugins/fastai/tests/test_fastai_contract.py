@@ -6,6 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+# fastai is not a dependency of the plugin: install it with `pip install --no-deps fastai` plus its
+# dependencies but torchvision, whose wheel for torch 2.13.0 fails to import beside the CPU build.
+pytest.importorskip("fastai.tabular.all", reason="fastai is not installed")
 from modelshelf.testing import SerializerContract
 
 

@@ -12,6 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+# fastai is not a dependency of the plugin: install it with `pip install --no-deps fastai` plus its
+# dependencies but torchvision, whose wheel for torch 2.13.0 fails to import beside the CPU build.
+pytest.importorskip("fastai.tabular.all", reason="fastai is not installed")
 import torch
 from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
