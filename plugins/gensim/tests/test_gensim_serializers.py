@@ -138,7 +138,11 @@ def test_refusals_say_what_to_do(shelf: Any, make_model: MakeModel) -> None:
 
 @pytest.mark.parametrize("kind", ["word2vec", "fasttext", "doc2vec"])
 def test_native_models_round_trip_and_train_on(
-    shelf: Any, make_model: MakeModel, probe_words: list[str], kind: str
+    shelf: Any,
+    make_model: MakeModel,
+    probe_words: list[str],
+    kind: str,
+    trusted_load: Callable[..., Any],
 ) -> None:
     model = make_model(kind)
     v = shelf.upload(kind, model)
@@ -147,7 +151,7 @@ def test_native_models_round_trip_and_train_on(
     assert v.signature["outputs"][0]["shape"] == [12]
     with pytest.raises(UntrustedFormat):
         shelf.load(v.ref)
-    loaded = shelf.load(v.ref, trust=True)
+    loaded = trusted_load(shelf, v.ref)
     assert type(loaded) is type(model)
     _same_vectors(loaded.wv, model.wv, probe_words)
     if kind == "fasttext":
@@ -162,13 +166,13 @@ def test_native_models_round_trip_and_train_on(
 
 
 def test_large_arrays_go_to_separate_files(
-    shelf: Any, make_model: MakeModel, probe_words: list[str]
+    shelf: Any, make_model: MakeModel, probe_words: list[str], trusted_load: Callable[..., Any]
 ) -> None:
     model = make_model("word2vec")
     v = shelf.upload("split", model, options={"sep_limit": 100})
     paths = sorted(f.path for f in v.files)
     assert "gensim/model.gensim" in paths and any(p.endswith(".npy") for p in paths)
-    _same_vectors(shelf.load(v.ref, trust=True, mmap="r").wv, model.wv, probe_words)
+    _same_vectors(trusted_load(shelf, v.ref, mmap="r").wv, model.wv, probe_words)
 
 
 def test_malicious_pickle_runs_only_with_trust(
@@ -207,7 +211,8 @@ def test_fresh_process_lists_downloads_and_loads(
         "dest = shelf.download('emb:1', sys.argv[2])\n"
         "assert sorted(p.name for p in dest.iterdir()) == ['vectors.bin']\n"
         "kv = shelf.load('emb:1')\n"
-        "full = shelf.load('full:1', trust=True)\n"
+        "scan = shelf.get('full:1').scan\n"
+        "full = shelf.load('full:1', trust='ignore-scan' if scan is not None and scan.dangerous else True)\n"
         "words = json.loads(sys.argv[4])\n"
         "out = {w: [kv[w].tolist(), kv.most_similar(w, topn=5), full.wv.most_similar(w, topn=5)] for w in words}\n"
         "open(sys.argv[3], 'w').write(json.dumps(out))\n"

@@ -79,3 +79,57 @@ def run_python(
     modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
     return modelshelf_run_python
+
+
+# --- core's pickle scan at upload -----------------------------------------------------------------
+#: What core's pickle scan flags in this framework's own pickles: its allow-list has no entry for
+#: shap's explainer classes, so a version it flagged loads only with trust="ignore-scan".
+FRAMEWORK_IMPORTS: tuple[str, ...] = ("shap.",)
+#: Contract cases that load such a version with trust=True: expected to fail with FlaggedByScan
+#: until core's scan knows these imports (strict: they must be unmarked once it does).
+SCAN_FLAGGED_CONTRACTS = {"TestExactExplainerPickleContract"}
+
+
+def load_trusted(shelf: Any, ref: str, **options: Any) -> Any:
+    """``shelf.load(ref, trust=True)``; where core's pickle scan flagged the version, first a check
+    that it flagged only the framework's own classes and that trust=True is refused, then
+    ``trust="ignore-scan"``."""
+    from modelshelf.errors import UntrustedFormat
+
+    scan = getattr(shelf.get(ref), "scan", None)
+    if scan is None or not scan.dangerous:
+        return shelf.load(ref, trust=True, **options)
+    flagged = sorted({name for finding in scan.findings for name in finding.imports})
+    unexpected = [name for name in flagged if not name.startswith(FRAMEWORK_IMPORTS)]
+    assert not unexpected, f"the pickle scan flagged {unexpected}, not only the framework's classes"
+    with pytest.raises(UntrustedFormat):
+        shelf.load(ref, trust=True, **options)
+    return shelf.load(ref, trust="ignore-scan", **options)
+
+
+@pytest.fixture
+def trusted_load() -> Callable[..., Any]:
+    """``trusted_load(shelf, ref, **options)``: see :func:`load_trusted`."""
+    return load_trusted
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from modelshelf.errors import FlaggedByScan
+
+    here = Path(__file__).parent
+    for item in items:
+        cls = getattr(item, "cls", None)
+        if (
+            cls is not None
+            and cls.__name__ in SCAN_FLAGGED_CONTRACTS
+            and getattr(item, "originalname", "")
+            in ("test_round_trip_gives_identical_predictions", "test_unsafe_format_needs_trust")
+            and here in item.path.parents
+        ):
+            item.add_marker(
+                pytest.mark.xfail(
+                    raises=FlaggedByScan,
+                    strict=True,
+                    reason=f"core's pickle scan flags {', '.join(FRAMEWORK_IMPORTS)} imports: trust=True is refused",
+                )
+            )

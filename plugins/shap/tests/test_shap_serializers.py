@@ -166,7 +166,11 @@ def test_unsafe_model_serializer_is_refused_at_save_and_needs_trust_at_load(
 
 
 def test_pickle_explainers_round_trip(
-    shelf: Any, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame
+    shelf: Any,
+    make_model: MakeModel,
+    X: pd.DataFrame,
+    rows: pd.DataFrame,
+    trusted_load: Callable[..., Any],
 ) -> None:
     model = make_model("logistic")
     background = X.to_numpy()[:20]
@@ -179,7 +183,7 @@ def test_pickle_explainers_round_trip(
         assert v.serializer.name == "shap-pickle" and v.serializer.safe is False
         with pytest.raises(UntrustedFormat):
             shelf.load(v.ref)
-        loaded = shelf.load(v.ref, trust=True)
+        loaded = trusted_load(shelf, v.ref)
         assert type(loaded) is type(explainer)
         np.testing.assert_array_equal(
             loaded(rows.to_numpy()).values, explainer(rows.to_numpy()).values

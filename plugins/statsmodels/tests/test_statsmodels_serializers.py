@@ -146,7 +146,7 @@ def test_signature_and_details(shelf: Any, make_results: MakeResults) -> None:
 
 
 def test_what_the_safe_form_cannot_rebuild_points_to_pickle(
-    shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame
+    shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame, trusted_load: Callable[..., Any]
 ) -> None:
     formula = make_results("formula")
     with pytest.raises(InvalidModel, match="formula.*statsmodels-pickle") as caught:
@@ -154,9 +154,7 @@ def test_what_the_safe_form_cannot_rebuild_points_to_pickle(
     _one_line(caught.value)
     v = shelf.upload("f", formula, serializer="statsmodels-pickle")
     data = new_exog.assign(region=np.where(new_exog["age"] > 0, "north", "south"))
-    np.testing.assert_array_equal(
-        shelf.load(v.ref, trust=True).predict(data), formula.predict(data)
-    )
+    np.testing.assert_array_equal(trusted_load(shelf, v.ref).predict(data), formula.predict(data))
 
     import statsmodels.api as sm
 
@@ -168,19 +166,21 @@ def test_what_the_safe_form_cannot_rebuild_points_to_pickle(
         shelf.upload("arima", make_results("arima"), serializer="statsmodels-params")
 
 
-def test_arima_pickle_round_trip(shelf: Any, make_results: MakeResults) -> None:
+def test_arima_pickle_round_trip(
+    shelf: Any, make_results: MakeResults, trusted_load: Callable[..., Any]
+) -> None:
     results = make_results("arima")
     v = shelf.upload("arima", results)
     assert v.serializer.name == "statsmodels-pickle" and v.serializer.safe is False
     assert v.serializer.details["model"] == "statsmodels.tsa.arima.model.ARIMA"
     with pytest.raises(UntrustedFormat):
         shelf.load(v.ref)
-    loaded = shelf.load(v.ref, trust=True)
+    loaded = trusted_load(shelf, v.ref)
     pd.testing.assert_series_equal(loaded.forecast(12), results.forecast(12))
 
 
 def test_pickle_remove_data_option(
-    shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame
+    shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame, trusted_load: Callable[..., Any]
 ) -> None:
     results = make_results("ols")
     expected = results.predict(new_exog)
@@ -189,7 +189,7 @@ def test_pickle_remove_data_option(
         "ols", results, serializer="statsmodels-pickle", options={"remove_data": True}
     )
     assert slim.total_size < full.total_size
-    pd.testing.assert_series_equal(shelf.load(slim.ref, trust=True).predict(new_exog), expected)
+    pd.testing.assert_series_equal(trusted_load(shelf, slim.ref).predict(new_exog), expected)
     # statsmodels strips the object it saves: the caller's results must be left whole.
     assert len(results.resid) == 120 and results.model.exog.shape == (120, 4)
 
