@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-_numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -24,13 +19,9 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_url(moto_endpoint: str) -> str:
     """A fresh bucket on the session's moto server, as a shelf URL."""
-    import boto3
+    from modelshelf_s3.testing import create_bucket
 
-    name = f"cross-{os.getpid()}-{next(_numbers)}"
-    client = boto3.client("s3", endpoint_url=moto_endpoint)
-    client.create_bucket(Bucket=name)
-    client.close()
-    return f"s3://{name}/shelf"
+    return f"s3://{create_bucket(moto_endpoint, 'cross')}/shelf"
 
 
 @pytest.fixture(scope="session")
@@ -43,12 +34,10 @@ def azurite_connection_string() -> Iterator[str]:
 
 @pytest.fixture
 def azure_url(azurite_connection_string: str) -> str:
-    from azure.storage.blob import BlobServiceClient
+    """A fresh container on the session's Azurite, as a shelf URL."""
+    from modelshelf_azure.testing import create_container
 
-    name = f"cross-{secrets.token_hex(4)}"
-    with BlobServiceClient.from_connection_string(azurite_connection_string) as service:
-        service.create_container(name)
-    return f"az://{name}/shelf"
+    return f"az://{create_container(azurite_connection_string, 'cross')}/shelf"
 
 
 @pytest.fixture

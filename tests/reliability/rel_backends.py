@@ -8,7 +8,6 @@ processes import this module), and no credential beyond the public emulator ones
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import random
 import secrets
@@ -135,28 +134,18 @@ def one_line_error(exc: BaseException) -> None:
 
 # --- fresh shelves on the servers ------------------------------------------------------------
 
-_numbers = itertools.count()
-
-
 def new_s3_backend(endpoint: str, **options: Any) -> Backend:
-    import boto3
+    from modelshelf_s3.testing import create_bucket
 
-    bucket = f"rel-{os.getpid()}-{next(_numbers)}"
-    client = boto3.client("s3", endpoint_url=endpoint)
-    client.create_bucket(Bucket=bucket)
-    client.close()
+    bucket = create_bucket(endpoint, "rel")
     return Backend("s3", f"s3://{bucket}/shelf", {"endpoint_url": endpoint, **options}, dict(AWS_ENV))
 
 
 def new_azure_backend(connection_string: str, **options: Any) -> Backend:
-    from azure.storage.blob import BlobServiceClient
+    from modelshelf_azure.testing import create_container
 
-    container = f"rel{secrets.token_hex(6)}"
-    with BlobServiceClient.from_connection_string(connection_string) as service:
-        service.create_container(container)
-    return Backend(
-        "azure", f"az://{container}/shelf", {"connection_string": connection_string, **options}
-    )
+    container = create_container(connection_string, "rel")
+    return Backend("azure", f"az://{container}/shelf", {"connection_string": connection_string, **options})
 
 
 def new_gcs_backend(host: str, **options: Any) -> Backend:

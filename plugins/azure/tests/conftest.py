@@ -7,13 +7,12 @@ Every test talks HTTP to a real Azurite blob server (no SDK mocks). When Azurite
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from modelshelf.testing.faultproxy import FaultProxy
-from modelshelf_azure.testing import AzuriteNotFound, azurite, find_azurite
+from modelshelf_azure.testing import AzuriteNotFound, azurite, create_container, find_azurite
 
 
 @pytest.fixture(scope="session")
@@ -47,10 +46,9 @@ def blob_service(azurite_connection_string: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def container(blob_service: Any) -> Iterator[str]:
+def container(blob_service: Any, azurite_connection_string: str) -> Iterator[str]:
     """A fresh, empty container; deleted after the test."""
-    name = f"t{secrets.token_hex(8)}"
-    blob_service.create_container(name)
+    name = create_container(azurite_connection_string)
     yield name
     blob_service.delete_container(name)
 

@@ -7,16 +7,13 @@ Each test gets a bucket of its own, so tests never see each other's objects.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from modelshelf_s3.testing import moto_environment
-
-_bucket_numbers = itertools.count()
+from modelshelf_s3.testing import create_bucket, moto_environment
 
 
 @pytest.fixture(scope="session")
@@ -37,11 +34,9 @@ def s3_client(moto_endpoint: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def bucket(s3_client: Any) -> str:
+def bucket(moto_endpoint: str) -> str:
     """A fresh, empty bucket for this test."""
-    name = f"shelf-{os.getpid()}-{next(_bucket_numbers)}"
-    s3_client.create_bucket(Bucket=name)
-    return name
+    return create_bucket(moto_endpoint, "shelf")
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ __all__ = [
     "AzuriteNotFound",
     "azurite",
     "connection_string",
+    "create_container",
     "find_azurite",
     "free_port",
 ]
@@ -51,6 +52,19 @@ def connection_string(port: int, host: str = "127.0.0.1") -> str:
         f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
         f"BlobEndpoint=http://{host}:{port}/{DEV_ACCOUNT};"
     )
+
+
+def create_container(connection_string: str, prefix: str = "t") -> str:
+    """Create a container with a fresh name on the account of ``connection_string``; return the
+    name. Imports the Azure SDK (only when called)."""
+    import secrets
+
+    from azure.storage.blob import BlobServiceClient
+
+    name = f"{prefix}{secrets.token_hex(6)}"
+    with BlobServiceClient.from_connection_string(connection_string) as service:
+        service.create_container(name)
+    return name
 
 
 def find_azurite() -> list[str]:

@@ -16,6 +16,7 @@ access log silenced. It needs ``moto[server]`` installed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import urllib.request
@@ -23,7 +24,15 @@ from collections.abc import Iterator, Mapping
 
 from modelshelf.testing.servers import answers_http, local_server, patched_environ
 
-__all__ = ["DUMMY_CREDENTIALS", "ISOLATED_AWS_ENV", "moto_environment", "moto_server", "reset_moto", "reset_moto_auth"]
+__all__ = [
+    "DUMMY_CREDENTIALS",
+    "ISOLATED_AWS_ENV",
+    "create_bucket",
+    "moto_environment",
+    "moto_server",
+    "reset_moto",
+    "reset_moto_auth",
+]
 
 #: Credentials moto accepts while authentication is off (its default). Not secrets.
 DUMMY_CREDENTIALS: Mapping[str, str] = {
@@ -43,6 +52,7 @@ ISOLATED_AWS_ENV: Mapping[str, str] = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
 }
+_bucket_numbers = itertools.count()
 #: Variables that could point boto3 at a real account or another endpoint; cleared in tests.
 _REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_S3")
 
@@ -82,6 +92,21 @@ def moto_server(
         env={**(env or {}), "AWS_ENDPOINT_URL": None},
     ) as endpoint:
         yield endpoint
+
+
+def create_bucket(endpoint: str, prefix: str = "test") -> str:
+    """Create a bucket with a fresh name on the S3 server at ``endpoint``; return the name.
+
+    Imports boto3 (only when called); the credentials come from the environment."""
+    import boto3
+
+    name = f"{prefix}-{os.getpid()}-{next(_bucket_numbers)}"
+    client = boto3.client("s3", endpoint_url=endpoint)
+    try:
+        client.create_bucket(Bucket=name)
+    finally:
+        client.close()
+    return name
 
 
 def reset_moto(endpoint: str) -> None:
