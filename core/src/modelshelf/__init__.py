@@ -17,21 +17,26 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from . import errors
-    from .errors import (
-        IntegrityError,
-        ModelshelfError,
-        NotFound,
-        UntrustedFormat,
-    )
-    from .cards import Card
-    from .hookspecs import hookimpl
-    from .query import QueryError
-    from .records import Alias, Event, FileEntry, ModelVersion
-    from .serializers import SavedModel, Serializer
-    from .shelf import Shelf, open
-    from .storage import ObjectInfo, Storage, StoredBytes
-    from .watching import Refreshing
+    from . import errors as errors
+    from .cards import Card as Card
+    from .errors import IntegrityError as IntegrityError
+    from .errors import ModelshelfError as ModelshelfError
+    from .errors import NotFound as NotFound
+    from .errors import UntrustedFormat as UntrustedFormat
+    from .hookspecs import hookimpl as hookimpl
+    from .query import QueryError as QueryError
+    from .records import Alias as Alias
+    from .records import Event as Event
+    from .records import FileEntry as FileEntry
+    from .records import ModelVersion as ModelVersion
+    from .serializers import SavedModel as SavedModel
+    from .serializers import Serializer as Serializer
+    from .shelf import Shelf as Shelf
+    from .shelf import open as open
+    from .storage import ObjectInfo as ObjectInfo
+    from .storage import Storage as Storage
+    from .storage import StoredBytes as StoredBytes
+    from .watching import Refreshing as Refreshing
 
 _LAZY = {
     "open": ("shelf", "open"),

@@ -152,11 +152,14 @@ class Cache:
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(f"{_TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
         try:
-            with open(temp, "xb") as blob, open(target, "xb") as copy:
-                with VerifyingWriter(_Tee(blob, copy), entry.sha256, entry.size, what) as writer:
-                    for chunk in chunks:
-                        writer.write(chunk)
-                    writer.finish()
+            with (
+                open(temp, "xb") as blob,
+                open(target, "xb") as copy,
+                VerifyingWriter(_Tee(blob, copy), entry.sha256, entry.size, what) as writer,
+            ):
+                for chunk in chunks:
+                    writer.write(chunk)
+                writer.finish()
             os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             os.replace(temp, final)
         except BaseException:

@@ -269,8 +269,9 @@ class Catalog:
             except (InvalidRecord, KeyNotFound) as exc:
                 return problem(item[0], exc)
 
+        records: list[object]
         if self.storage.local:
-            records = run_parallel(read, live, max_workers=self.record_workers)
+            records = list(run_parallel(read, live, max_workers=self.record_workers))
         else:  # object stores: a few index objects instead of a manifest per version
             from . import indexes
 

@@ -252,7 +252,7 @@ _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 class _Group(click.Group):
     """Ends every failure in one line on stderr and a documented exit code, never a traceback."""
 
-    def main(  # type: ignore[override]
+    def main(
         self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
         standalone_mode: bool = True, **extra: Any,
     ) -> Any:
@@ -428,7 +428,8 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool, where: str
         return
     by_version: dict[int, list[str]] = {}
     for alias in aliases.values():
-        by_version.setdefault(alias.version, []).append(alias.alias)
+        if alias.version is not None:
+            by_version.setdefault(alias.version, []).append(alias.alias)
     extra_fields = query_cli.shown_fields(order)
     for v in versions:
         labels = " ".join(f"@{safe(a)}" for a in sorted(by_version.get(v.version, [])))

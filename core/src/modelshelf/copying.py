@@ -351,7 +351,7 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
     try:
         tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the with below
         members = tar.getmembers()
-    except (OSError, tarfile.TarError, *_DAMAGED) as exc:
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, tarfile.TarError) as exc:
         raise ModelshelfError(f"cannot read {where}: {exc}") from None
     with tar, _refusing_damage(where):
         # Check every member's name and type before reading any content.
@@ -389,9 +389,10 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
                     raise IntegrityError(f"{where}: {member.name} is over {attachments.MAX_ATTACHMENT_BYTES} bytes")
                 carried.setdefault(number, {}).setdefault(kind, {})[record_id] = data
             elif (match := _BLOB_MEMBER.fullmatch(member.name)) and manifests:
-                entry = expected.get(match.group(1))
-                if entry is None:
+                blob_entry = expected.get(match.group(1))
+                if blob_entry is None:
                     raise IntegrityError(f"{where}: blob {member.name} belongs to no version in the bundle")
+                entry = blob_entry
                 if not target.cache.has(entry):
                     target.cache.insert(entry, _chunks(handle), f"{where}/{member.name}")
                 received.add(entry.sha256)
@@ -409,12 +410,12 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
     mapping: dict[tuple[str, int], int] = {}
     attached = 0
     for number, version in sorted(manifests.items()):
-        known = indexes.setdefault(version.name, _target_index(target, version.name))
+        on_target = indexes.setdefault(version.name, _target_index(target, version.name))
         key = _origin_key(origin_of(version))
-        if key in known:
-            report.present[version.ref] = known[key].ref
-            mapping[(version.name, version.version)] = known[key].version
-            attached += _carry(target, known[key], carried.get(number, {}))
+        if key in on_target:
+            report.present[version.ref] = on_target[key].ref
+            mapping[(version.name, version.version)] = on_target[key].version
+            attached += _carry(target, on_target[key], carried.get(number, {}))
             continue
         blobs = {f.sha256: target.cache.blob_path(f.sha256) for f in version.files}
         published, bytes_sent = _republish(
@@ -422,7 +423,7 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
             {"kind": "bundle", "bundle": path.name, "shelf": str(index.get("source", "")), "name": version.name, "version": version.version},
         )
         sent += bytes_sent
-        known[key] = published
+        on_target[key] = published
         report.copied[version.ref] = published.ref
         mapping[(version.name, version.version)] = published.version
         attached += _carry(target, published, carried.get(number, {}))

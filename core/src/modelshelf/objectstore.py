@@ -41,6 +41,8 @@ detail (a signed URL, a token) reaches a traceback.
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
 import io
 import os
 import re
@@ -408,7 +410,7 @@ class ObjectStoreStorage(Storage):
                 reader.close()
                 start = offset
                 reader = self._call(
-                    lambda: self._open_read(name, start, pin, chunk_size), "read", key
+                    functools.partial(self._open_read, name, start, pin, chunk_size), "read", key
                 )
         finally:
             reader.close()
@@ -444,9 +446,7 @@ class ObjectStoreStorage(Storage):
         full = self._full_prefix(prefix)
         token: str | None = None
         while True:
-            page = self._call(
-                lambda token=token: self._list_page(full, token, delimited), "list", prefix
-            )
+            page = self._call(functools.partial(self._list_page, full, token, delimited), "list", prefix)
             yield page
             if not page.token:
                 return
@@ -546,20 +546,16 @@ class ObjectStoreStorage(Storage):
         """Delete; a missing key is fine (a missing bucket is not)."""
         self._refuse_if_read_only("delete", key)
         name = self._name(key)
-        try:
+        with contextlib.suppress(KeyNotFound):
             self._call(lambda: self._delete(name), "delete", key, write=True)
-        except KeyNotFound:
-            pass
 
     def touch(self, key: str) -> None:
         """Restart ``gc``'s grace period for ``key`` (see :meth:`_touch`); a vanished key is
         fine: the uploader re-checks its blobs before publishing."""
         self._refuse_if_read_only("touch", key)
         name = self._name(key)
-        try:
+        with contextlib.suppress(KeyNotFound):
             self._call(lambda: self._touch(name), "touch", key, write=True)
-        except KeyNotFound:
-            pass
 
     # --- primitives --------------------------------------------------------------------------
 

@@ -7,10 +7,10 @@ up to the end of the connection), so a proxy can act between messages and inside
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import struct
 from collections.abc import Callable, Iterable
-from typing import BinaryIO
 
 
 def reset_socket(sock: socket.socket) -> None:
@@ -37,9 +37,9 @@ class Struck(Exception):
     """A fault ended this connection."""
 
 
-def read_head(reader: BinaryIO) -> bytes:
+def read_head(reader: io.BufferedIOBase) -> bytes:
     """The start line and headers up to and including the blank line; ``b""`` at end of file."""
-    lines = []
+    lines: list[bytes] = []
     while True:
         line = reader.readline(65537)
         if not line:
@@ -73,7 +73,7 @@ def framing(headers: Iterable[tuple[str, str]]) -> tuple[bool, int | None]:
 
 
 def relay_body(
-    reader: BinaryIO, send: Callable[[bytes], None], chunked: bool, length: int | None, to_eof: bool
+    reader: io.BufferedIOBase, send: Callable[[bytes], None], chunked: bool, length: int | None, to_eof: bool
 ) -> None:
     """Forward one message body, as framed, through ``send``."""
     if chunked:
@@ -97,7 +97,7 @@ def relay_body(
             send(data)
 
 
-def relay_exactly(reader: BinaryIO, send: Callable[[bytes], None], count: int) -> None:
+def relay_exactly(reader: io.BufferedIOBase, send: Callable[[bytes], None], count: int) -> None:
     while count > 0:
         data = reader.read1(min(count, 65536))
         if not data:
@@ -106,5 +106,5 @@ def relay_exactly(reader: BinaryIO, send: Callable[[bytes], None], count: int) -
         count -= len(data)
 
 
-def skip_body(reader: BinaryIO, chunked: bool, length: int | None, to_eof: bool) -> None:
+def skip_body(reader: io.BufferedIOBase, chunked: bool, length: int | None, to_eof: bool) -> None:
     relay_body(reader, lambda data: None, chunked, length, to_eof)

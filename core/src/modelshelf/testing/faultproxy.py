@@ -37,6 +37,7 @@ imports no SDK and no pytest, so any plugin's suite, benchmark or child process 
 from __future__ import annotations
 
 import contextlib
+import io
 import random
 import socket
 import threading
@@ -44,7 +45,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from ._http import (
@@ -455,7 +455,7 @@ class _Connection:
         if not self.done.is_set():
             self._finish(rst=False)
 
-    def _answer(self, head: bytes, reader: BinaryIO) -> bool:
+    def _answer(self, head: bytes, reader: io.BufferedIOBase) -> bool:
         """Relay (or strike) one answer; ``False`` when the connection ends with it."""
         status = int(head.split(b" ", 2)[1])
         if 100 <= status < 200 and status != 101:
@@ -509,7 +509,7 @@ class _Connection:
     def _lose(
         self,
         fault: Fault,
-        reader: BinaryIO,
+        reader: io.BufferedIOBase,
         request: Request,
         chunked: bool,
         length: int | None,

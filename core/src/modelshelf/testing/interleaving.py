@@ -193,49 +193,58 @@ def explore(
     for paused_side in (0, 1):
         step = 0
         while True:
-            url = fresh_url()
-            first, second, check = case(url)
-            stores: list[PausingStorage] = []
-
-            def wrap(storage: Storage) -> Storage:
-                stores.append(PausingStorage(storage))
-                return stores[-1]
-
-            shelves = [open_shelf(url, wrap), open_shelf(url, wrap)]
-            for shelf in shelves:
-                shelf.lease_poll = 0.005
-            sides = [lambda s=shelves[0]: first(s), lambda s=shelves[1]: second(s)]
-            held, other = stores[paused_side], stores[1 - paused_side]
-            held.pause_before(step)
-            held_thread, held_outcome = _start(sides[paused_side])
-            _until(lambda: held.paused.is_set() or held_outcome.done.is_set(), "the paused side stopped")
-            reached = held.paused.is_set()
-            other_thread, other_outcome = _start(sides[1 - paused_side])
-            # The other side runs to its end, or until it is seen waiting for the held one.
-            polls = other.count("list", "leases/gc/")
-            _until(
-                lambda: other_outcome.done.is_set() or other.count("list", "leases/gc/") >= polls + 3,
-                "the other side finished or waited",
-            )
-            held.resume()
-            held_thread.join(_PAUSE_LIMIT)
-            other_thread.join(_PAUSE_LIMIT)
-            outcomes = (held_outcome, other_outcome) if paused_side == 0 else (other_outcome, held_outcome)
-            try:
-                check(*outcomes)
-            except AssertionError as exc:
-                side = "first" if paused_side == 0 else "second"
-                raise AssertionError(
-                    f"{side} side held before its call {step} {held.held_call}: {exc}"
-                ) from exc
-            finally:
-                for shelf in shelves:
-                    shelf.close()
+            reached = _run_once(open_shelf, fresh_url(), case, paused_side, step)
             runs += 1
             if not reached:
                 break  # the paused side finished before reaching this step: all steps explored
             step += 1
     return runs
+
+
+def _run_once(
+    open_shelf: Callable[[str, Callable[[Storage], Storage]], modelshelf.Shelf],
+    url: str,
+    case: Case,
+    paused_side: int,
+    step: int,
+) -> bool:
+    """One run of ``case`` with one side held before its call ``step``; True if it got there."""
+    first, second, check = case(url)
+    stores: list[PausingStorage] = []
+
+    def wrap(storage: Storage) -> Storage:
+        stores.append(PausingStorage(storage))
+        return stores[-1]
+
+    shelves = [open_shelf(url, wrap), open_shelf(url, wrap)]
+    for shelf in shelves:
+        shelf.lease_poll = 0.005
+    sides = [lambda: first(shelves[0]), lambda: second(shelves[1])]
+    held, other = stores[paused_side], stores[1 - paused_side]
+    held.pause_before(step)
+    held_thread, held_outcome = _start(sides[paused_side])
+    _until(lambda: held.paused.is_set() or held_outcome.done.is_set(), "the paused side stopped")
+    reached = held.paused.is_set()
+    other_thread, other_outcome = _start(sides[1 - paused_side])
+    # The other side runs to its end, or until it is seen waiting for the held one.
+    polls = other.count("list", "leases/gc/")
+    _until(
+        lambda: other_outcome.done.is_set() or other.count("list", "leases/gc/") >= polls + 3,
+        "the other side finished or waited",
+    )
+    held.resume()
+    held_thread.join(_PAUSE_LIMIT)
+    other_thread.join(_PAUSE_LIMIT)
+    outcomes = (held_outcome, other_outcome) if paused_side == 0 else (other_outcome, held_outcome)
+    try:
+        check(*outcomes)
+    except AssertionError as exc:
+        side = "first" if paused_side == 0 else "second"
+        raise AssertionError(f"{side} side held before its call {step} {held.held_call}: {exc}") from exc
+    finally:
+        for shelf in shelves:
+            shelf.close()
+    return reached
 
 
 def _raise_unexpected(outcome: Outcome) -> None:
@@ -288,7 +297,10 @@ class InterleavingContract:
             # Two sides of one run use two clients, as two processes would.
             return modelshelf.Shelf(wrap(Borrowed(storage_for(url, 1 + (next(sides) % 2 if slot is None else slot)))), cache=cache)
 
-        self._open = lambda url: open_shelf(url, lambda storage: storage, slot=0)
+        def open_plain(url: str) -> modelshelf.Shelf:
+            return open_shelf(url, lambda storage: storage, slot=0)
+
+        self._open = open_plain
         def run(case: Case) -> int:
             runs = explore(open_shelf, fresh_url, case)
             print(f"interleavings explored: {runs}")  # shown with -s; docs/reliability.md quotes them

@@ -210,7 +210,7 @@ class SerializerContract:
     def test_unsafe_format_is_opt_in_or_says_why(self, serializer_name: str) -> None:
         """An unsafe serializer (``safe = False``) claims nothing by default, unless no safe format
         can store its objects and ``unsafe_default_reason`` says why."""
-        from modelshelf.plugins import unsafe_default_problem
+        from modelshelf.plugin_checks import unsafe_default_problem
 
         problem = unsafe_default_problem(self._serializer(serializer_name).serializer)
         assert problem is None, problem
