@@ -7,8 +7,8 @@ subclass of such a serializer and name the file::
     class TestXGBoostContract(SingleFileCases, SerializerContract):
         model_file = "model.ubj"
 
-The cases: whatever ``details`` say, ``load`` opens only that file; a link planted in its place
-and a missing file are one :class:`~modelshelf.errors.IntegrityError` line; a damaged file
+The cases: a version is that one file; whatever ``details`` say, ``load`` opens only that file;
+a link planted in its place and a missing file are one :class:`~modelshelf.errors.IntegrityError` line; a damaged file
 (cut short, garbled, empty) is one :class:`~modelshelf.errors.InvalidModel` line naming the file
 and the format.
 """
@@ -71,6 +71,12 @@ class SingleFileCases:
         serializer = get_registry().serializers()[serializer_name].serializer
         return serializer, serializer.save(model, version)
 
+    def test_a_version_is_that_one_file(
+        self, contract_shelf: Any, serializer_name: str, model: Any
+    ) -> None:
+        version = contract_shelf.upload("single-file", model, serializer=serializer_name)
+        assert [f.path for f in version.files] == [self.model_file], "not the one file it names"
+
     def test_load_opens_only_its_file_whatever_details_say(
         self, serializer_name: str, model: Any, load_options: dict[str, Any], tmp_path: Path
     ) -> None:
@@ -81,7 +87,9 @@ class SingleFileCases:
         outside = tmp_path / "snapshot" / "outside.bin"
         outside.write_bytes(b"never to be opened" * 64)
         for value in ("/etc/passwd", str(outside), "../outside.bin", 4, None, "other.bin"):
-            serializer.load(version, details={**saved.details, "file": value}, trust=True, **load_options)
+            serializer.load(
+                version, details={**saved.details, "file": value}, trust=True, **load_options
+            )
         # A link planted in place of the version's file leads outside it: refused, not followed.
         (version / self.model_file).rename(outside)
         (version / self.model_file).symlink_to(outside)
@@ -95,7 +103,12 @@ class SingleFileCases:
 
     @pytest.mark.parametrize("how", DAMAGE)
     def test_damaged_file_is_one_invalid_model_line(
-        self, serializer_name: str, model: Any, load_options: dict[str, Any], tmp_path: Path, how: str
+        self,
+        serializer_name: str,
+        model: Any,
+        load_options: dict[str, Any],
+        tmp_path: Path,
+        how: str,
     ) -> None:
         serializer, saved = self._save(serializer_name, model, tmp_path)
         path = tmp_path / self.model_file
