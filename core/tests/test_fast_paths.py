@@ -81,12 +81,12 @@ def test_local_upload_copies_while_hashing_and_leaves_no_staged_file(tmp_path: P
 def test_staged_copy_is_exactly_what_was_hashed(tmp_path: Path) -> None:
     storage = FileSystemStorage(str(tmp_path / "shelf"))
     source = tmp_path / "f.bin"
-    source.write_bytes(b"a" * 1000)
+    source.write_bytes(b"a" * (2 << 20))  # staged: at least STAGE_MIN_BYTES
     with storage.upload_staging() as stage, hashing_with(stage):
         sha, size = hash_file(source)
-        source.write_bytes(b"b" * 1000)  # changed after hashing: the staged bytes are stored
+        source.write_bytes(b"b" * (2 << 20))  # changed after hashing: the staged bytes are stored
         storage.put_blob(layout.blob_key(sha), source, sha, size)
-    assert (tmp_path / "shelf" / layout.blob_key(sha)).read_bytes() == b"a" * 1000
+    assert (tmp_path / "shelf" / layout.blob_key(sha)).read_bytes() == b"a" * (2 << 20)
     assert _hidden_files(tmp_path / "shelf") == []
 
 
@@ -95,28 +95,46 @@ def test_a_lost_staged_copy_falls_back_to_a_verified_copy(tmp_path: Path) -> Non
 
     storage = FileSystemStorage(str(tmp_path / "shelf"))
     source = tmp_path / "f.bin"
-    source.write_bytes(b"a" * 1000)
+    source.write_bytes(b"a" * (2 << 20))  # staged: at least STAGE_MIN_BYTES
     with storage.upload_staging() as stage, hashing_with(stage):
         sha, size = hash_file(source)
         for temp in _hidden_files(tmp_path / "shelf"):
             temp.unlink()  # e.g. removed by a cleanup
-        source.write_bytes(b"b" * 1000)
+        source.write_bytes(b"b" * (2 << 20))
         with pytest.raises(ChangedWhileUploading):
             storage.put_blob(layout.blob_key(sha), source, sha, size)
     assert not (tmp_path / "shelf" / layout.blob_key(sha)).exists()
 
 
+def test_small_files_are_hashed_only_and_many_files_hold_few_descriptors(tmp_path: Path) -> None:
+    from modelshelf.default_plugins import filesystem
+
+    storage = FileSystemStorage(str(tmp_path / "shelf"))
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"s" * 100)
+    with storage.upload_staging() as stage, hashing_with(stage):
+        hash_file(small)
+        assert _hidden_files(tmp_path / "shelf") == []
+        big = []
+        for index in range(filesystem.STAGE_MAX_HELD + 3):
+            path = tmp_path / f"big{index}.bin"
+            path.write_bytes(index.to_bytes(4, "big") * (1 << 18))
+            big.append(hash_file(path))
+        assert len(_hidden_files(tmp_path / "shelf")) == filesystem.STAGE_MAX_HELD
+    assert _hidden_files(tmp_path / "shelf") == [] and storage._held == 0
+
+
 def test_a_swapped_staged_file_is_never_renamed_into_place(tmp_path: Path) -> None:
     storage = FileSystemStorage(str(tmp_path / "shelf"))
     source = tmp_path / "f.bin"
-    source.write_bytes(b"a" * 1000)
+    source.write_bytes(b"a" * (2 << 20))  # staged: at least STAGE_MIN_BYTES
     with storage.upload_staging() as stage, hashing_with(stage):
         sha, size = hash_file(source)
         (temp,) = _hidden_files(tmp_path / "shelf")
         temp.unlink()
-        temp.write_bytes(b"x" * 1000)  # another file under the staged name
+        temp.write_bytes(b"x" * (2 << 20))  # another file under the staged name (maybe its inode number)
         storage.put_blob(layout.blob_key(sha), source, sha, size)  # copies the source, verified
-    assert (tmp_path / "shelf" / layout.blob_key(sha)).read_bytes() == b"a" * 1000
+    assert (tmp_path / "shelf" / layout.blob_key(sha)).read_bytes() == b"a" * (2 << 20)
     assert _hidden_files(tmp_path / "shelf") == []
 
 

@@ -158,10 +158,13 @@ class FileSystemStorage(Storage):
                 f"shelf {self.root}: directory shelves need a POSIX system (openat), which this is not"
             )
         #: Files copied in while they were hashed (see :meth:`upload_staging`): (source, sha256, size) ->
-        #: the hidden temporary file at the root that :meth:`put_blob` renames into place, and the
-        #: (device, inode) it was written to: only that file is ever renamed.
-        self._staged: dict[tuple[str, str, int], tuple[str, tuple[int, int]]] = {}
+        #: the hidden temporary file at the root that :meth:`put_blob` renames into place, and a
+        #: descriptor of it held open until then: only that inode is ever renamed (holding it
+        #: keeps its inode number from being reused by a file put in its place).
+        self._staged: dict[tuple[str, str, int], tuple[str, int]] = {}
         self._staged_lock = threading.Lock()
+        self._held = 0
+        self._open_staged: set[int] = set()
 
     def describe(self) -> str:
         return str(self.root)
@@ -549,18 +552,34 @@ class FileSystemStorage(Storage):
         blobs) is unchanged. Whatever was not placed by the end of the block is removed (blobs the
         shelf already had); a crash leaves a ``.tmp`` file that ``gc``'s cleanup removes.
         """
-        mine: list[tuple[tuple[str, str, int], tuple[str, tuple[int, int]]]] = []
+        mine: list[tuple[tuple[str, str, int], tuple[str, int]]] = []
         lock = threading.Lock()
 
-        def stage(path: Path) -> tuple[str, int]:
-            try:
-                sha256, size, temp = self._stage_file(Path(path))
-            except StorageError:
-                # Cannot write here (read-only, full): hash only; publishing reports the problem.
-                import hashlib
+        def hash_only(path: Path) -> tuple[str, int]:
+            import hashlib
 
-                with open(path, "rb") as handle:
-                    return hashlib.file_digest(handle, "sha256").hexdigest(), handle.tell()
+            with open(path, "rb") as handle:
+                return hashlib.file_digest(handle, "sha256").hexdigest(), handle.tell()
+
+        def stage(path: Path) -> tuple[str, int]:
+            # Small files are only hashed (put_blob copies them, verified: a second read of a
+            # small file costs little), and at most STAGE_MAX_HELD files are held open at once.
+            with self._staged_lock:
+                take = self._held < STAGE_MAX_HELD
+                if take:
+                    self._held += 1
+            staged = None
+            try:
+                if take and os.stat(path).st_size >= STAGE_MIN_BYTES:
+                    with contextlib.suppress(StorageError):  # cannot write here: publishing says so
+                        staged = self._stage_file(Path(path))
+            finally:
+                if take and staged is None:
+                    with self._staged_lock:
+                        self._held -= 1
+            if staged is None:
+                return hash_only(path)
+            sha256, size, temp = staged
             entry = (os.fspath(path), sha256, size)
             with self._staged_lock:
                 previous = self._staged.get(entry)
@@ -577,18 +596,31 @@ class FileSystemStorage(Storage):
             for entry, temp in mine:
                 self._drop_staged(entry, temp)
 
-    def _drop_staged(self, entry: tuple[str, str, int], staged: tuple[str, tuple[int, int]]) -> None:
+    def _drop_staged(self, entry: tuple[str, str, int], staged: tuple[str, int]) -> None:
         with self._staged_lock:
             if self._staged.get(entry) == staged:
                 del self._staged[entry]
-        with contextlib.suppress(OSError, _Missing):
-            root = self._open_root(create=False)
-            try:
-                os.unlink(staged[0], dir_fd=root)
-            finally:
-                os.close(root)
+        self._release(staged, unlink=True)
 
-    def _stage_file(self, source: Path) -> tuple[str, int, tuple[str, tuple[int, int]]]:
+    def _release(self, staged: tuple[str, int], *, unlink: bool) -> None:
+        """Close the held descriptor (once) and, if asked, remove the temporary name."""
+        temp, fd = staged
+        with self._staged_lock:
+            closing = fd in self._open_staged
+            self._open_staged.discard(fd)
+            if closing:
+                self._held -= 1
+        if closing:
+            os.close(fd)
+            if unlink:
+                with contextlib.suppress(OSError, _Missing):
+                    root = self._open_root(create=False)
+                    try:
+                        os.unlink(temp, dir_fd=root)
+                    finally:
+                        os.close(root)
+
+    def _stage_file(self, source: Path) -> tuple[str, int, tuple[str, int]]:
         from ..transfer import copy_hashing  # hashing is loaded only when blobs are stored
 
         try:
@@ -616,10 +648,12 @@ class FileSystemStorage(Storage):
                         flushed = total
 
                 sha256, size = copy_hashing(source, write, written=written)
-                st = os.fstat(fd)
-            finally:
+            except BaseException:
                 os.close(fd)
-            return sha256, size, (temp, (st.st_dev, st.st_ino))
+                raise
+            with self._staged_lock:
+                self._open_staged.add(fd)
+            return sha256, size, (temp, fd)
         except BaseException as exc:
             if temp:
                 self._unlink_quietly(root, temp)
@@ -629,11 +663,16 @@ class FileSystemStorage(Storage):
         finally:
             os.close(root)
 
-    def _place_staged(self, key: str, staged: tuple[str, tuple[int, int]]) -> bool:
+    def _place_staged(self, key: str, staged: tuple[str, int]) -> bool:
         """Rename the staged file to ``key`` (after an fsync); False when it cannot be (gone,
         replaced, or another filesystem below the root), and then the caller copies the source
         again, verified."""
-        temp, identity = staged
+        temp, held = staged
+        try:
+            ours = os.fstat(held)
+            identity = (ours.st_dev, ours.st_ino)
+        except OSError:
+            return False
         try:
             root = self._open_root(create=False)
         except (OSError, _Missing):
@@ -650,7 +689,7 @@ class FileSystemStorage(Storage):
                     if not stat_module.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != identity:
                         return False  # not the file this process wrote and hashed
                     if self.fsync:
-                        os.fsync(fd)
+                        os.fsync(held)
                 finally:
                     os.close(fd)
                 try:
@@ -665,6 +704,7 @@ class FileSystemStorage(Storage):
         finally:
             self._unlink_quietly(root, temp)
             os.close(root)
+            self._release(staged, unlink=False)
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         try:
@@ -821,6 +861,10 @@ class FileSystemStorage(Storage):
                         os.unlink(entry, dir_fd=dir_fd)
 
 
+#: Files smaller than this are hashed only, not staged (see ``upload_staging``).
+STAGE_MIN_BYTES = 1 << 20
+#: At most this many staged files (open descriptors) per storage at once; more are hashed only.
+STAGE_MAX_HELD = 64
 #: Bytes written between two requests to start write-back of a staged file.
 _WRITEBACK_STEP = 32 << 20
 _SYNC_FILE_RANGE_WRITE = 2
