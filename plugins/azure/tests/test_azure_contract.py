@@ -10,14 +10,10 @@ from typing import Any
 
 import pytest
 from modelshelf.testing import StorageContract
+from modelshelf.testing.storage_contract import ServiceRaces
 
 
-class TestAzureStorageContract(StorageContract):
-    race_processes = 8
-    race_uploads = 10
-    alias_processes = 4
-    alias_moves = 5
-
+class TestAzureStorageContract(ServiceRaces, StorageContract):
     @pytest.fixture
     def storage_url(self, container: str) -> str:
         return f"az://{container}/contract/shelf"

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import pytest
 from modelshelf.testing import StorageContract
+from modelshelf.testing.storage_contract import ServiceRaces
 
 
-class TestS3Storage(StorageContract):
-    race_processes = 8
-    race_uploads = 10
-    alias_processes = 4
-    alias_moves = 6
-
+class TestS3Storage(ServiceRaces, StorageContract):
     @pytest.fixture
     def storage_url(self, bucket: str) -> str:
         return f"s3://{bucket}/team/shelf"

@@ -8,7 +8,8 @@ concurrency tests pass them to child processes).
 Knobs (class attributes):
 
 * ``race_processes`` / ``race_uploads``: processes racing uploads to one name, and uploads each.
-* ``alias_processes`` / ``alias_moves``: processes racing alias moves, and moves each.
+* ``alias_processes`` / ``alias_moves``: processes racing alias moves, and moves each
+  (:class:`ServiceRaces` holds the sizes the cloud backends use).
 * ``listing_keys``: keys written to prove ``list`` and ``list_prefixes`` go past a page (1,100:
   S3, Azure and GCS pages hold 1,000).
 * ``sdk_modules``: top-level modules of your SDK (``["mystore_sdk"]``), which importing the plugin
@@ -56,6 +57,17 @@ HEAVY_MODULES = (
     "xgboost", "lightgbm", "catboost", "keras", "transformers", "tensorflow", "safetensors",
     "numpy", "scipy", "pandas", "joblib", "requests", "urllib3", "aiohttp", "grpc",
 )
+
+
+class ServiceRaces:
+    """Race sizes for a backend on a real service, where each process opens its own client: 8
+    processes racing 10 uploads each to one name must produce versions 1..80, every one loadable,
+    and 4 processes racing 6 alias moves each must lose no event. Mix in before the contract."""
+
+    race_processes = 8
+    race_uploads = 10
+    alias_processes = 4
+    alias_moves = 6
 
 
 class StorageContract(InterleavingContract):
