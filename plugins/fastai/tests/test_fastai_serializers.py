@@ -55,10 +55,11 @@ def test_learner_is_claimed_and_its_model_stays_torch(trained: Any) -> None:
     assert choose(trained.model, serializers).name == "torch-safetensors"
 
 
-def test_upload_records_weights_preprocessing_and_signature(shelf: Any, trained: Any) -> None:
+def test_upload_records_weights_preprocessing_and_signature(shelf: Any, testlearners: Any) -> None:
     import fastai
 
-    version = shelf.upload("tab", trained)
+    # A learner of its own: the shared one's recorder changes as other tests use it.
+    version = shelf.upload("tab", testlearners.learner())
     assert version.serializer.name == "fastai-safetensors"
     assert (version.framework.name, version.framework.version) == ("fastai", fastai.__version__)
     assert [f.path for f in version.files] == ["model.safetensors"]
