@@ -29,5 +29,7 @@ def claim_only(name: str, *claims: str, framework: str = "test") -> Serializer:
         raise AssertionError(f"the stand-in serializer {name!r} was chosen")
 
     attributes = {"name": name, "framework": framework, "format": "test", "claims": tuple(claims)}
-    cls = type(f"ClaimOnly[{name}]", (Serializer,), {**attributes, "save": save, "load": refuse})
-    return cls()  # type: ignore[no-any-return]
+    cls: type[Serializer] = type(
+        f"ClaimOnly[{name}]", (Serializer,), {**attributes, "save": save, "load": refuse}
+    )
+    return cls()
