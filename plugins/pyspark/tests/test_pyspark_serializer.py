@@ -140,10 +140,34 @@ def test_save_and_load_need_an_active_session_and_say_so() -> None:
     assert "needs an active SparkSession" in result.stdout
 
 
+def test_staging_through_a_directory_every_node_reaches(
+    shelf: Any, pipeline_model: Any, scoring_frame: Any, tmp_path: Path
+) -> None:
+    """What a cluster needs (executors write part of the data): Spark writes and reads a staging
+    directory through Hadoop's file system, copied to and from the driver, then removed."""
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    version = shelf.upload("staged", pipeline_model, options={"staging": staging.as_uri()})
+    assert list(staging.iterdir()) == []
+    assert all(f.path.startswith("model/") and not f.path.endswith(".crc") for f in version.files)
+    loaded = shelf.load(version.ref, staging=staging.as_uri())
+    assert list(staging.iterdir()) == []
+    np.testing.assert_array_equal(
+        transform_to_numpy(loaded, scoring_frame), transform_to_numpy(pipeline_model, scoring_frame)
+    )
+    # Versions staged or not are the same format: either loads either way.
+    np.testing.assert_array_equal(
+        transform_to_numpy(shelf.load(version.ref), scoring_frame),
+        transform_to_numpy(pipeline_model, scoring_frame),
+    )
+    with pytest.raises(ModelshelfError, match=r"staging must be a directory URI"):
+        shelf.upload("staged", pipeline_model, options={"staging": 3})
+
+
 def test_unknown_options_and_non_spark_objects_are_refused(
     shelf: Any, pipeline_model: Any, tmp_path: Path, spark: Any
 ) -> None:
-    with pytest.raises(ModelshelfError, match=r"unknown spark-ml save option\(s\) overwrite: accepted are none"):
+    with pytest.raises(ModelshelfError, match=r"unknown spark-ml save option\(s\) overwrite: accepted are staging"):
         shelf.upload("m", pipeline_model, options={"overwrite": True})
     version = shelf.upload("m", pipeline_model)
     with pytest.raises(ModelshelfError, match=r"unknown spark-ml load option"):

@@ -19,8 +19,10 @@ says so on load (the files are checked before Spark reads them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,11 +55,17 @@ class SparkMLSerializer(Serializer):
     """A fitted ``pyspark.ml`` ``Transformer`` (model, ``PipelineModel``, feature transformer) <->
     Spark ML's directory format.
 
-    ``save(obj, directory)`` calls ``obj.write().save(directory / "model")``; it takes no options.
+    ``save(obj, directory)`` calls ``obj.write().save(directory / "model")``.
     ``load(directory, details=..., trust=False)`` returns ``cls.load(path)`` for the saved Python
     class (``LogisticRegressionModel`` comes back as ``LogisticRegressionModel``, a
     ``PipelineModel`` as a ``PipelineModel`` with the same stages). Both need an active
     ``SparkSession``, like Spark's own ``save``/``load``.
+
+    Option ``staging`` (save and load): a directory URI every node of the cluster reaches
+    (``hdfs://...``, ``s3a://...``, ``dbfs:/...``). Spark's executors write part of a model's
+    data themselves, so on a multi-node cluster a path on the driver's disk is not where they
+    write: with ``staging``, Spark writes to (or reads from) a fresh directory below it, copied
+    from (or to) the driver's local directory through Hadoop's file system, and removed after.
     """
 
     name = "spark-ml"
@@ -67,7 +75,7 @@ class SparkMLSerializer(Serializer):
     claims = ("pyspark.ml.base.Transformer",)
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        reject_unknown("save", options, ())
+        reject_unknown("save", options, ("staging",))
         import pyspark
         from pyspark.ml.base import Transformer
         from pyspark.ml.util import MLWritable
@@ -79,7 +87,13 @@ class SparkMLSerializer(Serializer):
             )
         require_session("save")
         target = directory / MODEL_DIR
-        obj.write().save(str(target))
+        staging = options.get("staging")
+        if staging is None:
+            obj.write().save(str(target))
+        else:
+            with _staged(staging) as (remote, hadoop):
+                obj.write().save(remote)
+                hadoop.fs.copyToLocalFile(False, hadoop.path(remote), hadoop.path(str(target)), True)
         _remove_hadoop_bookkeeping(target)
         stages = list(_flat_stages(obj))
         classes = sorted(_metadata_classes(target))
@@ -109,7 +123,7 @@ class SparkMLSerializer(Serializer):
     def load(
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
-        reject_unknown("load", options, ())
+        reject_unknown("load", options, ("staging",))
         relative = details.get("path", MODEL_DIR)
         path = model_file(directory, relative, kind="directory")
         cls_name = details.get("class")
@@ -124,11 +138,56 @@ class SparkMLSerializer(Serializer):
             )
         cls = _python_class(cls_name, trust=trust)
         require_session("load")
-        with reading(str(relative), "pyspark.ml"):
-            return cls.load(str(path))
+        staging = options.get("staging")
+        if staging is None:
+            with reading(str(relative), "pyspark.ml"):
+                return cls.load(str(path))
+        with _staged(staging) as (remote, hadoop):
+            hadoop.fs.copyFromLocalFile(False, True, hadoop.path(str(path)), hadoop.path(remote))
+            with reading(str(relative), "pyspark.ml"):
+                # Spark ML readers collect the model's data to the driver while loading, so the
+                # staged copy can go once load returns.
+                return cls.load(remote)
 
 
 # --- files -------------------------------------------------------------------------------------
+
+
+class _Hadoop:
+    """The Hadoop file system of a staging URI, through the active session's JVM."""
+
+    def __init__(self, uri: str) -> None:
+        from pyspark.sql import SparkSession
+
+        session = SparkSession.getActiveSession()
+        assert session is not None  # require_session ran first
+        self._jvm = session.sparkContext._jvm
+        conf = session.sparkContext._jsc.hadoopConfiguration()
+        self.fs = self.path(uri).getFileSystem(conf)
+
+    def path(self, uri: str) -> Any:
+        return self._jvm.org.apache.hadoop.fs.Path(uri)
+
+
+@contextlib.contextmanager
+def _staged(staging: object) -> Iterator[tuple[str, _Hadoop]]:
+    """A fresh directory URI below ``staging`` and its file system; removed afterwards."""
+    if not isinstance(staging, str) or not staging.strip():
+        raise ModelshelfError(
+            f"staging must be a directory URI every Spark node reaches (hdfs://..., s3a://...), "
+            f"not {staging!r}"
+        )
+    remote = f"{staging.rstrip('/')}/modelshelf-{uuid.uuid4().hex}"
+    try:
+        hadoop = _Hadoop(remote)
+    except Exception as exc:  # py4j errors: unknown scheme, no credentials...
+        raise ModelshelfError(
+            f"cannot use staging {staging!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
+    try:
+        yield remote, hadoop
+    finally:
+        hadoop.fs.delete(hadoop.path(remote), True)
 
 
 def _remove_hadoop_bookkeeping(root: Path) -> None:
