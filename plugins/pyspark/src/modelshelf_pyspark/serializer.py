@@ -161,7 +161,7 @@ class _Hadoop:
 
         session = SparkSession.getActiveSession()
         assert session is not None  # require_session ran first
-        self._jvm = session.sparkContext._jvm
+        self._jvm: Any = session.sparkContext._jvm
         conf = session.sparkContext._jsc.hadoopConfiguration()
         self.fs = self.path(uri).getFileSystem(conf)
 
