@@ -86,7 +86,12 @@ class ScanVerdict:
 
     @property
     def dangerous(self) -> bool:
-        return any(f.imports for f in self.findings)
+        """True when a flagged import can run or reach the system (``os``, ``subprocess``,
+        ``builtins.open``/``eval``...): then even ``trust=True`` is not enough. Other imports outside
+        the allow-list are kept in ``findings`` for the record, and need ordinary trust."""
+        from .scanning import is_dangerous_global  # scanning builds these records
+
+        return any(is_dangerous_global(name) for f in self.findings for name in f.imports)
 
 
 @attrs.frozen

@@ -132,6 +132,48 @@ _STRING_OPS = frozenset(
 )
 
 
+#: Beyond ``_NEVER``: what reaches files, the network, processes or arbitrary attributes.
+_DANGEROUS = (
+    *_NEVER,
+    "builtins.setattr",
+    "builtins.delattr",
+    "builtins.globals",
+    "builtins.locals",
+    "builtins.vars",
+    "builtins.breakpoint",
+    "builtins.input",
+    "builtins.memoryview",
+    "io.",
+    "_io.",
+    "pathlib.",
+    "codecs.open",
+    "tempfile.",
+    "glob.",
+    "zipfile.",
+    "tarfile.",
+    "urllib.",
+    "http.",
+    "requests.",
+    "code.",
+    "codeop.",
+    "pdb.",
+    "multiprocessing.",
+    "signal.",
+    "asyncio.",
+    "threading.",
+    "operator.attrgetter",
+    "operator.methodcaller",
+    "<STACK_GLOBAL of a computed name>",
+)
+
+
+def is_dangerous_global(flagged: str) -> bool:
+    """True for an import (as a finding records it, maybe ``member: module.name``) that can run
+    code or reach the system by itself; a framework's own classes are not."""
+    qualified = flagged.split(": ", 1)[-1]
+    return qualified.startswith(_DANGEROUS)
+
+
 def is_safe_global(qualified: str) -> bool:
     if qualified.startswith(_NEVER):
         return False
@@ -241,8 +283,11 @@ def scan_files(files: Mapping[str, Path]) -> ScanVerdict | None:
 def describe(verdict: ScanVerdict) -> str:
     """One line naming what the scan flagged."""
     flagged = [f for f in verdict.findings if f.imports]
+    def ordered(imports: tuple[str, ...]) -> list[str]:  # the dangerous ones first
+        return sorted(imports, key=lambda name: not is_dangerous_global(name))
+
     parts = [
-        f"{f.path} imports {', '.join(f.imports[:3])}{' ...' if len(f.imports) > 3 else ''}"
+        f"{f.path} imports {', '.join(ordered(f.imports)[:3])}{' ...' if len(f.imports) > 3 else ''}"
         for f in flagged[:2]
     ]
     more = f" (and {len(flagged) - 2} more files)" if len(flagged) > 2 else ""

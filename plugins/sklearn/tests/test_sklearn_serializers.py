@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
-from modelshelf.errors import IntegrityError, ModelshelfError, UntrustedFormat
+from modelshelf.errors import FlaggedByScan, IntegrityError, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
 from modelshelf_sklearn import JoblibSerializer, SkopsSerializer
@@ -248,8 +248,14 @@ def test_malicious_pickle_runs_only_with_trust(local_shelf: Any, tmp_path: Path)
         local_shelf.load("evil:1")
     assert not marker.exists()
 
-    # The payload is live: trusting it runs it. This is what makes the assertion above meaningful.
-    local_shelf.load("evil:1", trust=True)
+    # The upload scan saw the payload's builtins.open: ordinary trust is not enough either.
+    with pytest.raises(FlaggedByScan):
+        local_shelf.load("evil:1", trust=True)
+    assert not marker.exists()
+
+    # The payload is live: overriding the scan runs it. This is what makes the assertions above
+    # meaningful.
+    local_shelf.load("evil:1", trust="ignore-scan")
     assert marker.exists()
 
 

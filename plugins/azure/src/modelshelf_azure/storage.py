@@ -36,8 +36,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.storage.blob import BlobPrefix, BlobServiceClient, ContainerClient, ExponentialRetry
-from modelshelf.errors import ModelshelfError, StorageError
 from modelshelf import objectstore
+from modelshelf.errors import ModelshelfError, StorageError
 from modelshelf.retry import Backoff
 from modelshelf.storage import ObjectInfo, StoredBytes
 
@@ -157,6 +157,7 @@ class AzureBlobStorage(objectstore.ObjectStoreStorage):
 
     def _list_page(self, prefix: str, token: str | None, delimited: bool) -> objectstore.ListPage:
         per_page = self.settings["results_per_page"]  # only how many names a request brings
+        pager: Any
         if delimited:
             pager = self._container.walk_blobs(
                 name_starts_with=prefix, delimiter="/", results_per_page=per_page

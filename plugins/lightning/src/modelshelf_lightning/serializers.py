@@ -167,8 +167,9 @@ class LightningCheckpointSerializer(Serializer):
                 return torch.load(str(path), map_location=device, weights_only=False)
         if not (isinstance(cls, type) and _is_lightning_module_class(cls)):
             raise ModelshelfError(f"cls= must be a LightningModule subclass, not {cls!r}")
+        module_class: Any = cls  # checked above: a LightningModule subclass
         with reading(str(relative), "lightning"):
-            return cls.load_from_checkpoint(
+            return module_class.load_from_checkpoint(
                 str(path), map_location=device, strict=options.get("strict"), weights_only=False
             )
 
@@ -180,7 +181,7 @@ def build(cls: Any, hparams: dict[str, Any], details: Mapping[str, Any]) -> Any:
     """``cls`` built from stored hyperparameters the way ``load_from_checkpoint`` builds it."""
     if not (isinstance(cls, type) and _is_lightning_module_class(cls)):
         raise ModelshelfError(f"cls= must be a LightningModule subclass, not {cls!r}")
-    parameters = inspect.signature(cls.__init__).parameters
+    parameters = inspect.signature(cls.__init__).parameters  # type: ignore[misc]  # the class's own
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     hparams_name = details.get("hparams_name")
     if isinstance(hparams_name, str) and hparams_name != "kwargs" and hparams_name in parameters:

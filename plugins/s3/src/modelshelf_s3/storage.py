@@ -33,8 +33,8 @@ import boto3
 import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
-from modelshelf.errors import AccessDenied, ModelshelfError, StorageError
 from modelshelf import objectstore
+from modelshelf.errors import AccessDenied, ModelshelfError, StorageError
 from modelshelf.storage import ObjectInfo, StoredBytes
 
 from . import _errors
@@ -56,38 +56,38 @@ class S3Storage(objectstore.ObjectStoreStorage):
     service = "S3"
 
     def __init__(self, url: str, **options: Any) -> None:
-        self.options = options = parse(url, options)
-        self.url = options.url
-        self.bucket = options.bucket
-        self.root = options.root
+        self.options = parsed = parse(url, options)
+        self.url = parsed.url
+        self.bucket = parsed.bucket
+        self.root = parsed.root
         try:
-            session = boto3.Session(profile_name=options.profile, region_name=options.region)
+            session = boto3.Session(profile_name=parsed.profile, region_name=parsed.region)
             s3_config: dict[str, Any] = {}
-            if options.addressing_style:
-                s3_config["addressing_style"] = options.addressing_style
+            if parsed.addressing_style:
+                s3_config["addressing_style"] = parsed.addressing_style
             config = botocore.config.Config(
-                retries={"mode": options.retry_mode, "total_max_attempts": options.max_attempts},
-                connect_timeout=options.connect_timeout,
-                read_timeout=options.read_timeout,
-                max_pool_connections=max(options.max_pool_connections, options.max_concurrency),
+                retries={"mode": parsed.retry_mode, "total_max_attempts": parsed.max_attempts},
+                connect_timeout=parsed.connect_timeout,
+                read_timeout=parsed.read_timeout,
+                max_pool_connections=max(parsed.max_pool_connections, parsed.max_concurrency),
                 s3=s3_config or None,
                 user_agent_extra="modelshelf-s3",
             )
-            self.client = session.client("s3", endpoint_url=options.endpoint_url, config=config)
+            self.client = session.client("s3", endpoint_url=parsed.endpoint_url, config=config)
         except botocore.exceptions.ProfileNotFound:
             raise AccessDenied(
-                f"AWS profile {options.profile!r} for shelf {self.url} is not in ~/.aws/config "
+                f"AWS profile {parsed.profile!r} for shelf {self.url} is not in ~/.aws/config "
                 "or ~/.aws/credentials: check the name or set AWS_PROFILE"
             ) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise StorageError(
                 f"cannot set up S3 access for shelf {self.url}: {type(exc).__name__}"
             ) from None
-        self.endpoint = _safe(options.endpoint_url or self.client.meta.endpoint_url)
+        self.endpoint = _safe(parsed.endpoint_url or self.client.meta.endpoint_url)
         self.transfer_config = TransferConfig(
-            multipart_threshold=options.multipart_threshold,
-            multipart_chunksize=options.multipart_chunksize,
-            max_concurrency=options.max_concurrency,
+            multipart_threshold=parsed.multipart_threshold,
+            multipart_chunksize=parsed.multipart_chunksize,
+            max_concurrency=parsed.max_concurrency,
             use_threads=True,
         )
 

@@ -110,7 +110,7 @@ class SkorchSafetensorsSerializer(Serializer):
                 raise InvalidModel("this version's details describe a stored module badly: the manifest is damaged")
             attribute = part.get("attribute")
             target = getattr(net, attribute, None) if isinstance(attribute, str) else None
-            if target is None or not attribute.endswith("_"):
+            if target is None or not isinstance(attribute, str) or not attribute.endswith("_"):
                 raise ModelshelfError(
                     f"the net passed has no module {attribute!r}, which this version stores: build "
                     "the net like the saved one"
