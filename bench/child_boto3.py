@@ -67,7 +67,9 @@ def upload_tree(args: dict[str, Any]) -> dict[str, Any]:
     def put(path: Path) -> None:
         with open(path, "rb") as body:
             client.put_object(
-                Bucket=args["bucket"], Key=f"{args['prefix']}/{path.relative_to(root).as_posix()}", Body=body
+                Bucket=args["bucket"],
+                Key=f"{args['prefix']}/{path.relative_to(root).as_posix()}",
+                Body=body,
             )
 
     with measured(result, counter), ThreadPoolExecutor(8) as pool:
@@ -102,4 +104,12 @@ def download_tree(args: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main({"upload": upload, "download": download, "download_stream": download_stream, "upload_tree": upload_tree, "download_tree": download_tree})
+    main(
+        {
+            "upload": upload,
+            "download": download,
+            "download_stream": download_stream,
+            "upload_tree": upload_tree,
+            "download_tree": download_tree,
+        }
+    )

@@ -40,7 +40,9 @@ def _open(args: dict[str, Any]) -> tuple[Any, RequestCounter | None, dict[str, A
     else:
         # modelstore creates the root but refuses a root whose parent does not exist.
         Path(store_args["root"]).parent.mkdir(parents=True, exist_ok=True)
-        store = ModelStore.from_file_system(root_directory=store_args["root"], create_directory=True)
+        store = ModelStore.from_file_system(
+            root_directory=store_args["root"], create_directory=True
+        )
     result["open_seconds"] = time.perf_counter() - started
     return store, counter, result
 

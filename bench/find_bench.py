@@ -62,14 +62,23 @@ def populate(root: Path, count: int) -> float:
     shelf = modelshelf.open(str(root / "shelf"), cache=root / "upload-cache")
     weights = root / "weights.bin"
     weights.write_bytes(os.urandom(1024))
-    first = shelf.upload("churn", weights, metrics={"auc": 0.5, "f1": 0.5}, params={"C": 1.0},
-                         tags={"data": "2026-10"}, metadata={"owner": "ana"})
+    first = shelf.upload(
+        "churn",
+        weights,
+        metrics={"auc": 0.5, "f1": 0.5},
+        params={"C": 1.0},
+        tags={"data": "2026-10"},
+        metadata={"owner": "ana"},
+    )
     rnd = random.Random(42)
     start = time.perf_counter()
     for number in range(2, count + 1):
         record = attrs.evolve(
-            first, version=number, created_at=first.created_at + dt.timedelta(minutes=number),
-            metrics={"auc": rnd.random(), "f1": rnd.random()}, params={"C": rnd.choice([0.1, 1.0, 10.0])},
+            first,
+            version=number,
+            created_at=first.created_at + dt.timedelta(minutes=number),
+            metrics={"auc": rnd.random(), "f1": rnd.random()},
+            params={"C": rnd.choice([0.1, 1.0, 10.0])},
             tags={"data": rnd.choice(["2026-09", "2026-10", "2026-11"])},
             metadata={"owner": rnd.choice(["ana", "bo", "cy"])},
         )
@@ -81,47 +90,91 @@ def populate(root: Path, count: int) -> float:
 def child(root: Path, cache: Path, what: str) -> dict[str, float]:
     import json
 
-    out = subprocess.run([sys.executable, "-c", CHILD, str(root / "shelf"), str(cache), what, WHERE],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root / "shelf"), str(cache), what, WHERE],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
 def cli(root: Path, cache: Path) -> float:
     env = {**os.environ, "MODELSHELF_URL": str(root / "shelf"), "MODELSHELF_CACHE": str(cache)}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "modelshelf", "ls", "churn", "--where", WHERE, "--sort", "-metrics.auc",
-                    "--limit", "5"], env=env, capture_output=True, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelshelf",
+            "ls",
+            "churn",
+            "--where",
+            WHERE,
+            "--sort",
+            "-metrics.auc",
+            "--limit",
+            "5",
+        ],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
     return time.perf_counter() - start
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--versions", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="find-bench-", dir=Path(__file__).parent / "work"
-                                 if (Path(__file__).parent / "work").is_dir() else None))
+    root = Path(
+        tempfile.mkdtemp(
+            prefix="find-bench-",
+            dir=Path(__file__).parent / "work"
+            if (Path(__file__).parent / "work").is_dir()
+            else None,
+        )
+    )
     try:
         print(f"publishing {args.versions} versions...", flush=True)
         took = populate(root, args.versions)
         print(f"  manifests written in {took:.1f} s", flush=True)
-        results: dict[str, list[float]] = {k: [] for k in
-                                           ("versions()", "find cold", "find warm", "find warm, all matches", "ls --where (CLI)")}
+        results: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "versions()",
+                "find cold",
+                "find warm",
+                "find warm, all matches",
+                "ls --where (CLI)",
+            )
+        }
         counts: dict[str, int] = {}
         for run in range(args.repeat):
             cache = root / f"cache-{run}"
-            for label, what in (("versions()", "versions"), ("find cold", "find"), ("find warm", "find"),
-                                ("find warm, all matches", "all")):
+            for label, what in (
+                ("versions()", "versions"),
+                ("find cold", "find"),
+                ("find warm", "find"),
+                ("find warm, all matches", "all"),
+            ):
                 measured = child(root, cache, what)
                 results[label].append(measured["seconds"])
                 counts[label] = int(measured["count"])
             results["ls --where (CLI)"].append(cli(root, cache))
-        print(f"\n{args.versions} versions, medians of {args.repeat}; load average {os.getloadavg()[0]:.1f}\n")
+        print(
+            f"\n{args.versions} versions, medians of {args.repeat}; load average {os.getloadavg()[0]:.1f}\n"
+        )
         print("| measurement | median | runs | versions returned |")
         print("| --- | --- | --- | --- |")
         for label, values in results.items():
             runs = ", ".join(f"{v:.2f}" for v in values)
-            print(f"| {label} | {statistics.median(values):.2f} s | {runs} | {counts.get(label, 5)} |")
+            print(
+                f"| {label} | {statistics.median(values):.2f} s | {runs} | {counts.get(label, 5)} |"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

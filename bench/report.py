@@ -34,7 +34,9 @@ TITLES = {
 }
 
 
-def _m(results: dict[str, Any], workload: str, case: str, tool: str, op: str, metric: str = "seconds") -> float:
+def _m(
+    results: dict[str, Any], workload: str, case: str, tool: str, op: str, metric: str = "seconds"
+) -> float:
     entry = results.get("medians", {}).get(f"{workload}|{case}|{tool}|{op}")
     if not entry or metric not in entry:
         return math.nan
@@ -45,11 +47,20 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
 
 
-def _target(workload: str, text: str, value: float, limit: float, kind: str, unit: str = "x") -> dict[str, Any]:
+def _target(
+    workload: str, text: str, value: float, limit: float, kind: str, unit: str = "x"
+) -> dict[str, Any]:
     """``kind``: ``max``, ``min``, or ``info`` (a measurement the issue asks for, with no limit)."""
     met = (value <= limit if kind == "max" else value >= limit) if not math.isnan(value) else False
-    return {"workload": workload, "text": text, "value": value, "limit": limit, "kind": kind,
-            "unit": unit, "met": bool(met)}
+    return {
+        "workload": workload,
+        "text": text,
+        "value": value,
+        "limit": limit,
+        "kind": kind,
+        "unit": unit,
+        "met": bool(met),
+    }
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,72 +71,195 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         up = _m(results, "1", "local", "modelshelf", "upload")
         down = _m(results, "1", "local", "modelshelf", "download")
         floor = _m(results, "1", "local", "limit", "hash")
-        out.append(_target("1", "local upload <= 1.3x sha256 (hashlib.file_digest), fsync included",
-                           _ratio(up, floor), 1.3, "max"))
-        out.append(_target("1", "local upload >= 15x faster than modelstore",
-                           _ratio(_m(results, "1", "local", "modelstore", "upload"), up), 15, "min"))
-        out.append(_target("1", "local download <= 1.5x the sha256 floor",
-                           _ratio(down, floor), 1.5, "max"))
+        out.append(
+            _target(
+                "1",
+                "local upload <= 1.3x sha256 (hashlib.file_digest), fsync included",
+                _ratio(up, floor),
+                1.3,
+                "max",
+            )
+        )
+        out.append(
+            _target(
+                "1",
+                "local upload >= 15x faster than modelstore",
+                _ratio(_m(results, "1", "local", "modelstore", "upload"), up),
+                15,
+                "min",
+            )
+        )
+        out.append(
+            _target("1", "local download <= 1.5x the sha256 floor", _ratio(down, floor), 1.5, "max")
+        )
     if "2" in ran:
-        out.append(_target("2", "S3 upload <= 1.15x raw boto3",
-                           _ratio(_m(results, "2", "s3", "modelshelf", "upload"),
-                                  _m(results, "2", "s3", "limit", "upload")), 1.15, "max"))
-        out.append(_target("2", "S3 download <= 1.2x one streamed boto3 get_object",
-                           _ratio(_m(results, "2", "s3", "modelshelf", "download"),
-                                  _m(results, "2", "s3", "limit", "download")), 1.2, "max"))
+        out.append(
+            _target(
+                "2",
+                "S3 upload <= 1.15x raw boto3",
+                _ratio(
+                    _m(results, "2", "s3", "modelshelf", "upload"),
+                    _m(results, "2", "s3", "limit", "upload"),
+                ),
+                1.15,
+                "max",
+            )
+        )
+        out.append(
+            _target(
+                "2",
+                "S3 download <= 1.2x one streamed boto3 get_object",
+                _ratio(
+                    _m(results, "2", "s3", "modelshelf", "download"),
+                    _m(results, "2", "s3", "limit", "download"),
+                ),
+                1.2,
+                "max",
+            )
+        )
         ranged = _m(results, "2", "s3", "modelshelf", "download_ranges")
         if not math.isnan(ranged):
-            out.append(_target("2", "S3 download in 4 parallel ranges / one stream (moto re-reads the "
-                               "object per range: no gain expected there)",
-                               _ratio(ranged, _m(results, "2", "s3", "modelshelf", "download")),
-                               math.nan, "info"))
+            out.append(
+                _target(
+                    "2",
+                    "S3 download in 4 parallel ranges / one stream (moto re-reads the "
+                    "object per range: no gain expected there)",
+                    _ratio(ranged, _m(results, "2", "s3", "modelshelf", "download")),
+                    math.nan,
+                    "info",
+                )
+            )
     if "3" in ran:
-        out.append(_target("3", "S3 listing (list_versions, cold) >= 20x faster than modelstore list_models",
-                           _ratio(_m(results, "3", "s3", "modelstore", "list"),
-                                  _m(results, "3", "s3", "modelshelf", "list_numbers")), 20, "min"))
-        out.append(_target("3", "S3 versions(), cold cache: <= 10 requests",
-                           _m(results, "3", "s3", "modelshelf", "list_cold", "requests"), 10, "max", "requests"))
-        out.append(_target("3", "S3 versions(), cold cache: >= 10x faster than modelstore list_models",
-                           _ratio(_m(results, "3", "s3", "modelstore", "list"),
-                                  _m(results, "3", "s3", "modelshelf", "list_cold")), 10, "min"))
-        out.append(_target("3", "S3 versions(), warm cache: no slower than the previous run",
-                           _m(results, "3", "s3", "modelshelf", "list_warm"), math.nan, "info", "s"))
+        out.append(
+            _target(
+                "3",
+                "S3 listing (list_versions, cold) >= 20x faster than modelstore list_models",
+                _ratio(
+                    _m(results, "3", "s3", "modelstore", "list"),
+                    _m(results, "3", "s3", "modelshelf", "list_numbers"),
+                ),
+                20,
+                "min",
+            )
+        )
+        out.append(
+            _target(
+                "3",
+                "S3 versions(), cold cache: <= 10 requests",
+                _m(results, "3", "s3", "modelshelf", "list_cold", "requests"),
+                10,
+                "max",
+                "requests",
+            )
+        )
+        out.append(
+            _target(
+                "3",
+                "S3 versions(), cold cache: >= 10x faster than modelstore list_models",
+                _ratio(
+                    _m(results, "3", "s3", "modelstore", "list"),
+                    _m(results, "3", "s3", "modelshelf", "list_cold"),
+                ),
+                10,
+                "min",
+            )
+        )
+        out.append(
+            _target(
+                "3",
+                "S3 versions(), warm cache: no slower than the previous run",
+                _m(results, "3", "s3", "modelshelf", "list_warm"),
+                math.nan,
+                "info",
+                "s",
+            )
+        )
     if "4" in ran or "1" in ran or "2" in ran:
         for case in ("local", "s3"):
             if f"4|{case}|modelshelf|reupload" not in results.get("medians", {}):
                 continue
-            out.append(_target("4", f"{case} re-upload writes < 1 MB",
-                               _m(results, "4", case, "modelshelf", "reupload", "store_growth_bytes") / MB,
-                               1.0, "max", "MB"))
+            out.append(
+                _target(
+                    "4",
+                    f"{case} re-upload writes < 1 MB",
+                    _m(results, "4", case, "modelshelf", "reupload", "store_growth_bytes") / MB,
+                    1.0,
+                    "max",
+                    "MB",
+                )
+            )
     if "5|s3|modelshelf|load2" in results.get("medians", {}):
-        out.append(_target("5", "S3 second load reads no blob (< 1 MB received)",
-                           _m(results, "5", "s3", "modelshelf", "load2", "bytes_received") / MB,
-                           1.0, "max", "MB"))
+        out.append(
+            _target(
+                "5",
+                "S3 second load reads no blob (< 1 MB received)",
+                _m(results, "5", "s3", "modelshelf", "load2", "bytes_received") / MB,
+                1.0,
+                "max",
+                "MB",
+            )
+        )
     if "6" in ran:
-        out.append(_target("6", "import modelshelf < 50 ms (median)",
-                           _m(results, "6", "local", "modelshelf", "import") * 1000, 50, "max", "ms"))
+        out.append(
+            _target(
+                "6",
+                "import modelshelf < 50 ms (median)",
+                _m(results, "6", "local", "modelshelf", "import") * 1000,
+                50,
+                "max",
+                "ms",
+            )
+        )
     if "7" in ran:
         worst = math.nan
         sizes = results["params"]["rss_sizes_mb"]
         growth = math.nan
         for case_base in ("local", "s3"):
             for op in ("upload", "download"):
-                values = [_m(results, "7", f"{case_base}-{s}MB", "modelshelf", op, "peak_rss_mb") for s in sizes]
+                values = [
+                    _m(results, "7", f"{case_base}-{s}MB", "modelshelf", op, "peak_rss_mb")
+                    for s in sizes
+                ]
                 if any(not math.isnan(v) for v in values):
                     worst = max(v for v in [worst, *values] if not math.isnan(v))
                 if len(values) == 2 and not any(math.isnan(v) for v in values):
                     g = values[1] - values[0]
                     growth = g if math.isnan(growth) else max(growth, g)
-        out.append(_target("7", f"peak RSS < 150 MB at {' and '.join(f'{s} MB' for s in sizes)}",
-                           worst, 150, "max", "MB"))
-        out.append(_target("7", f"RSS flat: growth from {sizes[0]} MB to {sizes[-1]} MB < 20 MB",
-                           growth, 20, "max", "MB"))
+        out.append(
+            _target(
+                "7",
+                f"peak RSS < 150 MB at {' and '.join(f'{s} MB' for s in sizes)}",
+                worst,
+                150,
+                "max",
+                "MB",
+            )
+        )
+        out.append(
+            _target(
+                "7",
+                f"RSS flat: growth from {sizes[0]} MB to {sizes[-1]} MB < 20 MB",
+                growth,
+                20,
+                "max",
+                "MB",
+            )
+        )
     if "8" in ran:
         for case in ("local", "s3"):
             for op in ("upload", "download"):
-                out.append(_target("8", f"{case} small files {op} >= 5x faster than modelstore",
-                                   _ratio(_m(results, "8", case, "modelstore", op),
-                                          _m(results, "8", case, "modelshelf", op)), 5, "min"))
+                out.append(
+                    _target(
+                        "8",
+                        f"{case} small files {op} >= 5x faster than modelstore",
+                        _ratio(
+                            _m(results, "8", case, "modelstore", op),
+                            _m(results, "8", case, "modelshelf", op),
+                        ),
+                        5,
+                        "min",
+                    )
+                )
     return out
 
 
@@ -172,56 +306,113 @@ def _label(results: dict[str, Any], workload: str, case: str, op: str) -> str:
 
 def _transfer_section(results: dict[str, Any], workload: str, case: str) -> str:
     rows = []
-    ops = ["upload", "upload_fsync", "hash", "download", "download_hash"] if workload == "1" else \
-        ["upload", "download", "download_ranges", "download_file"]
+    ops = (
+        ["upload", "upload_fsync", "hash", "download", "download_hash"]
+        if workload == "1"
+        else ["upload", "download", "download_ranges", "download_file"]
+    )
     for op in ops:
         if op == "download_hash":
             limit = _m(results, workload, case, "limit", "hash")
             if not math.isnan(limit):
-                rows.append([f"download vs `{_label(results, workload, case, 'hash')}`", _fmt_s(limit),
-                             _fmt_s(_m(results, workload, case, "modelshelf", "download")), "",
-                             _fmt_x(_ratio(_m(results, workload, case, "modelshelf", "download"), limit)),
-                             "", "", ""])
+                rows.append(
+                    [
+                        f"download vs `{_label(results, workload, case, 'hash')}`",
+                        _fmt_s(limit),
+                        _fmt_s(_m(results, workload, case, "modelshelf", "download")),
+                        "",
+                        _fmt_x(
+                            _ratio(_m(results, workload, case, "modelshelf", "download"), limit)
+                        ),
+                        "",
+                        "",
+                        "",
+                    ]
+                )
             continue
         if op == "download_ranges":
             ranged = _m(results, workload, case, "modelshelf", op)
             limit = _m(results, workload, case, "limit", "download")
             if not math.isnan(ranged):
-                rows.append([f"download in 4 parallel ranges vs `{_label(results, workload, case, 'download')}` "
-                             "(1 run)", _fmt_s(limit), _fmt_s(ranged), "", _fmt_x(_ratio(ranged, limit)), "",
-                             f"{_fmt_n(_m(results, workload, case, 'modelshelf', op, 'peak_rss_mb'))} / ",
-                             f"{_fmt_n(_m(results, workload, case, 'modelshelf', op, 'requests'))} / "])
+                rows.append(
+                    [
+                        f"download in 4 parallel ranges vs `{_label(results, workload, case, 'download')}` "
+                        "(1 run)",
+                        _fmt_s(limit),
+                        _fmt_s(ranged),
+                        "",
+                        _fmt_x(_ratio(ranged, limit)),
+                        "",
+                        f"{_fmt_n(_m(results, workload, case, 'modelshelf', op, 'peak_rss_mb'))} / ",
+                        f"{_fmt_n(_m(results, workload, case, 'modelshelf', op, 'requests'))} / ",
+                    ]
+                )
             continue
         if op == "download_file":
             limit = _m(results, workload, case, "limit", op)
             store = _m(results, workload, case, "modelstore", "download")
             if not math.isnan(limit):
-                rows.append([f"download vs `{_label(results, workload, case, op)}` (1 run)", _fmt_s(limit),
-                             _fmt_s(_m(results, workload, case, "modelshelf", "download")), _fmt_s(store),
-                             _fmt_x(_ratio(_m(results, workload, case, "modelshelf", "download"), limit)),
-                             "", "", f"{_fmt_n(_m(results, workload, case, 'limit', op, 'requests'))} (limit)"])
+                rows.append(
+                    [
+                        f"download vs `{_label(results, workload, case, op)}` (1 run)",
+                        _fmt_s(limit),
+                        _fmt_s(_m(results, workload, case, "modelshelf", "download")),
+                        _fmt_s(store),
+                        _fmt_x(
+                            _ratio(_m(results, workload, case, "modelshelf", "download"), limit)
+                        ),
+                        "",
+                        "",
+                        f"{_fmt_n(_m(results, workload, case, 'limit', op, 'requests'))} (limit)",
+                    ]
+                )
             continue
         if op in ("upload_fsync", "hash"):
             if f"{workload}|{case}|limit|{op}" not in results.get("medians", {}):
                 continue
             limit = _m(results, workload, case, "limit", op)
-            rows.append([f"upload vs `{_label(results, workload, case, op)}`", _fmt_s(limit),
-                         _fmt_s(_m(results, workload, case, "modelshelf", "upload")), "",
-                         _fmt_x(_ratio(_m(results, workload, case, "modelshelf", "upload"), limit)), "", "", ""])
+            rows.append(
+                [
+                    f"upload vs `{_label(results, workload, case, op)}`",
+                    _fmt_s(limit),
+                    _fmt_s(_m(results, workload, case, "modelshelf", "upload")),
+                    "",
+                    _fmt_x(_ratio(_m(results, workload, case, "modelshelf", "upload"), limit)),
+                    "",
+                    "",
+                    "",
+                ]
+            )
             continue
         limit = _m(results, workload, case, "limit", op)
         shelf = _m(results, workload, case, "modelshelf", op)
         store = _m(results, workload, case, "modelstore", op)
-        rows.append([
-            f"{op} vs `{_label(results, workload, case, op)}`", _fmt_s(limit), _fmt_s(shelf), _fmt_s(store),
-            _fmt_x(_ratio(shelf, limit)), _fmt_x(_ratio(store, shelf)),
-            f"{_fmt_n(_m(results, workload, case, 'modelshelf', op, 'peak_rss_mb'))} / "
-            f"{_fmt_n(_m(results, workload, case, 'modelstore', op, 'peak_rss_mb'))}",
-            f"{_fmt_n(_m(results, workload, case, 'modelshelf', op, 'requests'))} / "
-            f"{_fmt_n(_m(results, workload, case, 'modelstore', op, 'requests'))}" if case == "s3" else "",
-        ])
-    header = ["operation", "limit", "modelshelf", "modelstore", "modelshelf / limit",
-              "modelstore / modelshelf", "peak RSS MB (shelf / store)", "requests (shelf / store)"]
+        rows.append(
+            [
+                f"{op} vs `{_label(results, workload, case, op)}`",
+                _fmt_s(limit),
+                _fmt_s(shelf),
+                _fmt_s(store),
+                _fmt_x(_ratio(shelf, limit)),
+                _fmt_x(_ratio(store, shelf)),
+                f"{_fmt_n(_m(results, workload, case, 'modelshelf', op, 'peak_rss_mb'))} / "
+                f"{_fmt_n(_m(results, workload, case, 'modelstore', op, 'peak_rss_mb'))}",
+                f"{_fmt_n(_m(results, workload, case, 'modelshelf', op, 'requests'))} / "
+                f"{_fmt_n(_m(results, workload, case, 'modelstore', op, 'requests'))}"
+                if case == "s3"
+                else "",
+            ]
+        )
+    header = [
+        "operation",
+        "limit",
+        "modelshelf",
+        "modelstore",
+        "modelshelf / limit",
+        "modelstore / modelshelf",
+        "peak RSS MB (shelf / store)",
+        "requests (shelf / store)",
+    ]
     return _table(header, rows)
 
 
@@ -230,104 +421,197 @@ def _section(results: dict[str, Any], workload: str) -> str:
     size = f"{p['size_mb']} MiB"
     if workload in ("1", "2"):
         case = "local" if workload == "1" else "s3"
-        intro = (f"A model directory: `weights.bin` ({size} of random bytes) + `config.json`. "
-                 "Each tool starts on an empty store and a cold cache; download includes sha256 "
-                 "verification for modelshelf and gunzip/untar for modelstore. ")
+        intro = (
+            f"A model directory: `weights.bin` ({size} of random bytes) + `config.json`. "
+            "Each tool starts on an empty store and a cold cache; download includes sha256 "
+            "verification for modelshelf and gunzip/untar for modelstore. "
+        )
         if workload == "1":
-            intro += ("modelshelf fsyncs what it writes (`MODELSHELF_FSYNC=1`, the default), `cp` does "
-                      "not; `cp + sync FILE` is the durable equivalent.")
+            intro += (
+                "modelshelf fsyncs what it writes (`MODELSHELF_FSYNC=1`, the default), `cp` does "
+                "not; `cp + sync FILE` is the durable equivalent."
+            )
         return intro + "\n\n" + _transfer_section(results, workload, case)
     if workload == "3":
         rows = []
         for case in ("local", "s3"):
             store = _m(results, "3", case, "modelstore", "list")
-            for tool, op, label in (("modelshelf", "list_numbers", "modelshelf `list_versions()` (numbers and dates)"),
-                                    ("modelshelf", "list_first", "modelshelf `versions()`, first listing "
-                                     "(no index yet: reads every manifest, writes the indexes; 1 run)"),
-                                    ("modelshelf", "list_cold", "modelshelf `versions()`, cold cache"),
-                                    ("modelshelf", "list_warm", "modelshelf `versions()`, warm cache"),
-                                    ("modelstore", "list", "modelstore `list_models()`")):
+            for tool, op, label in (
+                ("modelshelf", "list_numbers", "modelshelf `list_versions()` (numbers and dates)"),
+                (
+                    "modelshelf",
+                    "list_first",
+                    "modelshelf `versions()`, first listing "
+                    "(no index yet: reads every manifest, writes the indexes; 1 run)",
+                ),
+                ("modelshelf", "list_cold", "modelshelf `versions()`, cold cache"),
+                ("modelshelf", "list_warm", "modelshelf `versions()`, warm cache"),
+                ("modelstore", "list", "modelstore `list_models()`"),
+            ):
                 value = _m(results, "3", case, tool, op)
-                rows.append([case, label, _fmt_s(value),
-                             _fmt_x(_ratio(store, value)) if tool == "modelshelf" else "",
-                             _fmt_n(_m(results, "3", case, tool, op, "requests")) if case == "s3" else "",
-                             _fmt_s(_m(results, "3", case, tool, op, "open_seconds"))])
+                rows.append(
+                    [
+                        case,
+                        label,
+                        _fmt_s(value),
+                        _fmt_x(_ratio(store, value)) if tool == "modelshelf" else "",
+                        _fmt_n(_m(results, "3", case, tool, op, "requests"))
+                        if case == "s3"
+                        else "",
+                        _fmt_s(_m(results, "3", case, tool, op, "open_seconds")),
+                    ]
+                )
         populate = ", ".join(
             f"{case} {tool} {_fmt_s(_m(results, '3', case, tool, 'populate'))}"
-            for case in ("local", "s3") for tool in ("modelshelf", "modelstore"))
-        return (f"{p['versions']} versions of a small model, each listed in a fresh process. "
-                "modelshelf's cold run starts with an empty cache; the warm run is the next process "
-                "with the same cache (records are cached by key and ETag; the listing itself is "
-                f"always fresh). Setup time to upload the {p['versions']} versions: {populate}.\n\n"
-                + _table(["store", "call", "median time", "modelstore / this", "S3 requests",
-                          "open store (not included)"], rows))
+            for case in ("local", "s3")
+            for tool in ("modelshelf", "modelstore")
+        )
+        return (
+            f"{p['versions']} versions of a small model, each listed in a fresh process. "
+            "modelshelf's cold run starts with an empty cache; the warm run is the next process "
+            "with the same cache (records are cached by key and ETag; the listing itself is "
+            f"always fresh). Setup time to upload the {p['versions']} versions: {populate}.\n\n"
+            + _table(
+                [
+                    "store",
+                    "call",
+                    "median time",
+                    "modelstore / this",
+                    "S3 requests",
+                    "open store (not included)",
+                ],
+                rows,
+            )
+        )
     if workload == "4":
         rows = []
         for case in ("local", "s3"):
             for tool in ("modelshelf", "modelstore"):
-                rows.append([case, tool, _fmt_s(_m(results, "4", case, tool, "reupload")),
-                             _fmt_bytes(_m(results, "4", case, tool, "reupload", "store_growth_bytes")),
-                             _fmt_bytes(_m(results, "4", case, tool, "reupload", "bytes_sent")) if case == "s3" else "",
-                             _fmt_n(_m(results, "4", case, tool, "reupload", "requests")) if case == "s3" else ""])
-        return (f"Version 2 of the workload 1/2 model: the same {size} `weights.bin`, a changed "
-                "`config.json`. Store growth is measured by the suite on the store itself.\n\n"
-                + _table(["store", "tool", "time", "store growth", "bytes PUT", "S3 requests"], rows))
+                rows.append(
+                    [
+                        case,
+                        tool,
+                        _fmt_s(_m(results, "4", case, tool, "reupload")),
+                        _fmt_bytes(_m(results, "4", case, tool, "reupload", "store_growth_bytes")),
+                        _fmt_bytes(_m(results, "4", case, tool, "reupload", "bytes_sent"))
+                        if case == "s3"
+                        else "",
+                        _fmt_n(_m(results, "4", case, tool, "reupload", "requests"))
+                        if case == "s3"
+                        else "",
+                    ]
+                )
+        return (
+            f"Version 2 of the workload 1/2 model: the same {size} `weights.bin`, a changed "
+            "`config.json`. Store growth is measured by the suite on the store itself.\n\n"
+            + _table(["store", "tool", "time", "store growth", "bytes PUT", "S3 requests"], rows)
+        )
     if workload == "5":
         rows = []
         for case in ("local", "s3"):
             for tool in ("modelshelf", "modelstore"):
                 for op in ("load1", "load2"):
-                    w, src = ("5", op) if not (tool == "modelstore" and op == "load1") else \
-                        ("1" if case == "local" else "2", "download")
-                    rows.append([case, tool, "first" if op == "load1" else "second",
-                                 _fmt_s(_m(results, w, case, tool, src)),
-                                 _fmt_bytes(_m(results, w, case, tool, src, "bytes_received")) if case == "s3"
-                                 else _fmt_bytes(_m(results, w, case, tool, src, "read_bytes")),
-                                 _fmt_n(_m(results, w, case, tool, src, "requests")) if case == "s3" else ""])
-        return ("`shelf.load(\"model:2\")` twice, each in a new process, sharing one `MODELSHELF_CACHE`. "
-                "modelstore has no cache and cannot load a `model_file` model into memory; its `load` "
-                "downloads and extracts the archive first, so its `download` is measured (its first load is the "
-                "workload 1/2 download). Bytes read: "
-                "S3 = response bytes counted by a botocore hook; local = `rchar` of the process during "
-                "the call (includes Python modules imported lazily).\n\n"
-                + _table(["store", "tool", "load", "time", "bytes read", "S3 requests"], rows))
+                    w, src = (
+                        ("5", op)
+                        if not (tool == "modelstore" and op == "load1")
+                        else ("1" if case == "local" else "2", "download")
+                    )
+                    rows.append(
+                        [
+                            case,
+                            tool,
+                            "first" if op == "load1" else "second",
+                            _fmt_s(_m(results, w, case, tool, src)),
+                            _fmt_bytes(_m(results, w, case, tool, src, "bytes_received"))
+                            if case == "s3"
+                            else _fmt_bytes(_m(results, w, case, tool, src, "read_bytes")),
+                            _fmt_n(_m(results, w, case, tool, src, "requests"))
+                            if case == "s3"
+                            else "",
+                        ]
+                    )
+        return (
+            '`shelf.load("model:2")` twice, each in a new process, sharing one `MODELSHELF_CACHE`. '
+            "modelstore has no cache and cannot load a `model_file` model into memory; its `load` "
+            "downloads and extracts the archive first, so its `download` is measured (its first load is the "
+            "workload 1/2 download). Bytes read: "
+            "S3 = response bytes counted by a botocore hook; local = `rchar` of the process during "
+            "the call (includes Python modules imported lazily).\n\n"
+            + _table(["store", "tool", "load", "time", "bytes read", "S3 requests"], rows)
+        )
     if workload == "6":
         rows = []
         base = _m(results, "6", "local", "python", "python_startup")
         rows.append(["`python -c pass` (interpreter start, wall)", _fmt_s(base), "", ""])
-        for op, label in (("import", "import (timed inside the process)"),
-                          ("import_open", "import + open a local store"),
-                          ("cli_help", "`modelshelf --help` / `python -m modelstore --help` (wall)")):
+        for op, label in (
+            ("import", "import (timed inside the process)"),
+            ("import_open", "import + open a local store"),
+            ("cli_help", "`modelshelf --help` / `python -m modelstore --help` (wall)"),
+        ):
             shelf = _m(results, "6", "local", "modelshelf", op)
             store = _m(results, "6", "local", "modelstore", op)
             rows.append([label, _fmt_s(shelf), _fmt_s(store), _fmt_x(_ratio(store, shelf))])
-        return (f"Median of {p['import_runs']} fresh processes each; modelstore's environment also has "
-                "scikit-learn, which its constructor imports.\n\n"
-                + _table(["measure", "modelshelf", "modelstore", "modelstore / modelshelf"], rows))
+        return (
+            f"Median of {p['import_runs']} fresh processes each; modelstore's environment also has "
+            "scikit-learn, which its constructor imports.\n\n"
+            + _table(["measure", "modelshelf", "modelstore", "modelstore / modelshelf"], rows)
+        )
     if workload == "7":
         rows = []
         for size_mb in p["rss_sizes_mb"]:
             for backend in ("local", "s3"):
                 case = f"{backend}-{size_mb}MB"
-                skipped = [r for r in results.get("runs", []) if r["workload"] == "7" and r["case"] == case
-                           and r["op"] == "skipped"]
+                skipped = [
+                    r
+                    for r in results.get("runs", [])
+                    if r["workload"] == "7" and r["case"] == case and r["op"] == "skipped"
+                ]
                 if skipped:
-                    rows.append([backend, f"{size_mb} MiB", "skipped: " + skipped[0]["reason"], "", "", "", ""])
+                    rows.append(
+                        [
+                            backend,
+                            f"{size_mb} MiB",
+                            "skipped: " + skipped[0]["reason"],
+                            "",
+                            "",
+                            "",
+                            "",
+                        ]
+                    )
                     continue
-                rows.append([backend, f"{size_mb} MiB",
-                             _fmt_n(_m(results, "7", case, "modelshelf", "upload", "peak_rss_mb")),
-                             _fmt_n(_m(results, "7", case, "modelshelf", "download", "peak_rss_mb")),
-                             _fmt_n(_m(results, "7", case, "limit", "upload", "peak_rss_mb")),
-                             _fmt_s(_m(results, "7", case, "modelshelf", "upload")),
-                             _fmt_s(_m(results, "7", case, "modelshelf", "download"))])
-        ms_rows = [f"{case}: upload {_fmt_n(_m(results, w, case, 'modelstore', 'upload', 'peak_rss_mb'))} MB, "
-                   f"download {_fmt_n(_m(results, w, case, 'modelstore', 'download', 'peak_rss_mb'))} MB"
-                   for w, case in (("1", "local"), ("2", "s3"))]
-        return ("Peak RSS (`VmHWM` at exit) of the whole client process, interpreter and imports "
-                "included; the moto server's memory is not counted. Sizes above 1 GiB run once. "
-                f"For comparison, modelstore at {size} (workloads 1-2): {'; '.join(ms_rows)}.\n\n"
-                + _table(["store", "size", "modelshelf upload MB", "modelshelf download MB",
-                          "limit upload MB (cp / boto3)", "upload time", "download time"], rows))
+                rows.append(
+                    [
+                        backend,
+                        f"{size_mb} MiB",
+                        _fmt_n(_m(results, "7", case, "modelshelf", "upload", "peak_rss_mb")),
+                        _fmt_n(_m(results, "7", case, "modelshelf", "download", "peak_rss_mb")),
+                        _fmt_n(_m(results, "7", case, "limit", "upload", "peak_rss_mb")),
+                        _fmt_s(_m(results, "7", case, "modelshelf", "upload")),
+                        _fmt_s(_m(results, "7", case, "modelshelf", "download")),
+                    ]
+                )
+        ms_rows = [
+            f"{case}: upload {_fmt_n(_m(results, w, case, 'modelstore', 'upload', 'peak_rss_mb'))} MB, "
+            f"download {_fmt_n(_m(results, w, case, 'modelstore', 'download', 'peak_rss_mb'))} MB"
+            for w, case in (("1", "local"), ("2", "s3"))
+        ]
+        return (
+            "Peak RSS (`VmHWM` at exit) of the whole client process, interpreter and imports "
+            "included; the moto server's memory is not counted. Sizes above 1 GiB run once. "
+            f"For comparison, modelstore at {size} (workloads 1-2): {'; '.join(ms_rows)}.\n\n"
+            + _table(
+                [
+                    "store",
+                    "size",
+                    "modelshelf upload MB",
+                    "modelshelf download MB",
+                    "limit upload MB (cp / boto3)",
+                    "upload time",
+                    "download time",
+                ],
+                rows,
+            )
+        )
     if workload == "8":
         rows = []
         for case in ("local", "s3"):
@@ -335,15 +619,39 @@ def _section(results: dict[str, Any], workload: str) -> str:
                 limit = _m(results, "8", case, "limit", op)
                 shelf = _m(results, "8", case, "modelshelf", op)
                 store = _m(results, "8", case, "modelstore", op)
-                rows.append([case, f"{op} vs `{_label(results, '8', case, op)}`", _fmt_s(limit), _fmt_s(shelf),
-                             _fmt_s(store), _fmt_x(_ratio(shelf, limit)), _fmt_x(_ratio(store, shelf)),
-                             f"{_fmt_n(_m(results, '8', case, 'modelshelf', op, 'requests'))} / "
-                             f"{_fmt_n(_m(results, '8', case, 'modelstore', op, 'requests'))}" if case == "s3" else ""])
-        return (f"{p['small_files']} files of 4 KiB in sub-directories of 100. modelstore cannot "
-                "upload a directory: it gets the first file as `model` and the rest as `extra_files` "
-                "(stored flattened in one tar.gz).\n\n"
-                + _table(["store", "operation", "limit", "modelshelf", "modelstore", "modelshelf / limit",
-                          "modelstore / modelshelf", "requests (shelf / store)"], rows))
+                rows.append(
+                    [
+                        case,
+                        f"{op} vs `{_label(results, '8', case, op)}`",
+                        _fmt_s(limit),
+                        _fmt_s(shelf),
+                        _fmt_s(store),
+                        _fmt_x(_ratio(shelf, limit)),
+                        _fmt_x(_ratio(store, shelf)),
+                        f"{_fmt_n(_m(results, '8', case, 'modelshelf', op, 'requests'))} / "
+                        f"{_fmt_n(_m(results, '8', case, 'modelstore', op, 'requests'))}"
+                        if case == "s3"
+                        else "",
+                    ]
+                )
+        return (
+            f"{p['small_files']} files of 4 KiB in sub-directories of 100. modelstore cannot "
+            "upload a directory: it gets the first file as `model` and the rest as `extra_files` "
+            "(stored flattened in one tar.gz).\n\n"
+            + _table(
+                [
+                    "store",
+                    "operation",
+                    "limit",
+                    "modelshelf",
+                    "modelstore",
+                    "modelshelf / limit",
+                    "modelstore / modelshelf",
+                    "requests (shelf / store)",
+                ],
+                rows,
+            )
+        )
     return ""
 
 
@@ -376,7 +684,15 @@ def _targets_table(results: dict[str, Any]) -> str:
     for t in results.get("targets", []):
         before = previous.get((t["workload"], t["text"]))
         result = "measured" if t["kind"] == "info" else "met" if t["met"] else "**missed**"
-        rows.append([t["workload"], t["text"], _target_value(before) if before else "-", _target_value(t), result])
+        rows.append(
+            [
+                t["workload"],
+                t["text"],
+                _target_value(before) if before else "-",
+                _target_value(t),
+                result,
+            ]
+        )
     header = ["workload", "target", f"previous run ({name or 'none'})", "this run", "result"]
     return _table(header, rows)
 
@@ -449,8 +765,13 @@ def plot(results: dict[str, Any], png_path: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
     p = results["params"]
 
-    def bars(ax: Any, title: str, groups: list[tuple[str, dict[str, float]]], unit: str = "s",
-             log: bool = False) -> None:
+    def bars(
+        ax: Any,
+        title: str,
+        groups: list[tuple[str, dict[str, float]]],
+        unit: str = "s",
+        log: bool = False,
+    ) -> None:
         tools = [t for t in TOOLS if any(t in g for _, g in groups)] or list(TOOLS)
         width = 0.8 / len(tools)
         plotted = False
@@ -465,8 +786,13 @@ def plot(results: dict[str, Any], png_path: Path) -> None:
             rects = ax.bar(xs, ys, width, label=tool, color=colors.get(tool, "#555"))
             for rect, y in zip(rects, ys, strict=True):
                 text = f"{y:.2f}" if y < 10 else f"{y:.0f}"
-                ax.annotate(text, (rect.get_x() + rect.get_width() / 2, rect.get_height()),
-                            ha="center", va="bottom", fontsize=7)
+                ax.annotate(
+                    text,
+                    (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
         ax.set_xticks(range(len(groups)), [g for g, _ in groups], fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(unit)
@@ -478,36 +804,72 @@ def plot(results: dict[str, Any], png_path: Path) -> None:
         return {t: _m(results, workload, case, t, op) for t in TOOLS}
 
     size = f"{p['size_mb']} MiB"
-    bars(axes[0, 0], f"1. local, {size}: time (lower is better)",
-         [(op, triple("1", "local", op)) for op in ("upload", "download")]
-         + [("re-upload", {t: _m(results, "4", "local", t, "reupload") for t in TOOLS[1:]})])
-    bars(axes[0, 1], f"2. S3 (moto), {size}: time",
-         [(op, triple("2", "s3", op)) for op in ("upload", "download")]
-         + [("re-upload", {t: _m(results, "4", "s3", t, "reupload") for t in TOOLS[1:]})])
-    bars(axes[0, 2], f"3. list {p['versions']} versions: time (log)",
-         [(f"{case} {label}", {"modelshelf": _m(results, "3", case, "modelshelf", op),
-                               "modelstore": _m(results, "3", case, "modelstore", "list")})
-          for case in ("local", "s3")
-          for op, label in (("list_numbers", "list_versions"), ("list_cold", "cold"), ("list_warm", "warm"))],
-         log=True)
-    bars(axes[1, 0], "6. start-up: ms",
-         [("import", {t: _m(results, "6", "local", t, "import") * 1000 for t in TOOLS[1:]}),
-          ("import+open", {t: _m(results, "6", "local", t, "import_open") * 1000 for t in TOOLS[1:]}),
-          ("CLI --help", {t: _m(results, "6", "local", t, "cli_help") * 1000 for t in TOOLS[1:]})],
-         unit="ms")
+    bars(
+        axes[0, 0],
+        f"1. local, {size}: time (lower is better)",
+        [(op, triple("1", "local", op)) for op in ("upload", "download")]
+        + [("re-upload", {t: _m(results, "4", "local", t, "reupload") for t in TOOLS[1:]})],
+    )
+    bars(
+        axes[0, 1],
+        f"2. S3 (moto), {size}: time",
+        [(op, triple("2", "s3", op)) for op in ("upload", "download")]
+        + [("re-upload", {t: _m(results, "4", "s3", t, "reupload") for t in TOOLS[1:]})],
+    )
+    bars(
+        axes[0, 2],
+        f"3. list {p['versions']} versions: time (log)",
+        [
+            (
+                f"{case} {label}",
+                {
+                    "modelshelf": _m(results, "3", case, "modelshelf", op),
+                    "modelstore": _m(results, "3", case, "modelstore", "list"),
+                },
+            )
+            for case in ("local", "s3")
+            for op, label in (
+                ("list_numbers", "list_versions"),
+                ("list_cold", "cold"),
+                ("list_warm", "warm"),
+            )
+        ],
+        log=True,
+    )
+    bars(
+        axes[1, 0],
+        "6. start-up: ms",
+        [
+            ("import", {t: _m(results, "6", "local", t, "import") * 1000 for t in TOOLS[1:]}),
+            (
+                "import+open",
+                {t: _m(results, "6", "local", t, "import_open") * 1000 for t in TOOLS[1:]},
+            ),
+            ("CLI --help", {t: _m(results, "6", "local", t, "cli_help") * 1000 for t in TOOLS[1:]}),
+        ],
+        unit="ms",
+    )
     axes[1, 0].axhline(50, color="#1f77b4", linestyle=":", linewidth=1)
 
     ax = axes[1, 1]
     sizes = p["rss_sizes_mb"]
     for backend, style in (("local", "-"), ("s3", "--")):
         for op, marker in (("upload", "o"), ("download", "s")):
-            ys = [_m(results, "7", f"{backend}-{s}MB", "modelshelf", op, "peak_rss_mb") for s in sizes]
+            ys = [
+                _m(results, "7", f"{backend}-{s}MB", "modelshelf", op, "peak_rss_mb") for s in sizes
+            ]
             ax.plot(sizes, ys, style, marker=marker, label=f"modelshelf {backend} {op}")
     for backend, w in (("local", "1"), ("s3", "2")):
         v = _m(results, w, backend, "modelstore", "upload", "peak_rss_mb")
         if not math.isnan(v):
-            ax.plot([p["size_mb"]], [v], "x", color="#ff7f0e", markersize=9,
-                    label=f"modelstore {backend} upload")
+            ax.plot(
+                [p["size_mb"]],
+                [v],
+                "x",
+                color="#ff7f0e",
+                markersize=9,
+                label=f"modelstore {backend} upload",
+            )
     ax.axhline(150, color="red", linestyle=":", linewidth=1, label="target 150 MB")
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [f"{s} MiB" for s in sizes])
@@ -515,18 +877,30 @@ def plot(results: dict[str, Any], png_path: Path) -> None:
     ax.set_title("7. peak RSS of the client process (MB)", fontsize=10)
     ax.legend(fontsize=7)
 
-    bars(axes[1, 2], f"8. {p['small_files']} x 4 KiB files: time (log)",
-         [(f"{case} {op}", triple("8", case, op)) for case in ("local", "s3") for op in ("upload", "download")],
-         log=True)
-    fig.suptitle(f"modelshelf vs modelstore 0.0.82 vs the limit — {results['machine']['cpu']}, "
-                 f"{results['machine']['cores']} cores (median of {p['repeat']})", fontsize=11)
+    bars(
+        axes[1, 2],
+        f"8. {p['small_files']} x 4 KiB files: time (log)",
+        [
+            (f"{case} {op}", triple("8", case, op))
+            for case in ("local", "s3")
+            for op in ("upload", "download")
+        ],
+        log=True,
+    )
+    fig.suptitle(
+        f"modelshelf vs modelstore 0.0.82 vs the limit — {results['machine']['cpu']}, "
+        f"{results['machine']['cores']} cores (median of {p['repeat']})",
+        fontsize=11,
+    )
     fig.tight_layout()
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
 
 
-def write_report(results: dict[str, Any], md_path: Path, png_path: Path, results_path: Path) -> None:
+def write_report(
+    results: dict[str, Any], md_path: Path, png_path: Path, results_path: Path
+) -> None:
     if "targets" not in results:
         results["targets"] = targets(results)
     plot(results, png_path)
@@ -536,11 +910,20 @@ def write_report(results: dict[str, Any], md_path: Path, png_path: Path, results
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="?", type=Path,
-                        help="results JSON (default: the most recently written one)")
-    parser.add_argument("--output", type=Path, help="directory for benchmarks.md/.png (default docs/)")
-    parser.add_argument("--previous", help="a results file name in bench/results/ whose figures go beside "
-                        "this run's in the targets table")
+    parser.add_argument(
+        "results",
+        nargs="?",
+        type=Path,
+        help="results JSON (default: the most recently written one)",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="directory for benchmarks.md/.png (default docs/)"
+    )
+    parser.add_argument(
+        "--previous",
+        help="a results file name in bench/results/ whose figures go beside "
+        "this run's in the targets table",
+    )
     args = parser.parse_args()
     path = args.results
     if path is None:

@@ -53,16 +53,28 @@ import report  # noqa: E402  (bench/report.py, next to this file)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
-        "size_mb": 8, "repeat": 2, "versions": 20, "small_files": 50,
-        "rss_sizes_mb": [8, 32], "import_runs": 3,
+        "size_mb": 8,
+        "repeat": 2,
+        "versions": 20,
+        "small_files": 50,
+        "rss_sizes_mb": [8, 32],
+        "import_runs": 3,
     },
     "default": {
-        "size_mb": 1024, "repeat": 3, "versions": 1000, "small_files": 2000,
-        "rss_sizes_mb": [256, 1024], "import_runs": 10,
+        "size_mb": 1024,
+        "repeat": 3,
+        "versions": 1000,
+        "small_files": 2000,
+        "rss_sizes_mb": [256, 1024],
+        "import_runs": 10,
     },
     "full": {
-        "size_mb": 1024, "repeat": 3, "versions": 1000, "small_files": 2000,
-        "rss_sizes_mb": [1024, 4096], "import_runs": 10,
+        "size_mb": 1024,
+        "repeat": 3,
+        "versions": 1000,
+        "small_files": 2000,
+        "rss_sizes_mb": [1024, 4096],
+        "import_runs": 10,
     },
 }
 SMALL_FILE_BYTES = 4096
@@ -109,12 +121,21 @@ def ensure_modelstore_venv() -> Path:
 
 
 def _create_venv(python: Path, stamp: Path, wanted: str) -> None:
-    log(f"creating {VENV.relative_to(ROOT)} with {' '.join(MODELSTORE_REQUIREMENTS)} (first run only)")
+    log(
+        f"creating {VENV.relative_to(ROOT)} with {' '.join(MODELSTORE_REQUIREMENTS)} (first run only)"
+    )
     shutil.rmtree(VENV, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         *MODELSTORE_REQUIREMENTS],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *MODELSTORE_REQUIREMENTS,
+        ],
         check=True,
     )
     stamp.write_text(wanted)
@@ -130,7 +151,9 @@ def _versions_in(python: str, names: list[str]) -> dict[str, str]:
         "    except m.PackageNotFoundError: pass\n"
         "print(json.dumps(out))"
     )
-    return json.loads(subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout)
+    return json.loads(
+        subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout
+    )
 
 
 def machine_info() -> dict[str, Any]:
@@ -151,7 +174,11 @@ def machine_info() -> dict[str, Any]:
         pass
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
@@ -165,7 +192,15 @@ def machine_info() -> dict[str, Any]:
         "git_commit": commit,
         "packages": _versions_in(
             sys.executable,
-            ["modelshelf", "modelshelf-s3", "modelshelf-sklearn", "boto3", "botocore", "moto", "matplotlib"],
+            [
+                "modelshelf",
+                "modelshelf-s3",
+                "modelshelf-sklearn",
+                "boto3",
+                "botocore",
+                "moto",
+                "matplotlib",
+            ],
         ),
         "modelstore_venv_packages": _versions_in(
             str(venv_python()), ["modelstore", "boto3", "botocore", "scikit-learn", "numpy"]
@@ -230,7 +265,12 @@ class Bench:
 
         self.base_env.update(DUMMY_CREDENTIALS)
         self.base_env["AWS_ENDPOINT_URL"] = endpoint
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "MODELSHELF_URL", "PYTHONDONTWRITEBYTECODE"):
+        for name in (
+            "AWS_PROFILE",
+            "AWS_ENDPOINT_URL_S3",
+            "MODELSHELF_URL",
+            "PYTHONDONTWRITEBYTECODE",
+        ):
             self.base_env.pop(name, None)
         # Compiled bytecode, as every user has it: a wheel install ships it, pip compiles it, and
         # Python writes it on first import. With PYTHONDONTWRITEBYTECODE set (as on some CI and dev
@@ -245,27 +285,44 @@ class Bench:
         import boto3
 
         self.s3 = boto3.client(
-            "s3", endpoint_url=endpoint, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         )
         self.runs: list[dict[str, Any]] = []
         self.cache_counter = 0
 
     # --- children ---
 
-    def child(self, kind: str, op: str, args: dict[str, Any], cache: Path | None = None,
-              env: dict[str, str] | None = None) -> dict[str, Any]:
+    def child(
+        self,
+        kind: str,
+        op: str,
+        args: dict[str, Any],
+        cache: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         scripts = {
             "modelshelf": (sys.executable, "child_modelshelf.py"),
             "modelstore": (str(self.ms_python), "child_modelstore.py"),
             "boto3": (sys.executable, "child_boto3.py"),
         }
         python, script = scripts[kind]
-        return self.process([python, str(BENCH / script), op, json.dumps(args)], cache=cache, parse="json",
-                            env=env)
+        return self.process(
+            [python, str(BENCH / script), op, json.dumps(args)], cache=cache, parse="json", env=env
+        )
 
-    def process(self, argv: list[str], *, cache: Path | None = None, parse: str | None = None,
-                rss: bool = True, env: dict[str, str] | None = None) -> dict[str, Any]:
+    def process(
+        self,
+        argv: list[str],
+        *,
+        cache: Path | None = None,
+        parse: str | None = None,
+        rss: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Run a child; return its result plus wall time and peak RSS.
 
         ``parse="json"``: the child's last stdout line is a JSON object (the child scripts, which
@@ -292,7 +349,10 @@ class Bench:
             wall = time.perf_counter() - started
             out.seek(0)
             err.seek(0)
-            stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+            stdout, stderr = (
+                out.read().decode(errors="replace"),
+                err.read().decode(errors="replace"),
+            )
         if child.returncode != 0:
             raise ChildFailed(
                 f"{shlex.join(argv[:3])} exited with {child.returncode}:\n{stderr[-3000:]}"
@@ -318,13 +378,31 @@ class Bench:
         remove(path)
         return path
 
-    def record(self, workload: str, case: str, tool: str, op: str, rep: int, result: dict[str, Any],
-               **extra: Any) -> dict[str, Any]:
-        run = {"workload": workload, "case": case, "tool": tool, "op": op, "rep": rep, **result, **extra}
+    def record(
+        self,
+        workload: str,
+        case: str,
+        tool: str,
+        op: str,
+        rep: int,
+        result: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any]:
+        run = {
+            "workload": workload,
+            "case": case,
+            "tool": tool,
+            "op": op,
+            "rep": rep,
+            **result,
+            **extra,
+        }
         self.runs.append(run)
-        log(f"  w{workload} {case:<10} {tool:<10} {op:<12} rep {rep}: {result.get('seconds', 0):8.3f} s"
+        log(
+            f"  w{workload} {case:<10} {tool:<10} {op:<12} rep {rep}: {result.get('seconds', 0):8.3f} s"
             f"  rss {result.get('peak_rss_mb', 0):6.0f} MB"
-            + (f"  {result['requests']} req" if "requests" in result else ""))
+            + (f"  {result['requests']} req" if "requests" in result else "")
+        )
         return run
 
     # --- S3 helpers ---
@@ -359,21 +437,39 @@ def warm_up(bench: Bench) -> None:
     for backend in ("local", "s3"):
         url = str(stores / "shelf") if backend == "local" else f"s3://{BUCKET}/shelf"
         store = _ms_store(backend, stores)
-        bench.child("modelshelf", "upload", {"url": url, "name": "warm", "path": str(data / "model")})
-        bench.child("modelshelf", "download", {"url": url, "ref": "warm:1", "dest": str(dest / "a")})
+        bench.child(
+            "modelshelf", "upload", {"url": url, "name": "warm", "path": str(data / "model")}
+        )
+        bench.child(
+            "modelshelf", "download", {"url": url, "ref": "warm:1", "dest": str(dest / "a")}
+        )
         bench.child("modelshelf", "load", {"url": url, "ref": "warm:1"})
         bench.child("modelshelf", "versions", {"url": url, "name": "warm"})
-        bench.child("modelstore", "upload", {"store": store, "domain": "warm", "model_id": "v1",
-                                             "path": str(data / "model")})
-        bench.child("modelstore", "download", {"store": store, "domain": "warm", "model_id": "v1",
-                                               "dest": str(dest / "b")})
+        bench.child(
+            "modelstore",
+            "upload",
+            {"store": store, "domain": "warm", "model_id": "v1", "path": str(data / "model")},
+        )
+        bench.child(
+            "modelstore",
+            "download",
+            {"store": store, "domain": "warm", "model_id": "v1", "dest": str(dest / "b")},
+        )
         bench.child("modelstore", "list", {"store": store, "domain": "warm"})
-    bench.child("boto3", "upload", {"bucket": BUCKET, "key": "warm", "path": str(data / "model" / "weights.bin")})
+    bench.child(
+        "boto3",
+        "upload",
+        {"bucket": BUCKET, "key": "warm", "path": str(data / "model" / "weights.bin")},
+    )
     bench.child("boto3", "download", {"bucket": BUCKET, "key": "warm", "dest": str(dest / "c")})
-    bench.process([sys.executable, "-c", f"import modelshelf; modelshelf.open({str(stores / 'w6')!r})"])
-    bench.process([str(Path(sys.executable).parent / "modelshelf"), "--help"]
-                  if (Path(sys.executable).parent / "modelshelf").exists() else
-                  [sys.executable, "-m", "modelshelf", "--help"])
+    bench.process(
+        [sys.executable, "-c", f"import modelshelf; modelshelf.open({str(stores / 'w6')!r})"]
+    )
+    bench.process(
+        [str(Path(sys.executable).parent / "modelshelf"), "--help"]
+        if (Path(sys.executable).parent / "modelshelf").exists()
+        else [sys.executable, "-m", "modelshelf", "--help"]
+    )
     bench.process([str(bench.ms_python), "-m", "modelstore", "--help"])
     remove(data, stores, dest, RUN / "caches")
 
@@ -407,34 +503,66 @@ def transfer_suite(bench: Bench, backend: str) -> None:
         remove(stores, dest)
         if backend == "local":
             (stores / "limit").mkdir(parents=True)
-            r = bench.process(["cp", str(model / "weights.bin"), str(stores / "limit" / "weights.bin")])
+            r = bench.process(
+                ["cp", str(model / "weights.bin"), str(stores / "limit" / "weights.bin")]
+            )
             bench.record(workload, backend, "limit", "upload", rep, r, label="cp")
             remove(stores / "limit" / "weights.bin")
-            r = bench.process(["sh", "-c", 'cp "$0" "$1" && sync "$1"', str(model / "weights.bin"),
-                               str(stores / "limit" / "weights.bin")])
+            r = bench.process(
+                [
+                    "sh",
+                    "-c",
+                    'cp "$0" "$1" && sync "$1"',
+                    str(model / "weights.bin"),
+                    str(stores / "limit" / "weights.bin"),
+                ]
+            )
             bench.record(workload, backend, "limit", "upload_fsync", rep, r, label="cp + sync FILE")
             # sha256 alone (OpenSSL through hashlib, as modelshelf uses): a content-addressed
             # store must hash every byte, so this bounds how close to `cp` an upload can get.
-            r = bench.process([sys.executable, "-c", _HASH_SNIPPET, str(model / "weights.bin")], parse="float")
-            bench.record(workload, backend, "limit", "hash", rep, r, label="sha256 (hashlib.file_digest)")
+            r = bench.process(
+                [sys.executable, "-c", _HASH_SNIPPET, str(model / "weights.bin")], parse="float"
+            )
+            bench.record(
+                workload, backend, "limit", "hash", rep, r, label="sha256 (hashlib.file_digest)"
+            )
             dest.mkdir(parents=True)
-            r = bench.process(["cp", str(stores / "limit" / "weights.bin"), str(dest / "weights.bin")])
+            r = bench.process(
+                ["cp", str(stores / "limit" / "weights.bin"), str(dest / "weights.bin")]
+            )
             bench.record(workload, backend, "limit", "download", rep, r, label="cp")
         else:
             bench.reset_s3()
-            r = bench.child("boto3", "upload", {"bucket": BUCKET, "key": "limit/weights.bin",
-                                                "path": str(model / "weights.bin")})
+            r = bench.child(
+                "boto3",
+                "upload",
+                {"bucket": BUCKET, "key": "limit/weights.bin", "path": str(model / "weights.bin")},
+            )
             bench.record(workload, backend, "limit", "upload", rep, r, label="boto3 upload_file")
-            r = bench.child("boto3", "download_stream", {"bucket": BUCKET, "key": "limit/weights.bin",
-                                                         "dest": str(dest / "weights.bin")})
-            bench.record(workload, backend, "limit", "download", rep, r, label="boto3 get_object, streamed")
+            r = bench.child(
+                "boto3",
+                "download_stream",
+                {"bucket": BUCKET, "key": "limit/weights.bin", "dest": str(dest / "weights.bin")},
+            )
+            bench.record(
+                workload, backend, "limit", "download", rep, r, label="boto3 get_object, streamed"
+            )
             remove(dest)
             if rep == 0:
                 # download_file (parallel ranged GETs) is pathological on moto, which reads the whole
                 # object for every ranged GET: measured once, as evidence, not as the floor.
-                r = bench.child("boto3", "download", {"bucket": BUCKET, "key": "limit/weights.bin",
-                                                      "dest": str(dest / "weights.bin")})
-                bench.record(workload, backend, "limit", "download_file", rep, r, label="boto3 download_file")
+                r = bench.child(
+                    "boto3",
+                    "download",
+                    {
+                        "bucket": BUCKET,
+                        "key": "limit/weights.bin",
+                        "dest": str(dest / "weights.bin"),
+                    },
+                )
+                bench.record(
+                    workload, backend, "limit", "download_file", rep, r, label="boto3 download_file"
+                )
         remove(stores, dest)
 
         for tool in bench.order(rep):
@@ -443,35 +571,75 @@ def transfer_suite(bench: Bench, backend: str) -> None:
             remove(stores, dest)
             config.write_text('{"learning_rate": 0.1, "layers": 12}\n')
             if tool == "modelshelf":
-                r = bench.child("modelshelf", "upload", {"url": shelf_url, "name": "model", "path": str(model)})
+                r = bench.child(
+                    "modelshelf", "upload", {"url": shelf_url, "name": "model", "path": str(model)}
+                )
             else:
-                r = bench.child("modelstore", "upload", {"store": _ms_store(backend, stores), "domain": "model",
-                                                         "model_id": "v1", "path": str(model)})
+                r = bench.child(
+                    "modelstore",
+                    "upload",
+                    {
+                        "store": _ms_store(backend, stores),
+                        "domain": "model",
+                        "model_id": "v1",
+                        "path": str(model),
+                    },
+                )
             bench.record(workload, backend, tool, "upload", rep, r)
 
             if tool == "modelshelf":
-                r = bench.child("modelshelf", "download", {"url": shelf_url, "ref": "model:1", "dest": str(dest)})
+                r = bench.child(
+                    "modelshelf",
+                    "download",
+                    {"url": shelf_url, "ref": "model:1", "dest": str(dest)},
+                )
             else:
-                r = bench.child("modelstore", "download", {"store": _ms_store(backend, stores), "domain": "model",
-                                                           "model_id": "v1", "dest": str(dest)})
+                r = bench.child(
+                    "modelstore",
+                    "download",
+                    {
+                        "store": _ms_store(backend, stores),
+                        "domain": "model",
+                        "model_id": "v1",
+                        "dest": str(dest),
+                    },
+                )
             bench.record(workload, backend, tool, "download", rep, r)
             remove(dest, RUN / "caches")
             if backend == "s3" and tool == "modelshelf" and rep == 0:
                 # Parallel ranged GETs (the default for blobs of 64 MiB and more): once, as evidence.
-                r = bench.child("modelshelf", "download", {"url": shelf_url, "ref": "model:1", "dest": str(dest)},
-                                env={"MODELSHELF_RANGE_WORKERS": "4"})
-                bench.record(workload, backend, tool, "download_ranges", rep, r, label="4 parallel ranges")
+                r = bench.child(
+                    "modelshelf",
+                    "download",
+                    {"url": shelf_url, "ref": "model:1", "dest": str(dest)},
+                    env={"MODELSHELF_RANGE_WORKERS": "4"},
+                )
+                bench.record(
+                    workload, backend, tool, "download_ranges", rep, r, label="4 parallel ranges"
+                )
                 remove(dest, RUN / "caches")
 
             # Workload 4: the same weights, a changed config.
             config.write_text('{"learning_rate": 0.05, "layers": 12}\n')
             before = store_size(tool)
             if tool == "modelshelf":
-                r = bench.child("modelshelf", "upload", {"url": shelf_url, "name": "model", "path": str(model)})
+                r = bench.child(
+                    "modelshelf", "upload", {"url": shelf_url, "name": "model", "path": str(model)}
+                )
             else:
-                r = bench.child("modelstore", "upload", {"store": _ms_store(backend, stores), "domain": "model",
-                                                         "model_id": "v2", "path": str(model)})
-            bench.record("4", backend, tool, "reupload", rep, r, store_growth_bytes=store_size(tool) - before)
+                r = bench.child(
+                    "modelstore",
+                    "upload",
+                    {
+                        "store": _ms_store(backend, stores),
+                        "domain": "model",
+                        "model_id": "v2",
+                        "path": str(model),
+                    },
+                )
+            bench.record(
+                "4", backend, tool, "reupload", rep, r, store_growth_bytes=store_size(tool) - before
+            )
 
             # Workload 5: load the new version twice, in fresh processes sharing one cache.
             cache = bench.fresh_cache()
@@ -479,13 +647,22 @@ def transfer_suite(bench: Bench, backend: str) -> None:
             # second one is run again (a 1 GiB download from moto takes it over a minute).
             for attempt in (1, 2) if tool == "modelshelf" else (2,):
                 if tool == "modelshelf":
-                    r = bench.child("modelshelf", "load", {"url": shelf_url, "ref": "model:2"}, cache=cache)
+                    r = bench.child(
+                        "modelshelf", "load", {"url": shelf_url, "ref": "model:2"}, cache=cache
+                    )
                 else:
                     # modelstore has no cache and cannot load a model_file into memory: its load is
                     # download + deserialise, so the download is what it reads from the store.
-                    r = bench.child("modelstore", "download", {"store": _ms_store(backend, stores),
-                                                               "domain": "model", "model_id": "v2",
-                                                               "dest": str(dest / f"load{attempt}")})
+                    r = bench.child(
+                        "modelstore",
+                        "download",
+                        {
+                            "store": _ms_store(backend, stores),
+                            "domain": "model",
+                            "model_id": "v2",
+                            "dest": str(dest / f"load{attempt}"),
+                        },
+                    )
                 bench.record("5", backend, tool, f"load{attempt}", rep, r)
             remove(dest, RUN / "caches")
         remove(stores, dest)
@@ -517,31 +694,65 @@ def list_versions(bench: Bench) -> None:
     for backend in ("local", "s3"):
         shelf_url = str(stores / "shelf") if backend == "local" else f"s3://{BUCKET}/shelf"
         log(f"  w3 populating {count} versions per tool on {backend} (setup, not measured against)")
-        r = bench.child("modelshelf", "populate", {"url": shelf_url, "name": "listed", "count": count,
-                                                  "scratch": str(RUN / "scratch-shelf")})
+        r = bench.child(
+            "modelshelf",
+            "populate",
+            {
+                "url": shelf_url,
+                "name": "listed",
+                "count": count,
+                "scratch": str(RUN / "scratch-shelf"),
+            },
+        )
         bench.record("3", backend, "modelshelf", "populate", 0, r)
-        r = bench.child("modelstore", "populate", {"store": _ms_store(backend, stores), "domain": "listed",
-                                                  "count": count, "scratch": str(RUN / "scratch-ms")})
+        r = bench.child(
+            "modelstore",
+            "populate",
+            {
+                "store": _ms_store(backend, stores),
+                "domain": "listed",
+                "count": count,
+                "scratch": str(RUN / "scratch-ms"),
+            },
+        )
         bench.record("3", backend, "modelstore", "populate", 0, r)
         # The first full listing of a shelf without version indexes reads every manifest and
         # writes the indexes (on object stores); the cold runs below are the ones after it.
-        r = bench.child("modelshelf", "versions", {"url": shelf_url, "name": "listed"}, cache=bench.fresh_cache())
+        r = bench.child(
+            "modelshelf",
+            "versions",
+            {"url": shelf_url, "name": "listed"},
+            cache=bench.fresh_cache(),
+        )
         _check_count(r, count, "modelshelf")
         bench.record("3", backend, "modelshelf", "list_first", 0, r)
         for rep in range(bench.params["repeat"]):
             for tool in bench.order(rep):
                 if tool == "modelshelf":
-                    r = bench.child("modelshelf", "list_numbers", {"url": shelf_url, "name": "listed"},
-                                    cache=bench.fresh_cache())
+                    r = bench.child(
+                        "modelshelf",
+                        "list_numbers",
+                        {"url": shelf_url, "name": "listed"},
+                        cache=bench.fresh_cache(),
+                    )
                     _check_count(r, count, "modelshelf")
                     bench.record("3", backend, tool, "list_numbers", rep, r)
                     cache = bench.fresh_cache()
                     for op in ("list_cold", "list_warm"):
-                        r = bench.child("modelshelf", "versions", {"url": shelf_url, "name": "listed"}, cache=cache)
+                        r = bench.child(
+                            "modelshelf",
+                            "versions",
+                            {"url": shelf_url, "name": "listed"},
+                            cache=cache,
+                        )
                         _check_count(r, count, "modelshelf")
                         bench.record("3", backend, tool, op, rep, r)
                 else:
-                    r = bench.child("modelstore", "list", {"store": _ms_store(backend, stores), "domain": "listed"})
+                    r = bench.child(
+                        "modelstore",
+                        "list",
+                        {"store": _ms_store(backend, stores), "domain": "listed"},
+                    )
                     _check_count(r, count, "modelstore")
                     bench.record("3", backend, tool, "list", rep, r)
             remove(RUN / "caches")
@@ -561,20 +772,48 @@ def import_time(bench: Bench) -> None:
     ms_root = RUN / "stores" / "import-ms"
     timer = "import time; t = time.perf_counter(); {stmt}; print(time.perf_counter() - t)"
     bin_dir = Path(sys.executable).parent
-    cli = [str(bin_dir / "modelshelf")] if (bin_dir / "modelshelf").exists() else [sys.executable, "-m", "modelshelf"]
+    cli = (
+        [str(bin_dir / "modelshelf")]
+        if (bin_dir / "modelshelf").exists()
+        else [sys.executable, "-m", "modelshelf"]
+    )
     probes: dict[str, tuple[str, list[str], bool]] = {
         # name: (tool, argv, the child prints its own timing)
         "python_startup": ("python", [sys.executable, "-c", "pass"], False),
-        "import": ("modelshelf", [sys.executable, "-c", timer.format(stmt="import modelshelf")], True),
-        "import_open": ("modelshelf", [sys.executable, "-c", timer.format(
-            stmt=f"import modelshelf; modelshelf.open({str(local)!r})")], True),
+        "import": (
+            "modelshelf",
+            [sys.executable, "-c", timer.format(stmt="import modelshelf")],
+            True,
+        ),
+        "import_open": (
+            "modelshelf",
+            [
+                sys.executable,
+                "-c",
+                timer.format(stmt=f"import modelshelf; modelshelf.open({str(local)!r})"),
+            ],
+            True,
+        ),
         "cli_help": ("modelshelf", [*cli, "--help"], False),
     }
     ms_probes: dict[str, tuple[str, list[str], bool]] = {
-        "import": ("modelstore", [str(bench.ms_python), "-c", timer.format(stmt="import modelstore")], True),
-        "import_open": ("modelstore", [str(bench.ms_python), "-c", timer.format(
-            stmt="from modelstore import ModelStore; "
-                 f"ModelStore.from_file_system({str(ms_root)!r}, create_directory=True)")], True),
+        "import": (
+            "modelstore",
+            [str(bench.ms_python), "-c", timer.format(stmt="import modelstore")],
+            True,
+        ),
+        "import_open": (
+            "modelstore",
+            [
+                str(bench.ms_python),
+                "-c",
+                timer.format(
+                    stmt="from modelstore import ModelStore; "
+                    f"ModelStore.from_file_system({str(ms_root)!r}, create_directory=True)"
+                ),
+            ],
+            True,
+        ),
         "cli_help": ("modelstore", [str(bench.ms_python), "-m", "modelstore", "--help"], False),
     }
     remove(local, ms_root)
@@ -611,8 +850,16 @@ def peak_rss(bench: Bench) -> None:
                 # moto keeps a whole object (and, while completing a multipart upload, its parts)
                 # in its own memory; do not push a shared machine into swap for a number about the
                 # client's memory.
-                bench.runs.append({"workload": "7", "case": case, "tool": "modelshelf", "op": "skipped",
-                                   "rep": 0, "reason": f"MemAvailable {mem_available() >> 30} GiB too low"})
+                bench.runs.append(
+                    {
+                        "workload": "7",
+                        "case": case,
+                        "tool": "modelshelf",
+                        "op": "skipped",
+                        "rep": 0,
+                        "reason": f"MemAvailable {mem_available() >> 30} GiB too low",
+                    }
+                )
                 log(f"  w7 {case} skipped: not enough free memory for moto")
                 continue
             url = str(stores / "shelf") if backend == "local" else f"s3://{BUCKET}/shelf"
@@ -621,21 +868,36 @@ def peak_rss(bench: Bench) -> None:
                 write_random(data / "weights.bin", size)
                 if backend == "s3":
                     bench.reset_s3()
-                    r = bench.child("boto3", "upload", {"bucket": BUCKET, "key": "limit/w", "path": str(data / "weights.bin")})
+                    r = bench.child(
+                        "boto3",
+                        "upload",
+                        {"bucket": BUCKET, "key": "limit/w", "path": str(data / "weights.bin")},
+                    )
                     bench.record("7", case, "limit", "upload", rep, r, size_mb=size_mb)
-                    r = bench.child("boto3", "download_stream", {"bucket": BUCKET, "key": "limit/w",
-                                                                 "dest": str(dest / "w.bin")})
+                    r = bench.child(
+                        "boto3",
+                        "download_stream",
+                        {"bucket": BUCKET, "key": "limit/w", "dest": str(dest / "w.bin")},
+                    )
                     bench.record("7", case, "limit", "download", rep, r, size_mb=size_mb)
                     bench.reset_s3()
                 else:
                     (stores / "limit").mkdir(parents=True)
-                    r = bench.process(["cp", str(data / "weights.bin"), str(stores / "limit" / "w.bin")])
+                    r = bench.process(
+                        ["cp", str(data / "weights.bin"), str(stores / "limit" / "w.bin")]
+                    )
                     bench.record("7", case, "limit", "upload", rep, r, size_mb=size_mb)
                 remove(dest, stores / "limit")
-                r = bench.child("modelshelf", "upload", {"url": url, "name": "big", "path": str(data / "weights.bin")})
+                r = bench.child(
+                    "modelshelf",
+                    "upload",
+                    {"url": url, "name": "big", "path": str(data / "weights.bin")},
+                )
                 bench.record("7", case, "modelshelf", "upload", rep, r, size_mb=size_mb)
                 remove(data)  # keep at most two copies on disk at the largest size
-                r = bench.child("modelshelf", "download", {"url": url, "ref": "big:1", "dest": str(dest)})
+                r = bench.child(
+                    "modelshelf", "download", {"url": url, "ref": "big:1", "dest": str(dest)}
+                )
                 bench.record("7", case, "modelshelf", "download", rep, r, size_mb=size_mb)
                 remove(dest, RUN / "caches", stores)
                 if backend == "s3":
@@ -667,25 +929,45 @@ def small_files(bench: Bench) -> None:
                 bench.record("8", backend, "limit", "download", rep, r, label="cp -r")
             else:
                 bench.reset_s3()
-                r = bench.child("boto3", "upload_tree", {"bucket": BUCKET, "prefix": "limit", "path": str(tree)})
-                bench.record("8", backend, "limit", "upload", rep, r, label="boto3 put_object x8 threads")
-                r = bench.child("boto3", "download_tree", {"bucket": BUCKET, "prefix": "limit", "dest": str(dest)})
-                bench.record("8", backend, "limit", "download", rep, r, label="boto3 get_object x8 threads")
+                r = bench.child(
+                    "boto3", "upload_tree", {"bucket": BUCKET, "prefix": "limit", "path": str(tree)}
+                )
+                bench.record(
+                    "8", backend, "limit", "upload", rep, r, label="boto3 put_object x8 threads"
+                )
+                r = bench.child(
+                    "boto3",
+                    "download_tree",
+                    {"bucket": BUCKET, "prefix": "limit", "dest": str(dest)},
+                )
+                bench.record(
+                    "8", backend, "limit", "download", rep, r, label="boto3 get_object x8 threads"
+                )
             for tool in bench.order(rep):
                 remove(stores, dest)
                 if backend == "s3":
                     bench.reset_s3()
                 if tool == "modelshelf":
-                    r = bench.child("modelshelf", "upload", {"url": url, "name": "tree", "path": str(tree)})
+                    r = bench.child(
+                        "modelshelf", "upload", {"url": url, "name": "tree", "path": str(tree)}
+                    )
                     bench.record("8", backend, tool, "upload", rep, r)
-                    r = bench.child("modelshelf", "download", {"url": url, "ref": "tree:1", "dest": str(dest)})
+                    r = bench.child(
+                        "modelshelf", "download", {"url": url, "ref": "tree:1", "dest": str(dest)}
+                    )
                 else:
                     store = _ms_store(backend, stores)
-                    r = bench.child("modelstore", "upload", {"store": store, "domain": "tree", "model_id": "v1",
-                                                            "path": str(tree)})
+                    r = bench.child(
+                        "modelstore",
+                        "upload",
+                        {"store": store, "domain": "tree", "model_id": "v1", "path": str(tree)},
+                    )
                     bench.record("8", backend, tool, "upload", rep, r)
-                    r = bench.child("modelstore", "download", {"store": store, "domain": "tree", "model_id": "v1",
-                                                              "dest": str(dest)})
+                    r = bench.child(
+                        "modelstore",
+                        "download",
+                        {"store": store, "domain": "tree", "model_id": "v1", "dest": str(dest)},
+                    )
                 bench.record("8", backend, tool, "download", rep, r)
                 remove(dest, RUN / "caches")
     remove(data, stores, dest, RUN / "caches")
@@ -703,7 +985,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     medians: dict[str, dict[str, float]] = {}
     for key, members in groups.items():
         numeric = {
-            k for m in members for k, v in m.items()
+            k
+            for m in members
+            for k, v in m.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "rep"
         }
         medians[key] = {k: median([m[k] for m in members if k in m]) for k in sorted(numeric)}
@@ -717,17 +1001,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     preset.add_argument("--smoke", action="store_true", help="tiny sizes, 2 reps (CI)")
     preset.add_argument("--full", action="store_true", help="GiB sizes and the 4 GiB memory run")
     parser.add_argument("--repeat", type=int, help="repetitions per measurement (default 3)")
-    parser.add_argument("--size-mb", type=int, help="size of the large model file in MiB (default 1024)")
-    parser.add_argument("--versions", type=int, help="versions to list in workload 3 (default 1000)")
+    parser.add_argument(
+        "--size-mb", type=int, help="size of the large model file in MiB (default 1024)"
+    )
+    parser.add_argument(
+        "--versions", type=int, help="versions to list in workload 3 (default 1000)"
+    )
     parser.add_argument("--files", type=int, help="small files in workload 8 (default 2000)")
     parser.add_argument("--only", help="comma-separated workload numbers, e.g. 1,3 (default all)")
-    parser.add_argument("--output", type=Path, help="write results JSON and report here instead of "
-                        "bench/results/ and docs/")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="write results JSON and report here instead of bench/results/ and docs/",
+    )
     return parser.parse_args(argv)
 
 
-def _run_workloads(results: dict[str, Any], results_path: Path, params: dict[str, Any],
-                   selected: list[str], ms_python: Path, moto_tmp: Path) -> None:
+def _run_workloads(
+    results: dict[str, Any],
+    results_path: Path,
+    params: dict[str, Any],
+    selected: list[str],
+    ms_python: Path,
+    moto_tmp: Path,
+) -> None:
     from modelshelf_s3.testing import moto_server
 
     with moto_server(env={"TMPDIR": str(moto_tmp)}) as endpoint:
@@ -743,7 +1040,9 @@ def _run_workloads(results: dict[str, Any], results_path: Path, params: dict[str
             "8": lambda: small_files(bench),
         }
         # Workloads 4 and 5 are measured inside 1 and 2 (same model, same stores).
-        to_run = [w for w in steps if w in selected or (w in ("1", "2") and ({"4", "5"} & set(selected)))]
+        to_run = [
+            w for w in steps if w in selected or (w in ("1", "2") and ({"4", "5"} & set(selected)))
+        ]
         for workload in to_run:
             log(f"workload {workload}: {WORKLOADS[workload]}")
             before = os.getloadavg()
@@ -754,7 +1053,8 @@ def _run_workloads(results: dict[str, Any], results_path: Path, params: dict[str
                 results["errors"][workload] = "".join(traceback.format_exception(exc))[-4000:]
                 log(f"workload {workload} FAILED: {exc}")
             results["load_average"][workload] = {
-                "before": list(before), "after": list(os.getloadavg()),
+                "before": list(before),
+                "after": list(os.getloadavg()),
                 "seconds": time.perf_counter() - began,
             }
             results["runs"] = bench.runs
@@ -776,13 +1076,19 @@ def main(argv: list[str] | None = None) -> int:
         params["size_mb"] = args.size_mb
         if preset != "full":
             params["rss_sizes_mb"] = [max(1, args.size_mb // 4), args.size_mb]
-    for name, value in (("repeat", args.repeat), ("versions", args.versions), ("small_files", args.files)):
+    for name, value in (
+        ("repeat", args.repeat),
+        ("versions", args.versions),
+        ("small_files", args.files),
+    ):
         if value:
             params[name] = value
     selected = [w.strip() for w in args.only.split(",")] if args.only else list(WORKLOADS)
     unknown = [w for w in selected if w not in WORKLOADS]
     if unknown:
-        raise SystemExit(f"unknown workload(s) {', '.join(unknown)}: choose from {', '.join(WORKLOADS)}")
+        raise SystemExit(
+            f"unknown workload(s) {', '.join(unknown)}: choose from {', '.join(WORKLOADS)}"
+        )
 
     WORK.mkdir(parents=True, exist_ok=True)
     ms_python = ensure_modelstore_venv()

@@ -60,8 +60,15 @@ def _browser_page_time(server_url: str, repeat: int) -> float | None:
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not os.path.exists(chromium):
         return None
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"]
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=args)
         try:
@@ -79,7 +86,9 @@ def _browser_page_time(server_url: str, repeat: int) -> float | None:
             browser.close()
 
 
-def measure(url: str, work: Path, versions: int, repeat: int, options: dict[str, Any]) -> dict[str, float | None]:
+def measure(
+    url: str, work: Path, versions: int, repeat: int, options: dict[str, Any]
+) -> dict[str, float | None]:
     import modelshelf
     from modelshelf_ui.data import ShelfView
     from modelshelf_ui.server import UIServer
@@ -152,12 +161,18 @@ def main() -> None:
     def shown(value: float | None) -> str:
         return "n/a (no Chromium)" if value is None else f"{value:.2f} s"
 
-    print(f"\nmodel page of {args.versions} versions, medians of {args.repeat}; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")
-    print("| backend | publish N versions | cold start | restart (record cache) | reload (running server) | page in Chromium |")
+    print(
+        f"\nmodel page of {args.versions} versions, medians of {args.repeat}; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n"
+    )
+    print(
+        "| backend | publish N versions | cold start | restart (record cache) | reload (running server) | page in Chromium |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for kind, f in rows:
-        print(f"| {kind} | {shown(f['fill'])} | {shown(f['cold'])} | {shown(f['restart'])} | {shown(f['reload'])} | {shown(f['page'])} |")
+        print(
+            f"| {kind} | {shown(f['fill'])} | {shown(f['cold'])} | {shown(f['restart'])} | {shown(f['reload'])} | {shown(f['page'])} |"
+        )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ def on_config(config: Any) -> Any:
 
 def on_files(files: Files, config: Any) -> Files:
     if files.get_file_from_path("index.md") is None:
-        files.append(File.generated(config, "index.md", content=(ROOT / "core" / "README.md").read_text()))
+        files.append(
+            File.generated(config, "index.md", content=(ROOT / "core" / "README.md").read_text())
+        )
     rows = "\n".join(
         f"| [{distribution}]({name}.md) | `modelshelf[{name}]` | {description} |"
         for name, distribution, description in _plugins()
@@ -101,7 +103,11 @@ def _relative(target: str, page: str) -> str:
     docs = ROOT / "docs"
     generated = {"", "plugins"} | {f"plugins/{name}" for name, _, _ in _plugins()}
     if path in generated:
-        source = "index.md" if path == "" else ("plugins/index.md" if path == "plugins" else f"{path}.md")
+        source = (
+            "index.md"
+            if path == ""
+            else ("plugins/index.md" if path == "plugins" else f"{path}.md")
+        )
     elif (docs / f"{path}.md").exists():
         source = f"{path}.md"
     else:

@@ -21,17 +21,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: site path -> file name: the home page and one generated plugin page.
-PAGES = {"": "docs-home.png", "plugins/sklearn/": "docs-plugin-sklearn.png", "reference/cli/": "docs-cli.png"}
+PAGES = {
+    "": "docs-home.png",
+    "plugins/sklearn/": "docs-plugin-sklearn.png",
+    "reference/cli/": "docs-cli.png",
+}
 SIZE = (1280, 900)
 
 
 def _chromium() -> str:
     found = os.environ.get("MODELSHELF_CHROMIUM") or next(
-        (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
+        (
+            shutil.which(name)
+            for name in ("chromium", "chromium-browser", "google-chrome")
+            if shutil.which(name)
+        ),
         None,
     )
     if not found:
-        sys.exit("screenshot_docs: no Chromium found (install Debian's chromium, or set MODELSHELF_CHROMIUM)")
+        sys.exit(
+            "screenshot_docs: no Chromium found (install Debian's chromium, or set MODELSHELF_CHROMIUM)"
+        )
     return found
 
 
@@ -40,7 +50,9 @@ def _serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(site))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -57,7 +69,9 @@ def _with_playwright(chromium: str, base: str, out: Path) -> bool:
             for path, name in PAGES.items():
                 response = page.goto(base + path, wait_until="networkidle")
                 if response is None or response.status != 200:
-                    sys.exit(f"screenshot_docs: {base + path} answered {response and response.status}")
+                    sys.exit(
+                        f"screenshot_docs: {base + path} answered {response and response.status}"
+                    )
                 page.screenshot(path=str(out / name))
         finally:
             browser.close()
@@ -67,9 +81,19 @@ def _with_playwright(chromium: str, base: str, out: Path) -> bool:
 def _with_chromium_cli(chromium: str, base: str, out: Path) -> None:
     for path, name in PAGES.items():
         subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             f"--window-size={SIZE[0]},{SIZE[1]}", f"--screenshot={out / name}", base + path],
-            check=True, capture_output=True, timeout=120,
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--window-size={SIZE[0]},{SIZE[1]}",
+                f"--screenshot={out / name}",
+                base + path,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
 
@@ -78,7 +102,9 @@ def main() -> None:
     out = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "test-artifacts" / "docs"
     missing = [path for path in PAGES if not (site / path / "index.html").is_file()]
     if missing:
-        sys.exit(f"screenshot_docs: {site} has no page {missing}: build the site first (mkdocs build)")
+        sys.exit(
+            f"screenshot_docs: {site} has no page {missing}: build the site first (mkdocs build)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     chromium = _chromium()
     server, base = _serve(site)

@@ -20,14 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = {"1", "2", "3", "4", "5", "6", "7", "8"}
 
 
-
 def test_bench_smoke_runs_every_workload(tmp_path: Path) -> None:
     docs = ROOT / "docs" / "benchmarks.md"
     docs_before = docs.stat().st_mtime_ns if docs.exists() else None
 
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
 

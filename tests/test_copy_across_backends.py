@@ -21,7 +21,9 @@ def test_round_trip_through_s3_and_azure(
     (model / "tokenizer").mkdir(parents=True)
     (model / "weights.bin").write_bytes(os.urandom(6 * 1024 * 1024 + 3))  # crosses multipart sizes
     (model / "tokenizer" / "vocab.txt").write_text("a\nb\nc\n")
-    originals = {p.relative_to(model).as_posix(): digest(p) for p in model.rglob("*") if p.is_file()}
+    originals = {
+        p.relative_to(model).as_posix(): digest(p) for p in model.rglob("*") if p.is_file()
+    }
 
     local = modelshelf.open(str(tmp_path / "local"), cache=tmp_path / "cache-local")
     local.upload("team/bert", model, metrics={"f1": 0.8})
@@ -29,7 +31,9 @@ def test_round_trip_through_s3_and_azure(
     local.set_alias("team/bert", "prod", 1)
 
     s3 = modelshelf.open(s3_url, endpoint_url=moto_endpoint, cache=tmp_path / "cache-s3")
-    azure = modelshelf.open(azure_url, connection_string=azurite_connection_string, cache=tmp_path / "cache-az")
+    azure = modelshelf.open(
+        azure_url, connection_string=azurite_connection_string, cache=tmp_path / "cache-az"
+    )
     back = modelshelf.open(str(tmp_path / "back"), cache=tmp_path / "cache-back")
 
     hops = [(local, s3), (s3, azure), (azure, back)]
@@ -40,7 +44,9 @@ def test_round_trip_through_s3_and_azure(
         assert target.verify() == []
 
     out = back.download("team/bert@prod", tmp_path / "out")
-    assert {p.relative_to(out).as_posix(): digest(p) for p in out.rglob("*") if p.is_file()} == originals
+    assert {
+        p.relative_to(out).as_posix(): digest(p) for p in out.rglob("*") if p.is_file()
+    } == originals
     final = back.get("team/bert:1")
     assert final.metrics == {"f1": 0.8}
     assert final.lineage.source["shelf"] == azure.url

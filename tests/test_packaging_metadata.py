@@ -52,7 +52,8 @@ def test_readme_is_a_page_of_its_own(directory: Path) -> None:
     assert "```python" in text, "no example"
     assert "https://modelshelf.github.io/modelshelf/" in text, "no link to the documentation"
     relative = [
-        target for target in re.findall(r"\]\(([^)\s]+)\)", text)
+        target
+        for target in re.findall(r"\]\(([^)\s]+)\)", text)
         if not target.startswith(("https://", "http://", "#", "mailto:"))
     ]
     assert not relative, f"relative links break on the package index: {relative}"
@@ -68,7 +69,9 @@ def test_one_source_for_the_version(directory: Path) -> None:
     in_code = re.search(r'^__version__ = "([^"]+)"', init.read_text(), re.M)
     if in_code:
         assert "version" not in project and "version" in project.get("dynamic", [])
-        assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": f"{module}.__version__"}
+        assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {
+            "attr": f"{module}.__version__"
+        }
     else:
         assert "version" in project, f"{directory.name}: no version anywhere"
 

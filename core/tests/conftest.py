@@ -81,8 +81,13 @@ def run_cli():  # type: ignore[no-untyped-def]
 
     def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):  # type: ignore[no-untyped-def]
         return subprocess.run(
-            [sys.executable, "-m", "modelshelf", *args], capture_output=True, text=True,
-            env={**os.environ, **(env or {})}, cwd=cwd, check=False, timeout=120,
+            [sys.executable, "-m", "modelshelf", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            check=False,
+            timeout=120,
         )
 
     return run

@@ -78,18 +78,28 @@ def _rewrite_in_place(path: Path) -> None:
 
 
 def _blob_reads(shelf: Shelf) -> list[str]:
-    return [key for call, key in shelf.storage.calls if call == "read_stream" and key.startswith("blobs/")]  # type: ignore[attr-defined]
+    return [
+        key
+        for call, key in shelf.storage.calls
+        if call == "read_stream" and key.startswith("blobs/")
+    ]  # type: ignore[attr-defined]
 
 
 def _files_below(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir()) if root.exists() else []
+    return (
+        sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
+        if root.exists()
+        else []
+    )
 
 
 # --- download --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("link", [False, True], ids=["copy", "link"])
-def test_download_refetches_a_corrupted_cached_blob(counting_shelf: Shelf, model_file: Path, tmp_path: Path, link: bool) -> None:
+def test_download_refetches_a_corrupted_cached_blob(
+    counting_shelf: Shelf, model_file: Path, tmp_path: Path, link: bool
+) -> None:
     entry = counting_shelf.upload("m", model_file).files[0]
     counting_shelf.download("m", tmp_path / "first", link=link)
     cached = counting_shelf.cache.blob_path(entry.sha256)
@@ -101,21 +111,33 @@ def test_download_refetches_a_corrupted_cached_blob(counting_shelf: Shelf, model
     assert hash_file(cached) == (entry.sha256, entry.size), "the cache holds the good blob again"
 
 
-def test_bad_cache_and_bad_shelf_copy_is_one_line_and_writes_nothing(local_shelf: Shelf, model_file: Path, tmp_path: Path) -> None:
+def test_bad_cache_and_bad_shelf_copy_is_one_line_and_writes_nothing(
+    local_shelf: Shelf, model_file: Path, tmp_path: Path
+) -> None:
     entry = local_shelf.upload("m", model_file).files[0]
     local_shelf.download("m", tmp_path / "first")
     _rewrite_in_place(local_shelf.cache.blob_path(entry.sha256))
     _rewrite_in_place(tmp_path / "shelf" / "blobs" / "sha256" / entry.sha256[:2] / entry.sha256)
     dest = tmp_path / "dest"
-    for call in (lambda: local_shelf.download("m", dest), lambda: local_shelf.download("m", dest, link=True), lambda: local_shelf.load("m")):
+    for call in (
+        lambda: local_shelf.download("m", dest),
+        lambda: local_shelf.download("m", dest, link=True),
+        lambda: local_shelf.load("m"),
+    ):
         with pytest.raises(IntegrityError) as caught:
             call()
         assert "\n" not in str(caught.value)
-        assert _files_below(dest) == [], "nothing corrupt (nor any temporary file) reaches the destination"
-        assert not local_shelf.cache.blob_path(entry.sha256).exists(), "the bad cached blob was evicted"
+        assert _files_below(dest) == [], (
+            "nothing corrupt (nor any temporary file) reaches the destination"
+        )
+        assert not local_shelf.cache.blob_path(entry.sha256).exists(), (
+            "the bad cached blob was evicted"
+        )
 
 
-def test_download_exposes_no_file_until_every_file_verified(local_shelf: Shelf, tmp_path: Path) -> None:
+def test_download_exposes_no_file_until_every_file_verified(
+    local_shelf: Shelf, tmp_path: Path
+) -> None:
     model = tmp_path / "model"
     model.mkdir()
     (model / "a.bin").write_bytes(os.urandom(1000))
@@ -143,7 +165,9 @@ def test_load_refetches_a_corrupted_cached_blob(bytes_plugin: None, counting_she
     assert len(_blob_reads(counting_shelf)) == 1
 
 
-def test_load_rebuilds_a_snapshot_entry_that_is_not_the_verified_blob(bytes_plugin: None, counting_shelf: Shelf) -> None:
+def test_load_rebuilds_a_snapshot_entry_that_is_not_the_verified_blob(
+    bytes_plugin: None, counting_shelf: Shelf
+) -> None:
     payload = os.urandom(5000)
     counting_shelf.upload("m", _Payload(payload))
     assert counting_shelf.load("m") == payload
@@ -156,7 +180,9 @@ def test_load_rebuilds_a_snapshot_entry_that_is_not_the_verified_blob(bytes_plug
     assert _blob_reads(counting_shelf) == [], "the intact cached blob is reused, not fetched again"
 
 
-def test_editing_a_loaded_raw_file_never_poisons_later_loads(counting_shelf: Shelf, model_file: Path, tmp_path: Path) -> None:
+def test_editing_a_loaded_raw_file_never_poisons_later_loads(
+    counting_shelf: Shelf, model_file: Path, tmp_path: Path
+) -> None:
     original = model_file.read_bytes()
     counting_shelf.upload("m", model_file)
     loaded = counting_shelf.load("m")
@@ -172,7 +198,9 @@ def test_editing_a_loaded_raw_file_never_poisons_later_loads(counting_shelf: She
     assert _blob_reads(other) == []
 
 
-def test_a_third_party_path_returning_load_is_a_private_copy(bytes_plugin: None, local_shelf: Shelf) -> None:
+def test_a_third_party_path_returning_load_is_a_private_copy(
+    bytes_plugin: None, local_shelf: Shelf
+) -> None:
     payload = os.urandom(3000)
     local_shelf.upload("m", _Payload(payload), serializer="test-directory")
     loaded = local_shelf.load("m")
@@ -192,7 +220,9 @@ def _two_cached_blobs(shelf: Shelf, tmp_path: Path) -> tuple[str, str]:
     return shas[0], shas[1]
 
 
-def test_cache_verify_removes_and_reports_only_bad_blobs(local_shelf: Shelf, tmp_path: Path) -> None:
+def test_cache_verify_removes_and_reports_only_bad_blobs(
+    local_shelf: Shelf, tmp_path: Path
+) -> None:
     good, bad = _two_cached_blobs(local_shelf, tmp_path)
     _rewrite_in_place(local_shelf.cache.blob_path(bad))
     found = local_shelf.cache.verify()
@@ -202,7 +232,9 @@ def test_cache_verify_removes_and_reports_only_bad_blobs(local_shelf: Shelf, tmp
     assert local_shelf.cache.verify() == []
 
 
-def test_cli_cache_verify(run_cli: Any, local_shelf: Shelf, modelshelf_cache: Path, tmp_path: Path) -> None:
+def test_cli_cache_verify(
+    run_cli: Any, local_shelf: Shelf, modelshelf_cache: Path, tmp_path: Path
+) -> None:
     good, bad = _two_cached_blobs(local_shelf, tmp_path)
     env = {"MODELSHELF_CACHE": str(modelshelf_cache)}
     clean = run_cli("cache", "verify", env=env)
@@ -215,7 +247,9 @@ def test_cli_cache_verify(run_cli: Any, local_shelf: Shelf, modelshelf_cache: Pa
     assert run_cli("cache", "verify", env=env).returncode == 0
 
 
-def test_shelf_verify_checks_and_evicts_cached_copies(local_shelf: Shelf, model_file: Path, tmp_path: Path) -> None:
+def test_shelf_verify_checks_and_evicts_cached_copies(
+    local_shelf: Shelf, model_file: Path, tmp_path: Path
+) -> None:
     version = local_shelf.upload("m", model_file)
     local_shelf.download("m", tmp_path / "out")
     assert local_shelf.verify() == []
@@ -228,7 +262,9 @@ def test_shelf_verify_checks_and_evicts_cached_copies(local_shelf: Shelf, model_
     assert isinstance(problems[0], Problem)
 
 
-def test_private_copies_are_removed_when_their_process_exits(local_shelf: Shelf, model_file: Path, modelshelf_cache: Path) -> None:
+def test_private_copies_are_removed_when_their_process_exits(
+    local_shelf: Shelf, model_file: Path, modelshelf_cache: Path
+) -> None:
     import subprocess
     import sys
 
@@ -239,7 +275,10 @@ def test_private_copies_are_removed_when_their_process_exits(local_shelf: Shelf,
     )
     done = subprocess.run(
         [sys.executable, "-c", script, local_shelf.url, str(modelshelf_cache), str(model_file)],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     loaded = Path(done.stdout.strip())
     assert loaded.is_relative_to(modelshelf_cache / "private")

@@ -19,8 +19,22 @@ def test_full_workflow(run_cli, env: dict[str, str], tmp_path: Path) -> None:
     model.mkdir()
     (model / "weights.bin").write_bytes(os.urandom(1000))
     (model / "config.json").write_text("{}")
-    up = run_cli("upload", "team/churn", str(model), "--metric", "auc=0.91", "--tag", "team=risk",
-                 "--meta", "owner=ana", "--description", "baseline", "--alias", "staging", env=env)
+    up = run_cli(
+        "upload",
+        "team/churn",
+        str(model),
+        "--metric",
+        "auc=0.91",
+        "--tag",
+        "team=risk",
+        "--meta",
+        "owner=ana",
+        "--description",
+        "baseline",
+        "--alias",
+        "staging",
+        env=env,
+    )
     assert up.returncode == 0, up.stderr
     assert up.stdout.strip() == "Uploaded team/churn:1 (2 files, 1002 B)"
     assert run_cli("upload", "team/churn", str(model / "weights.bin"), env=env).returncode == 0
@@ -40,7 +54,12 @@ def test_full_workflow(run_cli, env: dict[str, str], tmp_path: Path) -> None:
     assert moved.stdout.strip() == "team/churn@staging -> 2 (was 1)"
     assert "@staging -> 2" in run_cli("alias", "ls", "team/churn", env=env).stdout
     history = run_cli("history", "team/churn", "--json", env=env)
-    assert [e["action"] for e in json.loads(history.stdout)] == ["upload", "alias_set", "upload", "alias_set"]
+    assert [e["action"] for e in json.loads(history.stdout)] == [
+        "upload",
+        "alias_set",
+        "upload",
+        "alias_set",
+    ]
 
     dest = tmp_path / "out"
     down = run_cli("download", "team/churn:1", str(dest), env=env)
@@ -70,7 +89,9 @@ def test_full_workflow(run_cli, env: dict[str, str], tmp_path: Path) -> None:
         (["alias", "set", "m", "latest", "1"], "'latest' is reserved"),
     ],
 )
-def test_user_errors_are_one_line_with_exit_1(run_cli, env, tmp_path: Path, args: list[str], message: str) -> None:
+def test_user_errors_are_one_line_with_exit_1(
+    run_cli, env, tmp_path: Path, args: list[str], message: str
+) -> None:
     model = tmp_path / "m.bin"
     model.write_bytes(b"x")
     assert run_cli("upload", "m", str(model), env=env).returncode == 0
@@ -102,5 +123,17 @@ def test_verify_exits_1_on_corruption(run_cli, env, tmp_path: Path) -> None:
 def test_python_dash_m_and_help(run_cli) -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ["plugins", "ls", "info", "upload", "download", "alias", "history", "delete", "gc", "verify", "cache"]:
+    for command in [
+        "plugins",
+        "ls",
+        "info",
+        "upload",
+        "download",
+        "alias",
+        "history",
+        "delete",
+        "gc",
+        "verify",
+        "cache",
+    ]:
         assert f"  {command} " in result.stdout or f"  {command}\n" in result.stdout

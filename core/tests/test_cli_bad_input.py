@@ -88,9 +88,34 @@ CASES = [
     # upload
     _case("upload-bad-name", "upload", "../x", "m.bin", code=1, says="invalid model name"),
     _case("upload-missing-file", "upload", "m", "nope.bin", code=2),
-    _case("upload-symlinked-dir", "upload", "m", "tree", code=1, setup="symlinked_dir", says="tree/linked"),
-    _case("upload-dangling-link", "upload", "m", "tree", code=1, setup="dangling_link", says="tree/gone"),
-    _case("upload-unknown-storage-option", "-o", "colour=red", "upload", "m", "m.bin", code=2, says="colour"),
+    _case(
+        "upload-symlinked-dir",
+        "upload",
+        "m",
+        "tree",
+        code=1,
+        setup="symlinked_dir",
+        says="tree/linked",
+    ),
+    _case(
+        "upload-dangling-link",
+        "upload",
+        "m",
+        "tree",
+        code=1,
+        setup="dangling_link",
+        says="tree/gone",
+    ),
+    _case(
+        "upload-unknown-storage-option",
+        "-o",
+        "colour=red",
+        "upload",
+        "m",
+        "m.bin",
+        code=2,
+        says="colour",
+    ),
     _case("upload-shelf-under-a-file", "--shelf", "m.bin/shelf", "upload", "m", "m.bin", code=1),
     # ls / info
     _case("ls-unknown-storage-option", "-o", "colour=red", "ls", code=2, says="colour"),
@@ -105,10 +130,25 @@ CASES = [
     _case("info-json-year-9999-offset", "info", "m", "--json", code=0, setup="year_9999_offset"),
     _case("info-bad-ref", "info", "m:x:y", code=1),
     # download
-    _case("download-dir-in-the-way", "download", "m", "out", code=1, setup="dir_in_the_way", says="out/m.bin"),
+    _case(
+        "download-dir-in-the-way",
+        "download",
+        "m",
+        "out",
+        code=1,
+        setup="dir_in_the_way",
+        says="out/m.bin",
+    ),
     _case("download-under-a-file", "download", "m", "m.bin/out", code=1, says="m.bin"),
-    _case("download-cache-under-a-file", "download", "m", "out", code=1, env={"MODELSHELF_CACHE": "m.bin/cache"},
-          says="m.bin/cache"),
+    _case(
+        "download-cache-under-a-file",
+        "download",
+        "m",
+        "out",
+        code=1,
+        env={"MODELSHELF_CACHE": "m.bin/cache"},
+        says="m.bin/cache",
+    ),
     _case("download-cache-full", "download", "m", "out", code=1, fault="cache-full", says="cache"),
     _case("download-dest-full", "download", "m", "out", code=1, fault="dest-full", says="out"),
     _case("download-dest-denied", "download", "m", "out", code=1, fault="dest-denied", says="out"),
@@ -118,11 +158,28 @@ CASES = [
     _case("alias-set-no-version", "alias", "set", "m", "prod", "9", code=1),
     _case("alias-set-bad-alias", "alias", "set", "m", "../prod", "1", code=1),
     _case("alias-rm-missing", "alias", "rm", "m", "nope", code=1),
-    _case("alias-ls-no-model", "alias", "ls", "nope", code=0),  # no aliases, as for any model without them
-    _case("alias-ls-year-1", "alias", "ls", "m", code=0, setup="alias_year_1", env={"TZ": "America/New_York"}),
+    _case(
+        "alias-ls-no-model", "alias", "ls", "nope", code=0
+    ),  # no aliases, as for any model without them
+    _case(
+        "alias-ls-year-1",
+        "alias",
+        "ls",
+        "m",
+        code=0,
+        setup="alias_year_1",
+        env={"TZ": "America/New_York"},
+    ),
     # history
     _case("history-no-model", "history", "nope", code=1),
-    _case("history-year-9999", "history", "m", code=0, setup="event_year_9999", env={"TZ": "Asia/Tokyo"}),
+    _case(
+        "history-year-9999",
+        "history",
+        "m",
+        code=0,
+        setup="event_year_9999",
+        env={"TZ": "Asia/Tokyo"},
+    ),
     # delete
     _case("delete-unversioned", "delete", "m", code=1),
     _case("delete-no-version", "delete", "m:9", code=1),
@@ -132,18 +189,47 @@ CASES = [
     _case("gc-grace-huge", "gc", "--grace", "1e20", code=2, says="--grace"),
     _case("gc-grace-negative", "gc", "--grace", "-5", code=2, says="--grace"),
     _case("gc-grace-text", "gc", "--grace", "soon", code=2, says="--grace"),
-    _case("gc-env-text", "gc", "--dry-run", code=2, env={"MODELSHELF_GC_GRACE": "abc"}, says="MODELSHELF_GC_GRACE"),
-    _case("gc-env-nan", "gc", "--dry-run", code=2, env={"MODELSHELF_GC_GRACE": "nan"}, says="MODELSHELF_GC_GRACE"),
-    _case("gc-env-inf", "gc", "--dry-run", code=2, env={"MODELSHELF_GC_GRACE": "inf"}, says="MODELSHELF_GC_GRACE"),
-    _case("gc-env-negative", "gc", "--dry-run", code=2, env={"MODELSHELF_GC_GRACE": "-5"},
-          says="MODELSHELF_GC_GRACE"),
+    _case(
+        "gc-env-text",
+        "gc",
+        "--dry-run",
+        code=2,
+        env={"MODELSHELF_GC_GRACE": "abc"},
+        says="MODELSHELF_GC_GRACE",
+    ),
+    _case(
+        "gc-env-nan",
+        "gc",
+        "--dry-run",
+        code=2,
+        env={"MODELSHELF_GC_GRACE": "nan"},
+        says="MODELSHELF_GC_GRACE",
+    ),
+    _case(
+        "gc-env-inf",
+        "gc",
+        "--dry-run",
+        code=2,
+        env={"MODELSHELF_GC_GRACE": "inf"},
+        says="MODELSHELF_GC_GRACE",
+    ),
+    _case(
+        "gc-env-negative",
+        "gc",
+        "--dry-run",
+        code=2,
+        env={"MODELSHELF_GC_GRACE": "-5"},
+        says="MODELSHELF_GC_GRACE",
+    ),
     # verify
     _case("verify-no-model", "verify", "nope", code=1),
     # cache
     _case("cache-ls-denied", "cache", "ls", code=1, fault="cache-denied", says="cache"),
     _case("cache-prune-nan", "cache", "prune", "--max-size", "nan", code=2, says="--max-size"),
     _case("cache-prune-inf", "cache", "prune", "--max-size", "inf", code=2, says="--max-size"),
-    _case("cache-prune-negative", "cache", "prune", "--max-size", "-1GB", code=2, says="--max-size"),
+    _case(
+        "cache-prune-negative", "cache", "prune", "--max-size", "-1GB", code=2, says="--max-size"
+    ),
     _case("cache-prune-huge", "cache", "prune", "--max-size", "1e400TB", code=2, says="--max-size"),
     _case("cache-prune-missing", "cache", "prune", code=2),
     _case("cache-verify-bad-option", "cache", "verify", "--bogus", code=2, says="--bogus"),
@@ -153,8 +239,17 @@ CASES = [
     _case("no-command", code=2, says="give a command"),
     _case("alias-no-subcommand", "alias", code=2, says="give a command"),
     # copy
-    _case("copy-unknown-target-option", "copy", "m", "--to", "other", "--to-option", "colour=red", code=2,
-          says="colour"),
+    _case(
+        "copy-unknown-target-option",
+        "copy",
+        "m",
+        "--to",
+        "other",
+        "--to-option",
+        "colour=red",
+        code=2,
+        says="colour",
+    ),
     _case("copy-target-under-a-file", "copy", "m", "--to", "m.bin/other", code=1),
     _case("copy-nothing-named", "copy", "--to", "other", code=1),
     # export
@@ -162,23 +257,65 @@ CASES = [
     _case("export-missing-parent", "export", "m", "no/such/b.tar", code=1, says="no/such"),
     _case("export-disk-full", "export", "m", "b.tar", code=1, fault="export-full", says="b.tar"),
     _case("export-only-file", "export", "b.tar", code=2),
-    _case("export-year-1-offset", "export", "m", "b.tar", code=1, setup="year_1_offset", says="out of range"),
+    _case(
+        "export-year-1-offset",
+        "export",
+        "m",
+        "b.tar",
+        code=1,
+        setup="year_1_offset",
+        says="out of range",
+    ),
     _case("copy-year-1-offset", "copy", "m", "--to", "other", code=0, setup="year_1_offset"),
     # import
     _case("import-missing", "import", "nope.tar", code=2),
     _case("import-directory", "import", "adir", code=2, setup="a_dir"),
     _case("import-not-a-tar", "import", "m.bin", code=1),
-    _case("import-truncated", "import", "t.tar.gz", code=1, setup="truncated_bundle", says="t.tar.gz"),
+    _case(
+        "import-truncated", "import", "t.tar.gz", code=1, setup="truncated_bundle", says="t.tar.gz"
+    ),
     _case("import-index-list", "import", "b.tar", code=1, setup="bundle:[]"),
-    _case("import-aliases-list", "import", "b.tar", code=1, setup='bundle:{"format": 1, "aliases": [1]}'),
-    _case("import-aliases-of-list", "import", "b.tar", code=1, setup='bundle:{"format": 1, "aliases": {"m": [1]}}'),
-    _case("import-alias-to-list", "import", "b.tar", code=1,
-          setup='bundle:{"format": 1, "aliases": {"m": {"prod": [1]}}}'),
-    _case("import-alias-to-bool", "import", "b.tar", code=1,
-          setup='bundle:{"format": 1, "aliases": {"m": {"prod": true}}}'),
+    _case(
+        "import-aliases-list",
+        "import",
+        "b.tar",
+        code=1,
+        setup='bundle:{"format": 1, "aliases": [1]}',
+    ),
+    _case(
+        "import-aliases-of-list",
+        "import",
+        "b.tar",
+        code=1,
+        setup='bundle:{"format": 1, "aliases": {"m": [1]}}',
+    ),
+    _case(
+        "import-alias-to-list",
+        "import",
+        "b.tar",
+        code=1,
+        setup='bundle:{"format": 1, "aliases": {"m": {"prod": [1]}}}',
+    ),
+    _case(
+        "import-alias-to-bool",
+        "import",
+        "b.tar",
+        code=1,
+        setup='bundle:{"format": 1, "aliases": {"m": {"prod": true}}}',
+    ),
     _case("import-format-bool", "import", "b.tar", code=1, setup='bundle:{"format": true}'),
-    _case("import-source-list", "import", "b.tar", code=1, setup='bundle:{"format": 1, "source": [1]}'),
-    _case("import-cache-full", "import", "b.tar", code=1, setup="bundle:ok", fault="cache-full", says="cache"),
+    _case(
+        "import-source-list", "import", "b.tar", code=1, setup='bundle:{"format": 1, "source": [1]}'
+    ),
+    _case(
+        "import-cache-full",
+        "import",
+        "b.tar",
+        code=1,
+        setup="bundle:ok",
+        fault="cache-full",
+        says="cache",
+    ),
     # the last-resort handlers
     _case("interrupted", "ls", code=130, fault="interrupt", says="interrupted"),
     _case("internal-error", "ls", code=1, fault="bug", says="internal error"),
@@ -229,14 +366,21 @@ SETUPS: dict[str, Callable[[Path], None]] = {
     "year_9999": lambda d: _edit_json(_manifest(d), created_at="9999-12-31T23:59:59Z"),
     "year_1_offset": lambda d: _edit_json(_manifest(d), created_at="0001-01-01T00:00:00+05:00"),
     "year_9999_offset": lambda d: _edit_json(_manifest(d), created_at="9999-12-31T23:59:59-05:00"),
-    "alias_year_1": lambda d: _edit_json(d / "shelf" / "models" / "m" / "_aliases" / "prod.json",
-                                         set_at="0001-01-01T00:00:00Z"),
-    "event_year_9999": lambda d: [
-        _edit_json(p, at="9999-12-31T23:59:59Z") for p in (d / "shelf" / "models" / "m" / "_log").glob("*.json")
-    ] and None,
+    "alias_year_1": lambda d: _edit_json(
+        d / "shelf" / "models" / "m" / "_aliases" / "prod.json", set_at="0001-01-01T00:00:00Z"
+    ),
+    "event_year_9999": lambda d: (
+        [
+            _edit_json(p, at="9999-12-31T23:59:59Z")
+            for p in (d / "shelf" / "models" / "m" / "_log").glob("*.json")
+        ]
+        and None
+    ),
     "dir_in_the_way": lambda d: (d / "out" / "m.bin").mkdir(parents=True),
     "a_dir": lambda d: (d / "adir").mkdir(),
-    "truncated_bundle": lambda d: (d / "t.tar.gz").write_bytes(gzip.compress((d / "ok.tar").read_bytes())[:-100]),
+    "truncated_bundle": lambda d: (d / "t.tar.gz").write_bytes(
+        gzip.compress((d / "ok.tar").read_bytes())[:-100]
+    ),
     "symlinked_dir": _symlinked_dir,
     "dangling_link": _dangling_link,
 }
@@ -258,9 +402,17 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
-def _run(case_dir: Path, args: tuple[str, ...], env: dict[str, str], fault: str | None = None,
-         ) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", FAULT_RUNNER, fault] if fault else [sys.executable, "-m", "modelshelf"]
+def _run(
+    case_dir: Path,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    fault: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    command = (
+        [sys.executable, "-c", FAULT_RUNNER, fault]
+        if fault
+        else [sys.executable, "-m", "modelshelf"]
+    )
     base = {k: v for k, v in os.environ.items() if k != "MODELSHELF_DEBUG"}
     full_env = {
         **base,
@@ -269,12 +421,21 @@ def _run(case_dir: Path, args: tuple[str, ...], env: dict[str, str], fault: str 
         "TZ": "UTC",
         **{k: str(case_dir / v) if k == "MODELSHELF_CACHE" else v for k, v in env.items()},
     }
-    return subprocess.run([*command, *args], capture_output=True, text=True, env=full_env, cwd=case_dir,
-                          check=False, timeout=120)
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=case_dir,
+        check=False,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_ends_in_one_line_and_a_documented_exit_code(template: Path, tmp_path: Path, case: Case) -> None:
+def test_bad_input_ends_in_one_line_and_a_documented_exit_code(
+    template: Path, tmp_path: Path, case: Case
+) -> None:
     case_dir = tmp_path / "case"
     shutil.copytree(template, case_dir, symlinks=True)
     if case.setup is not None:
@@ -298,18 +459,39 @@ def _command_of(args: tuple[str, ...]) -> str:
     rest = list(args)
     while rest and rest[0] in ("-o", "--shelf"):  # global options and their values
         rest = rest[2:]
-    return " ".join(rest[:2]) if rest and rest[0] in ("alias", "cache") else (rest[0] if rest else "")
+    return (
+        " ".join(rest[:2]) if rest and rest[0] in ("alias", "cache") else (rest[0] if rest else "")
+    )
 
 
 def test_every_command_is_exercised() -> None:
     """The table covers every command of core's CLI (a new command needs rows here too); plugin
     commands are tested with their plugin (import-modelstore: plugins/modelstore/tests)."""
-    wanted = {"upload", "ls", "info", "download", "alias set", "alias rm", "alias ls", "history", "delete", "gc",
-              "verify", "cache ls", "cache prune", "plugins", "copy", "export", "import"}
+    wanted = {
+        "upload",
+        "ls",
+        "info",
+        "download",
+        "alias set",
+        "alias rm",
+        "alias ls",
+        "history",
+        "delete",
+        "gc",
+        "verify",
+        "cache ls",
+        "cache prune",
+        "plugins",
+        "copy",
+        "export",
+        "import",
+    }
     assert wanted <= {_command_of(c.args) for c in CASES}
 
 
-def test_internal_errors_show_the_traceback_only_when_debugging(template: Path, tmp_path: Path) -> None:
+def test_internal_errors_show_the_traceback_only_when_debugging(
+    template: Path, tmp_path: Path
+) -> None:
     case_dir = tmp_path / "case"
     shutil.copytree(template, case_dir, symlinks=True)
     quiet = _run(case_dir, ("ls",), {}, "bug")
@@ -325,9 +507,19 @@ def test_ctrl_c_exits_130_with_one_line(template: Path, tmp_path: Path) -> None:
     case_dir = tmp_path / "case"
     shutil.copytree(template, case_dir, symlinks=True)
     os.mkfifo(case_dir / "pipe.tar")
-    env = {**os.environ, "MODELSHELF_URL": str(case_dir / "shelf"), "MODELSHELF_CACHE": str(case_dir / "cache")}
-    process = subprocess.Popen([sys.executable, "-m", "modelshelf", "import", "pipe.tar"], cwd=case_dir, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "MODELSHELF_URL": str(case_dir / "shelf"),
+        "MODELSHELF_CACHE": str(case_dir / "cache"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelshelf", "import", "pipe.tar"],
+        cwd=case_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(1.5)  # long enough to be blocked opening the fifo
         process.send_signal(signal.SIGINT)

@@ -59,27 +59,37 @@ class VisibleBeforeWritten(FileSystemStorage):
 
 
 def test_a_listing_that_stops_after_one_page_fails(contract: Contract, tmp_path: Path) -> None:
-    with pytest.raises(AssertionError, match=r"however many \(pagination is the backend's job\): 1000 of 1005"):
-        contract.test_list_goes_past_the_first_page(StopsAfterOnePage(tmp_path.as_uri(), fsync=False))
+    with pytest.raises(
+        AssertionError, match=r"however many \(pagination is the backend's job\): 1000 of 1005"
+    ):
+        contract.test_list_goes_past_the_first_page(
+            StopsAfterOnePage(tmp_path.as_uri(), fsync=False)
+        )
 
 
 @pytest.mark.parametrize("method", ["put_file", "put_blob"])
-def test_a_key_visible_before_its_data_fails(contract: Contract, tmp_path: Path, method: str) -> None:
+def test_a_key_visible_before_its_data_fails(
+    contract: Contract, tmp_path: Path, method: str
+) -> None:
     storage = VisibleBeforeWritten((tmp_path / "shelf").as_uri(), fsync=False)
-    with pytest.raises(AssertionError, match=f"{method} made .* visible before its data was written"):
+    with pytest.raises(
+        AssertionError, match=f"{method} made .* visible before its data was written"
+    ):
         contract.test_a_reader_never_sees_a_partial_object(storage, tmp_path, method)
 
 
 def test_the_builtin_backend_keeps_these_promises(contract: Contract, tmp_path: Path) -> None:
     contract.test_list_goes_past_the_first_page(FileSystemStorage((tmp_path / "a").as_uri()))
     for method in ("put_file", "put_blob"):
-        contract.test_a_reader_never_sees_a_partial_object(FileSystemStorage((tmp_path / "b").as_uri()), tmp_path, method)
+        contract.test_a_reader_never_sees_a_partial_object(
+            FileSystemStorage((tmp_path / "b").as_uri()), tmp_path, method
+        )
     contract.test_plugin_import_is_light((tmp_path / "c").as_uri())
 
 
 # --- a plugin that imports its SDK at import time, as an installed distribution ---------------------
 
-PLUGIN = '''
+PLUGIN = """
 import modelshelf
 {sdk_import}
 
@@ -90,9 +100,9 @@ def _open(url, **options):
 @modelshelf.hookimpl
 def modelshelf_register_storage(register):
     register("{scheme}", _open)
-'''
+"""
 
-CONTRACT = '''
+CONTRACT = """
 import pytest
 from modelshelf.testing import StorageContract
 
@@ -102,7 +112,7 @@ class TestPlugin(StorageContract):
     @pytest.fixture
     def storage_url(self, tmp_path):
         return f"{scheme}://{{tmp_path}}/shelf"
-'''
+"""
 
 
 def run_contract(tmp_path: Path, scheme: str, sdk_import: str) -> subprocess.CompletedProcess[str]:
@@ -122,15 +132,33 @@ def run_contract(tmp_path: Path, scheme: str, sdk_import: str) -> subprocess.Com
     env = {**os.environ, "PYTHONPATH": str(site)}
     env.pop("MODELSHELF_LOAD_PLUGINS", None)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "plugin_import_is_light",
-         str(tests)], capture_output=True, text=True, env=env, cwd=tests, check=False, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "plugin_import_is_light",
+            str(tests),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tests,
+        check=False,
+        timeout=300,
     )
 
 
 def test_a_plugin_importing_its_sdk_at_import_time_fails(tmp_path: Path) -> None:
     result = run_contract(tmp_path, "heavy", "import fake_cloud_sdk")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "importing plugin heavy (heavy_plugin) imported fake_cloud_sdk: a plugin must import its SDK inside the storage factory" in result.stdout
+    assert (
+        "importing plugin heavy (heavy_plugin) imported fake_cloud_sdk: a plugin must import its SDK inside the storage factory"
+        in result.stdout
+    )
 
 
 def test_a_plugin_importing_its_sdk_lazily_passes(tmp_path: Path) -> None:
@@ -198,8 +226,12 @@ def registered(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.mark.parametrize("registered", [ClaimsNothing], indirect=True)
 def test_a_serializer_with_no_claims_fails(registered: str) -> None:
-    with pytest.raises(AssertionError, match="claims nothing, and no other serializer claims .*Weights"):
-        SerializerContract().test_default_claim_resolves_to_this_serializer(registered, Weights([1.0]))
+    with pytest.raises(
+        AssertionError, match="claims nothing, and no other serializer claims .*Weights"
+    ):
+        SerializerContract().test_default_claim_resolves_to_this_serializer(
+            registered, Weights([1.0])
+        )
 
 
 @pytest.mark.parametrize("registered", [ClaimsNothing], indirect=True)
@@ -213,7 +245,9 @@ def test_a_serializer_declared_opt_in_passes(registered: str) -> None:
 
 @pytest.mark.parametrize("registered", [UnsafeByDefault], indirect=True)
 def test_an_unsafe_serializer_claiming_by_default_fails(registered: str) -> None:
-    with pytest.raises(AssertionError, match="is unsafe .* by default without an unsafe_default_reason"):
+    with pytest.raises(
+        AssertionError, match="is unsafe .* by default without an unsafe_default_reason"
+    ):
         SerializerContract().test_unsafe_format_is_opt_in_or_says_why(registered)
 
 
@@ -236,6 +270,11 @@ def test_the_checks_are_quoted_by_modelshelf_plugins_check() -> None:
         print("\\n".join(get_registry().check()))
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
     assert result.returncode == 0, result.stderr
-    assert "plugin unsafe (modelshelf-selftest): serializer 'weights-unsafe-default' is unsafe" in result.stdout
+    assert (
+        "plugin unsafe (modelshelf-selftest): serializer 'weights-unsafe-default' is unsafe"
+        in result.stdout
+    )

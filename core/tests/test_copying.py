@@ -51,7 +51,11 @@ def test_copy_one_version_preserves_bytes_and_records_source(source: Shelf, tmp_
     for entry in copied.files:
         assert sha(out / entry.path) == entry.sha256
     again = copy(source, target, "team/churn:2")
-    assert again.copied == {} and again.present == {"team/churn:2": "team/churn:1"} and again.bytes_sent == 0
+    assert (
+        again.copied == {}
+        and again.present == {"team/churn:2": "team/churn:1"}
+        and again.bytes_sent == 0
+    )
 
 
 def test_copy_every_version_with_aliases_then_back(source: Shelf, tmp_path: Path) -> None:
@@ -149,7 +153,9 @@ def good_members(source: Shelf, tmp_path: Path) -> list[tuple[tarfile.TarInfo, b
     return members
 
 
-@pytest.mark.parametrize("attack", ["dotdot", "absolute", "symlink", "hardlink", "unexpected", "corrupt", "missing"])
+@pytest.mark.parametrize(
+    "attack", ["dotdot", "absolute", "symlink", "hardlink", "unexpected", "corrupt", "missing"]
+)
 def test_hostile_bundles_write_nothing(attack: str, good_members, tmp_path: Path) -> None:
     members = list(good_members)
     if attack == "dotdot":
@@ -180,7 +186,9 @@ def test_hostile_bundles_write_nothing(attack: str, good_members, tmp_path: Path
     assert "\n" not in str(info.value)
     if attack == "corrupt":
         assert isinstance(info.value, IntegrityError)
-    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path.parent / "escaped.txt").exists()
+    assert (
+        not (tmp_path / "escaped.txt").exists() and not (tmp_path.parent / "escaped.txt").exists()
+    )
     assert target.models() == []
     assert list(target.cache.blobs()) == []
 
@@ -193,6 +201,8 @@ def test_cli_copy_export_import(source: Shelf, tmp_path: Path, run_cli) -> None:
     again = run_cli("copy", "team/churn@prod", "--to", str(tmp_path / "cli-target"), env=env)
     assert "0 copied, 1 already present, 0 B sent" in again.stdout
     assert run_cli("export", "--all", str(tmp_path / "all.tar.gz"), env=env).returncode == 0
-    imported = run_cli("--shelf", str(tmp_path / "from-bundle"), "import", str(tmp_path / "all.tar.gz"), env=env)
+    imported = run_cli(
+        "--shelf", str(tmp_path / "from-bundle"), "import", str(tmp_path / "all.tar.gz"), env=env
+    )
     assert imported.returncode == 0, imported.stderr
     assert "4 copied" in imported.stdout

@@ -21,7 +21,9 @@ def shelf(tmp_path: Path) -> modelshelf.Shelf:
 
 
 @pytest.mark.parametrize("bundle", ["b.tar", "b.tar.gz"])
-def test_export_never_writes_through_a_planted_symlink(shelf: modelshelf.Shelf, tmp_path: Path, bundle: str) -> None:
+def test_export_never_writes_through_a_planted_symlink(
+    shelf: modelshelf.Shelf, tmp_path: Path, bundle: str
+) -> None:
     """Links planted at the fixed temporary name earlier versions used (``.~<name>.partial``) and at
     the bundle's own name: neither victim changes, the bundle is a new regular file."""
     out = tmp_path / "shared"
@@ -37,13 +39,16 @@ def test_export_never_writes_through_a_planted_symlink(shelf: modelshelf.Shelf, 
         assert victim.read_bytes() == b"precious"
     assert not (out / bundle).is_symlink() and tarfile.is_tarfile(out / bundle)
     assert (out / f".~{bundle}.partial").is_symlink()  # left alone, not used
-    assert sorted(p.name for p in out.iterdir()) == sorted([bundle, f".~{bundle}.partial"])  # no temp left
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [bundle, f".~{bundle}.partial"]
+    )  # no temp left
     other = modelshelf.open(str(tmp_path / "other"), cache=tmp_path / "cache2")
     assert import_bundle(other, out / bundle).copied == {"m:1": "m:1"}
 
 
-def test_a_failed_export_leaves_nothing_behind(shelf: modelshelf.Shelf, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_export_leaves_nothing_behind(
+    shelf: modelshelf.Shelf, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
     import os
 
@@ -53,12 +58,16 @@ def test_a_failed_export_leaves_nothing_behind(shelf: modelshelf.Shelf, tmp_path
     out = tmp_path / "out"
     out.mkdir()
     monkeypatch.setattr(tarfile.TarFile, "addfile", full)
-    with pytest.raises(ModelshelfError, match=r"cannot write .*b\.tar: No space left on device; free some space"):
+    with pytest.raises(
+        ModelshelfError, match=r"cannot write .*b\.tar: No space left on device; free some space"
+    ):
         export_bundle(shelf, "m:1", out / "b.tar")
     assert list(out.iterdir()) == []
 
 
-def test_export_checks_its_destination_before_fetching(shelf: modelshelf.Shelf, tmp_path: Path) -> None:
+def test_export_checks_its_destination_before_fetching(
+    shelf: modelshelf.Shelf, tmp_path: Path
+) -> None:
     (tmp_path / "adir").mkdir()
     with pytest.raises(ModelshelfError, match="it is a directory"):
         export_bundle(shelf, "m:1", tmp_path / "adir")
@@ -75,7 +84,9 @@ def _tree(tmp_path: Path) -> Path:
     return tree
 
 
-def test_upload_refuses_a_symlinked_directory_inside_a_directory(shelf: modelshelf.Shelf, tmp_path: Path) -> None:
+def test_upload_refuses_a_symlinked_directory_inside_a_directory(
+    shelf: modelshelf.Shelf, tmp_path: Path
+) -> None:
     tree = _tree(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -91,7 +102,11 @@ def test_upload_refuses_a_symlinked_directory_inside_a_directory(shelf: modelshe
     # What the message advises works: the target passed as another path.
     (tree / "sub" / "linked").unlink()
     version = shelf.upload("t", [tree, elsewhere])
-    assert sorted(f.path for f in version.files) == ["elsewhere/c.bin", "tree/a.bin", "tree/sub/b.bin"]
+    assert sorted(f.path for f in version.files) == [
+        "elsewhere/c.bin",
+        "tree/a.bin",
+        "tree/sub/b.bin",
+    ]
 
 
 def test_upload_follows_links_to_files(shelf: modelshelf.Shelf, tmp_path: Path) -> None:
@@ -100,17 +115,23 @@ def test_upload_follows_links_to_files(shelf: modelshelf.Shelf, tmp_path: Path) 
     (tree / "weights.bin").symlink_to(tmp_path / "weights.bin")
     version = shelf.upload("t", tree)
     assert sorted(f.path for f in version.files) == ["a.bin", "sub/b.bin", "weights.bin"]
-    assert (shelf.download("t:1", tmp_path / "out") / "weights.bin").read_bytes() == b"linked weights"
+    assert (
+        shelf.download("t:1", tmp_path / "out") / "weights.bin"
+    ).read_bytes() == b"linked weights"
 
 
-def test_upload_refuses_a_broken_link_rather_than_skip_it(shelf: modelshelf.Shelf, tmp_path: Path) -> None:
+def test_upload_refuses_a_broken_link_rather_than_skip_it(
+    shelf: modelshelf.Shelf, tmp_path: Path
+) -> None:
     tree = _tree(tmp_path)
     (tree / "gone.bin").symlink_to(tmp_path / "never-existed.bin")
     with pytest.raises(ModelshelfError, match=r"tree/gone\.bin.*does not exist"):
         shelf.upload("t", tree)
 
 
-def test_a_directory_link_named_explicitly_is_uploaded(shelf: modelshelf.Shelf, tmp_path: Path) -> None:
+def test_a_directory_link_named_explicitly_is_uploaded(
+    shelf: modelshelf.Shelf, tmp_path: Path
+) -> None:
     tree = _tree(tmp_path)
     (tmp_path / "link").symlink_to(tree, target_is_directory=True)
     version = shelf.upload("t", tmp_path / "link")

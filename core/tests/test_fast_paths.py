@@ -27,7 +27,9 @@ def _memory_store_class() -> type:
     """The in-memory object store double of test_objectstore.py (tests are not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("_objectstore_double", Path(__file__).parent / "test_objectstore.py")
+    spec = importlib.util.spec_from_file_location(
+        "_objectstore_double", Path(__file__).parent / "test_objectstore.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -38,7 +40,9 @@ MemoryStore = _memory_store_class()
 
 
 def _hidden_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.name.startswith(HIDDEN_PREFIX) and p.name.endswith(".tmp")]
+    return [
+        p for p in root.rglob("*") if p.name.startswith(HIDDEN_PREFIX) and p.name.endswith(".tmp")
+    ]
 
 
 def _blobs_in_cache(cache: Path) -> list[Path]:
@@ -132,7 +136,9 @@ def test_a_swapped_staged_file_is_never_renamed_into_place(tmp_path: Path) -> No
         sha, size = hash_file(source)
         (temp,) = _hidden_files(tmp_path / "shelf")
         temp.unlink()
-        temp.write_bytes(b"x" * (2 << 20))  # another file under the staged name (maybe its inode number)
+        temp.write_bytes(
+            b"x" * (2 << 20)
+        )  # another file under the staged name (maybe its inode number)
         storage.put_blob(layout.blob_key(sha), source, sha, size)  # copies the source, verified
     assert (tmp_path / "shelf" / layout.blob_key(sha)).read_bytes() == b"a" * (2 << 20)
     assert _hidden_files(tmp_path / "shelf") == []
@@ -205,7 +211,9 @@ class RangedStore(MemoryStore):
         return data[start:end]
 
 
-def test_large_objects_are_read_in_parallel_ranges_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_objects_are_read_in_parallel_ranges_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("MODELSHELF_RANGE_WORKERS", "3")
     store = RangedStore()
     data = os.urandom(1000)
@@ -294,7 +302,8 @@ def test_a_cold_listing_reads_indexes_and_only_uncovered_manifests(tmp_path: Pat
     cold = _fresh(store, tmp_path, "c2").versions("m")
     assert cold == first
     assert sorted(_manifest_reads(store)) == [
-        "root/" + layout.version_key("m", 26), "root/" + layout.version_key("m", 27),
+        "root/" + layout.version_key("m", 26),
+        "root/" + layout.version_key("m", 27),
     ]
     warm = _fresh(store, tmp_path, "c2").versions("m")  # the record cache, as before
     assert warm == first and _manifest_reads(store) == []
@@ -343,7 +352,9 @@ def test_a_damaged_or_unknown_index_is_ignored(tmp_path: Path, damage: str) -> N
         data = store.objects[key][0][:-40]
     else:
         if damage == "entries":
-            document["entries"][0]["manifest"] = document["entries"][1]["manifest"]  # sha256 now wrong
+            document["entries"][0]["manifest"] = document["entries"][1][
+                "manifest"
+            ]  # sha256 now wrong
         elif damage == "schema":
             document["schema"] = indexes.INDEX_SCHEMA + 1
         else:

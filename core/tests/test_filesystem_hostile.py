@@ -192,7 +192,10 @@ def test_directory_where_a_file_key_belongs(tmp_path: Path, key: str) -> None:
         _one_line(exc)
     else:  # pragma: no cover
         raise AssertionError("a directory was read as an object")
-    for write in (lambda: storage.put_if_absent(key, b"{}"), lambda: storage.put_if_match(key, b"{}", "1-2-3")):
+    for write in (
+        lambda: storage.put_if_absent(key, b"{}"),
+        lambda: storage.put_if_match(key, b"{}", "1-2-3"),
+    ):
         with pytest.raises(StorageError) as caught:
             write()
         assert not isinstance(caught.value, AlreadyExists), caught.value
@@ -201,7 +204,9 @@ def test_directory_where_a_file_key_belongs(tmp_path: Path, key: str) -> None:
 
 
 @pytest.mark.parametrize("planted", [".modelshelf.json", "models/m/_aliases/prod.json"])
-def test_directory_at_a_record_key_fails_registry_operations_quickly(tmp_path: Path, planted: str) -> None:
+def test_directory_at_a_record_key_fails_registry_operations_quickly(
+    tmp_path: Path, planted: str
+) -> None:
     source = tmp_path / "w.bin"
     source.write_bytes(b"w")
     root = tmp_path / "shelf"
@@ -246,11 +251,15 @@ def test_put_blob_stores_verified_content(tmp_path: Path) -> None:
     key = f"blobs/sha256/{sha[:2]}/{sha}"
     storage.put_blob(key, source, sha, len(payload))
     assert storage.read(key).data == payload
-    assert sorted(p.name for p in (tmp_path / "shelf" / "blobs" / "sha256" / sha[:2]).iterdir()) == [sha]
+    assert sorted(
+        p.name for p in (tmp_path / "shelf" / "blobs" / "sha256" / sha[:2]).iterdir()
+    ) == [sha]
 
 
 @pytest.mark.parametrize("existing", [False, True])
-def test_put_blob_of_a_file_that_changed_after_hashing_leaves_nothing(tmp_path: Path, existing: bool) -> None:
+def test_put_blob_of_a_file_that_changed_after_hashing_leaves_nothing(
+    tmp_path: Path, existing: bool
+) -> None:
     root = tmp_path / "shelf"
     storage = FileSystemStorage(str(root), fsync=False)
     hashed = b"what the file held when it was hashed\n"
@@ -280,7 +289,9 @@ def test_put_blob_reads_the_source_once_without_a_private_copy(
     import modelshelf.transfer
 
     def no_private_copy(*_: object, **__: object) -> None:
-        raise AssertionError("the filesystem backend hashes while writing beside the key, in one read")
+        raise AssertionError(
+            "the filesystem backend hashes while writing beside the key, in one read"
+        )
 
     monkeypatch.setattr(modelshelf.transfer, "stable_copy", no_private_copy)
     storage = FileSystemStorage(str(tmp_path / "shelf"), fsync=False)

@@ -69,8 +69,20 @@ def _race(tmp_path: Path, mode: str, url: str, count: int) -> list[dict[str, int
     start = tmp_path / f"start-{mode}"
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, mode, url, str(tmp_path / "cache"), str(start), str(w), str(count)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                mode,
+                url,
+                str(tmp_path / "cache"),
+                str(start),
+                str(w),
+                str(count),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for w in range(PROCESSES)
     ]
@@ -95,7 +107,9 @@ def test_racing_processes_without_locks_lose_no_counter_increment(tmp_path: Path
     results = _race(tmp_path, "counter", url, INCREMENTS)
     total = sum(r["done"] for r in results)
     assert total == PROCESSES * INCREMENTS
-    assert sum(r["conflicts"] for r in results) > 0, "the processes never raced; the test proves nothing"
+    assert sum(r["conflicts"] for r in results) > 0, (
+        "the processes never raced; the test proves nothing"
+    )
     assert storage.read("counter.json").data == str(total).encode()
 
 

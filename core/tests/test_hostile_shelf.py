@@ -21,7 +21,13 @@ import pytest
 from modelshelf import convert
 from modelshelf.cache import Cache
 from modelshelf.copying import copy, export_bundle
-from modelshelf.errors import AlreadyExists, InvalidName, InvalidRecord, KeyNotFound, PreconditionFailed
+from modelshelf.errors import (
+    AlreadyExists,
+    InvalidName,
+    InvalidRecord,
+    KeyNotFound,
+    PreconditionFailed,
+)
 from modelshelf.records import Alias, FileEntry
 from modelshelf.refs import check_alias, check_version, parse_ref
 from modelshelf.shelf import Shelf
@@ -55,7 +61,9 @@ class FlatStorage(Storage):
         self.etags: dict[str, str] = {}
 
     def _info(self, key: str) -> ObjectInfo:
-        return ObjectInfo(key, len(self.objects[key]), self.etags[key], dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        return ObjectInfo(
+            key, len(self.objects[key]), self.etags[key], dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        )
 
     def _store(self, key: str, data: bytes) -> str:
         self.objects[key] = data
@@ -113,7 +121,9 @@ def _manifest_path(tmp_path: Path, name: str, version: int) -> Path:
 # --- records must match their keys ------------------------------------------------------------
 
 
-def test_alias_record_at_another_key_is_not_trusted(local_shelf: Shelf, model_file: Path, tmp_path: Path) -> None:
+def test_alias_record_at_another_key_is_not_trusted(
+    local_shelf: Shelf, model_file: Path, tmp_path: Path
+) -> None:
     local_shelf.upload("m", model_file)
     local_shelf.upload("m", model_file)
     local_shelf.set_alias("m", "prod", 1)
@@ -132,7 +142,9 @@ def test_alias_record_at_another_key_is_not_trusted(local_shelf: Shelf, model_fi
     assert local_shelf.get("m@prod").version == 1
 
 
-def test_alias_record_of_another_model_is_refused(local_shelf: Shelf, model_file: Path, tmp_path: Path) -> None:
+def test_alias_record_of_another_model_is_refused(
+    local_shelf: Shelf, model_file: Path, tmp_path: Path
+) -> None:
     local_shelf.upload("m", model_file)
     local_shelf.upload("n", model_file)
     local_shelf.set_alias("n", "prod", 1)
@@ -149,7 +161,9 @@ def test_alias_record_of_another_model_is_refused(local_shelf: Shelf, model_file
     assert [p.ref for p in problems] == ["m"] and "n@prod" in problems[0].what
 
 
-def test_event_of_another_model_is_not_in_its_history(local_shelf: Shelf, model_file: Path, tmp_path: Path) -> None:
+def test_event_of_another_model_is_not_in_its_history(
+    local_shelf: Shelf, model_file: Path, tmp_path: Path
+) -> None:
     local_shelf.upload("m", model_file)
     local_shelf.upload("n", model_file)
     local_shelf.set_alias("n", "prod", 1)
@@ -211,7 +225,9 @@ def _damaged_shelf(shelf: Shelf, model_file: Path, tmp_path: Path) -> Path:
     return models
 
 
-def test_stray_entries_are_skipped_and_reported(local_shelf: Shelf, model_file: Path, tmp_path: Path) -> None:
+def test_stray_entries_are_skipped_and_reported(
+    local_shelf: Shelf, model_file: Path, tmp_path: Path
+) -> None:
     _damaged_shelf(local_shelf, model_file, tmp_path)
 
     names, messages = _collect(local_shelf.models)
@@ -228,7 +244,9 @@ def test_stray_entries_are_skipped_and_reported(local_shelf: Shelf, model_file: 
     assert [s.version for s in summaries] == [1, 2, 3]
     found, messages = _collect(lambda: local_shelf.aliases("m"))
     assert {a: r.version for a, r in found.items()} == {"prod": 2}
-    assert any("broken.json" in m for m in messages) and any("qa.json/eu.json" in m for m in messages)
+    assert any("broken.json" in m for m in messages) and any(
+        "qa.json/eu.json" in m for m in messages
+    )
 
     scan: list[Any] = []
     local_shelf.catalog.scan_versions("m", scan)
@@ -237,8 +255,17 @@ def test_stray_entries_are_skipped_and_reported(local_shelf: Shelf, model_file: 
     problems = local_shelf.verify()
     text = "\n".join(f"{p.ref} {p.what}" for p in problems)
     for expected in (
-        "Bad Name", "_top", "notes.txt", "\u0667.json", "99999999999.json", "0000000000.json",
-        "0000000009.json/x", "m:3", "broken.json", "qa.json/eu.json", "ghost/_versions/1.json",
+        "Bad Name",
+        "_top",
+        "notes.txt",
+        "\u0667.json",
+        "99999999999.json",
+        "0000000000.json",
+        "0000000009.json/x",
+        "m:3",
+        "broken.json",
+        "qa.json/eu.json",
+        "ghost/_versions/1.json",
     ):
         assert expected in text
     assert all("\n" not in p.what for p in problems)
@@ -247,9 +274,13 @@ def test_stray_entries_are_skipped_and_reported(local_shelf: Shelf, model_file: 
     assert report.removed == ()
 
 
-def test_export_and_copy_all_skip_damaged_entries(local_shelf: Shelf, model_file: Path, tmp_path: Path) -> None:
+def test_export_and_copy_all_skip_damaged_entries(
+    local_shelf: Shelf, model_file: Path, tmp_path: Path
+) -> None:
     _damaged_shelf(local_shelf, model_file, tmp_path)
-    exported, _ = _collect(lambda: export_bundle(local_shelf, None, tmp_path / "all.tar", all_models=True))
+    exported, _ = _collect(
+        lambda: export_bundle(local_shelf, None, tmp_path / "all.tar", all_models=True)
+    )
     assert sorted(v.ref for v in exported) == ["m:1", "m:2", "team/n:1"]
     target = modelshelf.open(str(tmp_path / "target"))
     report, _ = _collect(lambda: copy(local_shelf, target, all_models=True, aliases=True))
@@ -257,7 +288,9 @@ def test_export_and_copy_all_skip_damaged_entries(local_shelf: Shelf, model_file
     assert target.get("m@prod").version == 2
 
 
-def test_object_store_keys_with_double_slashes(local_shelf: Shelf, model_file: Path, tmp_path: Path, modelshelf_cache: Path) -> None:
+def test_object_store_keys_with_double_slashes(
+    local_shelf: Shelf, model_file: Path, tmp_path: Path, modelshelf_cache: Path
+) -> None:
     local_shelf.upload("m", model_file)
     local_shelf.set_alias("m", "prod", 1)
     storage = FlatStorage()
@@ -318,7 +351,10 @@ def test_manifest_with_clashing_paths_is_never_written(local_shelf: Shelf, tmp_p
 
     version = local_shelf.upload("m", notes)
     entry = version.files[0]
-    for files in ((entry, entry), (FileEntry("a", entry.sha256, 1), FileEntry("a/b", entry.sha256, 1))):
+    for files in (
+        (entry, entry),
+        (FileEntry("a", entry.sha256, 1), FileEntry("a/b", entry.sha256, 1)),
+    ):
         with pytest.raises(InvalidRecord) as info:
             convert.to_json(attrs.evolve(version, files=files))
         _one_line(info.value)
@@ -343,7 +379,13 @@ def test_versions_are_bounded_to_ten_digits() -> None:
 def test_records_with_invalid_identity_are_refused() -> None:
     golden = Path(__file__).parent / "golden"
     alias = json.loads((golden / "alias_v1.json").read_text())
-    for field, value in (("alias", "a/b"), ("alias", "latest"), ("name", "../x"), ("version", 10**10), ("version", 0)):
+    for field, value in (
+        ("alias", "a/b"),
+        ("alias", "latest"),
+        ("name", "../x"),
+        ("version", 10**10),
+        ("version", 0),
+    ):
         with pytest.raises(InvalidRecord) as info:
             convert.from_json(json.dumps({**alias, field: value}).encode(), Alias, source="k")
         _one_line(info.value)
@@ -353,7 +395,9 @@ def test_records_with_invalid_identity_are_refused() -> None:
             convert.manifest_from_json(json.dumps({**manifest, field: value}).encode(), source="k")
 
 
-def test_verify_reports_hidden_versions_and_aliases_to_deleted_ones(local_shelf: Shelf, model_file: Path, tmp_path: Path) -> None:
+def test_verify_reports_hidden_versions_and_aliases_to_deleted_ones(
+    local_shelf: Shelf, model_file: Path, tmp_path: Path
+) -> None:
     local_shelf.upload("m", model_file)
     local_shelf.upload("m", model_file)
     local_shelf.upload("m", model_file)

@@ -9,9 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 import modelshelf
+import pytest
 from modelshelf import leases
 from modelshelf.cache import Cache
 from modelshelf.leases import HeldLease
@@ -30,7 +29,9 @@ def _blob_path(root: Path, sha: str) -> Path:
     return root / "blobs" / "sha256" / sha[:2] / sha
 
 
-def test_an_upload_whose_lease_lapsed_stores_again_what_gc_took(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_upload_whose_lease_lapsed_stores_again_what_gc_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A stalled uploader (no heartbeat past its lease's lifetime) is taken for dead by gc, which
     deletes its blobs; before publishing it notices, takes a new lease and stores them again."""
     root = tmp_path / "shelf"
@@ -51,7 +52,9 @@ def test_an_upload_whose_lease_lapsed_stores_again_what_gc_took(tmp_path: Path, 
     scratch, scratch_store = _shelf(tmp_path / "scratch", tmp_path / "c3")
     scratch.upload("m", source)
     manifest_write = next(
-        i for i, (method, key) in enumerate(scratch_store.calls) if method == "put_if_absent" and "/_versions/" in key
+        i
+        for i, (method, key) in enumerate(scratch_store.calls)
+        if method == "put_if_absent" and "/_versions/" in key
     )
     outcome: dict[str, modelshelf.ModelVersion] = {}
 
@@ -74,10 +77,14 @@ def test_an_upload_whose_lease_lapsed_stores_again_what_gc_took(tmp_path: Path, 
     version = outcome["version"]
     check = modelshelf.open(str(root), cache=tmp_path / "c4")
     assert check.verify() == []
-    assert (check.download(version.ref, tmp_path / "out") / "w.bin").read_bytes() == source.read_bytes()
+    assert (
+        check.download(version.ref, tmp_path / "out") / "w.bin"
+    ).read_bytes() == source.read_bytes()
 
 
-def test_gc_stops_deleting_when_it_cannot_keep_its_record_fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gc_stops_deleting_when_it_cannot_keep_its_record_fresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "shelf"
     source = tmp_path / "w.bin"
     source.write_bytes(b"x" * 100)
@@ -104,10 +111,19 @@ def test_stale_leases_are_ignored_and_planted_ones_cannot_block_forever(tmp_path
     shelf = modelshelf.open(str(root), cache=tmp_path / "c")
     storage = shelf.storage
     now = dt.datetime.now(dt.UTC)
-    storage.put_if_absent("leases/gc/planted.json", json.dumps({
-        "kind": "gc", "id": "planted", "started_at": "2026-01-01T00:00:00Z", "by": "x",
-        "ttl_seconds": 1e12, "schema": 1,
-    }).encode())
+    storage.put_if_absent(
+        "leases/gc/planted.json",
+        json.dumps(
+            {
+                "kind": "gc",
+                "id": "planted",
+                "started_at": "2026-01-01T00:00:00Z",
+                "by": "x",
+                "ttl_seconds": 1e12,
+                "schema": 1,
+            }
+        ).encode(),
+    )
     storage.put_if_absent("leases/gc/garbage.json", b"\x00not json")
     live = [info.key for info, _ in leases.live_leases(storage, "gc", lambda: now)]
     assert sorted(live) == ["leases/gc/garbage.json", "leases/gc/planted.json"]  # both fresh now
@@ -122,7 +138,9 @@ def test_a_damaged_upload_lease_still_protects_every_blob_it_mentions(tmp_path: 
     source.write_bytes(b"y" * 100)
     sha = shelf.upload("m", source).files[0].sha256
     shelf.delete("m:1")
-    shelf.storage.put_if_absent("leases/upload/newer.json", f'{{"schema": 99, "whatever": ["{sha}"]}}'.encode())
+    shelf.storage.put_if_absent(
+        "leases/upload/newer.json", f'{{"schema": 99, "whatever": ["{sha}"]}}'.encode()
+    )
     report = shelf.gc(grace=dt.timedelta(0))
     assert report.removed == () and report.in_flight == 1
     assert _blob_path(root, sha).exists()
@@ -162,4 +180,6 @@ def test_verify_repair_lets_the_genuine_file_replace_a_corrupt_blob(tmp_path: Pa
     assert not blob.exists()
     shelf.upload("m", source)
     assert shelf.verify() == []
-    assert (shelf.download(first.ref, tmp_path / "out") / "w.bin").read_bytes() == source.read_bytes()
+    assert (
+        shelf.download(first.ref, tmp_path / "out") / "w.bin"
+    ).read_bytes() == source.read_bytes()

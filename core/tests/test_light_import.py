@@ -6,9 +6,26 @@ import subprocess
 import sys
 
 HEAVY = [
-    "boto3", "botocore", "azure", "google", "onnx", "onnxruntime", "torch", "sklearn", "skops",
-    "xgboost", "lightgbm", "catboost", "keras", "transformers", "tensorflow", "safetensors",
-    "numpy", "scipy", "pandas", "joblib",
+    "boto3",
+    "botocore",
+    "azure",
+    "google",
+    "onnx",
+    "onnxruntime",
+    "torch",
+    "sklearn",
+    "skops",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "keras",
+    "transformers",
+    "tensorflow",
+    "safetensors",
+    "numpy",
+    "scipy",
+    "pandas",
+    "joblib",
 ]
 
 CHECK = f"""
@@ -20,12 +37,20 @@ def loaded():
 
 
 def run(script: str) -> None:
-    result = subprocess.run([sys.executable, "-c", CHECK + script], capture_output=True, text=True, check=False, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK + script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
 
 
 def test_import_modelshelf_is_light() -> None:
-    run("import modelshelf\nassert loaded() == [], loaded()\nassert 'modelshelf.shelf' not in sys.modules")
+    run(
+        "import modelshelf\nassert loaded() == [], loaded()\nassert 'modelshelf.shelf' not in sys.modules"
+    )
 
 
 def test_plugins_command_imports_no_sdk_or_framework() -> None:

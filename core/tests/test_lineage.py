@@ -10,10 +10,14 @@ from modelshelf import lineage
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
-def test_git_commit_branch_and_dirty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_shelf) -> None:
+def test_git_commit_branch_and_dirty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_shelf
+) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "trainer")
@@ -32,7 +36,9 @@ def test_git_commit_branch_and_dirty(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert lineage.git_info().commit == commit
 
 
-def test_no_subprocess_outside_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_shelf) -> None:
+def test_no_subprocess_outside_a_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_shelf
+) -> None:
     outside = tmp_path / "plain"
     outside.mkdir()
     monkeypatch.chdir(outside)

@@ -9,13 +9,31 @@ from modelshelf.errors import InvalidName, InvalidRecord
 from modelshelf.refs import Ref, check_alias, check_file_path, check_name, parse_ref
 
 BAD_NAMES = [
-    "../x", "/abs", "a//b", "_versions", "a/_versions", ".hidden", "a/.b", "", "x" * 10_000,
-    "nul\x00byte", "a/", "/", "a\\b", "-dash", "sp ace", "a/../b", "C:", "ü",
+    "../x",
+    "/abs",
+    "a//b",
+    "_versions",
+    "a/_versions",
+    ".hidden",
+    "a/.b",
+    "",
+    "x" * 10_000,
+    "nul\x00byte",
+    "a/",
+    "/",
+    "a\\b",
+    "-dash",
+    "sp ace",
+    "a/../b",
+    "C:",
+    "ü",
 ]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
-def test_bad_names_are_refused_before_any_io(name: str, counting_shelf, model_file: Path, tmp_path: Path) -> None:
+def test_bad_names_are_refused_before_any_io(
+    name: str, counting_shelf, model_file: Path, tmp_path: Path
+) -> None:
     shelf = counting_shelf
     operations = [
         lambda: shelf.upload(name, model_file),
@@ -37,8 +55,9 @@ def test_bad_names_are_refused_before_any_io(name: str, counting_shelf, model_fi
     assert not (tmp_path / "shelf").exists()
 
 
-
-def test_nothing_is_written_outside_the_root(tmp_path: Path, model_file: Path, counting_shelf) -> None:
+def test_nothing_is_written_outside_the_root(
+    tmp_path: Path, model_file: Path, counting_shelf
+) -> None:
     before = sorted(p.name for p in tmp_path.iterdir())
     for name in BAD_NAMES:
         with pytest.raises(InvalidName):
@@ -72,7 +91,21 @@ def test_parse_refs() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["../x", "/etc/passwd", "a/../../b", "C:/x", "c:x", "a\\b", "", ".", "a//b", "a/./b", "x\x00", "x\ny"]
+    "path",
+    [
+        "../x",
+        "/etc/passwd",
+        "a/../../b",
+        "C:/x",
+        "c:x",
+        "a\\b",
+        "",
+        ".",
+        "a//b",
+        "a/./b",
+        "x\x00",
+        "x\ny",
+    ],
 )
 def test_escaping_file_paths_are_refused(path: str) -> None:
     with pytest.raises(InvalidRecord):

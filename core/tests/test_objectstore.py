@@ -82,7 +82,9 @@ class MemoryStore(ObjectStoreStorage):
             raise SdkError(name)
         return StoredBytes(*self.objects[name])
 
-    def _open_read(self, name: str, start: int, pin: ObjectRead | None, chunk_size: int) -> ObjectRead:
+    def _open_read(
+        self, name: str, start: int, pin: ObjectRead | None, chunk_size: int
+    ) -> ObjectRead:
         self._fault("open_read", start)
         if name not in self.objects:
             raise SdkError(name)
@@ -108,7 +110,13 @@ class MemoryStore(ObjectStoreStorage):
         self._fault("list_page", token)
         names = sorted(n for n in self.objects if n.startswith(prefix))
         if delimited:
-            names = sorted({prefix + n[len(prefix) :].split("/")[0] + "/" for n in names if "/" in n[len(prefix) :]})
+            names = sorted(
+                {
+                    prefix + n[len(prefix) :].split("/")[0] + "/"
+                    for n in names
+                    if "/" in n[len(prefix) :]
+                }
+            )
         start = int(token or 0)
         chunk = names[start : start + self.page_size]
         more = str(start + self.page_size) if start + self.page_size < len(names) else None
@@ -117,7 +125,9 @@ class MemoryStore(ObjectStoreStorage):
         infos = [ObjectInfo(n, len(self.objects[n][0]), self.objects[n][1]) for n in chunk]
         return ListPage(objects=infos, token=more)
 
-    def _put(self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None) -> str | None:
+    def _put(
+        self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None
+    ) -> str | None:
         self._fault("put_before", name)
         if if_none_match and name in self.objects:
             raise Refused(create_only=True)
@@ -141,7 +151,9 @@ class MemoryStore(ObjectStoreStorage):
         self._fault("bucket_exists")
         return self.bucket
 
-    def _map_error(self, exc: BaseException, action: str, key: str, write: bool) -> ModelshelfError | None:
+    def _map_error(
+        self, exc: BaseException, action: str, key: str, write: bool
+    ) -> ModelshelfError | None:
         if isinstance(exc, SdkError):
             return KeyNotFound(f"{key} not found")
         return None
@@ -173,7 +185,9 @@ def test_a_malformed_answer_is_asked_again(store: MemoryStore) -> None:
     assert [c for c, _ in store.calls] == ["get"] * 3
 
 
-def test_answers_that_stay_malformed_are_backend_unavailable_in_one_line(store: MemoryStore) -> None:
+def test_answers_that_stay_malformed_are_backend_unavailable_in_one_line(
+    store: MemoryStore,
+) -> None:
     store.store("root/a", b"data")
     store.fail("head", *[cut] * 10)
     with pytest.raises(BackendUnavailable) as info:
@@ -206,7 +220,11 @@ def test_missing_bucket_is_told_apart_once(store: MemoryStore) -> None:
 
 
 def test_unsafe_keys_are_refused_before_any_primitive(store: MemoryStore) -> None:
-    for call in (lambda: store.read("../x"), lambda: store.put_if_absent("/a", b""), lambda: list(store.list("a//"))):
+    for call in (
+        lambda: store.read("../x"),
+        lambda: store.put_if_absent("/a", b""),
+        lambda: list(store.list("a//")),
+    ):
         with pytest.raises(InvalidName):
             call()
     assert store.calls == []
@@ -324,7 +342,9 @@ def test_a_write_that_cannot_be_confirmed_says_so(store: MemoryStore) -> None:
 
 
 def test_try_again_is_bounded_and_then_maps_its_cause(store: MemoryStore) -> None:
-    store.fail("put_before", *[raising(TryAgain(SdkError("busy"), maybe_applied=False, attempts=2))] * 5)
+    store.fail(
+        "put_before", *[raising(TryAgain(SdkError("busy"), maybe_applied=False, attempts=2))] * 5
+    )
     with pytest.raises(KeyNotFound):  # the cause, as the backend maps it
         store.put_if_absent("k", b"x")
     assert [c for c, _ in store.calls].count("put_before") == 2
@@ -394,7 +414,13 @@ def test_options_are_checked_in_one_line() -> None:
     with pytest.raises(StorageError, match="unknown option 'colour' for x; known options: a, b"):
         check_options({"colour": 1}, ["a", "b"], "x")
     assert option_value("n", "3", "count", "x") == 3
-    for value, kind in (("many", "count"), (True, "count"), (1.5, "count"), (0, "seconds"), ("no", "flag")):
+    for value, kind in (
+        ("many", "count"),
+        (True, "count"),
+        (1.5, "count"),
+        (0, "seconds"),
+        ("no", "flag"),
+    ):
         with pytest.raises(StorageError, match="must be"):
             option_value("n", value, kind, "x")
     with pytest.raises(StorageError) as info:

@@ -43,7 +43,10 @@ def test_the_guide_names_its_entry_points() -> None:
 def test_the_guides_backend_and_serializer_pass_their_contracts(tmp_path: Path) -> None:
     files = guide_files()
     assert set(files) == {
-        "modelshelf_sqlite.py", "test_sqlite_contract.py", "tinylinear.py", "modelshelf_linear.py",
+        "modelshelf_sqlite.py",
+        "test_sqlite_contract.py",
+        "tinylinear.py",
+        "modelshelf_linear.py",
         "test_linear_contract.py",
     }
     site, tests = tmp_path / "site", tmp_path / "tests"
@@ -63,7 +66,12 @@ def test_the_guides_backend_and_serializer_pass_their_contracts(tmp_path: Path) 
     env.pop("MODELSHELF_LOAD_PLUGINS", None)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", str(tests)],
-        capture_output=True, text=True, env=env, cwd=tests, check=False, timeout=900,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tests,
+        check=False,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " failed" not in result.stdout
@@ -71,7 +79,11 @@ def test_the_guides_backend_and_serializer_pass_their_contracts(tmp_path: Path) 
     assert "TestSQLiteStorage" not in result.stdout  # -q lists no failures
     assert re.search(r"\b3[0-9] passed\b", result.stdout), result.stdout[-1000:]
     check = subprocess.run(
-        [sys.executable, "-m", "modelshelf", "plugins", "--check"], capture_output=True, text=True,
-        env={**env, "MODELSHELF_LOAD_PLUGINS": "sqlite,linear"}, check=False, timeout=120,
+        [sys.executable, "-m", "modelshelf", "plugins", "--check"],
+        capture_output=True,
+        text=True,
+        env={**env, "MODELSHELF_LOAD_PLUGINS": "sqlite,linear"},
+        check=False,
+        timeout=120,
     )
     assert check.returncode == 0, check.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 #: A serializer of ``Note`` objects (a class of this distribution), saved as text.
-NOTES = '''
+NOTES = """
 import json
 from pathlib import Path
 import modelshelf
@@ -45,10 +45,10 @@ class NoteSerializer(Serializer):
 @modelshelf.hookimpl
 def modelshelf_register_serializers(register):
     register(NoteSerializer())
-'''
+"""
 
 #: Serves ``memo://`` URLs from the filesystem, under entry point ``name``.
-MEMO = '''
+MEMO = """
 import modelshelf
 from modelshelf.default_plugins.filesystem import FileSystemStorage
 
@@ -58,10 +58,10 @@ def _open(url, **options):
 @modelshelf.hookimpl
 def modelshelf_register_storage(register):
     register("memo", _open)
-'''
+"""
 
 #: A serializer of files that claims ``pathlib.Path`` and records its save options.
-STAMPED = '''
+STAMPED = """
 import shutil
 import modelshelf
 from modelshelf.serializers import SavedModel, Serializer
@@ -95,7 +95,7 @@ class Pickled(Serializer):
 def modelshelf_register_serializers(register):
     register(Stamped())
     register(Pickled())
-'''
+"""
 
 BROKEN_IMPORT = "raise RuntimeError('this plugin is broken on purpose')\n"
 
@@ -118,7 +118,12 @@ def site(tmp_path: Path) -> Path:
 
 
 def environment(site: Path, tmp_path: Path, **env: str) -> dict[str, str]:
-    environ = {**os.environ, "PYTHONPATH": str(site), "MODELSHELF_CACHE": str(tmp_path / "cache"), **env}
+    environ = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "MODELSHELF_CACHE": str(tmp_path / "cache"),
+        **env,
+    }
     for key in ("MODELSHELF_LOAD_PLUGINS", "MODELSHELF_DISABLE_PLUGINS", "MODELSHELF_URL"):
         if key not in env:
             environ.pop(key, None)
@@ -129,13 +134,25 @@ def environment(site: Path, tmp_path: Path, **env: str) -> dict[str, str]:
 
 
 def cli(site: Path, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelshelf", *args], capture_output=True, text=True,
-                          env=environment(site, tmp_path, **env), check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "modelshelf", *args],
+        capture_output=True,
+        text=True,
+        env=environment(site, tmp_path, **env),
+        check=False,
+        timeout=120,
+    )
 
 
 def python(site: Path, tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=environment(site, tmp_path, **env), check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=environment(site, tmp_path, **env),
+        check=False,
+        timeout=120,
+    )
 
 
 def table(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
@@ -146,18 +163,27 @@ def table(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
 # --- 1. a plugin that fails is named as failed, with its error, where it matters ------------------
 
 
-def test_failed_serializer_plugin_is_named_at_upload_and_warned_about(site: Path, tmp_path: Path) -> None:
+def test_failed_serializer_plugin_is_named_at_upload_and_warned_about(
+    site: Path, tmp_path: Path
+) -> None:
     make_distribution(site, "notes-plugin", "notes_plugin", NOTES, "notes")
-    saved = python(site, tmp_path, f"""
+    saved = python(
+        site,
+        tmp_path,
+        f"""
         import modelshelf, notes_plugin
-        shelf = modelshelf.open({str(tmp_path / 'shelf')!r})
+        shelf = modelshelf.open({str(tmp_path / "shelf")!r})
         print(shelf.upload("n", notes_plugin.Note("hello")).serializer.name)
-    """)
+    """,
+    )
     assert saved.returncode == 0, saved.stderr
     assert saved.stdout.strip() == "note-text"
     # The plugin breaks (a bad release, a missing dependency): its module no longer imports.
     (site / "notes_plugin.py").write_text(NOTES + "\nimport a_dependency_that_is_missing\n")
-    result = python(site, tmp_path, f"""
+    result = python(
+        site,
+        tmp_path,
+        f"""
         import sys, warnings
         import modelshelf
         from modelshelf.plugins import PluginWarning
@@ -166,7 +192,7 @@ def test_failed_serializer_plugin_is_named_at_upload_and_warned_about(site: Path
             __module__ = "notes_plugin"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            shelf = modelshelf.open({str(tmp_path / 'shelf')!r})
+            shelf = modelshelf.open({str(tmp_path / "shelf")!r})
             try:
                 shelf.upload("n", Note())
             except modelshelf.errors.NoSerializer as exc:
@@ -174,7 +200,8 @@ def test_failed_serializer_plugin_is_named_at_upload_and_warned_about(site: Path
         for w in caught:
             if issubclass(w.category, PluginWarning):
                 print("warning:", w.message)
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     warning = next(line for line in lines if line.startswith("warning:"))
@@ -188,21 +215,35 @@ def test_failed_serializer_plugin_is_named_at_upload_and_warned_about(site: Path
 
 def test_failed_serializer_plugin_is_named_at_load(site: Path, tmp_path: Path) -> None:
     make_distribution(site, "notes-plugin", "notes_plugin", NOTES, "notes")
-    saved = python(site, tmp_path, f"""
+    saved = python(
+        site,
+        tmp_path,
+        f"""
         import modelshelf, notes_plugin
-        modelshelf.open({str(tmp_path / 'shelf')!r}).upload("n", notes_plugin.Note("hello"))
-    """)
+        modelshelf.open({str(tmp_path / "shelf")!r}).upload("n", notes_plugin.Note("hello"))
+    """,
+    )
     assert saved.returncode == 0, saved.stderr
     (site / "notes_plugin.py").write_text(BROKEN_IMPORT)
-    loaded = cli(site, tmp_path, "--shelf", str(tmp_path / "shelf"), "download", "n", str(tmp_path / "out"))
+    loaded = cli(
+        site, tmp_path, "--shelf", str(tmp_path / "shelf"), "download", "n", str(tmp_path / "out")
+    )
     assert loaded.returncode == 0, loaded.stderr  # files need no serializer
-    result = python(site, tmp_path, f"""
+    result = python(
+        site,
+        tmp_path,
+        f"""
         import modelshelf
-        modelshelf.open({str(tmp_path / 'shelf')!r}).load("n")
-    """)
+        modelshelf.open({str(tmp_path / "shelf")!r}).load("n")
+    """,
+    )
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert "notes-plugin" in last and "failed to load" in last and "this plugin is broken on purpose" in last
+    assert (
+        "notes-plugin" in last
+        and "failed to load" in last
+        and "this plugin is broken on purpose" in last
+    )
     assert "pip install" not in last
 
 
@@ -214,15 +255,26 @@ def test_failed_plugin_is_a_one_line_warning_in_the_cli(site: Path, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(warnings) == 1, result.stderr
-    assert warnings[0].startswith("Warning: modelshelf plugin broken (broken-plugin) 1.2.3 is installed but failed")
+    assert warnings[0].startswith(
+        "Warning: modelshelf plugin broken (broken-plugin) 1.2.3 is installed but failed"
+    )
     assert "RuntimeError: this plugin is broken on purpose" in warnings[0]
     assert "MODELSHELF_DISABLE_PLUGINS=broken" in warnings[0]
     # Blocking it silences it.
-    quiet = cli(site, tmp_path, "--shelf", str(tmp_path / "shelf"), "ls", MODELSHELF_DISABLE_PLUGINS="broken")
+    quiet = cli(
+        site,
+        tmp_path,
+        "--shelf",
+        str(tmp_path / "shelf"),
+        "ls",
+        MODELSHELF_DISABLE_PLUGINS="broken",
+    )
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 
-def test_failed_storage_plugin_is_named_when_its_scheme_is_opened(site: Path, tmp_path: Path) -> None:
+def test_failed_storage_plugin_is_named_when_its_scheme_is_opened(
+    site: Path, tmp_path: Path
+) -> None:
     make_distribution(site, "memo-plugin", "memo_plugin", BROKEN_IMPORT, "memo")
     result = cli(site, tmp_path, "--shelf", f"memo://{tmp_path}/shelf", "ls")
     assert result.returncode == 1
@@ -234,20 +286,27 @@ def test_failed_storage_plugin_is_named_when_its_scheme_is_opened(site: Path, tm
 # --- 2. pluggy's whole validation message --------------------------------------------------------
 
 
-def test_wrong_hook_signature_keeps_the_whole_validation_message(site: Path, tmp_path: Path) -> None:
-    source = '''
+def test_wrong_hook_signature_keeps_the_whole_validation_message(
+    site: Path, tmp_path: Path
+) -> None:
+    source = """
         import modelshelf
 
         @modelshelf.hookimpl
         def modelshelf_register_storage(registrar):
             registrar("bad", None)
-    '''
+    """
     make_distribution(site, "bad-signature", "bad_signature", source, "badsig")
     info = table(cli(site, tmp_path, "plugins", "--json"))["badsig"]
     assert info["status"] == "failed"
-    assert info["error"].startswith("PluginValidationError: Plugin 'badsig' for hook 'modelshelf_register_storage'")
+    assert info["error"].startswith(
+        "PluginValidationError: Plugin 'badsig' for hook 'modelshelf_register_storage'"
+    )
     # The line that names the argument at fault, which the first line alone never showed.
-    assert "Argument(s) {'registrar'} are declared in the hookimpl but can not be found in the hookspec" in info["error"]
+    assert (
+        "Argument(s) {'registrar'} are declared in the hookimpl but can not be found in the hookspec"
+        in info["error"]
+    )
     text = cli(site, tmp_path, "plugins").stdout
     assert "{'registrar'} are declared in the hookimpl" in text
 
@@ -256,17 +315,17 @@ def test_wrong_hook_signature_keeps_the_whole_validation_message(site: Path, tmp
 
 
 def test_misspelled_unmarked_and_empty_plugins_are_reported(site: Path, tmp_path: Path) -> None:
-    misspelled = '''
+    misspelled = """
         import modelshelf
 
         @modelshelf.hookimpl
         def modelshelf_register_serializer(register):
             pass
-    '''
-    unmarked = '''
+    """
+    unmarked = """
         def modelshelf_register_storage(register):
             register("nope", None)
-    '''
+    """
     make_distribution(site, "typo-plugin", "typo_plugin", misspelled, "typo")
     make_distribution(site, "unmarked-plugin", "unmarked_plugin", unmarked, "unmarked")
     make_distribution(site, "empty-plugin", "empty_plugin", "VALUE = 1\n", "empty")
@@ -274,7 +333,8 @@ def test_misspelled_unmarked_and_empty_plugins_are_reported(site: Path, tmp_path
     typo = plugins["typo"]["problems"]
     assert any(
         "modelshelf_register_serializer is not a modelshelf hook (did you mean "
-        "modelshelf_register_serializers?)" in p for p in typo
+        "modelshelf_register_serializers?)" in p
+        for p in typo
     ), typo
     assert any("implements no modelshelf hook" in p for p in typo)
     assert any(
@@ -292,7 +352,10 @@ def test_misspelled_unmarked_and_empty_plugins_are_reported(site: Path, tmp_path
     # Any other command warns, in one line per problem.
     listed = cli(site, tmp_path, "--shelf", str(tmp_path / "shelf"), "ls")
     assert listed.returncode == 0
-    assert "Warning: modelshelf plugin typo (typo-plugin): modelshelf_register_serializer is not" in listed.stderr
+    assert (
+        "Warning: modelshelf plugin typo (typo-plugin): modelshelf_register_serializer is not"
+        in listed.stderr
+    )
 
 
 # --- 4. a conflict affects only the conflicting name -----------------------------------------------
@@ -307,17 +370,24 @@ def test_duplicate_scheme_leaves_everything_else_working(site: Path, tmp_path: P
     local = str(tmp_path / "local")
     upload = cli(site, tmp_path, "--shelf", local, "upload", "m", str(model))
     assert upload.returncode == 0, upload.stderr
-    assert "Warning: URL scheme 'memo' is registered by memo1 (memo-one) and memo2 (memo-two)" in upload.stderr
+    assert (
+        "Warning: URL scheme 'memo' is registered by memo1 (memo-one) and memo2 (memo-two)"
+        in upload.stderr
+    )
     assert cli(site, tmp_path, "--shelf", local, "ls").stdout.split() == ["m"]
     # Another plugin's serializer keeps working too, through the API.
-    notes = python(site, tmp_path, f"""
+    notes = python(
+        site,
+        tmp_path,
+        f"""
         import warnings
         warnings.simplefilter("ignore")
         import modelshelf, notes_plugin
         shelf = modelshelf.open({local!r})
         shelf.upload("n", notes_plugin.Note("kept"))
         print(shelf.load("n").text)
-    """)
+    """,
+    )
     assert notes.returncode == 0, notes.stderr
     assert notes.stdout.strip() == "kept"
     # The conflicting scheme itself is refused, naming both distributions.
@@ -333,31 +403,51 @@ def test_duplicate_scheme_leaves_everything_else_working(site: Path, tmp_path: P
         ]
     assert plugins["notes"]["conflicts"] == []
     text = cli(site, tmp_path, "plugins")
-    assert "CONFLICT: URL scheme 'memo' is registered by memo1 (memo-one) and memo2 (memo-two), so modelshelf uses neither" in text.stdout
+    assert (
+        "CONFLICT: URL scheme 'memo' is registered by memo1 (memo-one) and memo2 (memo-two), so modelshelf uses neither"
+        in text.stdout
+    )
     assert "Traceback" not in text.stderr and "warnings.warn" not in text.stderr
     check = cli(site, tmp_path, "plugins", "--check")
     assert check.returncode == 1
-    assert "check failed: URL scheme 'memo' is registered by memo1 (memo-one) and memo2 (memo-two)" in check.stderr
+    assert (
+        "check failed: URL scheme 'memo' is registered by memo1 (memo-one) and memo2 (memo-two)"
+        in check.stderr
+    )
 
 
-def test_duplicate_serializer_name_leaves_other_serializers_working(site: Path, tmp_path: Path) -> None:
+def test_duplicate_serializer_name_leaves_other_serializers_working(
+    site: Path, tmp_path: Path
+) -> None:
     make_distribution(site, "notes-plugin", "notes_plugin", NOTES, "notes")
-    make_distribution(site, "notes-fork", "notes_fork", NOTES.replace("notes_plugin.Note", "notes_fork.Note"), "fork")
-    result = python(site, tmp_path, f"""
+    make_distribution(
+        site,
+        "notes-fork",
+        "notes_fork",
+        NOTES.replace("notes_plugin.Note", "notes_fork.Note"),
+        "fork",
+    )
+    result = python(
+        site,
+        tmp_path,
+        f"""
         import warnings
         warnings.simplefilter("ignore")
         import modelshelf, notes_plugin
-        shelf = modelshelf.open({str(tmp_path / 'shelf')!r})
-        print(shelf.upload("files", {str(tmp_path / 'site' / 'notes_plugin.py')!r}).serializer.name)
+        shelf = modelshelf.open({str(tmp_path / "shelf")!r})
+        print(shelf.upload("files", {str(tmp_path / "site" / "notes_plugin.py")!r}).serializer.name)
         try:
             shelf.upload("n", notes_plugin.Note("x"))
         except modelshelf.errors.PluginError as exc:
             print("refused:", exc)
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "files"
-    assert lines[1].startswith("refused: no serializer handles notes_plugin.Note: serializer 'note-text' is registered by")
+    assert lines[1].startswith(
+        "refused: no serializer handles notes_plugin.Note: serializer 'note-text' is registered by"
+    )
     assert "notes (notes-plugin)" in lines[1] and "fork (notes-fork)" in lines[1]
     plugins = table(cli(site, tmp_path, "plugins", "--json"))
     assert plugins["notes"]["conflicts"][0]["name"] == "note-text"
@@ -374,27 +464,36 @@ def test_check_exit_codes(site: Path, tmp_path: Path) -> None:
     assert cli(site, tmp_path, "plugins", "--check", "--json").returncode == 0
     blocked = cli(site, tmp_path, "plugins", "--check", MODELSHELF_DISABLE_PLUGINS="memo1")
     assert blocked.returncode == 1
-    assert "check failed: plugin memo1 (memo-one) is blocked: not loaded because of MODELSHELF_DISABLE_PLUGINS" in blocked.stderr
+    assert (
+        "check failed: plugin memo1 (memo-one) is blocked: not loaded because of MODELSHELF_DISABLE_PLUGINS"
+        in blocked.stderr
+    )
     make_distribution(site, "broken-plugin", "broken_plugin", BROKEN_IMPORT, "broken")
     failed = cli(site, tmp_path, "plugins", "--check", "--json")
     assert failed.returncode == 1
     assert json.loads(failed.stdout)  # the listing is still printed
-    assert "check failed: plugin broken (broken-plugin) is failed: RuntimeError: this plugin is broken on purpose" in failed.stderr
+    assert (
+        "check failed: plugin broken (broken-plugin) is failed: RuntimeError: this plugin is broken on purpose"
+        in failed.stderr
+    )
 
 
 def test_register_hook_that_raises_fails_only_that_plugin(site: Path, tmp_path: Path) -> None:
-    source = '''
+    source = """
         import modelshelf
 
         @modelshelf.hookimpl
         def modelshelf_register_storage(register):
             raise ValueError("endpoint table missing")
-    '''
+    """
     make_distribution(site, "raising-plugin", "raising_plugin", source, "raising")
     make_distribution(site, "memo-one", "memo_one", MEMO, "memo1")
     plugins = table(cli(site, tmp_path, "plugins", "--json"))
     assert plugins["raising"]["status"] == "failed"
-    assert plugins["raising"]["error"] == "modelshelf_register_storage raised ValueError: endpoint table missing"
+    assert (
+        plugins["raising"]["error"]
+        == "modelshelf_register_storage raised ValueError: endpoint table missing"
+    )
     assert plugins["memo1"]["schemes"] == ["memo"]
 
 
@@ -406,26 +505,68 @@ def test_upload_serializer_and_options_from_the_cli(site: Path, tmp_path: Path) 
     model = tmp_path / "weights.bin"
     model.write_bytes(b"w")
     shelf = str(tmp_path / "shelf")
-    stamped = cli(site, tmp_path, "--shelf", shelf, "upload", "m", str(model), "--serializer", "stamped",
-                  "--serializer-option", "note=hi", "--serializer-option", "level=3", "--json")
+    stamped = cli(
+        site,
+        tmp_path,
+        "--shelf",
+        shelf,
+        "upload",
+        "m",
+        str(model),
+        "--serializer",
+        "stamped",
+        "--serializer-option",
+        "note=hi",
+        "--serializer-option",
+        "level=3",
+        "--json",
+    )
     assert stamped.returncode == 0, stamped.stderr
     manifest = json.loads(stamped.stdout)
     assert manifest["serializer"]["name"] == "stamped"
     assert manifest["serializer"]["details"] == {"options": {"level": 3, "note": "hi"}}
     # --serializer files stores the file as it is although another serializer claims paths.
-    plain = cli(site, tmp_path, "--shelf", shelf, "upload", "m", str(model), "--serializer", "files", "--json")
+    plain = cli(
+        site,
+        tmp_path,
+        "--shelf",
+        shelf,
+        "upload",
+        "m",
+        str(model),
+        "--serializer",
+        "files",
+        "--json",
+    )
     assert plain.returncode == 0, plain.stderr
     assert json.loads(plain.stdout)["serializer"]["name"] == "files"
     # A serializer of in-memory objects cannot take PATHS: refused as bad usage, nothing uploaded.
-    refused = cli(site, tmp_path, "--shelf", shelf, "upload", "m", str(model), "--serializer", "pickled-object")
+    refused = cli(
+        site,
+        tmp_path,
+        "--shelf",
+        shelf,
+        "upload",
+        "m",
+        str(model),
+        "--serializer",
+        "pickled-object",
+    )
     assert refused.returncode == 2
     assert "serializer 'pickled-object' stores Python objects, not files" in refused.stderr
     assert "shelf.upload(NAME, obj, serializer='pickled-object')" in refused.stderr
-    bad = cli(site, tmp_path, "--shelf", shelf, "upload", "m", str(model), "--serializer-option", "oops")
+    bad = cli(
+        site, tmp_path, "--shelf", shelf, "upload", "m", str(model), "--serializer-option", "oops"
+    )
     assert bad.returncode == 2 and "--serializer-option" in bad.stderr
-    missing = cli(site, tmp_path, "--shelf", shelf, "upload", "m", str(model), "--serializer", "nope")
+    missing = cli(
+        site, tmp_path, "--shelf", shelf, "upload", "m", str(model), "--serializer", "nope"
+    )
     assert missing.returncode == 1 and "no serializer named 'nope'" in missing.stderr
-    assert [line.split()[0] for line in cli(site, tmp_path, "--shelf", shelf, "ls", "m").stdout.splitlines()] == ["1", "2"]
+    assert [
+        line.split()[0]
+        for line in cli(site, tmp_path, "--shelf", shelf, "ls", "m").stdout.splitlines()
+    ] == ["1", "2"]
     # The listing advises what works: the Python API for an opt-in object serializer.
     text = cli(site, tmp_path, "plugins").stdout
     assert "opt-in (upload(..., serializer='pickled-object'))" in text

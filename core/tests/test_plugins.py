@@ -62,8 +62,14 @@ def run(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     for key in ("MODELSHELF_LOAD_PLUGINS", "MODELSHELF_DISABLE_PLUGINS"):
         if key not in env:
             environment.pop(key, None)
-    return subprocess.run([sys.executable, "-m", "modelshelf", *args], capture_output=True, text=True,
-                          env=environment, check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "modelshelf", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+        timeout=120,
+    )
 
 
 def plugin_table(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
@@ -71,10 +77,16 @@ def plugin_table(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
     return {p["name"]: p for p in json.loads(result.stdout)}
 
 
-def test_third_party_plugin_is_discovered_and_broken_one_is_reported(site: Path, tmp_path: Path) -> None:
+def test_third_party_plugin_is_discovered_and_broken_one_is_reported(
+    site: Path, tmp_path: Path
+) -> None:
     table = plugin_table(run(site, "plugins", "--json"))
     good, broken = table["good"], table["broken"]
-    assert (good["status"], good["distribution"], good["version"]) == ("loaded", "good-plugin", "1.2.3")
+    assert (good["status"], good["distribution"], good["version"]) == (
+        "loaded",
+        "good-plugin",
+        "1.2.3",
+    )
     assert good["schemes"] == ["memo"]
     assert good["hooks"] == ["modelshelf_register_commands", "modelshelf_register_storage"]
     assert broken["status"] == "failed"
@@ -99,7 +111,9 @@ def test_allow_list_and_block_list(site: Path) -> None:
     assert only_good["broken"]["status"] == "blocked"
     none = plugin_table(run(site, "plugins", "--json", MODELSHELF_LOAD_PLUGINS=""))
     assert {p["status"] for p in none.values()} == {"blocked"}
-    blocked = plugin_table(run(site, "plugins", "--json", MODELSHELF_DISABLE_PLUGINS="broken-plugin"))
+    blocked = plugin_table(
+        run(site, "plugins", "--json", MODELSHELF_DISABLE_PLUGINS="broken-plugin")
+    )
     assert blocked["broken"]["status"] == "blocked"
     assert "MODELSHELF_DISABLE_PLUGINS" in blocked["broken"]["error"]
     assert blocked["good"]["status"] == "loaded"
@@ -107,7 +121,9 @@ def test_allow_list_and_block_list(site: Path) -> None:
 
 def test_blocked_plugin_is_never_imported(site: Path, tmp_path: Path) -> None:
     marker = tmp_path / "imported"
-    make_distribution(site, "spy-plugin", "spy_plugin", f"open({str(marker)!r}, 'w').close()\n", "spy")
+    make_distribution(
+        site, "spy-plugin", "spy_plugin", f"open({str(marker)!r}, 'w').close()\n", "spy"
+    )
     run(site, "plugins", MODELSHELF_DISABLE_PLUGINS="spy")
     assert not marker.exists()
     run(site, "plugins")
@@ -116,7 +132,9 @@ def test_blocked_plugin_is_never_imported(site: Path, tmp_path: Path) -> None:
 
 def test_plugins_are_loaded_lazily(site: Path, tmp_path: Path) -> None:
     marker = tmp_path / "imported"
-    make_distribution(site, "spy-plugin", "spy_plugin", f"open({str(marker)!r}, 'w').close()\n", "spy")
+    make_distribution(
+        site, "spy-plugin", "spy_plugin", f"open({str(marker)!r}, 'w').close()\n", "spy"
+    )
     script = "import modelshelf; modelshelf.hookimpl; from modelshelf.plugins import get_registry; get_registry()"
     env = {**os.environ, "PYTHONPATH": str(site)}
     subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=60)
@@ -170,7 +188,10 @@ def test_duplicate_serializer_names_both_distributions(local_shelf, model_file: 
         with pytest.warns(PluginWarning, match="modelshelf-files-again") as warned:
             assert "files" not in registry.serializers()
         assert "both" not in str(warned[0].message)
-        assert "files-again (modelshelf-files-again) and modelshelf.default_plugins.files (modelshelf)" in str(warned[0].message)
+        assert (
+            "files-again (modelshelf-files-again) and modelshelf.default_plugins.files (modelshelf)"
+            in str(warned[0].message)
+        )
         why = explain_missing_serializer("files", "modelshelf")
         assert why is not None and "modelshelf-files-again" in why
         with pytest.raises(PluginError, match="modelshelf-files-again"):
@@ -180,7 +201,9 @@ def test_duplicate_serializer_names_both_distributions(local_shelf, model_file: 
     assert "files" in registry.serializers()
 
 
-def test_broadcast_hooks_fire_and_a_failing_listener_is_only_a_warning(local_shelf, model_file: Path) -> None:
+def test_broadcast_hooks_fire_and_a_failing_listener_is_only_a_warning(
+    local_shelf, model_file: Path
+) -> None:
     seen: list[tuple] = []
 
     class Listener:
@@ -216,8 +239,12 @@ def test_broadcast_hooks_fire_and_a_failing_listener_is_only_a_warning(local_she
         registry.unregister("listener")
         registry.unregister("failing")
     assert seen == [
-        ("published", "m:1"), ("published", "m:2"), ("alias", "m", "prod", 1, None),
-        ("alias", "m", "prod", 2, 1), ("alias", "m", "prod", None, 2), ("deleted", "m", 1),
+        ("published", "m:1"),
+        ("published", "m:2"),
+        ("alias", "m", "prod", 1, None),
+        ("alias", "m", "prod", 2, 1),
+        ("alias", "m", "prod", None, 2),
+        ("deleted", "m", 1),
     ]
     assert local_shelf.get("m").version == 2
 

@@ -30,11 +30,15 @@ VERSION = ModelVersion(
     version=7,
     created_at=WHEN,
     created_by="ana@host",
-    serializer=SerializerInfo("sklearn-skops", "modelshelf-sklearn", "0.1.0", "skops", True, {"untrusted_types": []}),
+    serializer=SerializerInfo(
+        "sklearn-skops", "modelshelf-sklearn", "0.1.0", "skops", True, {"untrusted_types": []}
+    ),
     framework=FrameworkInfo("sklearn", "1.5.2"),
     files=(FileEntry("model.skops", "a" * 64, 1234), FileEntry("extra/notes.txt", "b" * 64, 5)),
     total_size=1239,
-    lineage=Lineage("3.11.7", "Linux-x86_64", {"modelshelf": "0.1.0"}, GitInfo("c0ffee", "main", False)),
+    lineage=Lineage(
+        "3.11.7", "Linux-x86_64", {"modelshelf": "0.1.0"}, GitInfo("c0ffee", "main", False)
+    ),
     metadata={"owner": "ana"},
     metrics={"auc": 0.91},
     params={"C": 1.0},
@@ -46,7 +50,10 @@ RECORDS = {
     "manifest_v1.json": (VERSION, ModelVersion),
     "tombstone_v1.json": (Tombstone("team/churn", 8, WHEN, "bob@host"), Tombstone),
     "alias_v1.json": (Alias("team/churn", "prod", 7, WHEN, "ana@host", previous=6), Alias),
-    "event_v1.json": (Event("team/churn", "alias_set", WHEN, "ana@host", version=7, alias="prod", previous=6), Event),
+    "event_v1.json": (
+        Event("team/churn", "alias_set", WHEN, "ana@host", version=7, alias="prod", previous=6),
+        Event,
+    ),
     "marker_v1.json": (ShelfMarker(1, WHEN), ShelfMarker),
 }
 
@@ -65,8 +72,14 @@ def test_records_serialise_to_the_golden_bytes(filename: str) -> None:
 
 
 def test_manifest_kind_dispatch() -> None:
-    assert isinstance(convert.manifest_from_json((GOLDEN / "tombstone_v1.json").read_bytes(), source="t"), Tombstone)
-    assert isinstance(convert.manifest_from_json((GOLDEN / "manifest_v1.json").read_bytes(), source="m"), ModelVersion)
+    assert isinstance(
+        convert.manifest_from_json((GOLDEN / "tombstone_v1.json").read_bytes(), source="t"),
+        Tombstone,
+    )
+    assert isinstance(
+        convert.manifest_from_json((GOLDEN / "manifest_v1.json").read_bytes(), source="m"),
+        ModelVersion,
+    )
 
 
 def test_newer_schema_is_refused_with_upgrade_hint() -> None:

@@ -37,7 +37,11 @@ def test_directory_upload_keeps_structure_and_extra_files(local_shelf, tmp_path:
     notes = tmp_path / "notes.md"
     notes.write_text("trained on march data")
     version = local_shelf.upload("tok", model, extra_files=[notes], description="tiny")
-    assert [f.path for f in version.files] == ["extra/notes.md", "nested/deeper/merges.txt", "vocab.txt"]
+    assert [f.path for f in version.files] == [
+        "extra/notes.md",
+        "nested/deeper/merges.txt",
+        "vocab.txt",
+    ]
     out = local_shelf.download("tok", tmp_path / "out")
     assert (out / "nested" / "deeper" / "merges.txt").read_text() == "x y\n"
     assert (out / "extra" / "notes.md").read_text() == "trained on march data"
@@ -107,9 +111,15 @@ def test_alias_lifecycle_and_history(local_shelf, model_file: Path) -> None:
     assert local_shelf.aliases("m") == {}
     history = [(e.action, e.version, e.alias, e.previous) for e in local_shelf.history("m")]
     assert history == [
-        ("upload", 1, None, None), ("upload", 2, None, None), ("upload", 3, None, None),
-        ("alias_set", 1, "prod", None), ("alias_set", 3, "prod", 1), ("alias_set", 2, "staging", None),
-        ("alias_removed", None, "staging", 2), ("alias_removed", None, "prod", 3), ("delete", 3, None, None),
+        ("upload", 1, None, None),
+        ("upload", 2, None, None),
+        ("upload", 3, None, None),
+        ("alias_set", 1, "prod", None),
+        ("alias_set", 3, "prod", 1),
+        ("alias_set", 2, "staging", None),
+        ("alias_removed", None, "staging", 2),
+        ("alias_removed", None, "prod", 3),
+        ("delete", 3, None, None),
     ]
     assert local_shelf.get("m").version == 2  # latest skips the deleted version
 
@@ -138,7 +148,9 @@ def _manifest_path(root: Path, name: str, version: int) -> Path:
     return root / "models" / name / "_versions" / f"{version:010d}.json"
 
 
-def test_manifest_with_escaping_path_is_refused_on_download(local_shelf, model_file: Path, tmp_path: Path) -> None:
+def test_manifest_with_escaping_path_is_refused_on_download(
+    local_shelf, model_file: Path, tmp_path: Path
+) -> None:
     version = local_shelf.upload("m", model_file)
     path = _manifest_path(tmp_path / "shelf", "m", 1)
     raw = json.loads(path.read_bytes())
@@ -177,14 +189,19 @@ def test_newer_shelf_format_is_refused(local_shelf, model_file: Path, tmp_path: 
         modelshelf.open(str(tmp_path / "shelf")).models()
 
 
-def test_corrupted_manifest_and_alias_are_reported_by_verify(local_shelf, model_file: Path, tmp_path: Path) -> None:
+def test_corrupted_manifest_and_alias_are_reported_by_verify(
+    local_shelf, model_file: Path, tmp_path: Path
+) -> None:
     local_shelf.upload("m", model_file)
     local_shelf.upload("m", model_file)
     local_shelf.set_alias("m", "prod", 2)
     _manifest_path(tmp_path / "shelf", "m", 1).write_text("{broken")
     (tmp_path / "shelf" / "models" / "m" / "_aliases" / "prod.json").write_text('{"alias": 3}')
     problems = {(p.ref, p.what.split(":")[0]) for p in local_shelf.verify()}
-    assert problems == {("m:1", "unreadable manifest"), ("m", "unreadable alias models/m/_aliases/prod.json")}
+    assert problems == {
+        ("m:1", "unreadable manifest"),
+        ("m", "unreadable alias models/m/_aliases/prod.json"),
+    }
     assert local_shelf.get("m:2").version == 2  # the other version stays usable
 
 
@@ -219,11 +236,15 @@ def test_gc_respects_grace_and_dry_run(local_shelf, tmp_path: Path) -> None:
     assert len(list(local_shelf.storage.list("blobs/"))) == 2
     real = local_shelf.gc(grace=dt.timedelta(0))
     assert real.removed == dry.removed
-    assert [i.key for i in local_shelf.storage.list("blobs/")] == [f"blobs/sha256/{local_shelf.get('keep').files[0].sha256[:2]}/{local_shelf.get('keep').files[0].sha256}"]
+    assert [i.key for i in local_shelf.storage.list("blobs/")] == [
+        f"blobs/sha256/{local_shelf.get('keep').files[0].sha256[:2]}/{local_shelf.get('keep').files[0].sha256}"
+    ]
     assert local_shelf.verify() == []
 
 
-def test_second_load_reads_no_blob_and_cache_is_shared(counting_shelf, model_file: Path, tmp_path: Path) -> None:
+def test_second_load_reads_no_blob_and_cache_is_shared(
+    counting_shelf, model_file: Path, tmp_path: Path
+) -> None:
     counting_shelf.upload("m", model_file)
     counting_shelf.load("m")
     counting_shelf.storage.calls.clear()
@@ -308,7 +329,9 @@ def unsafe_plugin():  # type: ignore[no-untyped-def]
         registry.unregister("test-unsafe-plugin")
 
 
-def test_unsafe_format_needs_trust_and_is_refused_before_download(unsafe_plugin, local_shelf, tmp_path: Path) -> None:
+def test_unsafe_format_needs_trust_and_is_refused_before_download(
+    unsafe_plugin, local_shelf, tmp_path: Path
+) -> None:
     version = local_shelf.upload("m", _Opaque())
     assert version.serializer.name == "test-unsafe" and not version.serializer.safe
     fresh = modelshelf.open(local_shelf.url, cache=tmp_path / "fresh")
@@ -331,7 +354,9 @@ def test_missing_plugin_is_named_before_any_download(local_shelf, tmp_path: Path
     assert not (tmp_path / "fresh" / "blobs").exists()  # no file content was downloaded
 
 
-def test_records_on_disk_are_valid_json_with_schema(local_shelf, model_file: Path, tmp_path: Path) -> None:
+def test_records_on_disk_are_valid_json_with_schema(
+    local_shelf, model_file: Path, tmp_path: Path
+) -> None:
     version = local_shelf.upload("m", model_file, metrics={"auc": 0.5}, params={"lr": 0.1})
     data = _manifest_path(tmp_path / "shelf", "m", 1).read_bytes()
     assert convert.manifest_from_json(data, source="m") == version
@@ -363,18 +388,27 @@ def test_listing_versions_reads_no_manifest(counting_shelf, model_file: Path) ->
     assert ("read", "models/m/_versions/0000000002.json") not in counting_shelf.storage.calls
 
 
-def test_latest_skips_deleted_versions_without_reading_them(counting_shelf, model_file: Path) -> None:
+def test_latest_skips_deleted_versions_without_reading_them(
+    counting_shelf, model_file: Path
+) -> None:
     for _ in range(3):
         counting_shelf.upload("m", model_file)
     counting_shelf.delete("m:3")
-    fresh = modelshelf.shelf.Shelf(counting_shelf.storage, cache=counting_shelf.cache.__class__(counting_shelf.cache.root / "other"))
+    fresh = modelshelf.shelf.Shelf(
+        counting_shelf.storage,
+        cache=counting_shelf.cache.__class__(counting_shelf.cache.root / "other"),
+    )
     counting_shelf.storage.calls.clear()
     assert fresh.get("m").version == 2
-    reads = [c for c in counting_shelf.storage.calls if c[0] == "read" and c[1].startswith("models/")]
+    reads = [
+        c for c in counting_shelf.storage.calls if c[0] == "read" and c[1].startswith("models/")
+    ]
     assert reads == [("read", "models/m/_versions/0000000002.json")]  # not the deleted version 3
 
 
-def test_a_lost_deletion_marker_only_costs_a_read(local_shelf, model_file: Path, tmp_path: Path) -> None:
+def test_a_lost_deletion_marker_only_costs_a_read(
+    local_shelf, model_file: Path, tmp_path: Path
+) -> None:
     for _ in range(2):
         local_shelf.upload("m", model_file)
     local_shelf.delete("m:2")

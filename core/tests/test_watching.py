@@ -23,8 +23,14 @@ from modelshelf.watching import Watcher
 def move_alias_in_another_process(shelf: Shelf, tmp_path: Path, alias: str, version: int) -> None:
     code = "import modelshelf, sys; modelshelf.open(sys.argv[1]).set_alias('churn', sys.argv[2], int(sys.argv[3]))"
     env = {**os.environ, "MODELSHELF_CACHE": str(tmp_path / "other-process-cache")}
-    done = subprocess.run([sys.executable, "-c", code, shelf.url, alias, str(version)],
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code, shelf.url, alias, str(version)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -46,7 +52,9 @@ def churn(local_shelf: Shelf, tmp_path: Path) -> Shelf:
     return local_shelf
 
 
-def test_watch_yields_the_target_then_each_move_by_another_process(churn: Shelf, tmp_path: Path) -> None:
+def test_watch_yields_the_target_then_each_move_by_another_process(
+    churn: Shelf, tmp_path: Path
+) -> None:
     stop = threading.Event()
     seen: list[int] = []
     watcher = churn.watch("churn@prod", interval=0.05, stop=stop)
@@ -122,7 +130,9 @@ def test_refreshing_serves_the_new_version_and_keeps_the_old_one_when_a_load_fai
     errors: list[tuple[BaseException, int]] = []
     changes: list[tuple[int, int]] = []
     refreshing = modelshelf.Refreshing(
-        "churn@prod", shelf=churn, interval=0.05,
+        "churn@prod",
+        shelf=churn,
+        interval=0.05,
         on_error=lambda exc, version: errors.append((exc, version.version)),
         on_change=lambda old, new: changes.append((old.version, new.version)),
     )
@@ -140,7 +150,10 @@ def test_refreshing_serves_the_new_version_and_keeps_the_old_one_when_a_load_fai
         assert isinstance(errors[0][0], IntegrityError) and errors[0][1] == 3
         assert isinstance(refreshing.last_error, IntegrityError)
         assert refreshing.version.version == 2 and Path(refreshing.model).read_text() == "model 2"
-        assert "churn@prod moved to churn:3, which failed to load (still serving churn:2)" in caplog.text
+        assert (
+            "churn@prod moved to churn:3, which failed to load (still serving churn:2)"
+            in caplog.text
+        )
         assert refreshing.running
 
         move_alias_in_another_process(churn, tmp_path, "prod", 4)
@@ -160,7 +173,9 @@ def test_refreshing_swaps_atomically_and_delegates_calls(churn: Shelf) -> None:
         loads.append(version.version)
         return lambda x: (version.version, x * 10)
 
-    with modelshelf.Refreshing("churn@prod", shelf=churn, interval=3600, loader=loader) as refreshing:
+    with modelshelf.Refreshing(
+        "churn@prod", shelf=churn, interval=3600, loader=loader
+    ) as refreshing:
         assert refreshing(4) == (1, 40)
         assert refreshing.refresh() is False  # nothing moved
         churn.set_alias("churn", "prod", 2)
@@ -181,7 +196,9 @@ def test_refreshing_retries_a_failed_version_with_backoff(churn: Shelf) -> None:
             raise OSError("network down")
         return f"model {version.version}"
 
-    with modelshelf.Refreshing("churn@prod", shelf=churn, interval=3600, loader=flaky) as refreshing:
+    with modelshelf.Refreshing(
+        "churn@prod", shelf=churn, interval=3600, loader=flaky
+    ) as refreshing:
         churn.set_alias("churn", "prod", 2)
         assert refreshing.refresh() is False and refreshing.model == "model 1"
         assert refreshing.refresh() is False and attempts == [1, 2]  # waits before trying 2 again

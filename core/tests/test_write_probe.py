@@ -40,7 +40,11 @@ class MemoryStorage(Storage):
     corresponding conditional write unconditional, as a server that drops the header does."""
 
     def __init__(
-        self, *, honour_if_none_match: bool = True, honour_if_match: bool = True, writable: bool = True
+        self,
+        *,
+        honour_if_none_match: bool = True,
+        honour_if_match: bool = True,
+        writable: bool = True,
     ) -> None:
         self.url = f"mem://shelf-{next(_urls)}"
         self.honour_if_none_match = honour_if_none_match
@@ -144,7 +148,11 @@ def test_honouring_storage_passes_with_the_documented_number_of_requests() -> No
     storage = MemoryStorage()
     check_conditional_writes(storage)
     assert [method for method, _ in storage.calls] == [
-        "put_if_absent", "put_if_absent", "put_if_match", "put_if_match", "delete"
+        "put_if_absent",
+        "put_if_absent",
+        "put_if_match",
+        "put_if_match",
+        "delete",
     ]
     assert len(storage.calls) == PROBE_REQUESTS == 5
     assert len({key for _, key in storage.calls}) == 1
@@ -179,7 +187,9 @@ def test_each_probe_uses_a_fresh_random_key() -> None:
         (True, False, "If-Match"),
     ],
 )
-def test_ignored_conditions_are_refused_in_one_line(none_match: bool, match: bool, named: str) -> None:
+def test_ignored_conditions_are_refused_in_one_line(
+    none_match: bool, match: bool, named: str
+) -> None:
     storage = MemoryStorage(honour_if_none_match=none_match, honour_if_match=match)
     with pytest.raises(ConditionalWritesUnsupported) as info:
         check_conditional_writes(storage)
@@ -247,7 +257,9 @@ def test_without_the_probe_two_writers_both_claim_version_1() -> None:
     assert storage.read("models/churn/_aliases/prod.json").data == b"3"
 
 
-def test_writes_are_refused_and_reads_work_on_an_ignoring_storage(tmp_path: Path, model_file: Path) -> None:
+def test_writes_are_refused_and_reads_work_on_an_ignoring_storage(
+    tmp_path: Path, model_file: Path
+) -> None:
     storage = MemoryStorage()
     with _shelf(storage, tmp_path) as shelf:
         published = shelf.upload("churn", model_file)
@@ -276,7 +288,9 @@ def test_writes_are_refused_and_reads_work_on_an_ignoring_storage(tmp_path: Path
         shelf.get("churn:2")
 
 
-def test_the_first_write_probes_once_and_later_writes_do_not(tmp_path: Path, model_file: Path) -> None:
+def test_the_first_write_probes_once_and_later_writes_do_not(
+    tmp_path: Path, model_file: Path
+) -> None:
     storage = MemoryStorage()
     with _shelf(storage, tmp_path) as shelf:
         shelf.models()

@@ -36,7 +36,12 @@ from rel_backends import (  # noqa: E402
 def aws_env() -> Iterator[None]:
     """Dummy AWS credentials and no machine AWS configuration, for the whole session."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        for name in (
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_S3",
+        ):
             mp.delenv(name, raising=False)
         for name, value in AWS_ENV.items():
             mp.setenv(name, value)

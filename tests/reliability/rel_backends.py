@@ -64,7 +64,9 @@ patched_env = patched_environ
 # --- content ---------------------------------------------------------------------------------
 
 
-def write_model(folder: Path, rng: random.Random, *, files: int, max_size: int, tag: str) -> dict[str, str]:
+def write_model(
+    folder: Path, rng: random.Random, *, files: int, max_size: int, tag: str
+) -> dict[str, str]:
     """Write ``files`` random files (sizes 0..max_size) below ``folder``; return path -> sha256.
 
     ``tag`` goes into the first file, so that every model written is distinct content.
@@ -87,7 +89,9 @@ def tree_digests(folder: Path) -> dict[str, str]:
     found = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file():
-            found[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+            found[path.relative_to(folder).as_posix()] = hashlib.sha256(
+                path.read_bytes()
+            ).hexdigest()
     return found
 
 
@@ -134,18 +138,23 @@ def one_line_error(exc: BaseException) -> None:
 
 # --- fresh shelves on the servers ------------------------------------------------------------
 
+
 def new_s3_backend(endpoint: str, **options: Any) -> Backend:
     from modelshelf_s3.testing import create_bucket
 
     bucket = create_bucket(endpoint, "rel")
-    return Backend("s3", f"s3://{bucket}/shelf", {"endpoint_url": endpoint, **options}, dict(AWS_ENV))
+    return Backend(
+        "s3", f"s3://{bucket}/shelf", {"endpoint_url": endpoint, **options}, dict(AWS_ENV)
+    )
 
 
 def new_azure_backend(connection_string: str, **options: Any) -> Backend:
     from modelshelf_azure.testing import create_container
 
     container = create_container(connection_string, "rel")
-    return Backend("azure", f"az://{container}/shelf", {"connection_string": connection_string, **options})
+    return Backend(
+        "azure", f"az://{container}/shelf", {"connection_string": connection_string, **options}
+    )
 
 
 def new_gcs_backend(host: str, **options: Any) -> Backend:

@@ -32,7 +32,13 @@ def upload_loop(job: dict) -> None:
     while True:
         # Fresh content every time, so that every upload has blobs of its own to write.
         folder = scratch / f"u{i}"
-        write_model(folder, rng, files=job.get("files", 4), max_size=job.get("max_size", 400_000), tag=f"{job['seed']}-{i}")
+        write_model(
+            folder,
+            rng,
+            files=job.get("files", 4),
+            max_size=job.get("max_size", 400_000),
+            tag=f"{job['seed']}-{i}",
+        )
         if big:
             (folder / "big.bin").write_bytes(rng.randbytes(big))
         version = shelf.upload(job["name"], folder, metadata={"seed": job["seed"], "i": i})
@@ -85,7 +91,9 @@ def soak(job: dict) -> None:
                 if rng.random() < 0.3:
                     (folder / "own.bin").write_bytes(rng.randbytes(2000))
                 version = shelf.upload(name, folder)
-                line.update(version=version.version, files={f.path: f.sha256 for f in version.files})
+                line.update(
+                    version=version.version, files={f.path: f.sha256 for f in version.files}
+                )
             elif op == "gc":
                 report = shelf.gc(grace=dt.timedelta(0))
                 line.update(removed=len(report.removed))
@@ -103,7 +111,7 @@ def soak(job: dict) -> None:
             line.update(ok=True)
         except ModelshelfError as exc:
             line.update(ok=False, error=f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a raw exception is a defect the test reports
+        except Exception as exc:
             line.update(ok=False, raw=f"{type(exc).__name__}: {exc!r}")
         print(json.dumps(line), flush=True)
     shelf.close()

@@ -54,13 +54,20 @@ def populated(make_backend: Any, tmp_path: Path, request: pytest.FixtureRequest)
         assert version.version == number
         trees[number] = tree_digests(folder)
     shelf.set_alias("team/m", "prod", 1)
-    yield {"backend": backend, "shelf": shelf, "trees": trees, "shared": hashlib.sha256(shared).hexdigest()}
+    yield {
+        "backend": backend,
+        "shelf": shelf,
+        "trees": trees,
+        "shared": hashlib.sha256(shared).hexdigest(),
+    }
     shelf.close()
 
 
 @pytest.mark.parametrize("populated", BACKENDS, indirect=True)
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_damage_is_reported_and_contained(populated: dict[str, Any], damage: str, tmp_path: Path) -> None:
+def test_damage_is_reported_and_contained(
+    populated: dict[str, Any], damage: str, tmp_path: Path
+) -> None:
     backend, shelf, trees = populated["backend"], populated["shelf"], populated["trees"]
     storage = shelf.storage
     target = shelf.get("team/m:2")
@@ -81,7 +88,9 @@ def test_damage_is_reported_and_contained(populated: dict[str, Any], damage: str
 
     if damage == "flip":
         position = len(original) // 3
-        put_blob(original[:position] + bytes([original[position] ^ 0x40]) + original[position + 1 :])
+        put_blob(
+            original[:position] + bytes([original[position] ^ 0x40]) + original[position + 1 :]
+        )
     elif damage == "truncate":
         put_blob(original[: len(original) // 2])
     elif damage == "extend":
@@ -89,9 +98,15 @@ def test_damage_is_reported_and_contained(populated: dict[str, Any], damage: str
     elif damage == "delete":
         storage.delete(blob)
     elif damage == "manifest":
-        storage.put_if_match(manifest_key, saved_manifest.data[: len(saved_manifest.data) // 2], saved_manifest.etag)
+        storage.put_if_match(
+            manifest_key, saved_manifest.data[: len(saved_manifest.data) // 2], saved_manifest.etag
+        )
     elif damage == "alias":
-        storage.put_if_match(alias_key, b'{"schema": 1, "name": "team/m", "alias": "prod", "version": "one"}', saved_alias.etag)
+        storage.put_if_match(
+            alias_key,
+            b'{"schema": 1, "name": "team/m", "alias": "prod", "version": "one"}',
+            saved_alias.etag,
+        )
 
     # --- verify names exactly the damage ------------------------------------------------------
     problems = shelf.verify()
@@ -102,7 +117,9 @@ def test_damage_is_reported_and_contained(populated: dict[str, Any], damage: str
         "delete": "blob is missing",
     }
     if damage in expected_what:
-        assert [(p.ref, p.path, p.what) for p in problems] == [("team/m:2", "model.bin", expected_what[damage])]
+        assert [(p.ref, p.path, p.what) for p in problems] == [
+            ("team/m:2", "model.bin", expected_what[damage])
+        ]
     elif damage == "manifest":
         assert [(p.ref, p.path) for p in problems] == [("team/m:2", None)]
         assert problems[0].what.startswith("unreadable manifest")
@@ -124,8 +141,13 @@ def test_damage_is_reported_and_contained(populated: dict[str, Any], damage: str
             with pytest.raises(IntegrityError) as caught:
                 call()
             one_line_error(caught.value)
-        assert entry.sha256 not in _cache_files(tmp_path / "cache-reader"), "damaged blob entered the cache"
-        assert not any(name.rsplit("/", 1)[-1].startswith(".~") for name in _cache_files(tmp_path / "cache-reader"))
+        assert entry.sha256 not in _cache_files(tmp_path / "cache-reader"), (
+            "damaged blob entered the cache"
+        )
+        assert not any(
+            name.rsplit("/", 1)[-1].startswith(".~")
+            for name in _cache_files(tmp_path / "cache-reader")
+        )
     assert not dest.exists() or tree_digests(dest) == {}, "download wrote files despite the damage"
 
     # --- the other versions are untouched -----------------------------------------------------
@@ -150,11 +172,16 @@ def test_damage_is_reported_and_contained(populated: dict[str, Any], damage: str
 
 
 @pytest.mark.parametrize("populated", ["file"], indirect=True)
-def test_damaged_shared_blob_is_reported_for_every_version_using_it(populated: dict[str, Any], tmp_path: Path) -> None:
+def test_damaged_shared_blob_is_reported_for_every_version_using_it(
+    populated: dict[str, Any], tmp_path: Path
+) -> None:
     shelf, shared = populated["shelf"], populated["shared"]
     shelf.storage.delete(_blob_key(shared))
     problems = sorted((p.ref, p.path, p.what) for p in shelf.verify())
-    assert problems == [("team/m:1", "shared.bin", "blob is missing"), ("team/m:3", "shared.bin", "blob is missing")]
+    assert problems == [
+        ("team/m:1", "shared.bin", "blob is missing"),
+        ("team/m:3", "shared.bin", "blob is missing"),
+    ]
     assert [(p.ref, p.path) for p in shelf.verify("team/m:3")] == [("team/m:3", "shared.bin")]
     with pytest.raises(IntegrityError):
         populated["backend"].open(tmp_path / "c2").download("team/m:1", tmp_path / "d")
@@ -172,7 +199,9 @@ def test_corrupt_marker_is_a_clear_error(populated: dict[str, Any], tmp_path: Pa
 
 
 @pytest.mark.parametrize("populated", ["file"], indirect=True)
-def test_editing_a_downloaded_file_never_poisons_the_cache(populated: dict[str, Any], tmp_path: Path) -> None:
+def test_editing_a_downloaded_file_never_poisons_the_cache(
+    populated: dict[str, Any], tmp_path: Path
+) -> None:
     backend, trees = populated["backend"], populated["trees"]
     reader = backend.open(tmp_path / "cache-user")
     dest = reader.download("team/m:1", tmp_path / "work")
@@ -192,7 +221,9 @@ def test_manifest_claiming_another_name_is_refused(make_backend: Any, tmp_path: 
     shelf.upload("b", tmp_path / "a.bin")
     record = json.loads(shelf.storage.read("models/a/_versions/0000000001.json").data)
     stored = shelf.storage.read("models/b/_versions/0000000001.json")
-    shelf.storage.put_if_match("models/b/_versions/0000000001.json", json.dumps(record).encode(), stored.etag)
+    shelf.storage.put_if_match(
+        "models/b/_versions/0000000001.json", json.dumps(record).encode(), stored.etag
+    )
     fresh = backend.open(tmp_path / "c2")
     with pytest.raises(InvalidRecord, match="claims to be"):
         fresh.get("b:1")

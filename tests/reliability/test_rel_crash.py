@@ -31,13 +31,21 @@ SEED = 777
 def _start(backend: Any, tmp: Path, trial: int, **job: Any) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, str(HERE / "rel_worker.py")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # A short lease, so that the check below can wait for the killed writer's lease to expire.
         env={**os.environ, **backend.env, "MODELSHELF_LEASE_SECONDS": "1"},
     )
     spec = {
-        "job": "upload_loop", "backend": backend.to_json(), "cache": str(tmp / f"cache-child{trial}"),
-        "name": "crash/model", "scratch": str(tmp / f"scratch{trial}"), "seed": SEED + trial, **job,
+        "job": "upload_loop",
+        "backend": backend.to_json(),
+        "cache": str(tmp / f"cache-child{trial}"),
+        "name": "crash/model",
+        "scratch": str(tmp / f"scratch{trial}"),
+        "seed": SEED + trial,
+        **job,
     }
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write(json.dumps(spec))
@@ -66,7 +74,9 @@ def _debris(backend: Any, shelf: Any) -> list[str]:
 
 @pytest.mark.parametrize("kind", ["file", "s3"])
 def test_kill_9_during_uploads(kind: str, make_backend: Any, tmp_path: Path, report: Any) -> None:
-    options = {"multipart_threshold": 5 << 20, "multipart_chunksize": 5 << 20} if kind == "s3" else {}
+    options = (
+        {"multipart_threshold": 5 << 20, "multipart_chunksize": 5 << 20} if kind == "s3" else {}
+    )
     backend = make_backend(kind, **options)
     job = {"big_file": 6 << 20} if kind == "s3" else {}
     rng = random.Random(SEED)
@@ -113,7 +123,9 @@ def test_kill_9_during_uploads(kind: str, make_backend: Any, tmp_path: Path, rep
             report_ = shelf.gc(grace=dt.timedelta(0))
             gc_removed += len(report_.removed)
             assert {k.rsplit("/", 1)[-1] for k in report_.removed} == orphans_before
-            assert stored_blob_keys(shelf.storage) == referenced_blobs(shelf), "gc left orphan blobs"
+            assert stored_blob_keys(shelf.storage) == referenced_blobs(shelf), (
+                "gc left orphan blobs"
+            )
             debris = _debris(backend, shelf)
             assert debris == [], f"gc left debris of the crashed writer: {debris[:5]}"
             # The next upload works and takes the next number (a crash never burns or reuses one).
@@ -125,6 +137,11 @@ def test_kill_9_during_uploads(kind: str, make_backend: Any, tmp_path: Path, rep
         finally:
             shelf.close()
     report(
-        backend=kind, trials=TRIALS, upload_seconds=round(upload_seconds, 2), orphan_blobs_reclaimed=gc_removed,
-        partial_versions_seen=0, verify_failures=0, **dict(stats),
+        backend=kind,
+        trials=TRIALS,
+        upload_seconds=round(upload_seconds, 2),
+        orphan_blobs_reclaimed=gc_removed,
+        partial_versions_seen=0,
+        verify_failures=0,
+        **dict(stats),
     )

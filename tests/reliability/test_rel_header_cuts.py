@@ -33,8 +33,7 @@ HEADERS = ["Content-Length", "Content-Range", "ETag", "Last-Modified", "Content-
 OPS = ["upload", "download", "versions"]
 
 #: (backend, header) -> (where the raw exception comes from, ops it breaks), as measured.
-RAW = {
-}
+RAW = {}
 #: Cases that fail or pass from run to run (which request meets the cut first varies): not strict.
 #: (The GCS ones are fixed: GCSStorage retries malformed answers, then raises BackendUnavailable.)
 FLAKY: set[tuple[str, str]] = set()
@@ -51,8 +50,15 @@ def _cases() -> list[Any]:
                 marks = []
                 if (kind, header) in RAW:
                     strict = (kind, header) not in FLAKY
-                    marks.append(pytest.mark.xfail(strict=strict, reason=f"defect: raw exception escapes {RAW[(kind, header)]}"))
-                cases.append(pytest.param(kind, header, op, marks=marks, id=f"{kind}-{header}-{op}"))
+                    marks.append(
+                        pytest.mark.xfail(
+                            strict=strict,
+                            reason=f"defect: raw exception escapes {RAW[(kind, header)]}",
+                        )
+                    )
+                cases.append(
+                    pytest.param(kind, header, op, marks=marks, id=f"{kind}-{header}-{op}")
+                )
     return cases
 
 
@@ -62,7 +68,9 @@ def _cutting(port: int, header: str, skip: int) -> FaultProxy:
     return proxy
 
 
-def _through(kind: str, request: pytest.FixtureRequest) -> tuple[Backend, Callable[..., tuple[FaultProxy, Backend]]]:
+def _through(
+    kind: str, request: pytest.FixtureRequest
+) -> tuple[Backend, Callable[..., tuple[FaultProxy, Backend]]]:
     """A clean backend, and ``cut(header, skip=0)`` giving a proxy and the same shelf behind it."""
     if kind == "s3":
         endpoint = request.getfixturevalue("rel_moto")
@@ -81,7 +89,9 @@ def _through(kind: str, request: pytest.FixtureRequest) -> tuple[Backend, Callab
             proxy = _cutting(blob_port(connection), header, skip)
             options = {
                 "connection_string": azure_connection_string(connection, proxy.endpoint),
-                "max_single_put_size": small, "max_block_size": small, "max_chunk_get_size": small,
+                "max_single_put_size": small,
+                "max_block_size": small,
+                "max_chunk_get_size": small,
             }
             return proxy, Backend("azure", clean.url, options)
 
@@ -98,7 +108,9 @@ def _through(kind: str, request: pytest.FixtureRequest) -> tuple[Backend, Callab
 
 
 @pytest.mark.parametrize(("kind", "header", "op"), _cases())
-def test_answer_cut_inside_headers(kind: str, header: str, op: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_answer_cut_inside_headers(
+    kind: str, header: str, op: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     clean, cut = _through(kind, request)
     model = tmp_path / "model"
     model.mkdir()
@@ -120,7 +132,9 @@ def test_answer_cut_inside_headers(kind: str, header: str, op: str, request: pyt
             assert [v.version for v in shelf.versions("m")] == [1]
     except Exception as exc:
         one_line_error(exc)
-        assert not isinstance(exc, NotFound | InvalidRecord), f"a network fault read as {type(exc).__name__}: {exc}"
+        assert not isinstance(exc, NotFound | InvalidRecord), (
+            f"a network fault read as {type(exc).__name__}: {exc}"
+        )
     finally:
         proxy.close()
     assert writer.verify() == []
@@ -128,7 +142,9 @@ def test_answer_cut_inside_headers(kind: str, header: str, op: str, request: pyt
         pytest.skip(f"no answer to this operation carries {header}: nothing was cut")
 
 
-def test_cut_manifest_read_never_poisons_the_record_cache(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_cut_manifest_read_never_poisons_the_record_cache(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     clean, cut = _through("s3", request)
     (tmp_path / "f.bin").write_bytes(b"x" * 1000)
     clean.open(tmp_path / "cache-writer").upload("m", tmp_path / "f.bin")

@@ -44,7 +44,17 @@ _FAST = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=lis
 # Text that mixes the characters that matter (separators, dots, digits, unicode look-alikes, NUL).
 _TRICKY = st.lists(
     st.sampled_from(
-        [*"aZ09._-/@:\\ \t\n\x00~%$", "..", "²", "\u0661", "\uff21", "é", "\u202e", "\ud7ff", "latest"]
+        [
+            *"aZ09._-/@:\\ \t\n\x00~%$",
+            "..",
+            "²",
+            "\u0661",
+            "\uff21",
+            "é",
+            "\u202e",
+            "\ud7ff",
+            "latest",
+        ]
     ),
     max_size=30,
 ).map("".join) | st.text(max_size=40)
@@ -77,7 +87,16 @@ def test_names_are_valid_or_refused(name: str) -> None:
 
 
 @_FAST
-@given(st.one_of(st.none(), st.integers(), st.floats(), st.binary(), st.lists(st.text()), st.dictionaries(st.text(), st.text())))
+@given(
+    st.one_of(
+        st.none(),
+        st.integers(),
+        st.floats(),
+        st.binary(),
+        st.lists(st.text()),
+        st.dictionaries(st.text(), st.text()),
+    )
+)
 def test_non_strings_are_refused_as_names_and_refs(value: Any) -> None:
     for call in (check_name, check_alias, parse_ref, check_file_path):
         assert _refused(call, value) is not None
@@ -130,8 +149,27 @@ def test_aliases_never_look_like_versions_or_latest(alias: str) -> None:
 
 _PATHS = st.one_of(
     _TRICKY,
-    st.lists(st.sampled_from(["..", ".", "", "a", "b.bin", "C:", "c:", "\\", "~", "/", "..\\x", "a\\..\\..\\b"]), max_size=6).map("/".join),
-    st.sampled_from(["/etc/passwd", "../x", "a/../../x", "C:/Windows/x", "C:x", "\\\\server\\share\\x", "a/./b", "a//b", "x" * 1025, "nul\x00.bin", "a/\x1b[2J"]),
+    st.lists(
+        st.sampled_from(
+            ["..", ".", "", "a", "b.bin", "C:", "c:", "\\", "~", "/", "..\\x", "a\\..\\..\\b"]
+        ),
+        max_size=6,
+    ).map("/".join),
+    st.sampled_from(
+        [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "C:/Windows/x",
+            "C:x",
+            "\\\\server\\share\\x",
+            "a/./b",
+            "a//b",
+            "x" * 1025,
+            "nul\x00.bin",
+            "a/\x1b[2J",
+        ]
+    ),
 )
 
 
@@ -154,12 +192,21 @@ def test_file_paths_are_relative_and_stay_inside(path: str) -> None:
 def _manifest() -> ModelVersion:
     now = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
     return ModelVersion(
-        name="team/churn", version=3, created_at=now, created_by="ci",
-        serializer=SerializerInfo("files", "modelshelf", "0.1.0", "files", True, {"single_file": None}),
+        name="team/churn",
+        version=3,
+        created_at=now,
+        created_by="ci",
+        serializer=SerializerInfo(
+            "files", "modelshelf", "0.1.0", "files", True, {"single_file": None}
+        ),
         framework=None,
         files=(FileEntry("model.bin", "ab" * 32, 10), FileEntry("sub/cfg.json", "cd" * 32, 2)),
-        total_size=12, lineage=Lineage("3.11", "linux", {"modelshelf": "0.1.0"}),
-        metadata={"k": [1, {"x": None}]}, metrics={"auc": 0.9}, params={"p": 1}, tags={"t": "v"},
+        total_size=12,
+        lineage=Lineage("3.11", "linux", {"modelshelf": "0.1.0"}),
+        metadata={"k": [1, {"x": None}]},
+        metrics={"auc": 0.9},
+        params={"p": 1},
+        tags={"t": "v"},
     )
 
 
@@ -191,8 +238,26 @@ def _parse_alias(data: bytes) -> None:
 def _mutate(rng: random.Random, value: Any, depth: int = 0) -> Any:
     """One random structural mutation somewhere inside ``value`` (JSON)."""
     junk = [
-        None, True, 0, -1, 2**70, 1.5, float("nan"), "", "..", "../../etc/passwd", "/abs", "C:\\x",
-        "x" * 5000, [], {}, [1, 2], {"path": "../x"}, "2024-13-45T99:99:99Z", "\x00", "ab" * 32,
+        None,
+        True,
+        0,
+        -1,
+        2**70,
+        1.5,
+        float("nan"),
+        "",
+        "..",
+        "../../etc/passwd",
+        "/abs",
+        "C:\\x",
+        "x" * 5000,
+        [],
+        {},
+        [1, 2],
+        {"path": "../x"},
+        "2024-13-45T99:99:99Z",
+        "\x00",
+        "ab" * 32,
     ]
     if isinstance(value, dict) and value and rng.random() < 0.85:
         key = rng.choice(sorted(value))
@@ -201,7 +266,9 @@ def _mutate(rng: random.Random, value: Any, depth: int = 0) -> Any:
         if action < 0.2:
             del copy[key]
         elif action < 0.3:
-            copy[rng.choice(["kind", "schema", "extra", "files", "__class__", key + "_"])] = rng.choice(junk)
+            copy[rng.choice(["kind", "schema", "extra", "files", "__class__", key + "_"])] = (
+                rng.choice(junk)
+            )
         else:
             copy[key] = _mutate(rng, value[key], depth + 1)
         return copy
@@ -238,7 +305,9 @@ def _fuzz_bytes(rng: random.Random, data: bytes) -> bytes:
     [(MANIFEST, _parse_manifest), (TOMBSTONE, _parse_manifest), (ALIAS, _parse_alias)],
     ids=["manifest", "tombstone", "alias"],
 )
-def test_fuzzed_records_parse_safely_or_are_refused(template: dict, parse: Any, report: Any) -> None:
+def test_fuzzed_records_parse_safely_or_are_refused(
+    template: dict, parse: Any, report: Any
+) -> None:
     rng = random.Random(1234)
     outcomes: dict[str, int] = {"accepted": 0, "refused": 0}
     unclear: list[str] = []
@@ -267,9 +336,23 @@ def test_fuzzed_records_parse_safely_or_are_refused(template: dict, parse: Any, 
 @pytest.mark.parametrize(
     "data",
     [
-        b"", b"null", b"[]", b'"x"', b"1", b"{", b"\xff\xfe{}", b"{}", b'{"schema": "1"}', b'{"schema": true}',
-        b'{"schema": 0}', b'{"schema": 1e400}', b'{"schema": -1}', b'{"kind": "x"}', b'{"kind": ["version"]}',
-        b'{"schema": 1, "kind": "version", "files": "abc"}', b'{"name": {"__class__": 1}}',
+        b"",
+        b"null",
+        b"[]",
+        b'"x"',
+        b"1",
+        b"{",
+        b"\xff\xfe{}",
+        b"{}",
+        b'{"schema": "1"}',
+        b'{"schema": true}',
+        b'{"schema": 0}',
+        b'{"schema": 1e400}',
+        b'{"schema": -1}',
+        b'{"kind": "x"}',
+        b'{"kind": ["version"]}',
+        b'{"schema": 1, "kind": "version", "files": "abc"}',
+        b'{"name": {"__class__": 1}}',
     ],
 )
 def test_malformed_records_are_refused(parse: Any, data: bytes) -> None:
@@ -283,7 +366,9 @@ def test_records_from_a_newer_schema_are_refused_with_upgrade_advice(schema: int
     for template in (MANIFEST, ALIAS):
         data = json.dumps({**template, "schema": schema}).encode()
         with pytest.raises(SchemaTooNew, match="upgrade"):
-            convert.manifest_from_json(data, source="x") if template is MANIFEST else convert.from_json(data, Alias, source="x")
+            convert.manifest_from_json(
+                data, source="x"
+            ) if template is MANIFEST else convert.from_json(data, Alias, source="x")
 
 
 def test_huge_records_are_refused_before_parsing() -> None:
@@ -292,7 +377,11 @@ def test_huge_records_are_refused_before_parsing() -> None:
         convert.manifest_from_json(data, source="x")
 
 
-@pytest.mark.parametrize("parse", [_parse_manifest, _parse_alias, lambda d: convert.from_json(d, Event, source="x")], ids=["manifest", "alias", "event"])
+@pytest.mark.parametrize(
+    "parse",
+    [_parse_manifest, _parse_alias, lambda d: convert.from_json(d, Event, source="x")],
+    ids=["manifest", "alias", "event"],
+)
 def test_deeply_nested_records_are_refused(parse: Any) -> None:
     for data in (b"[" * 3000 + b"]" * 3000, b'{"metadata":' * 3000 + b"1" + b"}" * 3000):
         with pytest.raises(ModelshelfError):
@@ -320,18 +409,30 @@ def _plant_manifest(shelf: Any, version: int, files: list[dict[str, Any]]) -> No
     """Write a manifest straight to storage, as an attacker with write access to the bucket would."""
     record = json.loads(convert.to_json(shelf.get("m:1")))
     record.update(version=version, files=files, total_size=sum(f["size"] for f in files))
-    shelf.storage.put_if_absent(f"models/m/_versions/{version:010d}.json", json.dumps(record).encode())
+    shelf.storage.put_if_absent(
+        f"models/m/_versions/{version:010d}.json", json.dumps(record).encode()
+    )
 
 
 def _snapshot(root: Path) -> dict[str, str]:
     return tree_digests(root) if root.exists() else {}
 
 
-ESCAPES = ["../escaped.bin", "/tmp/escaped.bin", "C:/escaped.bin", "a/../../escaped.bin", "..\\escaped.bin", "C:escaped.bin", "sub/./../../escaped.bin"]
+ESCAPES = [
+    "../escaped.bin",
+    "/tmp/escaped.bin",
+    "C:/escaped.bin",
+    "a/../../escaped.bin",
+    "..\\escaped.bin",
+    "C:escaped.bin",
+    "sub/./../../escaped.bin",
+]
 
 
 @pytest.mark.parametrize("path", ESCAPES)
-def test_manifest_paths_that_escape_write_nothing(shelf_with_blob: Any, tmp_path: Path, path: str) -> None:
+def test_manifest_paths_that_escape_write_nothing(
+    shelf_with_blob: Any, tmp_path: Path, path: str
+) -> None:
     shelf, payload, sha = shelf_with_blob
     _plant_manifest(shelf, 2, [{"path": path, "sha256": sha, "size": len(payload)}])
     outside = tmp_path / "outside"
@@ -344,13 +445,18 @@ def test_manifest_paths_that_escape_write_nothing(shelf_with_blob: Any, tmp_path
     assert isinstance(caught.value, InvalidRecord)
     assert (_snapshot(tmp_path / "src"), _snapshot(outside)) == before
     assert not Path("/tmp/escaped.bin").exists()
-    assert shelf.download("m:1", tmp_path / "good") and (tmp_path / "good" / "model.bin").read_bytes() == payload
+    assert (
+        shelf.download("m:1", tmp_path / "good")
+        and (tmp_path / "good" / "model.bin").read_bytes() == payload
+    )
     # verify names the damaged version, and still checks the good one.
     problems = shelf.verify()
     assert [p.ref for p in problems] == ["m:2"] and "unreadable manifest" in problems[0].what
 
 
-def test_symlinked_directory_in_destination_is_not_followed_out(shelf_with_blob: Any, tmp_path: Path) -> None:
+def test_symlinked_directory_in_destination_is_not_followed_out(
+    shelf_with_blob: Any, tmp_path: Path
+) -> None:
     shelf, payload, sha = shelf_with_blob
     _plant_manifest(shelf, 2, [{"path": "sub/model.bin", "sha256": sha, "size": len(payload)}])
     outside = tmp_path / "outside"
@@ -364,7 +470,9 @@ def test_symlinked_directory_in_destination_is_not_followed_out(shelf_with_blob:
     assert list(outside.iterdir()) == []
 
 
-def test_symlinked_file_in_destination_is_replaced_not_written_through(shelf_with_blob: Any, tmp_path: Path) -> None:
+def test_symlinked_file_in_destination_is_replaced_not_written_through(
+    shelf_with_blob: Any, tmp_path: Path
+) -> None:
     shelf, payload, _ = shelf_with_blob
     victim = tmp_path / "victim.txt"
     victim.write_bytes(b"precious")
@@ -376,19 +484,30 @@ def test_symlinked_file_in_destination_is_replaced_not_written_through(shelf_wit
     assert not (dest / "model.bin").is_symlink() and (dest / "model.bin").read_bytes() == payload
 
 
-def test_symlinked_model_directory_on_the_shelf_is_ignored(shelf_with_blob: Any, tmp_path: Path) -> None:
+def test_symlinked_model_directory_on_the_shelf_is_ignored(
+    shelf_with_blob: Any, tmp_path: Path
+) -> None:
     """A symlink planted among models (pointing outside the shelf) is not listed as a model."""
     shelf, _, _ = shelf_with_blob
     elsewhere = tmp_path / "elsewhere" / "_versions"
     elsewhere.mkdir(parents=True)
     (elsewhere / "0000000001.json").write_bytes(convert.to_json(shelf.get("m:1")))
-    (Path(shelf.storage.root) / "models" / "evil").symlink_to(elsewhere.parent, target_is_directory=True)
+    (Path(shelf.storage.root) / "models" / "evil").symlink_to(
+        elsewhere.parent, target_is_directory=True
+    )
     assert shelf.models() == ["m"]
 
 
-def test_newer_schema_manifest_refused_other_versions_fine(shelf_with_blob: Any, tmp_path: Path) -> None:
+def test_newer_schema_manifest_refused_other_versions_fine(
+    shelf_with_blob: Any, tmp_path: Path
+) -> None:
     shelf, payload, _ = shelf_with_blob
-    record = {**json.loads(convert.to_json(shelf.get("m:1"))), "version": 2, "schema": 7, "new_field": {"x": 1}}
+    record = {
+        **json.loads(convert.to_json(shelf.get("m:1"))),
+        "version": 2,
+        "schema": 7,
+        "new_field": {"x": 1},
+    }
     shelf.storage.put_if_absent("models/m/_versions/0000000002.json", json.dumps(record).encode())
     with pytest.raises(SchemaTooNew) as caught:
         shelf.get("m:2")
@@ -401,7 +520,19 @@ def test_names_that_escape_are_refused_before_any_io(shelf_with_blob: Any, tmp_p
     shelf, _, _ = shelf_with_blob
     before = _snapshot(Path(shelf.storage.root))
     source = tmp_path / "src" / "model.bin"
-    for name in ["../x", "a/../../b", "/abs", "_versions", "m/_aliases", ".hidden", "a\\b", "C:x", "x" * 201, "", "a//b"]:
+    for name in [
+        "../x",
+        "a/../../b",
+        "/abs",
+        "_versions",
+        "m/_aliases",
+        ".hidden",
+        "a\\b",
+        "C:x",
+        "x" * 201,
+        "",
+        "a//b",
+    ]:
         with pytest.raises(InvalidName) as caught:
             shelf.upload(name, source)
         one_line_error(caught.value)
@@ -412,14 +543,18 @@ def test_names_that_escape_are_refused_before_any_io(shelf_with_blob: Any, tmp_p
     assert _snapshot(Path(shelf.storage.root)) == before
 
 
-def test_upload_with_huge_metadata_is_refused_before_publishing(shelf_with_blob: Any, tmp_path: Path) -> None:
+def test_upload_with_huge_metadata_is_refused_before_publishing(
+    shelf_with_blob: Any, tmp_path: Path
+) -> None:
     shelf, _, _ = shelf_with_blob
     with pytest.raises(ModelshelfError):
         shelf.upload("m", tmp_path / "src" / "model.bin", metadata={"blob": "x" * (17 << 20)})
     assert len(shelf.versions("m")) == 1
 
 
-def test_upload_with_deeply_nested_metadata_is_refused_clearly(shelf_with_blob: Any, tmp_path: Path) -> None:
+def test_upload_with_deeply_nested_metadata_is_refused_clearly(
+    shelf_with_blob: Any, tmp_path: Path
+) -> None:
     shelf, _, _ = shelf_with_blob
     deep: list[Any] = []
     cursor = deep

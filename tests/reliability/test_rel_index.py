@@ -65,26 +65,39 @@ def _truth(backend: Any, tmp: Path, tag: str) -> list[Any]:
 
 
 def _index_keys(shelf: Any) -> list[str]:
-    return sorted(info.key for info in shelf.storage.list(layout.version_index_prefix("indexed/model")))
+    return sorted(
+        info.key for info in shelf.storage.list(layout.version_index_prefix("indexed/model"))
+    )
 
 
 @pytest.mark.usefixtures("small_blocks")
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_kill_during_index_writes_never_changes_a_listing(make_backend: Any, tmp_path: Path, kind: str) -> None:
+def test_kill_during_index_writes_never_changes_a_listing(
+    make_backend: Any, tmp_path: Path, kind: str
+) -> None:
     backend = make_backend(kind)
     writer = _populate(backend, tmp_path)
     truth = _truth(backend, tmp_path, "0")
     rng = random.Random(4242)
     for trial in range(TRIALS):
         process = subprocess.Popen(
-            [sys.executable, "-c", _LISTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, env={**os.environ, **backend.env},
+            [sys.executable, "-c", _LISTER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **backend.env},
         )
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(json.dumps({
-            "backend": backend.to_json(), "here": str(Path(__file__).parent),
-            "prefix": layout.version_index_prefix("indexed/model"),
-        }))
+        process.stdin.write(
+            json.dumps(
+                {
+                    "backend": backend.to_json(),
+                    "here": str(Path(__file__).parent),
+                    "prefix": layout.version_index_prefix("indexed/model"),
+                }
+            )
+        )
         process.stdin.close()
         line = process.stdout.readline()
         assert line.strip() == "READY", process.stderr.read()[-2000:]  # type: ignore[union-attr]
@@ -100,21 +113,27 @@ def test_kill_during_index_writes_never_changes_a_listing(make_backend: Any, tmp
 
 @pytest.mark.usefixtures("small_blocks")
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_damage_deletion_and_lies_never_reach_a_listing(make_backend: Any, tmp_path: Path, kind: str) -> None:
+def test_damage_deletion_and_lies_never_reach_a_listing(
+    make_backend: Any, tmp_path: Path, kind: str
+) -> None:
     backend = make_backend(kind)
     writer = _populate(backend, tmp_path)
     backend.open(tmp_path / "cache-a").versions("indexed/model")  # writes the indexes
     keys = _index_keys(writer)
     assert len(keys) == 2
     # Damage one index, and make the other lie about version 7 (its own, listed etag kept).
-    writer.storage.put_if_match(keys[0], writer.storage.read(keys[0]).data[:-30], writer.storage.stat(keys[0]).etag)
+    writer.storage.put_if_match(
+        keys[0], writer.storage.read(keys[0]).data[:-30], writer.storage.stat(keys[0]).etag
+    )
     document = json.loads(writer.storage.read(keys[1]).data)
     entry = next(e for e in document["entries"] if e["version"] == 7)
     manifest = json.loads(entry["manifest"])
     manifest["metrics"] = {"n": -1.0}
     entry["manifest"] = json.dumps(manifest)
     document["entries_sha256"] = indexes._entries_digest(document["entries"])
-    writer.storage.put_if_match(keys[1], json.dumps(document).encode(), writer.storage.stat(keys[1]).etag)
+    writer.storage.put_if_match(
+        keys[1], json.dumps(document).encode(), writer.storage.stat(keys[1]).etag
+    )
     writer.delete("indexed/model:3")
     source = tmp_path / "model.json"
     source.write_text("{}")

@@ -45,32 +45,47 @@ SEED = 20240611
 READ_TIMEOUT = 2.0
 
 
-def _proxied(kind: str, request: pytest.FixtureRequest, stack: contextlib.ExitStack) -> tuple[Backend, Backend, FaultProxy]:
+def _proxied(
+    kind: str, request: pytest.FixtureRequest, stack: contextlib.ExitStack
+) -> tuple[Backend, Backend, FaultProxy]:
     seed = SEED + {"s3": 1, "azure": 2, "gcs": 3}[kind]
     if kind == "s3":
         endpoint = request.getfixturevalue("rel_moto")
         port = int(endpoint.rsplit(":", 1)[1])
-        proxy = stack.enter_context(FaultProxy(port, seed=seed, rate=FAULT_RATE, stall_seconds=READ_TIMEOUT + 1))
+        proxy = stack.enter_context(
+            FaultProxy(port, seed=seed, rate=FAULT_RATE, stall_seconds=READ_TIMEOUT + 1)
+        )
         clean = new_s3_backend(endpoint)
         faulty = Backend(
-            "s3", clean.url,
-            {"endpoint_url": proxy.endpoint, "read_timeout": READ_TIMEOUT, "connect_timeout": READ_TIMEOUT},
+            "s3",
+            clean.url,
+            {
+                "endpoint_url": proxy.endpoint,
+                "read_timeout": READ_TIMEOUT,
+                "connect_timeout": READ_TIMEOUT,
+            },
             clean.env,
         )
         return faulty, clean, proxy
     if kind == "azure":
         connection = request.getfixturevalue("rel_azurite")
         proxy = stack.enter_context(
-            FaultProxy(blob_port(connection), seed=seed, rate=FAULT_RATE, stall_seconds=READ_TIMEOUT + 1)
+            FaultProxy(
+                blob_port(connection), seed=seed, rate=FAULT_RATE, stall_seconds=READ_TIMEOUT + 1
+            )
         )
         clean = new_azure_backend(connection)
         small = 256 * 1024  # small blocks and ranges, so that one blob takes several requests
         faulty = Backend(
-            "azure", clean.url,
+            "azure",
+            clean.url,
             {
                 "connection_string": azure_connection_string(connection, proxy.endpoint),
-                "read_timeout": READ_TIMEOUT, "connection_timeout": READ_TIMEOUT,
-                "max_single_put_size": small, "max_block_size": small, "max_chunk_get_size": small,
+                "read_timeout": READ_TIMEOUT,
+                "connection_timeout": READ_TIMEOUT,
+                "max_single_put_size": small,
+                "max_block_size": small,
+                "max_chunk_get_size": small,
             },
         )
         return faulty, clean, proxy
@@ -78,7 +93,13 @@ def _proxied(kind: str, request: pytest.FixtureRequest, stack: contextlib.ExitSt
     pytest.importorskip("modelshelf_gcs")
     server_port, proxy_port = free_port(), free_port()
     proxy = stack.enter_context(
-        FaultProxy(server_port, seed=seed, rate=FAULT_RATE, stall_seconds=READ_TIMEOUT + 1, listen_port=proxy_port)
+        FaultProxy(
+            server_port,
+            seed=seed,
+            rate=FAULT_RATE,
+            stall_seconds=READ_TIMEOUT + 1,
+            listen_port=proxy_port,
+        )
     )
     from modelshelf_gcs.testing import fake_gcs_server
 
@@ -87,7 +108,8 @@ def _proxied(kind: str, request: pytest.FixtureRequest, stack: contextlib.ExitSt
     )
     clean = new_gcs_backend(host)
     faulty = Backend(
-        "gcs", clean.url,
+        "gcs",
+        clean.url,
         {"timeout": READ_TIMEOUT, "retry_deadline": 30, "chunk_size": 256 * 1024},
         {**clean.env, "STORAGE_EMULATOR_HOST": proxy.endpoint},
     )
@@ -129,7 +151,9 @@ def test_operations_through_faulty_network(
         uploaded_ops: dict[int, dict[str, str]] = {}  # op id -> expected tree (every attempt)
         outcomes: Counter[str] = Counter()
         errors: Counter[str] = Counter()
-        raw: list[str] = []  # errors that are not one-line modelshelf errors, or misreport the fault
+        raw: list[
+            str
+        ] = []  # errors that are not one-line modelshelf errors, or misreport the fault
         known: Counter[str] = Counter()  # ... of which already reported defects
 
         def classify(exc: BaseException, what: str) -> None:
@@ -158,11 +182,16 @@ def test_operations_through_faulty_network(
                 duration = op_started - last_started
                 if duration > 5:
                     slow.append((round(duration, 1), op - 1, last_kind))
-            last_started, last_kind = op_started, "upload" if (op % 2 == 0 or not published) else "download"
+            last_started, last_kind = (
+                op_started,
+                "upload" if (op % 2 == 0 or not published) else "download",
+            )
             upload = op % 2 == 0 or not published
             if upload:
                 folder = tmp_path / "src" / f"op{op}"
-                expected = write_model(folder, rng, files=rng.randint(1, 3), max_size=600_000, tag=f"{kind}-op{op}")
+                expected = write_model(
+                    folder, rng, files=rng.randint(1, 3), max_size=600_000, tag=f"{kind}-op{op}"
+                )
                 uploaded_ops[op] = expected
                 try:
                     version = shelf.upload("flaky/model", folder, metadata={"op": op})
@@ -185,9 +214,13 @@ def test_operations_through_faulty_network(
                     outcomes["download failed"] += 1
                     classify(exc, "download")
                     # Nothing half-written is left where the user asked for the files.
-                    assert not dest.exists() or tree_digests(dest) == {}, "partial download left behind"
+                    assert not dest.exists() or tree_digests(dest) == {}, (
+                        "partial download left behind"
+                    )
                     continue
-                assert tree_digests(dest) == published[number], f"wrong content for version {number}"
+                assert tree_digests(dest) == published[number], (
+                    f"wrong content for version {number}"
+                )
                 outcomes["download ok"] += 1
         elapsed = time.monotonic() - started
 
@@ -209,7 +242,12 @@ def test_operations_through_faulty_network(
         listed_numbers = {v.version for v in listed}
         lost = sorted(set(published) - listed_numbers)
         published_despite_error = len(listed_numbers - set(published))
-        attempts = outcomes["upload ok"] + outcomes["upload failed"] + outcomes["download ok"] + outcomes["download failed"]
+        attempts = (
+            outcomes["upload ok"]
+            + outcomes["upload failed"]
+            + outcomes["download ok"]
+            + outcomes["download failed"]
+        )
         report(
             backend=kind,
             operations=attempts,
@@ -228,12 +266,16 @@ def test_operations_through_faulty_network(
             seconds=round(elapsed, 1),
             slow_operations=slow[:10],
         )
-        assert sum(proxy.injected.values()) > 0, "the proxy injected no fault: the test proved nothing"
+        assert sum(proxy.injected.values()) > 0, (
+            "the proxy injected no fault: the test proved nothing"
+        )
         assert lost == [], f"versions reported as published but missing: {lost}"
         assert duplicates == {}, f"uploads published more than once: {duplicates}"
         # A write whose answer was lost is read back: an upload either reports its version, or
         # failed before publishing, so retrying it never publishes the same model twice.
-        assert published_despite_error == 0, f"{published_despite_error} failed uploads were published"
+        assert published_despite_error == 0, (
+            f"{published_despite_error} failed uploads were published"
+        )
         assert raw == [], f"{len(raw)} failures were not clear modelshelf errors: {raw[:5]}"
         if known:
             # Randomised: whether a known defect shows up depends on the run, so this cannot be a

@@ -46,7 +46,9 @@ def _populate(backend: Backend, tmp: Path) -> dict[str, str]:
     return tree_digests(folder)
 
 
-def _check_read_only(reader: Any, expected: dict[str, str], tmp: Path, report: Any, backend: str) -> None:
+def _check_read_only(
+    reader: Any, expected: dict[str, str], tmp: Path, report: Any, backend: str
+) -> None:
     # Reads work.
     assert [v.version for v in reader.versions("team/m")] == [1, 2]
     assert tree_digests(reader.download("team/m@prod", tmp / "dest")) == expected
@@ -86,12 +88,16 @@ def test_azure_sas_read_and_list_only(rel_azurite: str, tmp_path: Path, report: 
     expected = _populate(writer, tmp_path)
     container = writer.url.split("/")[2]
     token = generate_container_sas(
-        DEV_ACCOUNT, container, account_key=DEV_KEY,
+        DEV_ACCOUNT,
+        container,
+        account_key=DEV_KEY,
         permission=ContainerSasPermissions(read=True, list=True),
         expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
     )
     account_url = f"http://127.0.0.1:{blob_port(rel_azurite)}/{DEV_ACCOUNT}"
-    reader = Backend("azure", writer.url, {"account_url": account_url, "sas_token": token}).open(tmp_path / "cache-reader")
+    reader = Backend("azure", writer.url, {"account_url": account_url, "sas_token": token}).open(
+        tmp_path / "cache-reader"
+    )
     _check_read_only(reader, expected, tmp_path, report, "azure")
     reader.close()
 
@@ -101,7 +107,10 @@ def _moto_auth_server() -> Iterator[str]:
     """Start rel_moto_auth.py (moto with the signature patch, see there); yield its endpoint."""
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("rel_moto_auth.py")), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
     )
     try:
         line = process.stdout.readline()  # type: ignore[union-attr]
@@ -123,7 +132,9 @@ def _moto_auth_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def moto_with_auth(aws_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+def moto_with_auth(
+    aws_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, str]]:
     """A dedicated moto server with a read-only IAM user; yields (endpoint, profile of that user).
 
     Authentication is switched on only after the IAM user exists (moto's reset-auth endpoint)."""
@@ -134,11 +145,16 @@ def moto_with_auth(aws_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         iam = boto3.client("iam", endpoint_url=endpoint)
         iam.create_user(UserName="reader")
         iam.put_user_policy(
-            UserName="reader", PolicyName="read-only",
-            PolicyDocument=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": ["s3:Get*", "s3:List*"], "Resource": "*"}],
-            }),
+            UserName="reader",
+            PolicyName="read-only",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": ["s3:Get*", "s3:List*"], "Resource": "*"}
+                    ],
+                }
+            ),
         )
         key = iam.create_access_key(UserName="reader")["AccessKey"]
         credentials = tmp_path / "aws-credentials"
@@ -150,7 +166,9 @@ def moto_with_auth(aws_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         reset_moto_auth(endpoint, float("inf"))
 
 
-def test_s3_read_only_iam_policy(moto_with_auth: tuple[str, str], tmp_path: Path, report: Any) -> None:
+def test_s3_read_only_iam_policy(
+    moto_with_auth: tuple[str, str], tmp_path: Path, report: Any
+) -> None:
     from modelshelf_s3.testing import reset_moto_auth
 
     endpoint, profile = moto_with_auth
@@ -158,7 +176,9 @@ def test_s3_read_only_iam_policy(moto_with_auth: tuple[str, str], tmp_path: Path
     expected = _populate(writer, tmp_path)
     reset_moto_auth(endpoint, 0)  # from now on every request needs a known key and a policy
     env = {k: v for k, v in AWS_ENV.items() if k != "AWS_SHARED_CREDENTIALS_FILE"}
-    reader = Backend("s3", writer.url, {"endpoint_url": endpoint, "profile": profile}, env).open(tmp_path / "cache-reader")
+    reader = Backend("s3", writer.url, {"endpoint_url": endpoint, "profile": profile}, env).open(
+        tmp_path / "cache-reader"
+    )
     # The dummy keys of the writer are now refused outright: authentication really is on.
     with pytest.raises(Exception) as refused:
         writer.open(tmp_path / "cache-x").versions("team/m")
@@ -171,7 +191,9 @@ def _read_only_gateway(upstream: str) -> FaultProxy:
     """A proxy to fake-gcs-server that forwards GET/HEAD and answers 403 to every write, like GCS
     does for a caller holding only roles/storage.objectViewer."""
     proxy = FaultProxy(upstream)
-    proxy.deny_requests(when=lambda r: r.method not in ("GET", "HEAD"), message="reader may not write")
+    proxy.deny_requests(
+        when=lambda r: r.method not in ("GET", "HEAD"), message="reader may not write"
+    )
     return proxy
 
 
@@ -186,7 +208,9 @@ def test_gcs_reader(rel_gcs: str, tmp_path: Path, report: Any, mode: str) -> Non
         gateway = None
     else:
         gateway = _read_only_gateway(rel_gcs)
-        reader_backend = Backend("gcs", writer.url, {}, {**writer.env, "STORAGE_EMULATOR_HOST": gateway.endpoint})
+        reader_backend = Backend(
+            "gcs", writer.url, {}, {**writer.env, "STORAGE_EMULATOR_HOST": gateway.endpoint}
+        )
     reader = reader_backend.open(tmp_path / "cache-reader")
     try:
         _check_read_only(reader, expected, tmp_path, report, f"gcs-{mode}")

@@ -34,7 +34,9 @@ GC_BLOBS = count(3_000, 100_000)
 
 
 @pytest.mark.parametrize("kind", ["file", "s3", "azure", "gcs"])
-def test_concurrent_writers_on_one_model(kind: str, make_backend: Any, tmp_path: Path, report: Any) -> None:
+def test_concurrent_writers_on_one_model(
+    kind: str, make_backend: Any, tmp_path: Path, report: Any
+) -> None:
     backend = make_backend(kind)
     shelf = backend.open(tmp_path / "cache")
     (tmp_path / "seed.bin").write_bytes(b"seed")
@@ -44,13 +46,22 @@ def test_concurrent_writers_on_one_model(kind: str, make_backend: Any, tmp_path:
     processes = []
     for worker in range(WRITERS):
         job = {
-            "job": "writer", "backend": backend.to_json(), "cache": str(tmp_path / f"cache{worker}"),
-            "scratch": str(tmp_path / f"w{worker}"), "name": "hot/model", "alias": "champion",
-            "count": UPLOADS_PER_WRITER, "worker": worker,
+            "job": "writer",
+            "backend": backend.to_json(),
+            "cache": str(tmp_path / f"cache{worker}"),
+            "scratch": str(tmp_path / f"w{worker}"),
+            "name": "hot/model",
+            "alias": "champion",
+            "count": UPLOADS_PER_WRITER,
+            "worker": worker,
         }
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "rel_worker.py")], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            [sys.executable, str(HERE / "rel_worker.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         process.stdin.write(json.dumps(job))  # type: ignore[union-attr]
         process.stdin.close()  # type: ignore[union-attr]
@@ -89,8 +100,14 @@ def test_concurrent_writers_on_one_model(kind: str, make_backend: Any, tmp_path:
     assert len(chain) == total and checker.get("hot/model@champion").version == chain[-1]
     assert checker.verify() == []
     report(
-        backend=kind, writers=WRITERS, uploads=total, alias_moves=len(moves), seconds=round(elapsed, 1),
-        lost_versions=0, duplicate_versions=0, lost_alias_events=0,
+        backend=kind,
+        writers=WRITERS,
+        uploads=total,
+        alias_moves=len(moves),
+        seconds=round(elapsed, 1),
+        lost_versions=0,
+        duplicate_versions=0,
+        lost_alias_events=0,
     )
 
 
@@ -100,7 +117,9 @@ def _plant_versions(shelf: Any, name: str, count_: int) -> None:
 
     def put(number: int) -> None:
         record = attrs.evolve(template, version=number, metadata={"n": number})
-        shelf.storage.put_if_absent(f"models/{name}/_versions/{number:010d}.json", convert.to_json(record))
+        shelf.storage.put_if_absent(
+            f"models/{name}/_versions/{number:010d}.json", convert.to_json(record)
+        )
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(put, range(2, count_ + 1)))
@@ -113,7 +132,9 @@ def _timed(call: Any) -> tuple[Any, float]:
 
 
 @pytest.mark.parametrize("kind", ["file", "s3"])
-def test_model_with_many_versions(kind: str, make_backend: Any, tmp_path: Path, report: Any) -> None:
+def test_model_with_many_versions(
+    kind: str, make_backend: Any, tmp_path: Path, report: Any
+) -> None:
     backend = make_backend(kind)
     shelf = backend.open(tmp_path / "cache")
     (tmp_path / "w.bin").write_bytes(os.urandom(10_000))
@@ -133,8 +154,15 @@ def test_model_with_many_versions(kind: str, make_backend: Any, tmp_path: Path, 
     problems, verify_s = _timed(lambda: cold.verify())
     assert problems == []
     report(
-        backend=kind, versions=VERSIONS + 1, plant_seconds=planted, list_cold_s=list_cold,
-        list_warm_s=list_warm, latest_s=latest_s, next_upload_s=upload_s, gc_s=gc_s, verify_s=verify_s,
+        backend=kind,
+        versions=VERSIONS + 1,
+        plant_seconds=planted,
+        list_cold_s=list_cold,
+        list_warm_s=list_warm,
+        latest_s=latest_s,
+        next_upload_s=upload_s,
+        gc_s=gc_s,
+        verify_s=verify_s,
     )
 
 

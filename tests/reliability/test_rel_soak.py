@@ -34,13 +34,23 @@ def test_concurrent_upload_gc_delete_alias_lose_nothing(
     children = []
     for worker in range(WORKERS):
         job = {
-            "job": "soak", "backend": backend.to_json(), "cache": str(tmp_path / f"cache{worker}"),
-            "scratch": str(tmp_path / f"scratch{worker}"), "name": NAME, "seed": 1000 + worker,
-            "worker": worker, "ops": OPS, "pool": 5,
+            "job": "soak",
+            "backend": backend.to_json(),
+            "cache": str(tmp_path / f"cache{worker}"),
+            "scratch": str(tmp_path / f"scratch{worker}"),
+            "name": NAME,
+            "seed": 1000 + worker,
+            "worker": worker,
+            "ops": OPS,
+            "pool": 5,
         }
         child = subprocess.Popen(
-            [sys.executable, str(HERE / "rel_worker.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, env={**os.environ, **backend.env},
+            [sys.executable, str(HERE / "rel_worker.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **backend.env},
         )
         assert child.stdin is not None
         child.stdin.write(json.dumps(job))
@@ -55,9 +65,17 @@ def test_concurrent_upload_gc_delete_alias_lose_nothing(
 
     raw = [line for line in lines if "raw" in line]
     assert not raw, f"raw exceptions: {raw[:3]}"
-    published = {line["version"]: line["files"] for line in lines if line["op"] == "upload" and line["ok"]}
-    deleted = {line["version"] for line in lines if line["op"] == "delete" and line["ok"] and "version" in line}
-    assert len(published) == sum(1 for line in lines if line["op"] == "upload" and line["ok"]), "a number was reused"
+    published = {
+        line["version"]: line["files"] for line in lines if line["op"] == "upload" and line["ok"]
+    }
+    deleted = {
+        line["version"]
+        for line in lines
+        if line["op"] == "delete" and line["ok"] and "version" in line
+    }
+    assert len(published) == sum(1 for line in lines if line["op"] == "upload" and line["ok"]), (
+        "a number was reused"
+    )
 
     shelf = backend.open(tmp_path / "cache-check")
     try:
@@ -67,10 +85,19 @@ def test_concurrent_upload_gc_delete_alias_lose_nothing(
         for number in sorted(live):
             dest = tmp_path / "check" / str(number)
             shelf.download(f"{NAME}:{number}", dest)
-            assert tree_digests(dest) == published[number], f"{NAME}:{number} lost or changed a file"
+            assert tree_digests(dest) == published[number], (
+                f"{NAME}:{number} lost or changed a file"
+            )
         for alias in shelf.aliases(NAME) if published else {}:
             assert shelf.get(f"{NAME}@{alias}").version in live
     finally:
         shelf.close()
     outcomes = Counter(f"{line['op']} {'ok' if line['ok'] else 'refused'}" for line in lines)
-    report(backend=kind, workers=WORKERS, operations=len(lines), published=len(published), deleted=len(deleted), **outcomes)
+    report(
+        backend=kind,
+        workers=WORKERS,
+        operations=len(lines),
+        published=len(published),
+        deleted=len(deleted),
+        **outcomes,
+    )

@@ -129,7 +129,10 @@ class Cache:
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(f"{_TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
         try:
-            with open(temp, "xb") as handle, VerifyingWriter(handle, entry.sha256, entry.size, what) as writer:
+            with (
+                open(temp, "xb") as handle,
+                VerifyingWriter(handle, entry.sha256, entry.size, what) as writer,
+            ):
                 for chunk in chunks:
                     writer.write(chunk)
                 writer.finish()
@@ -141,7 +144,9 @@ class Cache:
             raise
         return final
 
-    def _tee_verified(self, entry: FileEntry, target: Path, chunks: Iterable[bytes], what: str) -> None:
+    def _tee_verified(
+        self, entry: FileEntry, target: Path, chunks: Iterable[bytes], what: str
+    ) -> None:
         """Stream ``chunks`` once into both a new cache blob and the new file ``target``, verifying
         them against ``entry`` on the way (one write of each, no second read).
 
@@ -227,7 +232,9 @@ class Cache:
                 return None
             except OSError as exc:
                 # Another user's file in a shared cache, say: it cannot be judged, so it stays.
-                return CorruptBlob(path.name, 0, f"is unreadable ({exc.strerror or exc}); left in place")
+                return CorruptBlob(
+                    path.name, 0, f"is unreadable ({exc.strerror or exc}); left in place"
+                )
             if _SHA256_NAME.fullmatch(path.name) is None or path.parent.name != path.name[:2]:
                 what = "is not named after a sha256 in its folder; removed"
             elif digest != path.name:
@@ -249,7 +256,9 @@ class Cache:
 
     # --- verified use ----------------------------------------------------------------------
 
-    def _using_good_blob(self, entry: FileEntry, refill: Refill | None, what: str, use: Callable[[], T]) -> T:
+    def _using_good_blob(
+        self, entry: FileEntry, refill: Refill | None, what: str, use: Callable[[], T]
+    ) -> T:
         """Run ``use()``, which verifies the cached blob it uses; if bad, evict, refill once, retry.
 
         Without ``refill`` (nothing to fetch from) a bad blob is evicted and reported.
@@ -279,14 +288,18 @@ class Cache:
             raise _BadCachedBlob(f"{what}: not in the cache") from None
         with reader, open(target, "xb") as handle:
             try:
-                with VerifyingWriter(handle, entry.sha256, entry.size, f"cached copy of {what}") as writer:
+                with VerifyingWriter(
+                    handle, entry.sha256, entry.size, f"cached copy of {what}"
+                ) as writer:
                     while chunk := reader.read(_CHUNK):
                         writer.write(chunk)
                     writer.finish()
             except IntegrityError as exc:
                 raise _BadCachedBlob(str(exc)) from None
 
-    def _link_verified(self, entry: FileEntry, target: Path, what: str, verified: set[tuple[int, int]]) -> None:
+    def _link_verified(
+        self, entry: FileEntry, target: Path, what: str, verified: set[tuple[int, int]]
+    ) -> None:
         """Hardlink the cached blob as ``target`` and hash what was linked, unless this call already did.
 
         ``verified`` holds the (device, inode) pairs already hashed by the same operation.
@@ -314,8 +327,14 @@ class Cache:
     # --- materialising ---------------------------------------------------------------------
 
     def materialize(
-        self, files: Iterable[FileEntry], dest: Path, *, link: bool = False,
-        refill: Refill | None = None, what: str = "", stream: Stream | None = None,
+        self,
+        files: Iterable[FileEntry],
+        dest: Path,
+        *,
+        link: bool = False,
+        refill: Refill | None = None,
+        what: str = "",
+        stream: Stream | None = None,
     ) -> None:
         """Place every file under ``dest``, verified: copies, or hardlinks of the blobs with ``link``.
 
@@ -327,11 +346,20 @@ class Cache:
         ``stream(entry)`` and written once into both the cache and its temporary file beside the
         target (:meth:`_tee_verified`), instead of into the cache and then copied out of it.
         """
-        self._place(tuple(files), dest, link=link, refill=refill, what=what, verified=set(), stream=stream)
+        self._place(
+            tuple(files), dest, link=link, refill=refill, what=what, verified=set(), stream=stream
+        )
 
     def _place(
-        self, files: tuple[FileEntry, ...], dest: Path, *, link: bool, refill: Refill | None, what: str,
-        verified: set[tuple[int, int]], stream: Stream | None = None,
+        self,
+        files: tuple[FileEntry, ...],
+        dest: Path,
+        *,
+        link: bool,
+        refill: Refill | None,
+        what: str,
+        verified: set[tuple[int, int]],
+        stream: Stream | None = None,
     ) -> None:
         dest = dest.absolute()
         created = _missing_parents(dest)
@@ -346,7 +374,9 @@ class Cache:
                 # symlinked directory inside dest must not redirect the write).
                 if target.parent not in checked:
                     if not _is_within(target.parent.resolve(), root):
-                        raise IntegrityError(f"file path {entry.path!r} would be written outside {dest}")
+                        raise IntegrityError(
+                            f"file path {entry.path!r} would be written outside {dest}"
+                        )
                     created.extend(_missing_parents(target.parent))
                     target.parent.mkdir(parents=True, exist_ok=True)
                     checked.add(target.parent)
@@ -389,7 +419,12 @@ class Cache:
             raise
 
     def snapshot(
-        self, manifest_digest: str, files: Iterable[FileEntry], *, refill: Refill | None = None, what: str = ""
+        self,
+        manifest_digest: str,
+        files: Iterable[FileEntry],
+        *,
+        refill: Refill | None = None,
+        what: str = "",
     ) -> Path:
         """A directory holding a version's files as hardlinks of their blobs, verified by this call.
 
@@ -409,11 +444,15 @@ class Cache:
                 self._place(files, temp, link=True, refill=refill, what=what, verified=verified)
                 _dir_identities(temp, files, verified)  # every entry was verified by _place
                 with contextlib.suppress(OSError):
-                    os.rename(temp, final)  # fails when a stale snapshot (or a racing build) is there
+                    os.rename(
+                        temp, final
+                    )  # fails when a stale snapshot (or a racing build) is there
                 if temp.exists():
                     if self._snapshot_is_good(final, files, verified):
                         return final  # another process built it from the blobs verified here
-                    trash = final.with_name(f"{_TEMP_PREFIX}trash-{manifest_digest}.{secrets.token_hex(6)}")
+                    trash = final.with_name(
+                        f"{_TEMP_PREFIX}trash-{manifest_digest}.{secrets.token_hex(6)}"
+                    )
                     with contextlib.suppress(FileNotFoundError):
                         os.rename(final, trash)
                     shutil.rmtree(trash, ignore_errors=True)
@@ -424,9 +463,13 @@ class Cache:
                     raise
             finally:
                 shutil.rmtree(temp, ignore_errors=True)
-        raise ModelshelfError(f"could not build the snapshot {final}: other processes keep replacing it")
+        raise ModelshelfError(
+            f"could not build the snapshot {final}: other processes keep replacing it"
+        )
 
-    def _snapshot_is_good(self, directory: Path, files: tuple[FileEntry, ...], verified: set[tuple[int, int]]) -> bool:
+    def _snapshot_is_good(
+        self, directory: Path, files: tuple[FileEntry, ...], verified: set[tuple[int, int]]
+    ) -> bool:
         try:
             if _listing(directory) != {check_file_path(f.path) for f in files}:
                 return False
@@ -455,7 +498,9 @@ class Cache:
         unique = {check_file_path(f.path): f for f in files}
         return all(run_parallel(good, unique.values()))
 
-    def private_copy(self, files: Iterable[FileEntry], *, refill: Refill | None = None, what: str = "") -> Path:
+    def private_copy(
+        self, files: Iterable[FileEntry], *, refill: Refill | None = None, what: str = ""
+    ) -> Path:
         """A directory of verified copies of ``files`` that belongs to this process alone.
 
         Asking again for the same files returns the same directory while it still holds exactly
@@ -538,6 +583,7 @@ class Cache:
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 def _digest(path: Path) -> tuple[str, int, tuple[int, int]]:
     """sha256, size and (device, inode) of the regular file at ``path``, which is never followed."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
@@ -581,7 +627,9 @@ def _raise(exc: OSError) -> None:
     raise exc
 
 
-def _dir_identities(directory: Path, files: tuple[FileEntry, ...], verified: set[tuple[int, int]]) -> None:
+def _dir_identities(
+    directory: Path, files: tuple[FileEntry, ...], verified: set[tuple[int, int]]
+) -> None:
     for entry in files:
         st = os.lstat(directory.joinpath(*check_file_path(entry.path).split("/")))
         verified.add((st.st_dev, st.st_ino))
@@ -677,7 +725,7 @@ def _sweep_dead_private_copies(base: Path) -> None:
     for name in names:
         if not name.startswith(prefix):
             continue
-        pid_text = name[len(prefix):].split("-", 1)[0]
+        pid_text = name[len(prefix) :].split("-", 1)[0]
         if pid_text.isdigit() and not _alive(int(pid_text)):
             shutil.rmtree(base / name, ignore_errors=True)
 

@@ -172,11 +172,15 @@ def check_card_file(path: str | os.PathLike[str]) -> Path:
         raise ModelshelfError(f"model card {card} is not a file")
     size = card.stat().st_size
     if size > MAX_CARD_BYTES:
-        raise ModelshelfError(f"model card {card} is {size} bytes; a card is at most {MAX_CARD_BYTES} bytes of markdown")
+        raise ModelshelfError(
+            f"model card {card} is {size} bytes; a card is at most {MAX_CARD_BYTES} bytes of markdown"
+        )
     try:
         card.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ModelshelfError(f"model card {card} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise ModelshelfError(
+            f"model card {card} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     return card
 
 
@@ -186,7 +190,9 @@ def read_card(catalog: Catalog, version: ModelVersion) -> Card | None:
     if entry is None:
         return None
     if entry.size > MAX_CARD_BYTES:
-        raise ModelshelfError(f"{version.ref}: its model card is {entry.size} bytes, over the {MAX_CARD_BYTES} limit")
+        raise ModelshelfError(
+            f"{version.ref}: its model card is {entry.size} bytes, over the {MAX_CARD_BYTES} limit"
+        )
     cached = catalog.cache.blob_path(entry.sha256)
     data: bytes | None = None
     if catalog.cache.has(entry):
@@ -207,5 +213,7 @@ def read_card(catalog: Catalog, version: ModelVersion) -> Card | None:
                 f"shelf {catalog.url}; run `modelshelf verify`"
             ) from None
         if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
-            raise IntegrityError(f"{version.ref}: its model card does not match its sha256; run `modelshelf verify`")
+            raise IntegrityError(
+                f"{version.ref}: its model card does not match its sha256; run `modelshelf verify`"
+            )
     return parse_card(data.decode("utf-8", errors="replace"))

@@ -48,7 +48,9 @@ def echo_card_summary(shelf: Any, version: ModelVersion) -> None:
 
 @click.command("card")
 @click.argument("ref")
-@click.option("--json", "as_json", is_flag=True, help="Front matter, body and text as JSON (exact).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Front matter, body and text as JSON (exact)."
+)
 @click.pass_context
 def card_command(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Print the model card stored with REF (NAME, NAME:N, NAME:latest or NAME@ALIAS)."""
@@ -59,10 +61,19 @@ def card_command(ctx: click.Context, ref: str, as_json: bool) -> None:
     version = shelf.get(ref)
     card = shelf.card(version.ref)
     if card is None:
-        raise NotFound(f"{version.ref} has no model card (upload one with `modelshelf upload ... --card FILE`)")
+        raise NotFound(
+            f"{version.ref} has no model card (upload one with `modelshelf upload ... --card FILE`)"
+        )
     if as_json:
-        document = {"ref": version.ref, "path": CARD_PATH, "title": card.title, "summary": card.summary,
-                    "front_matter": card.front_matter, "body": card.body, "text": card.text}
+        document = {
+            "ref": version.ref,
+            "path": CARD_PATH,
+            "title": card.title,
+            "summary": card.summary,
+            "front_matter": card.front_matter,
+            "body": card.body,
+            "text": card.text,
+        }
         click.echo(json.dumps(document, indent=2, sort_keys=True))
         return
     text = _text(card.text)

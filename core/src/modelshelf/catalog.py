@@ -118,7 +118,9 @@ class Catalog:
             except AlreadyExists:
                 return self.check_format(create=create)
         else:
-            record = convert.from_json(stored.data, ShelfMarker, source=f"{self.url}/{layout.FORMAT_KEY}")
+            record = convert.from_json(
+                stored.data, ShelfMarker, source=f"{self.url}/{layout.FORMAT_KEY}"
+            )
             if record.format > layout.SHELF_FORMAT:
                 raise InvalidRecord(
                     f"shelf {self.url} uses layout format {record.format}, newer than this "
@@ -145,7 +147,9 @@ class Catalog:
         self.cache.put_record(self.url, key, stored.etag, stored.data)
         return record
 
-    def manifest(self, name: str, version: int, etag: str | None = None) -> ModelVersion | Tombstone:
+    def manifest(
+        self, name: str, version: int, etag: str | None = None
+    ) -> ModelVersion | Tombstone:
         key = layout.version_key(name, version)
         return self.read_record(key, lambda data: self.parse_manifest(name, version, data), etag)
 
@@ -238,7 +242,11 @@ class Catalog:
             if parsed is None:
                 if problems is not None:
                     problems.append(
-                        Problem(name, None, f"stray key {info.key}: not a version manifest (<10 digits>.json)")
+                        Problem(
+                            name,
+                            None,
+                            f"stray key {info.key}: not a version manifest (<10 digits>.json)",
+                        )
                     )
             elif parsed[1] == "json":
                 manifests[parsed[0]] = info
@@ -260,7 +268,9 @@ class Catalog:
             raise self.model_not_found(name)
         live = [(n, info.etag) for n, info in sorted(manifests.items()) if n not in deleted]
 
-        def problem(number: int, exc: Exception) -> Problem:  # damaged, or removed by hand since listed
+        def problem(
+            number: int, exc: Exception
+        ) -> Problem:  # damaged, or removed by hand since listed
             return Problem(f"{name}:{number}", None, f"unreadable manifest: {exc}")
 
         def read(item: tuple[int, str]) -> ModelVersion | Tombstone | Problem:
@@ -311,7 +321,9 @@ class Catalog:
         def read(item: tuple[str, ObjectInfo]) -> Alias | Problem | None:
             alias, info = item
             try:
-                return self.read_record(info.key, lambda data: self.parse_alias(name, alias, data), info.etag)
+                return self.read_record(
+                    info.key, lambda data: self.parse_alias(name, alias, data), info.etag
+                )
             except KeyNotFound:
                 return None
             except InvalidRecord as exc:
@@ -319,7 +331,10 @@ class Catalog:
 
         found = run_parallel(read, candidates, max_workers=self.record_workers)
         problems.extend(r for r in found if isinstance(r, Problem))
-        aliases = sorted((r for r in found if isinstance(r, Alias) and r.version is not None), key=lambda a: a.alias)
+        aliases = sorted(
+            (r for r in found if isinstance(r, Alias) and r.version is not None),
+            key=lambda a: a.alias,
+        )
         return {a.alias: a for a in aliases}, problems
 
     def aliases(self, name: str) -> dict[str, Alias]:
@@ -373,7 +388,9 @@ class Catalog:
                 return record
         raise VersionNotFound(f"every version of {name} was deleted; upload a new one")
 
-    def live_version(self, name: str, version: int, *, etag: str | None = None, via: str | None = None) -> ModelVersion:
+    def live_version(
+        self, name: str, version: int, *, etag: str | None = None, via: str | None = None
+    ) -> ModelVersion:
         try:
             record = self.manifest(name, version, etag)
         except KeyNotFound:

@@ -46,7 +46,9 @@ def current_shelf(ctx: click.Context) -> Any:
     return _shelf(ctx)
 
 
-def _open_with_options(opener: Callable[..., Any], url: str | None, options: dict[str, Any], flag: str) -> Any:
+def _open_with_options(
+    opener: Callable[..., Any], url: str | None, options: dict[str, Any], flag: str
+) -> Any:
     """Open a shelf; an option its storage plugin does not take is bad usage, not a crash.
 
     Storage factories receive ``-o`` options as keyword arguments, so an unknown one surfaces as
@@ -100,7 +102,9 @@ def _emit_json(value: Any) -> None:
 
         _json_converter = converter.copy()
         _json_converter.register_unstructure_hook(dt.datetime, _json_time)
-    click.echo(json.dumps(_json_converter.unstructure(value), indent=2, sort_keys=True, default=str))
+    click.echo(
+        json.dumps(_json_converter.unstructure(value), indent=2, sort_keys=True, default=str)
+    )
 
 
 def _human_size(size: float) -> str:
@@ -112,18 +116,32 @@ def _human_size(size: float) -> str:
 
 
 def _parse_size(text: str) -> int:
-    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
-             "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+    units = {
+        "": 1,
+        "b": 1,
+        "k": 1 << 10,
+        "kb": 1 << 10,
+        "m": 1 << 20,
+        "mb": 1 << 20,
+        "g": 1 << 30,
+        "gb": 1 << 30,
+        "t": 1 << 40,
+        "tb": 1 << 40,
+    }
     stripped = text.strip().lower().replace("ib", "b")
     number = stripped.rstrip("kmgtb")
-    unit = stripped[len(number):]
+    unit = stripped[len(number) :]
     try:
         value = float(number)
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size like 500MB or 10GB", param_hint="--max-size") from None
+        raise click.BadParameter(
+            f"{text!r} is not a size like 500MB or 10GB", param_hint="--max-size"
+        ) from None
     # float() also reads "nan" and "inf", which no cache size can be.
     if unit not in units or not math.isfinite(value) or value < 0:
-        raise click.BadParameter(f"{text!r} is not a size like 500MB or 10GB", param_hint="--max-size")
+        raise click.BadParameter(
+            f"{text!r} is not a size like 500MB or 10GB", param_hint="--max-size"
+        )
     return int(value * units[unit])
 
 
@@ -157,7 +175,9 @@ def _pairs(values: Iterable[str], what: str, number: bool = False) -> dict[str, 
             try:
                 result[key] = float(value)
             except ValueError:
-                raise click.BadParameter(f"{key}={value!r}: metric values must be numbers", param_hint=what) from None
+                raise click.BadParameter(
+                    f"{key}={value!r}: metric values must be numbers", param_hint=what
+                ) from None
         else:
             result[key] = value
     return result
@@ -253,8 +273,12 @@ class _Group(click.Group):
     """Ends every failure in one line on stderr and a documented exit code, never a traceback."""
 
     def main(
-        self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-        standalone_mode: bool = True, **extra: Any,
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -296,7 +320,9 @@ class _Group(click.Group):
         except EOFError as exc:
             # No command reads the terminal, so this is data cut short (a truncated archive),
             # which click would otherwise report as an interruption.
-            raise ModelshelfError(f"unexpected end of data ({exc or 'a file was cut short'})") from None
+            raise ModelshelfError(
+                f"unexpected end of data ({exc or 'a file was cut short'})"
+            ) from None
 
 
 def _internal_error(exc: BaseException) -> None:
@@ -311,10 +337,21 @@ def _internal_error(exc: BaseException) -> None:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--shelf", "url", envvar="MODELSHELF_URL", metavar="URL",
-              help="Shelf location: a path, file://, s3://, az://, gs://... [env MODELSHELF_URL; default ~/.modelshelf]")
-@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="An option for the storage plugin, e.g. -o region=eu-west-1 -o anonymous=true (repeatable).")
+@click.option(
+    "--shelf",
+    "url",
+    envvar="MODELSHELF_URL",
+    metavar="URL",
+    help="Shelf location: a path, file://, s3://, az://, gs://... [env MODELSHELF_URL; default ~/.modelshelf]",
+)
+@click.option(
+    "-o",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option for the storage plugin, e.g. -o region=eu-west-1 -o anonymous=true (repeatable).",
+)
 @click.version_option(__version__, prog_name="modelshelf")
 @click.pass_context
 def cli(ctx: click.Context, url: str | None, options: tuple[str, ...]) -> None:
@@ -330,9 +367,14 @@ def cli(ctx: click.Context, url: str | None, options: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins of modelshelf itself.")
-@click.option("--check", is_flag=True,
-              help="Exit 1 if any plugin failed, is blocked, conflicts with another or has problems (for a plugin's CI).")
+@click.option(
+    "--all", "show_all", is_flag=True, help="Include the built-in plugins of modelshelf itself."
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1 if any plugin failed, is blocked, conflicts with another or has problems (for a plugin's CI).",
+)
 @click.pass_context
 def plugins(ctx: click.Context, as_json: bool, show_all: bool, check: bool) -> None:
     """List plugins: what each provides, and whether it loaded."""
@@ -351,10 +393,16 @@ def plugins(ctx: click.Context, as_json: bool, show_all: bool, check: bool) -> N
     if as_json:
         click.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
     elif not infos:
-        click.echo("No plugins installed (add --all to see the built-ins). Install one, e.g. `pip install modelshelf-s3`.")
+        click.echo(
+            "No plugins installed (add --all to see the built-ins). Install one, e.g. `pip install modelshelf-s3`."
+        )
     for info in [] if as_json else infos:
         # Plugin metadata and errors are third-party text: every line goes through safe().
-        status = info.status if info.status != "loaded" or not (info.problems or info.conflicts) else "loaded, with problems"
+        status = (
+            info.status
+            if info.status != "loaded" or not (info.problems or info.conflicts)
+            else "loaded, with problems"
+        )
         click.echo(safe(f"{info.name}  ({info.distribution} {info.version})  {status}"))
         if info.error:
             # The whole error: pluggy's validation message names the argument at fault on line 3.
@@ -388,17 +436,39 @@ def plugins(ctx: click.Context, as_json: bool, show_all: bool, check: bool) -> N
 @cli.command("ls")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--where", metavar="EXPR", help="Only versions matching EXPR, e.g. \"metrics.auc >= 0.9 and "
-              "tags.data == '2026-11'\" (fields: metrics.K params.K tags.K metadata.K created_at created_by "
-              "framework serializer version aliases; see the user guide).")
-@click.option("--sort", multiple=True, metavar="FIELD", help="Order by FIELD, descending with a leading - "
-              "(-metrics.auc); repeatable.")
-@click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N", help="At most N versions.")
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "csv"]), default=None,
-              help="Output format (--json is --format json).")
+@click.option(
+    "--where",
+    metavar="EXPR",
+    help='Only versions matching EXPR, e.g. "metrics.auc >= 0.9 and '
+    "tags.data == '2026-11'\" (fields: metrics.K params.K tags.K metadata.K created_at created_by "
+    "framework serializer version aliases; see the user guide).",
+)
+@click.option(
+    "--sort",
+    multiple=True,
+    metavar="FIELD",
+    help="Order by FIELD, descending with a leading - (-metrics.auc); repeatable.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=None, metavar="N", help="At most N versions."
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "csv"]),
+    default=None,
+    help="Output format (--json is --format json).",
+)
 @click.pass_context
-def list_command(ctx: click.Context, name: str | None, as_json: bool, where: str | None, sort: tuple[str, ...],
-                 limit: int | None, output_format: str | None) -> None:
+def list_command(
+    ctx: click.Context,
+    name: str | None,
+    as_json: bool,
+    where: str | None,
+    sort: tuple[str, ...],
+    limit: int | None,
+    output_format: str | None,
+) -> None:
     """List models, or the versions of model NAME (optionally only those matching --where)."""
     from . import query_cli
 
@@ -406,7 +476,9 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool, where: str
         raise click.UsageError("--json and --format csv/text: choose one")
     output_format = "json" if as_json else output_format or "text"
     if name is None and (where is not None or sort or limit is not None or output_format == "csv"):
-        raise click.UsageError("--where, --sort, --limit and --format csv list the versions of one model: give NAME")
+        raise click.UsageError(
+            "--where, --sort, --limit and --format csv list the versions of one model: give NAME"
+        )
     selection, order = query_cli.parse_options(where, sort)
     as_json = output_format == "json"
     shelf = _shelf(ctx)
@@ -415,7 +487,9 @@ def list_command(ctx: click.Context, name: str | None, as_json: bool, where: str
         if as_json:
             click.echo(json.dumps(models, indent=2))
         elif not models:
-            click.echo(f"No models on {shelf.url} yet. Upload one with `modelshelf upload NAME PATH`.")
+            click.echo(
+                f"No models on {shelf.url} yet. Upload one with `modelshelf upload NAME PATH`."
+            )
         for model in [] if as_json else models:
             click.echo(safe(model))
         return
@@ -454,19 +528,31 @@ def info(ctx: click.Context, ref: str, as_json: bool) -> None:
     if as_json:
         _emit_json(version)
         return
-    click.echo(f"{safe(version.ref)}  created {_when(version.created_at)} by {safe(version.created_by)}")
+    click.echo(
+        f"{safe(version.ref)}  created {_when(version.created_at)} by {safe(version.created_by)}"
+    )
     s = version.serializer
-    click.echo(f"  serializer: {safe(s.name)} ({safe(s.format)}, {'safe' if s.safe else 'needs trust'}) "
-               f"from {safe(s.distribution)} {safe(s.distribution_version)}")
+    click.echo(
+        f"  serializer: {safe(s.name)} ({safe(s.format)}, {'safe' if s.safe else 'needs trust'}) "
+        f"from {safe(s.distribution)} {safe(s.distribution_version)}"
+    )
     if version.framework:
         click.echo(f"  framework: {safe(version.framework.name)} {safe(version.framework.version)}")
     if version.description:
         # The one field laid out over several lines: its newlines are kept, indented.
         description = safe(version.description, newlines=True).replace("\n", "\n    ")
         click.echo(f"  description: {description}")
-    for label, values in (("metrics", version.metrics), ("params", version.params), ("tags", version.tags), ("metadata", version.metadata)):
+    for label, values in (
+        ("metrics", version.metrics),
+        ("params", version.params),
+        ("tags", version.tags),
+        ("metadata", version.metadata),
+    ):
         if values:
-            click.echo(f"  {label}: " + ", ".join(f"{safe(k)}={safe(v)}" for k, v in sorted(values.items())))
+            click.echo(
+                f"  {label}: "
+                + ", ".join(f"{safe(k)}={safe(v)}" for k, v in sorted(values.items()))
+            )
     click.echo(f"  files ({len(version.files)}, {_human_size(version.total_size)}):")
     for f in version.files[:50]:
         click.echo(f"    {safe(f.path)}  {_human_size(f.size)}  sha256:{f.sha256[:12]}")
@@ -474,7 +560,9 @@ def info(ctx: click.Context, ref: str, as_json: bool) -> None:
         click.echo(f"    ... and {len(version.files) - 50} more (use --json)")
     git = version.lineage.git
     if git:
-        click.echo(f"  git: {safe(git.commit or '?')} on {safe(git.branch or 'detached HEAD')}{' (dirty)' if git.dirty else ''}")
+        click.echo(
+            f"  git: {safe(git.commit or '?')} on {safe(git.branch or 'detached HEAD')}{' (dirty)' if git.dirty else ''}"
+        )
     from .cards_cli import echo_card_summary
     from .trust_cli import echo_trust_info
 
@@ -504,23 +592,56 @@ def _check_file_serializer(name: str, obj: Any) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="User metadata (repeatable).")
 @click.option("--metric", multiple=True, metavar="KEY=NUMBER", help="A metric (repeatable).")
-@click.option("--param", multiple=True, metavar="KEY=VALUE", help="A training parameter (repeatable).")
+@click.option(
+    "--param", multiple=True, metavar="KEY=VALUE", help="A training parameter (repeatable)."
+)
 @click.option("--tag", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
 @click.option("--description", default="", help="Free text describing this version.")
-@click.option("--extra", multiple=True, type=click.Path(exists=True, path_type=Path), help="An extra file stored under extra/ (repeatable).")
-@click.option("--alias", "aliases", multiple=True, help="Point this alias at the new version (repeatable).")
-@click.option("--card", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A markdown model card (YAML front matter allowed), stored as card/README.md.")
-@click.option("--serializer", "serializer_name", metavar="NAME",
-              help="The serializer to store PATHS with (one that takes files; default: the one claiming them, usually `files`).")
-@click.option("--serializer-option", "serializer_options", multiple=True, metavar="KEY=VALUE",
-              help="An option for the serializer's save (repeatable); values that read as JSON (numbers, true/false) are converted.")
+@click.option(
+    "--extra",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="An extra file stored under extra/ (repeatable).",
+)
+@click.option(
+    "--alias", "aliases", multiple=True, help="Point this alias at the new version (repeatable)."
+)
+@click.option(
+    "--card",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A markdown model card (YAML front matter allowed), stored as card/README.md.",
+)
+@click.option(
+    "--serializer",
+    "serializer_name",
+    metavar="NAME",
+    help="The serializer to store PATHS with (one that takes files; default: the one claiming them, usually `files`).",
+)
+@click.option(
+    "--serializer-option",
+    "serializer_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option for the serializer's save (repeatable); values that read as JSON (numbers, true/false) are converted.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new manifest as JSON.")
 @click.pass_context
-def upload(ctx: click.Context, name: str, paths: tuple[Path, ...], meta: tuple[str, ...], metric: tuple[str, ...],
-           param: tuple[str, ...], tag: tuple[str, ...], description: str, extra: tuple[Path, ...],
-           aliases: tuple[str, ...], serializer_name: str | None, serializer_options: tuple[str, ...],
-           as_json: bool, card: Path | None) -> None:
+def upload(
+    ctx: click.Context,
+    name: str,
+    paths: tuple[Path, ...],
+    meta: tuple[str, ...],
+    metric: tuple[str, ...],
+    param: tuple[str, ...],
+    tag: tuple[str, ...],
+    description: str,
+    extra: tuple[Path, ...],
+    aliases: tuple[str, ...],
+    serializer_name: str | None,
+    serializer_options: tuple[str, ...],
+    as_json: bool,
+    card: Path | None,
+) -> None:
     """Upload files or directories in PATHS as a new version of model NAME."""
     obj: Any = list(paths) if len(paths) > 1 else paths[0]
     options = _storage_options(serializer_options, "--serializer-option")
@@ -528,23 +649,36 @@ def upload(ctx: click.Context, name: str, paths: tuple[Path, ...], meta: tuple[s
         _check_file_serializer(serializer_name, obj)
     shelf = _shelf(ctx)
     version = shelf.upload(
-        name, obj,
-        metadata=_pairs(meta, "--meta"), metrics=_pairs(metric, "--metric", number=True),
-        params=_pairs(param, "--param"), tags=_pairs(tag, "--tag"), description=description,
-        extra_files=list(extra) or None, serializer=serializer_name, options=options or None, card=card,
+        name,
+        obj,
+        metadata=_pairs(meta, "--meta"),
+        metrics=_pairs(metric, "--metric", number=True),
+        params=_pairs(param, "--param"),
+        tags=_pairs(tag, "--tag"),
+        description=description,
+        extra_files=list(extra) or None,
+        serializer=serializer_name,
+        options=options or None,
+        card=card,
     )
     for alias in aliases:
         shelf.set_alias(name, alias, version.version)
     if as_json:
         _emit_json(version)
     else:
-        click.echo(f"Uploaded {version.ref} ({len(version.files)} files, {_human_size(version.total_size)})")
+        click.echo(
+            f"Uploaded {version.ref} ({len(version.files)} files, {_human_size(version.total_size)})"
+        )
 
 
 @cli.command()
 @click.argument("ref")
 @click.argument("dest", required=False, type=click.Path(path_type=Path))
-@click.option("--link", is_flag=True, help="Hardlink read-only files from the cache instead of copying (no extra space; never edit them).")
+@click.option(
+    "--link",
+    is_flag=True,
+    help="Hardlink read-only files from the cache instead of copying (no extra space; never edit them).",
+)
 @click.pass_context
 def download(ctx: click.Context, ref: str, dest: Path | None, link: bool) -> None:
     """Download version REF into DEST (default: ./NAME-vN)."""
@@ -597,7 +731,9 @@ def alias_ls(ctx: click.Context, name: str, as_json: bool) -> None:
         _emit_json(aliases)
         return
     for record in aliases.values():
-        click.echo(f"@{safe(record.alias)} -> {record.version}  (set {_when(record.set_at)} by {safe(record.set_by)})")
+        click.echo(
+            f"@{safe(record.alias)} -> {record.version}  (set {_when(record.set_at)} by {safe(record.set_by)})"
+        )
 
 
 @cli.command()
@@ -612,7 +748,9 @@ def history(ctx: click.Context, name: str, as_json: bool) -> None:
         return
     for e in events:
         if e.action == "alias_set":
-            what = f"@{safe(e.alias)} -> {e.version}" + (f" (was {e.previous})" if e.previous is not None else "")
+            what = f"@{safe(e.alias)} -> {e.version}" + (
+                f" (was {e.previous})" if e.previous is not None else ""
+            )
         elif e.action == "alias_removed":
             what = f"@{safe(e.alias)} removed (was {e.previous})"
         else:
@@ -632,18 +770,48 @@ def delete(ctx: click.Context, ref: str, force: bool) -> None:
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
-@click.option("--grace", default=None, metavar="SECONDS",
-              help="Keep unreferenced blobs younger than this (default 86400, or MODELSHELF_GC_GRACE).")
-@click.option("--keep-last", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Retention: keep the N newest versions of each model, delete the rest (see also the shelf policy).")
-@click.option("--keep-newer-than", default=None, metavar="AGE",
-              help="Retention: keep versions younger than AGE (90d, 12h, 2w).")
-@click.option("--keep-aliased", is_flag=True, help="Retention: keep every version that was ever aliased "
-              "(aliased versions, and those aliased recently, are always kept).")
-@click.option("--model", "models", multiple=True, metavar="PATTERN", help="Retention applies to these models only (wildcards).")
+@click.option(
+    "--grace",
+    default=None,
+    metavar="SECONDS",
+    help="Keep unreferenced blobs younger than this (default 86400, or MODELSHELF_GC_GRACE).",
+)
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Retention: keep the N newest versions of each model, delete the rest (see also the shelf policy).",
+)
+@click.option(
+    "--keep-newer-than",
+    default=None,
+    metavar="AGE",
+    help="Retention: keep versions younger than AGE (90d, 12h, 2w).",
+)
+@click.option(
+    "--keep-aliased",
+    is_flag=True,
+    help="Retention: keep every version that was ever aliased "
+    "(aliased versions, and those aliased recently, are always kept).",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="PATTERN",
+    help="Retention applies to these models only (wildcards).",
+)
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, grace: str | None, keep_last: int | None, keep_newer_than: str | None,
-       keep_aliased: bool, models: tuple[str, ...]) -> None:
+def gc(
+    ctx: click.Context,
+    dry_run: bool,
+    grace: str | None,
+    keep_last: int | None,
+    keep_newer_than: str | None,
+    keep_aliased: bool,
+    models: tuple[str, ...],
+) -> None:
     """Remove stored files that no live version references; with --keep-* (or a retention policy),
     first delete the versions retention does not keep."""
     configured = os.environ.get("MODELSHELF_GC_GRACE")
@@ -656,30 +824,56 @@ def gc(ctx: click.Context, dry_run: bool, grace: str | None, keep_last: int | No
     from .trust_cli import echo_retention, retention_rule
 
     keep = retention_rule(keep_last, keep_newer_than, keep_aliased, models)
-    report = _shelf(ctx).gc(dry_run=dry_run, grace=None if seconds is None else dt.timedelta(seconds=seconds), keep=keep)
+    report = _shelf(ctx).gc(
+        dry_run=dry_run, grace=None if seconds is None else dt.timedelta(seconds=seconds), keep=keep
+    )
     echo_retention(report)
     verb = "Would remove" if dry_run else "Removed"
-    click.echo(f"{verb} {len(report.removed)} blobs ({_human_size(report.removed_bytes)}); "
-               f"kept {report.referenced} referenced, {report.in_flight} of uploads in progress and "
-               f"{report.kept_recent} too recent to remove")
+    click.echo(
+        f"{verb} {len(report.removed)} blobs ({_human_size(report.removed_bytes)}); "
+        f"kept {report.referenced} referenced, {report.in_flight} of uploads in progress and "
+        f"{report.kept_recent} too recent to remove"
+    )
     for problem in report.unreadable:
         click.echo(safe(f"kept every file mentioned by unreadable manifest {problem}"), err=True)
     if report.stopped_early:
-        click.echo("gc stopped early: it could not keep its run record fresh; run it again", err=True)
+        click.echo(
+            "gc stopped early: it could not keep its run record fresh; run it again", err=True
+        )
         ctx.exit(1)
 
 
 @cli.command()
 @click.argument("ref", required=False)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--repair", is_flag=True, help="Remove stored files whose bytes do not match their sha256, so that "
-              "uploading or copying the genuine file stores it again.")
-@click.option("--signatures", is_flag=True, help="Also check REF carries a valid signature covering exactly its files "
-              "(needs a signature plugin, modelshelf-sign).")
-@click.option("--signer", "signers", multiple=True, metavar="KEY",
-              help="With --signatures: an allowed signer (public key or certificate PEM file, or fingerprint); repeatable.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Remove stored files whose bytes do not match their sha256, so that "
+    "uploading or copying the genuine file stores it again.",
+)
+@click.option(
+    "--signatures",
+    is_flag=True,
+    help="Also check REF carries a valid signature covering exactly its files "
+    "(needs a signature plugin, modelshelf-sign).",
+)
+@click.option(
+    "--signer",
+    "signers",
+    multiple=True,
+    metavar="KEY",
+    help="With --signatures: an allowed signer (public key or certificate PEM file, or fingerprint); repeatable.",
+)
 @click.pass_context
-def verify(ctx: click.Context, ref: str | None, as_json: bool, repair: bool, signatures: bool, signers: tuple[str, ...]) -> None:
+def verify(
+    ctx: click.Context,
+    ref: str | None,
+    as_json: bool,
+    repair: bool,
+    signatures: bool,
+    signers: tuple[str, ...],
+) -> None:
     """Re-hash stored files of REF (or of the whole shelf); exit 1 on any defect."""
     if (signatures or signers) and ref is None:
         raise click.UsageError("--signatures checks one version: give REF")
@@ -692,7 +886,9 @@ def verify(ctx: click.Context, ref: str | None, as_json: bool, repair: bool, sig
         for p in problems:
             click.echo(safe(f"{p.ref}{'/' + p.path if p.path else ''}: {p.what}"))
         if not problems:
-            signed = " and a valid signature covers exactly these files" if signatures or signers else ""
+            signed = (
+                " and a valid signature covers exactly these files" if signatures or signers else ""
+            )
             click.echo(f"OK: every stored file matches its sha256{signed}")
     if problems:
         ctx.exit(1)
@@ -708,20 +904,37 @@ def _print_transfer(report: Any, as_json: bool, target: str) -> None:
         click.echo(safe(f"{source} already on {target} as {present}"))
     for alias, version in report.aliases.items():
         click.echo(safe(f"{alias} -> {version}"))
-    click.echo(f"{len(report.copied)} copied, {len(report.present)} already present, "
-               f"{_human_size(report.bytes_sent)} sent")
+    click.echo(
+        f"{len(report.copied)} copied, {len(report.present)} already present, "
+        f"{_human_size(report.bytes_sent)} sent"
+    )
 
 
 @cli.command()
 @click.argument("ref", required=False)
 @click.option("--to", "target_url", required=True, metavar="URL", help="The shelf to copy to.")
 @click.option("--all", "all_models", is_flag=True, help="Copy every version of every model.")
-@click.option("--aliases", is_flag=True, help="Also set the source's aliases on the copied versions.")
-@click.option("--to-option", "target_options", multiple=True, metavar="KEY=VALUE", help="A storage option for the target shelf.")
+@click.option(
+    "--aliases", is_flag=True, help="Also set the source's aliases on the copied versions."
+)
+@click.option(
+    "--to-option",
+    "target_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A storage option for the target shelf.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def copy(ctx: click.Context, ref: str | None, target_url: str, all_models: bool, aliases: bool,
-         target_options: tuple[str, ...], as_json: bool) -> None:
+def copy(
+    ctx: click.Context,
+    ref: str | None,
+    target_url: str,
+    all_models: bool,
+    aliases: bool,
+    target_options: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Copy REF to another shelf: NAME (every version), NAME:N, NAME@ALIAS, or --all.
 
     Only files the target lacks are sent; every file is verified; copying again sends nothing.
@@ -729,7 +942,9 @@ def copy(ctx: click.Context, ref: str | None, target_url: str, all_models: bool,
     from .copying import copy as copy_versions
     from .shelf import open as open_shelf
 
-    target = _open_with_options(open_shelf, target_url, _storage_options(target_options), "--to-option")
+    target = _open_with_options(
+        open_shelf, target_url, _storage_options(target_options), "--to-option"
+    )
     source = _shelf(ctx)
     with _writing_to(_cache_location(source)):  # blobs travel through the local cache
         report = copy_versions(source, target, ref, all_models=all_models, aliases=aliases)
@@ -738,7 +953,12 @@ def copy(ctx: click.Context, ref: str | None, target_url: str, all_models: bool,
 
 @cli.command("export")
 @click.argument("arguments", nargs=-1, required=True, metavar="[REF] FILE")
-@click.option("--all", "all_models", is_flag=True, help="Export every version of every model (then give only FILE).")
+@click.option(
+    "--all",
+    "all_models",
+    is_flag=True,
+    help="Export every version of every model (then give only FILE).",
+)
 @click.pass_context
 def export_command(ctx: click.Context, arguments: tuple[str, ...], all_models: bool) -> None:
     """Write REF (as for copy) with its files into one bundle FILE (.tar, or .tar.gz)."""
@@ -786,7 +1006,11 @@ def cache_ls(as_json: bool) -> None:
     with _writing_to(f"the download cache {store.root} (MODELSHELF_CACHE)"):
         blobs = sorted(store.blobs(), key=lambda b: -b.last_used)
     if as_json:
-        click.echo(json.dumps({"path": str(store.root), "blobs": [attrs.asdict(b) for b in blobs]}, indent=2))
+        click.echo(
+            json.dumps(
+                {"path": str(store.root), "blobs": [attrs.asdict(b) for b in blobs]}, indent=2
+            )
+        )
         return
     click.echo(f"{store.root}: {len(blobs)} files, {_human_size(sum(b.size for b in blobs))}")
     for b in blobs:
@@ -795,7 +1019,12 @@ def cache_ls(as_json: bool) -> None:
 
 
 @cache.command("prune")
-@click.option("--max-size", required=True, metavar="SIZE", help="Evict least recently used files until the cache fits, e.g. 10GB.")
+@click.option(
+    "--max-size",
+    required=True,
+    metavar="SIZE",
+    help="Evict least recently used files until the cache fits, e.g. 10GB.",
+)
 @click.option("--dry-run", is_flag=True)
 def cache_prune(max_size: str, dry_run: bool) -> None:
     """Shrink the cache to at most SIZE."""
@@ -820,7 +1049,9 @@ def cache_verify(ctx: click.Context) -> None:
     for b in bad:
         click.echo(f"sha256:{b.sha256}: {b.what}")
     if bad:
-        click.echo(f"{len(bad)} bad files in {store.root}; removed ones are downloaded again on next use")
+        click.echo(
+            f"{len(bad)} bad files in {store.root}; removed ones are downloaded again on next use"
+        )
         ctx.exit(1)
     click.echo(f"OK: every file in {store.root} matches its sha256")
 
@@ -860,7 +1091,14 @@ def _plugin_warnings_as_lines() -> None:
 
     shown = warnings.showwarning
 
-    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    def show(
+        message: Any,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: Any = None,
+    ) -> None:
         if issubclass(category, PluginWarning):
             click.echo(f"Warning: {_one_line(message)}", err=True)
         else:

@@ -110,7 +110,11 @@ def to_json(record: Any) -> bytes:
     try:
         _check_fields(record)
     except (InvalidName, InvalidRecord) as exc:
-        what = f"the manifest of {record.name}" if isinstance(record, ModelVersion) else type(record).__name__
+        what = (
+            f"the manifest of {record.name}"
+            if isinstance(record, ModelVersion)
+            else type(record).__name__
+        )
         raise InvalidRecord(f"refusing to write {what}: {exc}") from None
     return json.dumps(converter.unstructure(record), sort_keys=True, separators=(",", ":")).encode()
 
@@ -118,7 +122,9 @@ def to_json(record: Any) -> bytes:
 def parse_json(data: bytes, *, source: str) -> dict[str, Any]:
     """Parse stored bytes into a JSON object, checking size and schema first."""
     if len(data) > MAX_RECORD_BYTES:
-        raise InvalidRecord(f"{source}: record is {len(data)} bytes, over the {MAX_RECORD_BYTES} limit")
+        raise InvalidRecord(
+            f"{source}: record is {len(data)} bytes, over the {MAX_RECORD_BYTES} limit"
+        )
     try:
         raw = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -69,8 +69,10 @@ def origin_of(version: ModelVersion) -> dict[str, Any]:
     if isinstance(origin, dict):
         return origin
     return {
-        "name": version.name, "version": version.version,
-        "created_at": _utc(version.created_at), "created_by": version.created_by,
+        "name": version.name,
+        "version": version.version,
+        "created_at": _utc(version.created_at),
+        "created_by": version.created_by,
     }
 
 
@@ -99,7 +101,9 @@ def _resolve(source: Shelf, ref: str | None, all_models: bool) -> list[ModelVers
                 continue  # a _versions folder holding only stray keys; versions() warned of each
         return versions
     if ref is None:
-        raise ModelshelfError("name what to copy: NAME (every version), NAME:N, NAME@ALIAS, or --all")
+        raise ModelshelfError(
+            "name what to copy: NAME (every version), NAME:N, NAME@ALIAS, or --all"
+        )
     parsed = parse_ref(ref)
     if parsed.version is None and parsed.alias is None and not ref.endswith(":latest"):
         return source.versions(parsed.name)
@@ -125,7 +129,11 @@ def _republish(
 
 
 def copy(
-    source: Shelf, target: Shelf, ref: str | None = None, *, all_models: bool = False,
+    source: Shelf,
+    target: Shelf,
+    ref: str | None = None,
+    *,
+    all_models: bool = False,
     aliases: bool = False,
 ) -> TransferReport:
     """Copy versions from ``source`` to ``target``, sending only blobs the target lacks.
@@ -151,7 +159,10 @@ def copy(
         source.fetch(version)  # verified into the local cache
         blobs = {f.sha256: source.cache.blob_path(f.sha256) for f in version.files}
         published, bytes_sent = _republish(
-            target, version, blobs, {"kind": "copy", "shelf": source.url, "name": version.name, "version": version.version}
+            target,
+            version,
+            blobs,
+            {"kind": "copy", "shelf": source.url, "name": version.name, "version": version.version},
         )
         sent += bytes_sent
         index[key] = published
@@ -183,7 +194,9 @@ def _regular_member(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def export_bundle(source: Shelf, ref: str | None, path: str | Path, *, all_models: bool = False) -> list[ModelVersion]:
+def export_bundle(
+    source: Shelf, ref: str | None, path: str | Path, *, all_models: bool = False
+) -> list[ModelVersion]:
     """Write the versions ``ref`` names (see :func:`copy`) and their blobs into one tar file."""
     import io
 
@@ -195,11 +208,15 @@ def export_bundle(source: Shelf, ref: str | None, path: str | Path, *, all_model
         source.fetch(version)
     records = [attachments.attached(source.catalog, v.name, v.version) for v in versions]
     aliases = {
-        name: {a: r.version for a, r in source.aliases(name).items()} for name in sorted({v.name for v in versions})
+        name: {a: r.version for a, r in source.aliases(name).items()}
+        for name in sorted({v.name for v in versions})
     }
     index = {
-        "format": BUNDLE_FORMAT, "created_at": _utc(dt.datetime.now(dt.UTC)),
-        "source": source.url, "versions": len(versions), "aliases": aliases,
+        "format": BUNDLE_FORMAT,
+        "created_at": _utc(dt.datetime.now(dt.UTC)),
+        "source": source.url,
+        "versions": len(versions),
+        "aliases": aliases,
     }
     mode = "w:gz" if path.name.endswith((".tar.gz", ".tgz")) else "w"
     try:
@@ -253,17 +270,23 @@ def _manifest_bytes(version: ModelVersion) -> bytes:
     try:
         return convert.to_json(version)
     except (OverflowError, ValueError) as exc:
-        raise InvalidRecord(f"{version.ref} cannot be exported: a recorded time is out of range ({exc})") from None
+        raise InvalidRecord(
+            f"{version.ref} cannot be exported: a recorded time is out of range ({exc})"
+        ) from None
 
 
 def _export_directory(path: Path) -> Path:
     """The directory the bundle goes into, checked before anything is fetched or written."""
     if path.is_dir():
-        raise ModelshelfError(f"cannot export to {path}: it is a directory; give a file name such as {path / 'models.tar'}")
+        raise ModelshelfError(
+            f"cannot export to {path}: it is a directory; give a file name such as {path / 'models.tar'}"
+        )
     directory = path.parent
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
-        raise ModelshelfError(f"cannot export to {path}: its folder {directory} {what}; create it first or choose another path")
+        raise ModelshelfError(
+            f"cannot export to {path}: its folder {directory} {what}; create it first or choose another path"
+        )
     return directory
 
 
@@ -295,9 +318,13 @@ def _refusing_damage(where: str) -> Iterator[None]:
     try:
         yield
     except _DAMAGED as exc:
-        raise IntegrityError(f"{where} is truncated or damaged ({exc or type(exc).__name__}); export it again") from None
+        raise IntegrityError(
+            f"{where} is truncated or damaged ({exc or type(exc).__name__}); export it again"
+        ) from None
     except OSError as exc:
-        if exc.errno is not None:  # a real I/O error (the cache's disk is full...): not the bundle's
+        if (
+            exc.errno is not None
+        ):  # a real I/O error (the cache's disk is full...): not the bundle's
             raise
         raise IntegrityError(f"{where} is truncated or damaged ({exc}); export it again") from None
 
@@ -308,24 +335,31 @@ def _check_index(index: dict[str, Any], where: str) -> dict[str, Any]:
     A bundle may come from anyone: a wrong type is refused here, before any blob is read, rather
     than failing half-way through (or, for ``true``, being read as version 1).
     """
+
     def is_int(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
     format_ = index.get("format")
     if not is_int(format_) or format_ != BUNDLE_FORMAT:
-        raise InvalidRecord(f"{where}: unsupported bundle format {format_!r} (this modelshelf reads format {BUNDLE_FORMAT})")
+        raise InvalidRecord(
+            f"{where}: unsupported bundle format {format_!r} (this modelshelf reads format {BUNDLE_FORMAT})"
+        )
     if not isinstance(index.get("source", ""), str):
         raise InvalidRecord(f"{where}: 'source' must be a string")
     aliases = index.get("aliases", {})
     if aliases is None:
         aliases = {}
     if not isinstance(aliases, dict):
-        raise InvalidRecord(f"{where}: 'aliases' must map model names to {{alias: version}} objects")
+        raise InvalidRecord(
+            f"{where}: 'aliases' must map model names to {{alias: version}} objects"
+        )
     for name, pointers in aliases.items():
         if not isinstance(pointers, dict) or not all(
             isinstance(alias, str) and is_int(number) for alias, number in pointers.items()
         ):
-            raise InvalidRecord(f"{where}: the aliases of {name!r} must map alias names to version numbers")
+            raise InvalidRecord(
+                f"{where}: the aliases of {name!r} must map alias names to version numbers"
+            )
     return {**index, "aliases": aliases}
 
 
@@ -357,7 +391,9 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
         # Check every member's name and type before reading any content.
         for member in members:
             if not member.isreg():
-                raise IntegrityError(f"{where}: member {member.name!r} is not a regular file; refusing the bundle")
+                raise IntegrityError(
+                    f"{where}: member {member.name!r} is not a regular file; refusing the bundle"
+                )
             known = (
                 member.name == BUNDLE_INDEX
                 or _MANIFEST_MEMBER.fullmatch(member.name)
@@ -365,16 +401,21 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
                 or _ATTACHED_MEMBER.fullmatch(member.name)
             )
             if not known:
-                raise IntegrityError(f"{where}: unexpected member {member.name!r}; refusing the bundle")
+                raise IntegrityError(
+                    f"{where}: unexpected member {member.name!r}; refusing the bundle"
+                )
         for member in members:
             handle = tar.extractfile(member)
             assert handle is not None
             if member.name == BUNDLE_INDEX and index is None:
                 index = _check_index(
-                    convert.parse_json(handle.read(convert.MAX_RECORD_BYTES + 1), source=where), where
+                    convert.parse_json(handle.read(convert.MAX_RECORD_BYTES + 1), source=where),
+                    where,
                 )
             elif (match := _MANIFEST_MEMBER.fullmatch(member.name)) and index is not None:
-                record = convert.manifest_from_json(handle.read(convert.MAX_RECORD_BYTES + 1), source=f"{where}/{member.name}")
+                record = convert.manifest_from_json(
+                    handle.read(convert.MAX_RECORD_BYTES + 1), source=f"{where}/{member.name}"
+                )
                 if isinstance(record, Tombstone):
                     raise InvalidRecord(f"{where}: {member.name} is a tombstone, not a version")
                 manifests[int(match.group(1))] = record
@@ -383,26 +424,36 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
             elif (match := _ATTACHED_MEMBER.fullmatch(member.name)) and manifests:
                 number, kind, record_id = int(match.group(1)), match.group(2), match.group(3)
                 if number not in manifests:
-                    raise IntegrityError(f"{where}: {member.name} is attached to no version in the bundle")
+                    raise IntegrityError(
+                        f"{where}: {member.name} is attached to no version in the bundle"
+                    )
                 data = handle.read(attachments.MAX_ATTACHMENT_BYTES + 1)
                 if len(data) > attachments.MAX_ATTACHMENT_BYTES:
-                    raise IntegrityError(f"{where}: {member.name} is over {attachments.MAX_ATTACHMENT_BYTES} bytes")
+                    raise IntegrityError(
+                        f"{where}: {member.name} is over {attachments.MAX_ATTACHMENT_BYTES} bytes"
+                    )
                 carried.setdefault(number, {}).setdefault(kind, {})[record_id] = data
             elif (match := _BLOB_MEMBER.fullmatch(member.name)) and manifests:
                 blob_entry = expected.get(match.group(1))
                 if blob_entry is None:
-                    raise IntegrityError(f"{where}: blob {member.name} belongs to no version in the bundle")
+                    raise IntegrityError(
+                        f"{where}: blob {member.name} belongs to no version in the bundle"
+                    )
                 entry = blob_entry
                 if not target.cache.has(entry):
                     target.cache.insert(entry, _chunks(handle), f"{where}/{member.name}")
                 received.add(entry.sha256)
             else:
-                raise IntegrityError(f"{where}: member {member.name!r} is out of order; refusing the bundle")
+                raise IntegrityError(
+                    f"{where}: member {member.name!r} is out of order; refusing the bundle"
+                )
     if index is None:
         raise InvalidRecord(f"{where}: no {BUNDLE_INDEX}; is this a modelshelf bundle?")
     missing = set(expected) - received
     if missing:
-        raise IntegrityError(f"{where}: {len(missing)} blobs are missing from the bundle; it is incomplete")
+        raise IntegrityError(
+            f"{where}: {len(missing)} blobs are missing from the bundle; it is incomplete"
+        )
 
     report = TransferReport()
     sent = 0
@@ -419,8 +470,16 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
             continue
         blobs = {f.sha256: target.cache.blob_path(f.sha256) for f in version.files}
         published, bytes_sent = _republish(
-            target, version, blobs,
-            {"kind": "bundle", "bundle": path.name, "shelf": str(index.get("source", "")), "name": version.name, "version": version.version},
+            target,
+            version,
+            blobs,
+            {
+                "kind": "bundle",
+                "bundle": path.name,
+                "shelf": str(index.get("source", "")),
+                "name": version.name,
+                "version": version.version,
+            },
         )
         sent += bytes_sent
         on_target[key] = published
@@ -437,4 +496,3 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
                         target.set_alias(name, alias, mapped)
                     report.aliases[f"{name}@{alias}"] = mapped
     return attrs.evolve(report, bytes_sent=sent, attached=attached)
-

@@ -65,7 +65,11 @@ def check_metrics(value: Any) -> dict[str, float]:
     for key, number in metrics.items():
         if not isinstance(key, str):
             raise ModelshelfError(f"metric names must be strings, got {key!r}")
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not math.isfinite(number)
+        ):
             raise ModelshelfError(f"metric {key!r} must be a finite number, got {number!r}")
     return {k: float(v) for k, v in metrics.items()}
 
@@ -103,7 +107,9 @@ def add_card(local: dict[str, Path], card: str | os.PathLike[str]) -> None:
     path = check_card_file(card)
     clash = next((k for k in local if k == CARD_PATH or k == "card" or k.startswith("card/")), None)
     if clash is not None:
-        raise ModelshelfError(f"the model card goes to {CARD_PATH}, but the model already has a file {clash!r}")
+        raise ModelshelfError(
+            f"the model card goes to {CARD_PATH}, but the model already has a file {clash!r}"
+        )
     local[CARD_PATH] = path
 
 
@@ -162,7 +168,11 @@ def draft_upload(
         if card is not None:
             add_card(local, card)
         files, blobs = hash_files(local)
-        framework = FrameworkInfo(saved.framework, saved.framework_version) if chosen.records_framework else None
+        framework = (
+            FrameworkInfo(saved.framework, saved.framework_version)
+            if chosen.records_framework
+            else None
+        )
         packages = {entry.distribution: entry.distribution_version}
         if framework is not None:
             packages.setdefault(framework.name, framework.version)

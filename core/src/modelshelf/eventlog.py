@@ -40,14 +40,18 @@ def scan(catalog: Catalog, name: str) -> tuple[list[Event], list[Problem]]:
     for info in sorted(catalog.storage.list(prefix), key=lambda i: i.key):
         filename = info.key[len(prefix) :]
         if "/" in filename or not filename.endswith(".json"):
-            problems.append(Problem(name, None, f"stray key {info.key}: not an event (<time>-<random>.json)"))
+            problems.append(
+                Problem(name, None, f"stray key {info.key}: not an event (<time>-<random>.json)")
+            )
         else:
             infos.append(info)
 
     def parse(data: bytes, source: str) -> Event:
         event = convert.from_json(data, Event, source=source)
         if event.name != name:
-            raise InvalidRecord(f"{source} is an event of {event.name}, not of {name}; the shelf is damaged")
+            raise InvalidRecord(
+                f"{source} is an event of {event.name}, not of {name}; the shelf is damaged"
+            )
         return event
 
     def read(info: ObjectInfo) -> Event | Problem | None:

@@ -57,7 +57,9 @@ def _load_summary(catalog: Catalog, name: str) -> dict[int, tuple[str, dict[str,
         return {}  # a damaged copy is rebuilt, never trusted
 
 
-def _store_summary(catalog: Catalog, name: str, rows: Mapping[int, tuple[str, Mapping[str, Any]]]) -> None:
+def _store_summary(
+    catalog: Catalog, name: str, rows: Mapping[int, tuple[str, Mapping[str, Any]]]
+) -> None:
     document = {
         "format": SUMMARY_FORMAT,
         "name": name,
@@ -85,11 +87,17 @@ def _rows(catalog: Catalog, name: str) -> tuple[dict[int, str], dict[int, dict[s
                 try:
                     record = catalog.manifest(name, number, live[number])
                 except (InvalidRecord, KeyNotFound) as exc:
-                    catalog.warn_skipped([Problem(f"{name}:{number}", None, f"unreadable manifest: {exc}")])
+                    catalog.warn_skipped(
+                        [Problem(f"{name}:{number}", None, f"unreadable manifest: {exc}")]
+                    )
                     return None
                 return record if isinstance(record, ModelVersion) else None
 
-            records = [r for r in run_parallel(read, stale, max_workers=catalog.record_workers) if r is not None]
+            records = [
+                r
+                for r in run_parallel(read, stale, max_workers=catalog.record_workers)
+                if r is not None
+            ]
         else:
             records = catalog.versions(name)  # record cache and indexes; warns about damage itself
         for record in records:
@@ -124,7 +132,9 @@ def find(
         raise ModelshelfError(f"limit must be a whole number >= 0, got {limit!r}")
     catalog.check_format(create=False)
     live, rows = _rows(catalog, name)
-    wants_aliases = (test is not None and "aliases" in test.roots) or any(k.field.text == "aliases" for k in order)
+    wants_aliases = (test is not None and "aliases" in test.roots) or any(
+        k.field.text == "aliases" for k in order
+    )
     if aliases is None and wants_aliases:
         by_version: dict[int, list[str]] = {}
         for alias in catalog.aliases(name).values():
@@ -135,7 +145,11 @@ def find(
         for number, row in rows.items():
             row["aliases"] = sorted(aliases.get(number, ()))
     candidates = [row for row in rows.values() if test is None or test.matches(row)]
-    ordered = query.sort_rows(candidates, order) if order else sorted(candidates, key=lambda r: r["version"])
+    ordered = (
+        query.sort_rows(candidates, order)
+        if order
+        else sorted(candidates, key=lambda r: r["version"])
+    )
     if limit is not None:
         ordered = ordered[:limit]
     numbers = [row["version"] for row in ordered]
@@ -153,4 +167,6 @@ def find(
                 return None  # the summary was wrong about it (a doctored cache): never returned
         return record
 
-    return [r for r in run_parallel(read, numbers, max_workers=catalog.record_workers) if r is not None]
+    return [
+        r for r in run_parallel(read, numbers, max_workers=catalog.record_workers) if r is not None
+    ]

@@ -70,7 +70,6 @@ def modelshelf_version_deleted(shelf: Shelf, name: str, version: int) -> None:
     """Called after a version is replaced by a tombstone."""
 
 
-
 @hookspec
 def modelshelf_check_version(
     shelf: Shelf, version: ModelVersion, requirements: dict[str, Any]

@@ -8,7 +8,8 @@ records on an object store reads a few objects instead of one manifest per versi
 Contract:
 
 * **Optional and disposable.** Any reader may write an index, none has to, and deleting one (or
-  all) changes nothing but speed. An index never makes ``gc`` keep or delete anything (``gc``
+  all) changes nothing but speed. Readers keep the index objects they read in the local record
+  cache (not the thousand manifests inside them), so a warm listing reads no index again. An index never makes ``gc`` keep or delete anything (``gc``
   reads manifests only), and nothing that fetches files reads one: :meth:`Catalog.resolve
   <modelshelf.catalog.Catalog.resolve>` (``get``, ``load``, ``download``, ``copy``) always reads
   the manifest itself. Only :meth:`Catalog.versions <modelshelf.catalog.Catalog.versions>` uses
@@ -64,6 +65,8 @@ SMALL_BLOCK = 25
 MAX_INDEX_BYTES = 32 << 20
 
 _MD5_ETAG = re.compile(r'"?([0-9a-f]{32})"?')
+#: The etag under which index objects are kept in the local record cache (see ``read_versions``).
+_CACHED_INDEX = "version-index"
 
 Record = ModelVersion | Tombstone
 
@@ -122,7 +125,9 @@ def _entries_digest(entries: Sequence[dict[str, object]]) -> str:
 
 
 def encode(index: VersionIndex) -> bytes:
-    entries = [{"version": e.version, "etag": e.etag, "manifest": e.manifest} for e in index.entries]
+    entries = [
+        {"version": e.version, "etag": e.etag, "manifest": e.manifest} for e in index.entries
+    ]
     document = {
         "schema": index.schema,
         "kind": "version-index",
@@ -152,7 +157,10 @@ def decode(data: bytes, name: str, first: int, last: int, source: str) -> Versio
                 "ignored (upgrade modelshelf to use it)"
             )
         entries = document["entries"]
-        if document.get("kind") != "version-index" or _entries_digest(entries) != document["entries_sha256"]:
+        if (
+            document.get("kind") != "version-index"
+            or _entries_digest(entries) != document["entries_sha256"]
+        ):
             raise ValueError("entries do not match their sha256")
         if (document["name"], document["first"], document["last"]) != (name, first, last):
             raise ValueError(f"claims {document['name']}:{document['first']}-{document['last']}")
@@ -179,7 +187,10 @@ def _content_matches_etag(data: bytes, etag: str) -> bool:
 
 
 def read_versions(
-    catalog: Catalog, name: str, manifests: dict[int, ObjectInfo], live: Sequence[tuple[int, str]],
+    catalog: Catalog,
+    name: str,
+    manifests: dict[int, ObjectInfo],
+    live: Sequence[tuple[int, str]],
     problem: Callable[[int, Exception], object],
 ) -> list[object]:
     """The records of ``live`` ((number, listed etag), in order) through the record cache, the
@@ -202,8 +213,6 @@ def read_versions(
             raise
         found[number] = record
         raw[number] = (data, etag)
-        if from_index:
-            cache.put_record(url, layout.version_key(name, number), etag, data)
         return True
 
     for number, etag in live:
@@ -213,26 +222,44 @@ def read_versions(
                 accept(number, cached, etag, False)
 
     blocks = complete_blocks(manifests)
-    needed = [b for b in blocks if any(n in wanted and n not in found for n in range(b[0], b[1] + 1))]
+    needed = [
+        b for b in blocks if any(n in wanted and n not in found for n in range(b[0], b[1] + 1))
+    ]
 
     def load(block: tuple[int, int]) -> VersionIndex | None:
+        # Index objects are kept in the local record cache by key alone: a stale or damaged copy
+        # can do no harm, since every entry is checked against this call's listing (and a copy
+        # that does not decode is fetched again).
         key = layout.version_index_key(name, *block)
+        source = f"{url}/{key}"
+        cached = cache.get_record(url, key, _CACHED_INDEX)
+        if cached is not None:
+            with contextlib.suppress(InvalidRecord):
+                return decode(cached, name, block[0], block[1], source)
         try:
             stored = storage.read(key)
-            return decode(stored.data, name, block[0], block[1], f"{url}/{key}")
+            index = decode(stored.data, name, block[0], block[1], source)
         except (InvalidRecord, KeyNotFound):
             return None
         except ModelshelfError:
             return None  # an index is only a speed-up: any failure means reading manifests
+        cache.put_record(url, key, _CACHED_INDEX, stored.data)
+        return index
 
     missing_blocks: list[tuple[int, int]] = []
-    for block, index in zip(needed, run_parallel(load, needed, max_workers=catalog.record_workers), strict=True):
+    for block, index in zip(
+        needed, run_parallel(load, needed, max_workers=catalog.record_workers), strict=True
+    ):
         if index is None:
             missing_blocks.append(block)
             continue
         for entry in index.entries:
             number = entry.version
-            if not block[0] <= number <= block[1] or number in found or wanted.get(number) != entry.etag:
+            if (
+                not block[0] <= number <= block[1]
+                or number in found
+                or wanted.get(number) != entry.etag
+            ):
                 continue
             data = entry.manifest.encode()
             if _content_matches_etag(data, entry.etag):
@@ -249,7 +276,9 @@ def read_versions(
             return problem(number, exc)
 
     rest = [n for n, _ in live if n not in found]
-    for number, result in zip(rest, run_parallel(read, rest, max_workers=catalog.record_workers), strict=True):
+    for number, result in zip(
+        rest, run_parallel(read, rest, max_workers=catalog.record_workers), strict=True
+    ):
         found[number] = result
 
     if missing_blocks:
@@ -258,7 +287,10 @@ def read_versions(
 
 
 def _write_indexes(
-    catalog: Catalog, name: str, blocks: list[tuple[int, int]], manifests: dict[int, ObjectInfo],
+    catalog: Catalog,
+    name: str,
+    blocks: list[tuple[int, int]],
+    manifests: dict[int, ObjectInfo],
     raw: dict[int, tuple[bytes, str]],
 ) -> None:
     """Write, create-only, the index of every block whose listed versions were all read."""
@@ -278,7 +310,9 @@ def _write_indexes(
                 continue
         if not entries:
             return
-        index = VersionIndex(INDEX_SCHEMA, name, block[0], block[1], dt.datetime.now(dt.UTC), tuple(entries))
+        index = VersionIndex(
+            INDEX_SCHEMA, name, block[0], block[1], dt.datetime.now(dt.UTC), tuple(entries)
+        )
         data = encode(index)
         if len(data) > MAX_INDEX_BYTES:
             return

@@ -82,7 +82,9 @@ def default_ttl() -> float:
             f"MODELSHELF_LEASE_SECONDS must be a number of seconds, got {configured!r}"
         ) from None
     if not 1 <= seconds <= MAX_TTL:
-        raise ModelshelfError(f"MODELSHELF_LEASE_SECONDS must be between 1 and {MAX_TTL:.0f}, got {configured!r}")
+        raise ModelshelfError(
+            f"MODELSHELF_LEASE_SECONDS must be between 1 and {MAX_TTL:.0f}, got {configured!r}"
+        )
     return seconds
 
 
@@ -118,7 +120,9 @@ class HeldLease:
     def acquire(self) -> HeldLease:
         """Store a new lease record (create-only) and start keeping it fresh."""
         self._write_new()
-        self._thread = threading.Thread(target=self._beat, name=f"modelshelf-{self.kind}-lease", daemon=True)
+        self._thread = threading.Thread(
+            target=self._beat, name=f"modelshelf-{self.kind}-lease", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -179,8 +183,13 @@ class HeldLease:
     def _write_new(self) -> None:
         lease_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(8)}"
         self._record = Lease(
-            kind=self.kind, id=lease_id, started_at=dt.datetime.now(dt.UTC), by=current_user(),
-            ttl_seconds=self.ttl, name=self.name, blobs=self.blobs,
+            kind=self.kind,
+            id=lease_id,
+            started_at=dt.datetime.now(dt.UTC),
+            by=current_user(),
+            ttl_seconds=self.ttl,
+            name=self.name,
+            blobs=self.blobs,
         )
         self.key = lease_key(self.kind, lease_id)
         started = self.clock()
@@ -232,7 +241,11 @@ def mentioned_blobs(data: bytes) -> set[str]:
 
 
 def wait_for_gc_runs(
-    lease: HeldLease, *, poll: float, max_wait: float = DEFAULT_MAX_WAIT, sleep: Callable[[float], None] = time.sleep
+    lease: HeldLease,
+    *,
+    poll: float,
+    max_wait: float = DEFAULT_MAX_WAIT,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Block until no gc run that could delete blobs is live any more."""
     started = lease.clock()

@@ -37,7 +37,9 @@ from .refs import check_alias, check_name, check_version, parse_ref
 _MAX_ATTEMPTS = 1000
 
 
-def _swap(catalog: Catalog, name: str, alias: str, version: int | None) -> tuple[Alias, Alias | None]:
+def _swap(
+    catalog: Catalog, name: str, alias: str, version: int | None
+) -> tuple[Alias, Alias | None]:
     """Point the alias at ``version`` (``None``: unset) by compare-and-swap; (new, previous)."""
     storage = catalog.storage
     key = layout.alias_key(name, alias)
@@ -51,7 +53,11 @@ def _swap(catalog: Catalog, name: str, alias: str, version: int | None) -> tuple
         if version is None and (current is None or current.version is None):
             raise catalog.alias_not_found(name, alias)
         record = Alias(
-            name=name, alias=alias, version=version, set_at=now(), set_by=current_user(),
+            name=name,
+            alias=alias,
+            version=version,
+            set_at=now(),
+            set_by=current_user(),
             previous=current.version if current else None,
         )
         data = convert.to_json(record)
@@ -89,15 +95,24 @@ def _undo(catalog: Catalog, name: str, alias: str, ours: Alias, before: Alias | 
     if catalog.parse_alias(name, alias, stored.data) != ours:
         return  # moved again by someone else: theirs is the newer decision
     restored = Alias(
-        name=name, alias=alias, version=before.version if before else None, set_at=now(),
-        set_by=current_user(), previous=ours.version,
+        name=name,
+        alias=alias,
+        version=before.version if before else None,
+        set_at=now(),
+        set_by=current_user(),
+        previous=ours.version,
     )
     with contextlib.suppress(PreconditionFailed):
         catalog.storage.put_if_match(key, convert.to_json(restored), stored.etag)
 
 
 def set_alias(
-    catalog: Catalog, name: str, alias: str, version: int, *, check: Callable[[ModelVersion], None] | None = None
+    catalog: Catalog,
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    check: Callable[[ModelVersion], None] | None = None,
 ) -> tuple[Alias, Alias | None]:
     """Point ``name@alias`` at a live ``version``; return the new record and the one it replaced.
 
@@ -119,7 +134,9 @@ def set_alias(
         raise VersionNotFound(
             f"{name}:{version} was deleted while {name}@{alias} was being set; the alias was left {left}"
         ) from None
-    eventlog.append(catalog, name, "alias_set", version=version, alias=alias, previous=record.previous)
+    eventlog.append(
+        catalog, name, "alias_set", version=version, alias=alias, previous=record.previous
+    )
     return record, current
 
 
@@ -161,7 +178,9 @@ def delete(
             "or delete with force (CLI: --force) to remove the alias too"
         )
     kept = tuple(sorted({f.sha256 for f in live.files})) if keep_blobs else ()
-    tombstone = Tombstone(name=name, version=number, deleted_at=now(), deleted_by=current_user(), blobs=kept)
+    tombstone = Tombstone(
+        name=name, version=number, deleted_at=now(), deleted_by=current_user(), blobs=kept
+    )
     tombstone_data = convert.to_json(tombstone)
     try:
         tombstone_etag = storage.put_if_match(key, tombstone_data, stored.etag)
@@ -170,7 +189,9 @@ def delete(
         landed = storage.stat(key) if catalog.holds(key, tombstone_data) else None
         if landed is None:
             if isinstance(exc, PreconditionFailed):
-                raise ConflictError(f"{name}:{number} changed while deleting it; try again") from None
+                raise ConflictError(
+                    f"{name}:{number} changed while deleting it; try again"
+                ) from None
             raise
         tombstone_etag = landed.etag
     pointing = sorted(a for a, rec in catalog.aliases(name).items() if rec.version == number)

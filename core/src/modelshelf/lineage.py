@@ -90,7 +90,11 @@ def git_info(start: Path | None = None) -> GitInfo | None:
     try:
         result = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=start or Path.cwd(), capture_output=True, text=True, timeout=10, check=False,
+            cwd=start or Path.cwd(),
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         if result.returncode == 0:
             dirty = bool(result.stdout.strip())

@@ -25,7 +25,9 @@ from .terminal import install_hint, serializer_package
 from .transfer import Progress, counted, run_parallel
 
 
-def fetch(catalog: Catalog, version: ModelVersion, files: Iterable[FileEntry] | None = None) -> None:
+def fetch(
+    catalog: Catalog, version: ModelVersion, files: Iterable[FileEntry] | None = None
+) -> None:
     """Make sure every blob of ``version`` is in the local cache, verified while streaming.
 
     Blobs already cached are not re-hashed here: every use of a cached blob verifies it (see
@@ -61,7 +63,9 @@ def blob_stream(catalog: Catalog, version: ModelVersion, entry: FileEntry) -> It
         ) from None
 
 
-def download(catalog: Catalog, version: ModelVersion, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
+def download(
+    catalog: Catalog, version: ModelVersion, dest: str | os.PathLike[str], *, link: bool = False
+) -> Path:
     dest_path = Path(dest)
     if dest_path.exists() and not dest_path.is_dir():
         raise ModelshelfError(f"download destination {dest_path} exists and is not a directory")
@@ -75,12 +79,18 @@ def download(catalog: Catalog, version: ModelVersion, dest: str | os.PathLike[st
         for entry in version.files:
             if cache.has(entry):
                 cache.touch(entry.sha256)
-        missing = sum(f.size for f in {f.sha256: f for f in version.files if not cache.has(f)}.values())
+        missing = sum(
+            f.size for f in {f.sha256: f for f in version.files if not cache.has(f)}.values()
+        )
         progress = Progress(missing, f"download {version.ref}")
         stream = lambda entry: counted(blob_stream(catalog, version, entry), progress)  # noqa: E731
     try:
         cache.materialize(
-            version.files, dest_path, link=link, what=version.ref, stream=stream,
+            version.files,
+            dest_path,
+            link=link,
+            what=version.ref,
+            stream=stream,
             refill=lambda entry: fetch(catalog, version, (entry,)),
         )
     finally:
@@ -93,7 +103,9 @@ def download(catalog: Catalog, version: ModelVersion, dest: str | os.PathLike[st
 IGNORE_SCAN = "ignore-scan"
 
 
-def load(catalog: Catalog, version: ModelVersion, *, trust: bool | str = False, **options: Any) -> Any:
+def load(
+    catalog: Catalog, version: ModelVersion, *, trust: bool | str = False, **options: Any
+) -> Any:
     if isinstance(trust, str) and trust != IGNORE_SCAN:
         raise ModelshelfError(f"trust must be True, False or {IGNORE_SCAN!r}, got {trust!r}")
     info = version.serializer
@@ -113,7 +125,12 @@ def load(catalog: Catalog, version: ModelVersion, *, trust: bool | str = False, 
             f"{version.ref} is stored as {serializer.unsafe_part(info.details)}, and loading it can "
             "run code stored in the files: load it with trust=True only if you trust whoever uploaded it"
         )
-    if not (serializer.safe and info.safe) and version.scan is not None and version.scan.dangerous and trust != IGNORE_SCAN:
+    if (
+        not (serializer.safe and info.safe)
+        and version.scan is not None
+        and version.scan.dangerous
+        and trust != IGNORE_SCAN
+    ):
         from .scanning import describe
 
         raise FlaggedByScan(
@@ -132,7 +149,9 @@ def load(catalog: Catalog, version: ModelVersion, *, trust: bool | str = False, 
         # cache's inodes (an in-place edit would reach every later load).
         copy = cache.private_copy(version.files, refill=refill, what=version.ref)
         return serializer.load(copy, details=info.details, trust=trust, **options)
-    digest = hashlib.sha256("\n".join(f"{f.path}\0{f.sha256}" for f in version.files).encode()).hexdigest()
+    digest = hashlib.sha256(
+        "\n".join(f"{f.path}\0{f.sha256}" for f in version.files).encode()
+    ).hexdigest()
     directory = cache.snapshot(digest, version.files, refill=refill, what=version.ref)
     loaded = serializer.load(directory, details=info.details, trust=trust, **options)
     directory = directory.absolute()
@@ -146,7 +165,9 @@ def load(catalog: Catalog, version: ModelVersion, *, trust: bool | str = False, 
             returned = Path(value).absolute()
             if returned == directory or directory in returned.parents:
                 if not private:
-                    private.append(cache.private_copy(version.files, refill=refill, what=version.ref))
+                    private.append(
+                        cache.private_copy(version.files, refill=refill, what=version.ref)
+                    )
                 return private[0] / returned.relative_to(directory)
         return value
 

@@ -76,7 +76,9 @@ def gc_grace(grace: dt.timedelta | None) -> dt.timedelta:
     return grace
 
 
-def referenced_blobs(catalog: Catalog, tombstones_after: dt.datetime | None = None) -> tuple[set[str], list[str]]:
+def referenced_blobs(
+    catalog: Catalog, tombstones_after: dt.datetime | None = None
+) -> tuple[set[str], list[str]]:
     """Every blob a manifest on the shelf references, and the manifests that could not be parsed.
 
     Tombstones and deletion flags are not trusted to mean "nothing referenced": every manifest is
@@ -101,11 +103,17 @@ def referenced_blobs(catalog: Catalog, tombstones_after: dt.datetime | None = No
                 return mentioned_blobs(data), f"{name}:{number}: {exc}"
             if isinstance(record, ModelVersion):
                 return {f.sha256 for f in record.files}, None
-            if isinstance(record, Tombstone) and tombstones_after is not None and record.deleted_at > tombstones_after:
+            if (
+                isinstance(record, Tombstone)
+                and tombstones_after is not None
+                and record.deleted_at > tombstones_after
+            ):
                 return set(record.blobs), None
             return set(), None
 
-        for shas, problem in run_parallel(read, sorted(manifests.items()), max_workers=catalog.record_workers):
+        for shas, problem in run_parallel(
+            read, sorted(manifests.items()), max_workers=catalog.record_workers
+        ):
             referenced |= shas
             if problem:
                 unreadable.append(problem)
@@ -113,7 +121,11 @@ def referenced_blobs(catalog: Catalog, tombstones_after: dt.datetime | None = No
 
 
 def gc(
-    catalog: Catalog, *, lease_ttl: float, dry_run: bool = False, grace: dt.timedelta | None = None,
+    catalog: Catalog,
+    *,
+    lease_ttl: float,
+    dry_run: bool = False,
+    grace: dt.timedelta | None = None,
     keep: RetentionRule | None = None,
 ) -> GcReport:
     """Apply retention (the shelf policy's rule and ``keep``), then sweep unreferenced blobs."""
@@ -213,7 +225,9 @@ def _check_blob(catalog: Catalog, entry: FileEntry) -> str | None:
     return None
 
 
-def remove_corrupt_blobs(catalog: Catalog, entries: list[FileEntry], *, lease_ttl: float) -> list[str]:
+def remove_corrupt_blobs(
+    catalog: Catalog, entries: list[FileEntry], *, lease_ttl: float
+) -> list[str]:
     """Delete blobs that hashed wrong, each checked again first; return the sha256s removed.
 
     Deleting is what gc does, so it runs under a gc-run record and spares the blobs of live
@@ -231,7 +245,11 @@ def remove_corrupt_blobs(catalog: Catalog, entries: list[FileEntry], *, lease_tt
             before = storage.stat(key)
             # A second read rules out a read that went wrong on the way; the etag rules out a
             # repair that landed meanwhile.
-            if entry.sha256 in in_flight or before is None or _check_blob(catalog, entry) in (None, MISSING_BLOB):
+            if (
+                entry.sha256 in in_flight
+                or before is None
+                or _check_blob(catalog, entry) in (None, MISSING_BLOB)
+            ):
                 continue
             after = storage.stat(key)
             if after is None or after.etag != before.etag or not run.fresh():
@@ -254,21 +272,41 @@ def _walk(catalog: Catalog, problems: list[Problem]) -> list[ModelVersion]:
                 try:
                     record = catalog.manifest(name, number, info.etag)
                 except (InvalidRecord, KeyNotFound) as exc:
-                    problems.append(Problem(f"{name}:{number}", None, f"unreadable manifest: {exc}"))
+                    problems.append(
+                        Problem(f"{name}:{number}", None, f"unreadable manifest: {exc}")
+                    )
                     continue
                 if isinstance(record, ModelVersion):
                     versions.append(record)
                     if number in deleted:
-                        problems.append(Problem(record.ref, None, "has a deletion flag but a live manifest: listings hide it"))
+                        problems.append(
+                            Problem(
+                                record.ref,
+                                None,
+                                "has a deletion flag but a live manifest: listings hide it",
+                            )
+                        )
                 else:
                     tombstoned.add(number)
             aliases, alias_problems = catalog.scan_aliases(name)
             problems.extend(alias_problems)
             for alias in aliases.values():
                 if alias.version not in numbers:
-                    problems.append(Problem(f"{name}@{alias.alias}", None, f"points to missing version {alias.version}"))
+                    problems.append(
+                        Problem(
+                            f"{name}@{alias.alias}",
+                            None,
+                            f"points to missing version {alias.version}",
+                        )
+                    )
                 elif alias.version in tombstoned:
-                    problems.append(Problem(f"{name}@{alias.alias}", None, f"points to deleted version {alias.version}"))
+                    problems.append(
+                        Problem(
+                            f"{name}@{alias.alias}",
+                            None,
+                            f"points to deleted version {alias.version}",
+                        )
+                    )
             problems.extend(eventlog.scan(catalog, name)[1])
         except InvalidRecord as exc:
             problems.append(Problem(name, None, str(exc)))
@@ -282,12 +320,18 @@ def verify(
     versions = [catalog.resolve(ref)] if ref is not None else _walk(catalog, problems)
     unique = {f.sha256: f for v in versions for f in v.files}
     checked: dict[str, str | None] = dict(
-        zip(unique, run_parallel(lambda entry: _check_blob(catalog, entry), unique.values()), strict=True)
+        zip(
+            unique,
+            run_parallel(lambda entry: _check_blob(catalog, entry), unique.values()),
+            strict=True,
+        )
     )
     corrupt = [unique[sha] for sha, result in checked.items() if result and result != MISSING_BLOB]
     if repair and corrupt:
         for sha in remove_corrupt_blobs(catalog, corrupt, lease_ttl=lease_ttl):
-            checked[sha] = f"{checked[sha]}: removed, so that the next upload or copy of the genuine file stores it again"
+            checked[sha] = (
+                f"{checked[sha]}: removed, so that the next upload or copy of the genuine file stores it again"
+            )
     # The local cache's copies too: a bad one is evicted (the next use fetches it again).
     cached = dict(zip(unique, run_parallel(catalog.cache.check, unique.values()), strict=True))
     for version in versions:
@@ -297,5 +341,3 @@ def verify(
             if cached.get(entry.sha256):
                 problems.append(Problem(version.ref, entry.path, cached[entry.sha256] or ""))
     return problems
-
-

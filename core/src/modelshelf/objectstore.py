@@ -285,7 +285,9 @@ class ObjectStoreStorage(Storage):
                 return AlreadyExists(f"{key} already exists in shelf {self.url}")
             return PreconditionFailed(f"{key} changed since it was read (shelf {self.url})")
         if isinstance(exc, Replaced):
-            return BackendUnavailable(f"{where} was replaced or deleted while being read; try again")
+            return BackendUnavailable(
+                f"{where} was replaced or deleted while being read; try again"
+            )
         if isinstance(exc, _Unconfirmed):
             why = f" (reading it back: {exc})" if str(exc) else ": check the network and try again"
             return BackendUnavailable(
@@ -301,7 +303,9 @@ class ObjectStoreStorage(Storage):
 
     def _refuse_if_read_only(self, action: str, key: str) -> None:
         if self.read_only_reason is not None:
-            raise ReadOnlyShelf(f"cannot {action} {key!r}: shelf {self.url} {self.read_only_reason}")
+            raise ReadOnlyShelf(
+                f"cannot {action} {key!r}: shelf {self.url} {self.read_only_reason}"
+            )
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -374,9 +378,7 @@ class ObjectStoreStorage(Storage):
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _resumed(
-        self, key: str, name: str, reader: ObjectRead, chunk_size: int
-    ) -> Iterator[bytes]:
+    def _resumed(self, key: str, name: str, reader: ObjectRead, chunk_size: int) -> Iterator[bytes]:
         size, pin = reader.size, reader
         offset = failures = 0
         try:
@@ -385,7 +387,9 @@ class ObjectStoreStorage(Storage):
                 try:
                     for piece in reader.chunks:
                         if offset + len(piece) > size:  # nothing in this answer can be trusted
-                            why = MalformedAnswer(f"{offset + len(piece)} bytes of a {size}-byte object")
+                            why = MalformedAnswer(
+                                f"{offset + len(piece)} bytes of a {size}-byte object"
+                            )
                             raise self._error(_Garbled(why, failures + 1), "read", key)
                         offset += len(piece)
                         if len(piece) <= chunk_size:
@@ -446,7 +450,9 @@ class ObjectStoreStorage(Storage):
         full = self._full_prefix(prefix)
         token: str | None = None
         while True:
-            page = self._call(functools.partial(self._list_page, full, token, delimited), "list", prefix)
+            page = self._call(
+                functools.partial(self._list_page, full, token, delimited), "list", prefix
+            )
             yield page
             if not page.token:
                 return
@@ -573,7 +579,9 @@ class ObjectStoreStorage(Storage):
     def _list_page(self, prefix: str, token: str | None, delimited: bool) -> ListPage:
         raise NotImplementedError
 
-    def _put(self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None) -> str | None:
+    def _put(
+        self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None
+    ) -> str | None:
         raise NotImplementedError
 
     def _upload_file(self, name: str, path: Path) -> None:
@@ -638,7 +646,10 @@ _KINDS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "count": (lambda v: _checked(int(v), v, lambda n: n >= 1, float), "a positive integer"),
     "seconds": (lambda v: _checked(float(v), v, lambda s: s > 0), "> 0 seconds"),
     "seconds_or_zero": (lambda v: _checked(float(v), v, lambda s: s >= 0), ">= 0 seconds"),
-    "text": (lambda v: _checked(v, v, lambda s: isinstance(s, str) and s != ""), "a non-empty string"),
+    "text": (
+        lambda v: _checked(v, v, lambda s: isinstance(s, str) and s != ""),
+        "a non-empty string",
+    ),
     "flag": (lambda v: _checked(v, v, lambda b: isinstance(b, bool)), "True or False"),
 }
 

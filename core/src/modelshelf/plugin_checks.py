@@ -29,7 +29,9 @@ def hook_problems(pm: pluggy.PluginManager, plugin: object, hooks: list[str]) ->
         if opts is not None:
             hook = opts.get("specname") or attr
             if hook not in HOOK_NAMES:
-                problems.append(f"{hook} is not a modelshelf hook{_did_you_mean(hook)}, so it is never called")
+                problems.append(
+                    f"{hook} is not a modelshelf hook{_did_you_mean(hook)}, so it is never called"
+                )
             continue
         if not attr.startswith("modelshelf_"):
             continue
@@ -37,9 +39,13 @@ def hook_problems(pm: pluggy.PluginManager, plugin: object, hooks: list[str]) ->
         if not callable(value) and not isinstance(value, (staticmethod, classmethod)):
             continue
         if attr in HOOK_NAMES:
-            problems.append(f"{attr} lacks the @modelshelf.hookimpl decorator, so it is never called")
+            problems.append(
+                f"{attr} lacks the @modelshelf.hookimpl decorator, so it is never called"
+            )
         else:
-            problems.append(f"{attr} is not a modelshelf hook{_did_you_mean(attr)}, so it is never called")
+            problems.append(
+                f"{attr} is not a modelshelf hook{_did_you_mean(attr)}, so it is never called"
+            )
     if not hooks:
         problems.append(
             "implements no modelshelf hook, so it provides nothing (hooks are functions named "
@@ -60,7 +66,11 @@ def unsafe_default_problem(serializer: Serializer) -> str | None:
     no safe format can store the objects it claims: then it says why in
     ``unsafe_default_reason``, which ``modelshelf plugins`` shows.
     """
-    if serializer.safe or not serializer.claims or str(serializer.unsafe_default_reason or "").strip():
+    if (
+        serializer.safe
+        or not serializer.claims
+        or str(serializer.unsafe_default_reason or "").strip()
+    ):
         return None
     return (
         f"serializer {serializer.name!r} is unsafe (loading it can run code) but claims "

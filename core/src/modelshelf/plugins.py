@@ -81,7 +81,9 @@ class Conflict:
     plugins: list[str]
 
     def message(self) -> str:
-        what = f"URL scheme {self.name!r}" if self.kind == "storage" else f"serializer {self.name!r}"
+        what = (
+            f"URL scheme {self.name!r}" if self.kind == "storage" else f"serializer {self.name!r}"
+        )
         return (
             f"{what} is registered by {' and '.join(self.plugins)}, so modelshelf uses neither: "
             f"{_HOW_TO_BLOCK}"
@@ -272,14 +274,23 @@ class PluginRegistry:
                     added: list[StorageEntry] = []
 
                     def register(
-                        scheme: str, factory: Callable[..., Storage],
-                        added: list[StorageEntry] = added, plugin: str = plugin, info: PluginInfo = info,
+                        scheme: str,
+                        factory: Callable[..., Storage],
+                        added: list[StorageEntry] = added,
+                        plugin: str = plugin,
+                        info: PluginInfo = info,
                     ) -> None:
                         if not isinstance(scheme, str) or not scheme or "://" in scheme:
-                            raise TypeError(f"register(scheme, factory) needs a scheme like 's3', got {scheme!r}")
+                            raise TypeError(
+                                f"register(scheme, factory) needs a scheme like 's3', got {scheme!r}"
+                            )
                         if not callable(factory):
-                            raise TypeError(f"the factory registered for {scheme!r} is not callable: {factory!r}")
-                        added.append(StorageEntry(scheme.lower(), factory, plugin, info.distribution))
+                            raise TypeError(
+                                f"the factory registered for {scheme!r} is not callable: {factory!r}"
+                            )
+                        added.append(
+                            StorageEntry(scheme.lower(), factory, plugin, info.distribution)
+                        )
 
                     try:
                         function(register=register)
@@ -363,7 +374,9 @@ class PluginRegistry:
         """Every plugin seen, with what it provides. Resolves hooks so failures show."""
         self.storages()
         self.serializers()
-        return sorted(self._infos.values(), key=lambda i: (i.distribution != CORE_DISTRIBUTION, i.name))
+        return sorted(
+            self._infos.values(), key=lambda i: (i.distribution != CORE_DISTRIBUTION, i.name)
+        )
 
     def check(self) -> list[str]:
         """One line per reason ``modelshelf plugins --check`` fails: failed plugins, plugins
@@ -378,7 +391,9 @@ class PluginRegistry:
             if info.status == "blocked" and (info.error or "").endswith("MODELSHELF_LOAD_PLUGINS"):
                 continue
             if info.status != "loaded":
-                lines.append(f"plugin {info.label} is {info.status}: {_first_line(info.error or '')}")
+                lines.append(
+                    f"plugin {info.label} is {info.status}: {_first_line(info.error or '')}"
+                )
             lines.extend(f"plugin {info.label}: {problem}" for problem in info.problems)
         lines.extend(conflict.message() for conflict in self.conflicts())
         return lines
@@ -403,10 +418,14 @@ class PluginRegistry:
         if distribution:
             wanted.add(distribution.lower())
         return [
-            info for info in self._infos.values()
+            info
+            for info in self._infos.values()
             if info.status != "loaded"
-            and (info.name.lower() in wanted or info.distribution.lower() in wanted
-                 or _normal(info.distribution) in {_normal(w) for w in wanted})
+            and (
+                info.name.lower() in wanted
+                or info.distribution.lower() in wanted
+                or _normal(info.distribution) in {_normal(w) for w in wanted}
+            )
         ]
 
     def explain_missing_scheme(self, scheme: str, distribution: str | None = None) -> str | None:

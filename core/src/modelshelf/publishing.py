@@ -42,14 +42,18 @@ class Publisher:
         self.storage = catalog.storage
         self._next_version: dict[str, int] = {}
 
-    def publish(self, draft: ModelVersion, blobs: Mapping[str, Path], *, lease_ttl: float, lease_poll: float) -> Published:
+    def publish(
+        self, draft: ModelVersion, blobs: Mapping[str, Path], *, lease_ttl: float, lease_poll: float
+    ) -> Published:
         """Publish ``draft`` as the next version of its model; ``blobs`` maps each sha256 to a
         local copy, used to store any blob the shelf lacks."""
         check_name(draft.name)
         self.catalog.check_format(create=True)
         missing = [f.sha256 for f in draft.files if f.sha256 not in blobs]
         if missing:
-            raise ModelshelfError(f"no local copy of blob {missing[0]} given to publish {draft.name}")
+            raise ModelshelfError(
+                f"no local copy of blob {missing[0]} given to publish {draft.name}"
+            )
         size = len(convert.to_json(draft))
         if size > convert.MAX_RECORD_BYTES // 2:  # half: readers refuse records over the limit
             raise ModelshelfError(
@@ -59,7 +63,9 @@ class Publisher:
             )
         needed = {f.sha256: blobs[f.sha256] for f in draft.files}
         sizes = {f.sha256: f.size for f in draft.files}
-        with HeldLease(self.storage, "upload", ttl=lease_ttl, name=draft.name, blobs=needed) as lease:
+        with HeldLease(
+            self.storage, "upload", ttl=lease_ttl, name=draft.name, blobs=needed
+        ) as lease:
             sweep_seen = any(True for _ in live_leases(self.storage, "gc", lease.server_now))
             sent = self._store_blobs(needed, sizes)
             published: ModelVersion | None = None
@@ -139,11 +145,17 @@ class Publisher:
                 if not self.catalog.holds(key, data):
                     # Someone took this number. Re-list now and then: under heavy contention a
                     # writer that only counts up would lag behind the others.
-                    candidate = max(numbers(draft.name), default=candidate) + 1 if attempt % 8 == 7 else candidate + 1
+                    candidate = (
+                        max(numbers(draft.name), default=candidate) + 1
+                        if attempt % 8 == 7
+                        else candidate + 1
+                    )
                     continue
             except StorageError:
                 if not self.catalog.holds(key, data):
                     raise
             self._next_version[draft.name] = candidate + 1
             return record
-        raise ConflictError(f"could not claim a version number for {draft.name} after {_MAX_ATTEMPTS} attempts")
+        raise ConflictError(
+            f"could not claim a version number for {draft.name} after {_MAX_ATTEMPTS} attempts"
+        )

@@ -118,7 +118,9 @@ def tokenize(text: str) -> list[Token]:
     if not isinstance(text, str):
         raise QueryError(f"an expression must be a string, not {type(text).__name__}", 1)
     if len(text) > MAX_LENGTH:
-        raise QueryError(f"expression is {len(text)} characters long (limit {MAX_LENGTH})", MAX_LENGTH + 1)
+        raise QueryError(
+            f"expression is {len(text)} characters long (limit {MAX_LENGTH})", MAX_LENGTH + 1
+        )
     tokens: list[Token] = []
     position = 0
     while position < len(text):
@@ -315,7 +317,9 @@ class _Parser:
             raise self.fail("empty expression")
         test = self.disjunction()
         if self.token.kind != "end":
-            raise self.fail(f"unexpected {self.describe(self.token)} (expected 'and', 'or' or the end)")
+            raise self.fail(
+                f"unexpected {self.describe(self.token)} (expected 'and', 'or' or the end)"
+            )
         return test
 
     def disjunction(self) -> Callable[[Mapping[str, Any]], bool]:
@@ -370,7 +374,9 @@ class _Parser:
             if negated:
                 self.advance()
                 if not self.keyword("in"):
-                    raise self.fail(f"expected 'in' after 'not' but found {self.describe(self.token)}")
+                    raise self.fail(
+                        f"expected 'in' after 'not' but found {self.describe(self.token)}"
+                    )
             values = self.value_list(field)
             if field.is_time:
                 tests = [_time_test(get, "==", v) for v in values]
@@ -378,7 +384,9 @@ class _Parser:
                     return lambda row: get(row) is not _MISSING and not any(t(row) for t in tests)
                 return lambda row: any(t(row) for t in tests)
             if negated:
-                return lambda row: (v := get(row)) is not _MISSING and not any(_equal(v, x) for x in values)
+                return lambda row: (
+                    (v := get(row)) is not _MISSING and not any(_equal(v, x) for x in values)
+                )
             return lambda row: (v := get(row)) is not _MISSING and any(_equal(v, x) for x in values)
         if self.keyword("contains"):
             contains = self.advance()
@@ -395,7 +403,9 @@ class _Parser:
     def field(self) -> Field:
         start = self.token
         if start.kind != "name" or start.text.lower() in _KEYWORDS:
-            raise self.fail(f"expected a field (such as metrics.auc or tags.data) but found {self.describe(start)}")
+            raise self.fail(
+                f"expected a field (such as metrics.auc or tags.data) but found {self.describe(start)}"
+            )
         self.advance()
         _refuse_dunder(start)
         self.refuse_call(start)
@@ -407,7 +417,10 @@ class _Parser:
             if key.kind == "name":
                 _refuse_dunder(key)
             elif key.kind != "string":
-                raise self.fail(f"expected a key after '.' but found {self.describe(key)}", key if key.kind != "end" else dot)
+                raise self.fail(
+                    f"expected a key after '.' but found {self.describe(key)}",
+                    key if key.kind != "end" else dot,
+                )
             self.advance()
             self.refuse_call(key)
             keys.append(key.value)
@@ -466,7 +479,9 @@ class _Parser:
 
 def _refuse_dunder(token: Token) -> None:
     if token.text.startswith("__"):
-        raise QueryError(f"names starting with '__' are not allowed ({_show(token.text)})", token.column)
+        raise QueryError(
+            f"names starting with '__' are not allowed ({_show(token.text)})", token.column
+        )
 
 
 # --- created_at: dates and times ------------------------------------------------------------------
@@ -484,7 +499,9 @@ class _Time:
 
 def _parse_time(value: Any, token: Token) -> _Time:
     if not isinstance(value, str):
-        raise QueryError("created_at compares with an ISO date or time such as '2026-11-01'", token.column)
+        raise QueryError(
+            "created_at compares with an ISO date or time such as '2026-11-01'", token.column
+        )
     try:
         if _DATE.fullmatch(value):
             day = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
@@ -573,7 +590,9 @@ def parse_order(terms: str | Iterable[str] | None) -> list[SortKey]:
                 raise QueryError("empty sort term", 1)
             field = parser.field()
             if parser.token.kind != "end":
-                raise parser.fail(f"unexpected {parser.describe(parser.token)} in sort term {_show(stripped)}")
+                raise parser.fail(
+                    f"unexpected {parser.describe(parser.token)} in sort term {_show(stripped)}"
+                )
             keys.append(SortKey(field, descending))
     return keys
 
@@ -631,4 +650,16 @@ def row_to_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row as JSON can hold it (missing fields left out)."""
     return {k: v for k, v in row.items() if v is not _MISSING}
 
-__all__ = ["FIELDS", "MAX_DEPTH", "MAX_LENGTH", "Query", "QueryError", "SortKey", "parse", "parse_order", "row_of", "sort_rows"]
+
+__all__ = [
+    "FIELDS",
+    "MAX_DEPTH",
+    "MAX_LENGTH",
+    "Query",
+    "QueryError",
+    "SortKey",
+    "parse",
+    "parse_order",
+    "row_of",
+    "sort_rows",
+]

@@ -17,7 +17,9 @@ from .records import Alias, ModelVersion
 from .terminal import safe
 
 
-def parse_options(where: str | None, sort: Sequence[str]) -> tuple[query.Query | None, list[query.SortKey]]:
+def parse_options(
+    where: str | None, sort: Sequence[str]
+) -> tuple[query.Query | None, list[query.SortKey]]:
     """Check ``--where`` and ``--sort`` before anything is read: a mistake is bad usage (one line)."""
     try:
         parsed = query.parse(where) if where is not None else None
@@ -31,7 +33,11 @@ def parse_options(where: str | None, sort: Sequence[str]) -> tuple[query.Query |
 
 
 def select(
-    shelf: Any, name: str, where: query.Query | None, sort: Sequence[str], limit: int | None,
+    shelf: Any,
+    name: str,
+    where: query.Query | None,
+    sort: Sequence[str],
+    limit: int | None,
 ) -> tuple[list[ModelVersion], dict[str, Alias]]:
     """The versions ``ls`` shows and the model's aliases (read once for both)."""
     aliases: dict[str, Alias] = shelf.aliases(name)
@@ -43,17 +49,31 @@ def select(
     for alias in aliases.values():
         if alias.version is not None:
             by_version.setdefault(alias.version, []).append(alias.alias)
-    found = find(shelf.catalog, name, where, order_by=list(sort) or None, limit=limit, aliases=by_version)
+    found = find(
+        shelf.catalog, name, where, order_by=list(sort) or None, limit=limit, aliases=by_version
+    )
     return found, aliases
 
 
 def shown_fields(order: Sequence[query.SortKey]) -> list[query.SortKey]:
     """Sort fields worth a ``field=value`` column (the others are on every line already)."""
-    always = {"version", "created_at", "created_by", "creator", "size", "total_size", "serializer", "aliases", "tags"}
+    always = {
+        "version",
+        "created_at",
+        "created_by",
+        "creator",
+        "size",
+        "total_size",
+        "serializer",
+        "aliases",
+        "tags",
+    }
     return [k for k in order if k.field.text not in always and not k.field.text.startswith("tags.")]
 
 
-def sort_values(version: ModelVersion, fields: Sequence[query.SortKey], aliases: Sequence[str]) -> str:
+def sort_values(
+    version: ModelVersion, fields: Sequence[query.SortKey], aliases: Sequence[str]
+) -> str:
     row = query.row_of(version, aliases)
     parts = []
     for key in fields:
@@ -87,17 +107,34 @@ def echo_csv(versions: Sequence[ModelVersion], aliases: dict[str, Alias]) -> Non
             by_version.setdefault(alias.version, []).append(alias.alias)
     groups = ("metrics", "params", "tags", "metadata")
     keys = {group: sorted({k for v in versions for k in getattr(v, group)}) for group in groups}
-    header = ["name", "version", "created_at", "created_by", "serializer", "framework", "framework_version",
-              "total_size", "aliases", "description"]
+    header = [
+        "name",
+        "version",
+        "created_at",
+        "created_by",
+        "serializer",
+        "framework",
+        "framework_version",
+        "total_size",
+        "aliases",
+        "description",
+    ]
     header += [f"{group}.{key}" for group in groups for key in keys[group]]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([safe(h, newlines=True) for h in header])
     for v in versions:
         cells: list[Any] = [
-            v.name, v.version, _time(v.created_at), v.created_by, v.serializer.name,
-            v.framework.name if v.framework else "", v.framework.version if v.framework else "",
-            v.total_size, " ".join(sorted(by_version.get(v.version, []))), v.description,
+            v.name,
+            v.version,
+            _time(v.created_at),
+            v.created_by,
+            v.serializer.name,
+            v.framework.name if v.framework else "",
+            v.framework.version if v.framework else "",
+            v.total_size,
+            " ".join(sorted(by_version.get(v.version, []))),
+            v.description,
         ]
         for group in groups:
             values = getattr(v, group)

@@ -56,7 +56,9 @@ def check_alias(alias: object) -> str:
         raise InvalidName(f"invalid alias {_show(alias)}: an alias is one segment, without '/'")
     name = check_name(alias, "alias")
     if name == "latest":
-        raise InvalidName("'latest' is reserved (it always means the newest version): pick another alias")
+        raise InvalidName(
+            "'latest' is reserved (it always means the newest version): pick another alias"
+        )
     if name.isdigit():  # the segment rule already limits aliases to ASCII
         raise InvalidName(f"alias {name!r} is all digits and would read as a version number")
     return name

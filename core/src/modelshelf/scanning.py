@@ -170,11 +170,17 @@ _DANGEROUS = (
 def is_dangerous_global(flagged: str) -> bool:
     """True for an import (as a finding records it, maybe ``member: module.name``) that can run
     code or reach the system by itself; a framework's own classes are not."""
-    qualified = flagged.split(": ", 1)[-1]
+    qualified = _modern(flagged.split(": ", 1)[-1])
     return qualified.startswith(_DANGEROUS)
 
 
+def _modern(qualified: str) -> str:
+    """Protocol 0-2 pickles name the builtins module ``__builtin__`` (its Python 2 name)."""
+    return "builtins." + qualified[len("__builtin__.") :] if qualified.startswith("__builtin__.") else qualified
+
+
 def is_safe_global(qualified: str) -> bool:
+    qualified = _modern(qualified)
     if qualified.startswith(_NEVER):
         return False
     return qualified in SAFE_GLOBALS or qualified.startswith(SAFE_MODULE_PREFIXES)
@@ -283,6 +289,7 @@ def scan_files(files: Mapping[str, Path]) -> ScanVerdict | None:
 def describe(verdict: ScanVerdict) -> str:
     """One line naming what the scan flagged."""
     flagged = [f for f in verdict.findings if f.imports]
+
     def ordered(imports: tuple[str, ...]) -> list[str]:  # the dangerous ones first
         return sorted(imports, key=lambda name: not is_dangerous_global(name))
 

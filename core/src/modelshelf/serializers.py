@@ -146,7 +146,9 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    tolist = getattr(value, "tolist", None)  # numpy arrays and numpy scalars, without importing numpy
+    tolist = getattr(
+        value, "tolist", None
+    )  # numpy arrays and numpy scalars, without importing numpy
     if callable(tolist):
         return jsonable(tolist())
     return str(value)

@@ -57,7 +57,9 @@ def default_url() -> str:
     return os.environ.get("MODELSHELF_URL") or str(Path("~/.modelshelf").expanduser())
 
 
-def open(url: str | None = None, *, cache: Cache | str | Path | None = None, **options: Any) -> Shelf:
+def open(
+    url: str | None = None, *, cache: Cache | str | Path | None = None, **options: Any
+) -> Shelf:
     """Open the shelf at ``url`` (default ``MODELSHELF_URL``, else ``~/.modelshelf``).
 
     ``options`` go to the storage plugin (credentials, endpoint, region...). ``cache`` is the
@@ -73,7 +75,9 @@ def open(url: str | None = None, *, cache: Cache | str | Path | None = None, **o
         if explained:
             raise UnknownScheme(explained)
         if hint:
-            raise UnknownScheme(f"no storage plugin handles {scheme}:// URLs: install it with `pip install {hint}`")
+            raise UnknownScheme(
+                f"no storage plugin handles {scheme}:// URLs: install it with `pip install {hint}`"
+            )
         known = ", ".join(f"{s}://" for s in sorted(storages))
         raise UnknownScheme(
             f"no storage plugin handles {scheme}:// URLs (installed: {known}); "
@@ -147,7 +151,11 @@ class Shelf:
         return self.catalog.aliases(name)
 
     def find(
-        self, name: str, where: str | None = None, *, order_by: str | Iterable[str] | None = None,
+        self,
+        name: str,
+        where: str | None = None,
+        *,
+        order_by: str | Iterable[str] | None = None,
         limit: int | None = None,
     ) -> list[ModelVersion]:
         """The live versions of ``name`` that match ``where``, sorted by ``order_by``, at most ``limit``.
@@ -217,11 +225,22 @@ class Shelf:
         ``extra/``. ``options`` go to the serializer's ``save``. ``card`` is a markdown model
         card (YAML front matter allowed), stored as ``card/README.md`` (see :meth:`card`).
         """
-        with staged_hashing(self.storage), draft_upload(  # a local shelf copies files in while hashing
-            name, obj, metadata=metadata, metrics=metrics, params=params, tags=tags,
-            description=description, extra_files=extra_files, serializer=serializer, options=options,
-            card=card,
-        ) as draft:
+        with (
+            staged_hashing(self.storage),
+            draft_upload(  # a local shelf copies files in while hashing
+                name,
+                obj,
+                metadata=metadata,
+                metrics=metrics,
+                params=params,
+                tags=tags,
+                description=description,
+                extra_files=extra_files,
+                serializer=serializer,
+                options=options,
+                card=card,
+            ) as draft,
+        ):
             return self.publish(draft.manifest, draft.blobs)
 
     def publish(self, draft: ModelVersion, blobs: Mapping[str, Path]) -> ModelVersion:
@@ -238,11 +257,17 @@ class Shelf:
         if draft.scan is None:
             from .scanning import scan_files
 
-            verdict = scan_files({f.path: blobs[f.sha256] for f in draft.files if f.sha256 in blobs})
+            verdict = scan_files(
+                {f.path: blobs[f.sha256] for f in draft.files if f.sha256 in blobs}
+            )
             if verdict is not None:
                 draft = attrs.evolve(draft, scan=verdict)
-        published = self._publisher.publish(draft, blobs, lease_ttl=self.lease_ttl, lease_poll=self.lease_poll)
-        get_registry().broadcast("modelshelf_version_published", shelf=self, version=published.version)
+        published = self._publisher.publish(
+            draft, blobs, lease_ttl=self.lease_ttl, lease_poll=self.lease_poll
+        )
+        get_registry().broadcast(
+            "modelshelf_version_published", shelf=self, version=published.version
+        )
         return published
 
     # --- aliases and deletion --------------------------------------------------------------
@@ -253,6 +278,7 @@ class Shelf:
         When the shelf's policy protects the alias, a version that does not meet its rule is
         refused with :class:`~modelshelf.errors.PolicyViolation`.
         """
+
         def check(target: ModelVersion) -> None:  # called once names are checked, before the swap
             policy.check_alias_target(self, policy.current_policy(self.catalog), target, alias)
 
@@ -278,9 +304,16 @@ class Shelf:
         )
         return tombstone
 
-    def _announce_alias(self, name: str, alias: str, version: int | None, previous: Alias | None) -> None:
+    def _announce_alias(
+        self, name: str, alias: str, version: int | None, previous: Alias | None
+    ) -> None:
         get_registry().broadcast(
-            "modelshelf_alias_changed", shelf=self, name=name, alias=alias, version=version, previous=previous
+            "modelshelf_alias_changed",
+            shelf=self,
+            name=name,
+            alias=alias,
+            version=version,
+            previous=previous,
         )
 
     # --- files back ------------------------------------------------------------------------
@@ -301,8 +334,13 @@ class Shelf:
         return loading.download(self.catalog, self.get(ref), dest, link=link)
 
     def load(
-        self, ref: str, *, trust: bool | str = False, enforce_policy: bool | None = None,
-        require_signature: bool | Iterable[str] | None = None, **options: Any,
+        self,
+        ref: str,
+        *,
+        trust: bool | str = False,
+        enforce_policy: bool | None = None,
+        require_signature: bool | Iterable[str] | None = None,
+        **options: Any,
     ) -> Any:
         """Load a version back into memory with the serializer that saved it.
 
@@ -317,11 +355,17 @@ class Shelf:
         checks signatures (modelshelf-sign).
         """
         version = self.get(ref)
-        self.check_version(ref, version, enforce_policy=enforce_policy, require_signature=require_signature)
+        self.check_version(
+            ref, version, enforce_policy=enforce_policy, require_signature=require_signature
+        )
         return loading.load(self.catalog, version, trust=trust, **options)
 
     def check_version(
-        self, ref: str, version: ModelVersion, *, enforce_policy: bool | None = None,
+        self,
+        ref: str,
+        version: ModelVersion,
+        *,
+        enforce_policy: bool | None = None,
         require_signature: bool | Iterable[str] | None = None,
     ) -> None:
         """Raise :class:`~modelshelf.errors.PolicyViolation` if ``version`` (resolved from ``ref``)
@@ -330,7 +374,9 @@ class Shelf:
         if alias is not None and enforce_policy is not False:
             current = policy.current_policy(self.catalog)
             if enforce_policy and current is None:
-                raise policy.PolicyViolation(f"{ref}: enforce_policy=True, but shelf {self.url} has no policy")
+                raise policy.PolicyViolation(
+                    f"{ref}: enforce_policy=True, but shelf {self.url} has no policy"
+                )
             policy.check_alias_target(self, current, version, alias)
         if require_signature:
             policy.check_signature(self, version, require_signature)
@@ -338,7 +384,11 @@ class Shelf:
     # --- maintenance -----------------------------------------------------------------------
 
     def gc(
-        self, *, dry_run: bool = False, grace: dt.timedelta | None = None, keep: RetentionRule | None = None
+        self,
+        *,
+        dry_run: bool = False,
+        grace: dt.timedelta | None = None,
+        keep: RetentionRule | None = None,
     ) -> GcReport:
         """Delete blobs that no manifest and no upload in progress references, if older than
         ``grace`` (default 24 hours, ``MODELSHELF_GC_GRACE`` seconds).
@@ -348,10 +398,14 @@ class Shelf:
         others upload, delete and move aliases: see :mod:`modelshelf.leases` and
         :mod:`modelshelf.retention`.
         """
-        report = maintenance.gc(self.catalog, lease_ttl=self.lease_ttl, dry_run=dry_run, grace=grace, keep=keep)
+        report = maintenance.gc(
+            self.catalog, lease_ttl=self.lease_ttl, dry_run=dry_run, grace=grace, keep=keep
+        )
         for ref in report.retired if not dry_run else ():
             parsed = parse_ref(ref)
-            get_registry().broadcast("modelshelf_version_deleted", shelf=self, name=parsed.name, version=parsed.version)
+            get_registry().broadcast(
+                "modelshelf_version_deleted", shelf=self, name=parsed.name, version=parsed.version
+            )
         return report
 
     def verify(self, ref: str | None = None, *, repair: bool = False) -> list[Problem]:
@@ -382,7 +436,9 @@ class Shelf:
         """Every policy the shelf has had, oldest first."""
         return policy.policy_history(self.catalog)
 
-    def set_policy(self, *, aliases: Iterable[AliasRule] = (), retention: RetentionRule | None = None) -> Policy:
+    def set_policy(
+        self, *, aliases: Iterable[AliasRule] = (), retention: RetentionRule | None = None
+    ) -> Policy:
         """Store a new policy (the previous ones stay readable in :meth:`policy_history`)."""
         return policy.set_policy(self.catalog, aliases=aliases, retention=retention)
 
@@ -390,14 +446,23 @@ class Shelf:
         """Store a JSON record of ``kind`` beside a version (create-only; logged as ``action``);
         it travels with copies, exports and imports. Returns its id."""
         version = self.get(ref)
-        return attachments.attach(self.catalog, version.name, version.version, kind, data, action=action)
+        return attachments.attach(
+            self.catalog, version.name, version.version, kind, data, action=action
+        )
 
     def attached(self, ref: str, kind: str | None = None) -> dict[str, dict[str, bytes]]:
         """``{kind: {id: bytes}}`` of the records attached to a version (unverified)."""
         version = self.get(ref)
         return attachments.attached(self.catalog, version.name, version.version, kind)
 
-    def convert(self, ref: str, serializer: str, *, trust: bool | str = False, options: Mapping[str, Any] | None = None) -> ModelVersion:
+    def convert(
+        self,
+        ref: str,
+        serializer: str,
+        *,
+        trust: bool | str = False,
+        options: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
         """Load ``ref`` and upload it again with ``serializer`` (a safe format, say) as a new
         version of the same model, with the same metadata and ``lineage.source`` naming ``ref``."""
         from .copying import origin_of
@@ -405,16 +470,39 @@ class Shelf:
         version = self.get(ref)
         obj = self.load(version.ref, trust=trust)
         with draft_upload(
-            version.name, obj, metadata=version.metadata, metrics=version.metrics, params=version.params,
-            tags=version.tags, description=version.description, serializer=serializer, options=options,
+            version.name,
+            obj,
+            metadata=version.metadata,
+            metrics=version.metrics,
+            params=version.params,
+            tags=version.tags,
+            description=version.description,
+            serializer=serializer,
+            options=options,
         ) as draft:
-            source = {"kind": "convert", "shelf": self.url, "name": version.name, "version": version.version,
-                      "serializer": version.serializer.name, "converted_from": origin_of(version)}
-            manifest = attrs.evolve(draft.manifest, lineage=attrs.evolve(draft.manifest.lineage, source=source))
+            source = {
+                "kind": "convert",
+                "shelf": self.url,
+                "name": version.name,
+                "version": version.version,
+                "serializer": version.serializer.name,
+                "converted_from": origin_of(version),
+            }
+            manifest = attrs.evolve(
+                draft.manifest, lineage=attrs.evolve(draft.manifest.lineage, source=source)
+            )
             return self.publish(manifest, draft.blobs)
 
 
 __all__ = [
-    "DEFAULT_GC_GRACE", "GcReport", "Problem", "Published", "Ref", "Shelf", "VersionSummary",
-    "default_url", "open", "scheme_of",
+    "DEFAULT_GC_GRACE",
+    "GcReport",
+    "Problem",
+    "Published",
+    "Ref",
+    "Shelf",
+    "VersionSummary",
+    "default_url",
+    "open",
+    "scheme_of",
 ]

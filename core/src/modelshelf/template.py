@@ -87,9 +87,13 @@ def create(kind: str, name: str, destination: Path, *, framework: str | None = N
             "(e.g. mystore, my-framework); it becomes modelshelf-NAME and modelshelf_NAME"
         )
     if framework is not None and not _MODULE.match(framework):
-        raise ModelshelfError(f"invalid framework module name {framework!r}: give its import name (e.g. sklearn)")
+        raise ModelshelfError(
+            f"invalid framework module name {framework!r}: give its import name (e.g. sklearn)"
+        )
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-        raise ModelshelfError(f"{destination} already exists and is not an empty directory: choose another --dir")
+        raise ModelshelfError(
+            f"{destination} already exists and is not an empty directory: choose another --dir"
+        )
     values = _placeholders(kind, name, framework)
     templates = resources.files("modelshelf") / "templates" / kind
     written = []
@@ -110,10 +114,19 @@ def plugin() -> None:
 @plugin.command("new")
 @click.argument("kind", type=click.Choice(KINDS))
 @click.argument("name")
-@click.option("--dir", "destination", type=click.Path(path_type=Path), default=None,
-              help="Where to write the package (default: ./modelshelf-NAME). Must not exist or be empty.")
-@click.option("--framework", default=None, metavar="MODULE",
-              help="Serializers: the import name of the framework (default: NAME).")
+@click.option(
+    "--dir",
+    "destination",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the package (default: ./modelshelf-NAME). Must not exist or be empty.",
+)
+@click.option(
+    "--framework",
+    default=None,
+    metavar="MODULE",
+    help="Serializers: the import name of the framework (default: NAME).",
+)
 def new(kind: str, name: str, destination: Path | None, framework: str | None) -> None:
     """Write a ready plugin package: a serializer for a framework, or a storage for a URL scheme.
 

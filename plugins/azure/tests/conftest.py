@@ -31,7 +31,9 @@ def azurite_connection_string() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def azurite_port(azurite_connection_string: str) -> int:
     """The port Azurite's blob service listens on (for a proxy in front of it)."""
-    endpoint = next(p for p in azurite_connection_string.split(";") if p.startswith("BlobEndpoint="))
+    endpoint = next(
+        p for p in azurite_connection_string.split(";") if p.startswith("BlobEndpoint=")
+    )
     return int(endpoint.rsplit(":", 1)[1].split("/", 1)[0])
 
 

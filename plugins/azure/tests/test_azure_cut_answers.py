@@ -53,7 +53,10 @@ def _assert_unavailable(error: BaseException, storage: AzureBlobStorage) -> None
 
 @pytest.mark.parametrize("header", ["Content-Length", "ETag", "Last-Modified"])
 def test_stat_retries_an_answer_cut_once(
-    header: str, fault_proxy: FaultProxy, az_storage: AzureBlobStorage, cut_storage: AzureBlobStorage
+    header: str,
+    fault_proxy: FaultProxy,
+    az_storage: AzureBlobStorage,
+    cut_storage: AzureBlobStorage,
 ) -> None:
     written = az_storage.put_if_absent("k.json", b"x" * 1234)
     fault_proxy.cut_headers(header, when="HEAD")
@@ -65,7 +68,10 @@ def test_stat_retries_an_answer_cut_once(
 
 @pytest.mark.parametrize("header", ["Content-Length", "ETag"])
 def test_stat_cut_every_time_is_backend_unavailable(
-    header: str, fault_proxy: FaultProxy, az_storage: AzureBlobStorage, cut_storage: AzureBlobStorage
+    header: str,
+    fault_proxy: FaultProxy,
+    az_storage: AzureBlobStorage,
+    cut_storage: AzureBlobStorage,
 ) -> None:
     # Before the fix: TypeError int(None) for a lost size, and an etag read as '"None"'.
     az_storage.put_if_absent("k.json", b"x" * 10)
@@ -78,7 +84,10 @@ def test_stat_cut_every_time_is_backend_unavailable(
 
 @pytest.mark.parametrize("header", ["Content-Range", "Content-Length", "ETag"])
 def test_read_retries_an_answer_cut_once(
-    header: str, fault_proxy: FaultProxy, az_storage: AzureBlobStorage, cut_storage: AzureBlobStorage
+    header: str,
+    fault_proxy: FaultProxy,
+    az_storage: AzureBlobStorage,
+    cut_storage: AzureBlobStorage,
 ) -> None:
     data = os.urandom(3 * CHUNK + 17)  # several ranged GETs
     az_storage.put_if_absent("blob.bin", data)
@@ -167,7 +176,10 @@ def test_list_retries_a_page_cut_short(
 
 @pytest.mark.parametrize("listing", ["list", "list_prefixes"])
 def test_listing_cut_every_time_is_backend_unavailable(
-    listing: str, fault_proxy: FaultProxy, az_storage: AzureBlobStorage, cut_storage: AzureBlobStorage
+    listing: str,
+    fault_proxy: FaultProxy,
+    az_storage: AzureBlobStorage,
+    cut_storage: AzureBlobStorage,
 ) -> None:
     # Before the fix: AttributeError 'NoneType' object has no attribute 'service_endpoint'.
     az_storage.put_if_absent("m/a/x.bin", b"x")

@@ -26,7 +26,9 @@ class TestAzureFaults(FaultContract):
             DEV_ACCOUNT,
             container,
             account_key=DEV_KEY,
-            permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True, create=True),
+            permission=ContainerSasPermissions(
+                read=True, write=True, delete=True, list=True, create=True
+            ),
             expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
         )
         return lambda endpoint: {"account_url": f"{endpoint}/{DEV_ACCOUNT}", "sas_token": token}

@@ -10,7 +10,9 @@ from modelshelf.testing.single_file import SingleFileCases
 from modelshelf.testing.tabular import TabularContractData, WrapperCases, training_set
 
 
-class TestCatBoostClassifierContract(TabularContractData, SingleFileCases, WrapperCases, SerializerContract):
+class TestCatBoostClassifierContract(
+    TabularContractData, SingleFileCases, WrapperCases, SerializerContract
+):
     model_file = "model.cbm"
 
     @pytest.fixture

@@ -39,7 +39,8 @@ def frame() -> tuple[pd.DataFrame, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    "cls", [cb.CatBoostClassifier, cb.CatBoostRegressor, cb.CatBoostRanker, cb.CatBoost, MyRegressor]
+    "cls",
+    [cb.CatBoostClassifier, cb.CatBoostRegressor, cb.CatBoostRanker, cb.CatBoost, MyRegressor],
 )
 def test_claims_every_catboost_model(cls: type) -> None:
     serializers = [entry.serializer for entry in get_registry().serializers().values()]
@@ -61,7 +62,12 @@ def test_classifier_with_categories_and_string_labels(local_shelf: Any, frame: A
             }
         ],
         "outputs": [
-            {"name": "y", "kind": "classifier", "loss_function": "Logloss", "classes": ["buy", "skip"]}
+            {
+                "name": "y",
+                "kind": "classifier",
+                "loss_function": "Logloss",
+                "classes": ["buy", "skip"],
+            }
         ],
     }
     assert v.serializer.details["tree_count"] == 20
@@ -85,11 +91,14 @@ def test_multiclass(local_shelf: Any, frame: Any) -> None:
     assert output["loss_function"] == "MultiClass"
     assert output["classes"] == ["lyon", "nice", "paris"]
     np.testing.assert_array_equal(
-        local_shelf.load("city:1").predict_proba(X[["size", "rooms"]]), model.predict_proba(X[["size", "rooms"]])
+        local_shelf.load("city:1").predict_proba(X[["size", "rooms"]]),
+        model.predict_proba(X[["size", "rooms"]]),
     )
 
 
-def test_regressor_and_generic_catboost_keep_their_class(local_shelf: Any, tabular_data: Any) -> None:
+def test_regressor_and_generic_catboost_keep_their_class(
+    local_shelf: Any, tabular_data: Any
+) -> None:
     X, _ = tabular_data
     target = X[:, 0] * 2.0
     regressor = cb.CatBoostRegressor(iterations=10, **QUIET).fit(X, target)
@@ -122,7 +131,9 @@ def test_subclass_comes_back_as_nearest_catboost_class(local_shelf: Any, tabular
 
 def test_early_stopping_best_model(local_shelf: Any, tabular_data: Any) -> None:
     X, y = tabular_data
-    model = cb.CatBoostClassifier(iterations=300, learning_rate=0.5, early_stopping_rounds=3, **QUIET)
+    model = cb.CatBoostClassifier(
+        iterations=300, learning_rate=0.5, early_stopping_rounds=3, **QUIET
+    )
     model.fit(X[:150], y[:150], eval_set=(X[150:], y[150:]))
     assert model.tree_count_ < 300  # early stopping did stop, or this proves nothing
     v = local_shelf.upload("es", model)
@@ -141,7 +152,9 @@ def test_unknown_options_are_refused(local_shelf: Any, tabular_data: Any) -> Non
         local_shelf.load("m:1", format="json")
 
 
-def test_no_catboost_info_written(local_shelf: Any, tabular_data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_catboost_info_written(
+    local_shelf: Any, tabular_data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     X, y = tabular_data
     local_shelf.upload("m", cb.CatBoostClassifier(iterations=2, **QUIET).fit(X, y))
@@ -149,7 +162,9 @@ def test_no_catboost_info_written(local_shelf: Any, tabular_data: Any, tmp_path:
     assert not (tmp_path / "catboost_info").exists()
 
 
-def test_fresh_process_lists_downloads_and_loads(local_shelf: Any, frame: Any, modelshelf_fresh_load: Any) -> None:
+def test_fresh_process_lists_downloads_and_loads(
+    local_shelf: Any, frame: Any, modelshelf_fresh_load: Any
+) -> None:
     X, y = frame
     model = cb.CatBoostClassifier(iterations=10, **QUIET).fit(X, y, cat_features=["city"])
     local_shelf.upload("buy", model)

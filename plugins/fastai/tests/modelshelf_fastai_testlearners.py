@@ -30,7 +30,9 @@ def rows_to_score() -> pd.DataFrame:
     return frame(rows=9, seed=7).drop(columns=["label"])
 
 
-def learner(*, train: bool = True, seed: int = 0, hidden: int = 8, data: pd.DataFrame | None = None) -> Any:
+def learner(
+    *, train: bool = True, seed: int = 0, hidden: int = 8, data: pd.DataFrame | None = None
+) -> Any:
     """A tabular classifier on :func:`frame` (Categorify, FillMissing, Normalize), trained 2 epochs."""
     from fastai.tabular.all import (
         Categorify,
@@ -45,9 +47,15 @@ def learner(*, train: bool = True, seed: int = 0, hidden: int = 8, data: pd.Data
 
     df = frame() if data is None else data
     dls = TabularDataLoaders.from_df(
-        df, y_names="label", cat_names=["colour"], cont_names=["x1", "x2"],
-        procs=[Categorify, FillMissing, Normalize], y_block=CategoryBlock(),
-        valid_idx=list(range(len(df) - 32, len(df))), bs=32, num_workers=0,
+        df,
+        y_names="label",
+        cat_names=["colour"],
+        cont_names=["x1", "x2"],
+        procs=[Categorify, FillMissing, Normalize],
+        y_block=CategoryBlock(),
+        valid_idx=list(range(len(df) - 32, len(df))),
+        bs=32,
+        num_workers=0,
     )
     set_seed(seed, reproducible=True)
     learn = tabular_learner(dls, layers=[hidden], metrics=accuracy)

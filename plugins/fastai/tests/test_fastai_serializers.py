@@ -36,7 +36,9 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
         assert not loaded, loaded
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -45,7 +47,9 @@ def test_modelshelf_plugins_lists_the_claims() -> None:
         [sys.executable, "-m", "modelshelf", "plugins"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert "serializer fastai-safetensors [safetensors, safe]: fastai.learner.Learner" in result.stdout
+    assert (
+        "serializer fastai-safetensors [safetensors, safe]: fastai.learner.Learner" in result.stdout
+    )
     assert "serializer fastai-export [pickle, UNSAFE: needs trust to load]: opt-in" in result.stdout
 
 
@@ -76,10 +80,15 @@ def test_upload_records_weights_preprocessing_and_signature(shelf: Any, testlear
     assert tabular["procs"]["Categorify"]["classes"]["colour"] == ["#na#", "blue", "green", "red"]
     assert set(tabular["procs"]["Normalize"]["means"]) == {"x1", "x2"}
     assert version.signature == {
-        "inputs": [{
-            "name": "X", "shape": [None, 4], "feature_names": ["colour", "x2_na", "x1", "x2"],
-            "cat_names": ["colour", "x2_na"], "cont_names": ["x1", "x2"],
-        }],
+        "inputs": [
+            {
+                "name": "X",
+                "shape": [None, 4],
+                "feature_names": ["colour", "x2_na", "x1", "x2"],
+                "cat_names": ["colour", "x2_na"],
+                "cont_names": ["x1", "x2"],
+            }
+        ],
         "outputs": [{"name": "label", "classes": ["no", "yes"]}],
     }
 
@@ -89,28 +98,42 @@ def test_load_fills_the_learner_the_caller_builds(
 ) -> None:
     shelf.upload("tab", trained)
     fresh = testlearners.learner(train=False, seed=5)
-    assert not np.array_equal(testlearners.predict(fresh, rows), testlearners.predict(trained, rows))
+    assert not np.array_equal(
+        testlearners.predict(fresh, rows), testlearners.predict(trained, rows)
+    )
     loaded = shelf.load("tab:1", learner=fresh)
     assert loaded is fresh
-    np.testing.assert_array_equal(testlearners.predict(loaded, rows), testlearners.predict(trained, rows))
+    np.testing.assert_array_equal(
+        testlearners.predict(loaded, rows), testlearners.predict(trained, rows)
+    )
 
-    with pytest.raises(ModelshelfError, match=r"pass learner= a fastai.tabular.learner.TabularLearner built with model fastai.tabular.model.TabularModel"):
+    with pytest.raises(
+        ModelshelfError,
+        match=r"pass learner= a fastai.tabular.learner.TabularLearner built with model fastai.tabular.model.TabularModel",
+    ):
         shelf.load("tab:1")
     with pytest.raises(ModelshelfError, match=r"shape mismatch"):
         shelf.load("tab:1", learner=testlearners.learner(train=False, hidden=5))
 
 
-def test_a_learner_with_other_preprocessing_is_refused(shelf: Any, trained: Any, testlearners: Any) -> None:
+def test_a_learner_with_other_preprocessing_is_refused(
+    shelf: Any, trained: Any, testlearners: Any
+) -> None:
     shelf.upload("tab", trained)
     other_data = testlearners.frame(seed=3)  # same columns, other rows: other normalisation
     other = testlearners.learner(train=False, data=other_data)
-    with pytest.raises(ModelshelfError, match=r"preprocesses differently \((FillMissing|Normalize).*check_preprocessing=False") as refused:
+    with pytest.raises(
+        ModelshelfError,
+        match=r"preprocesses differently \((FillMissing|Normalize).*check_preprocessing=False",
+    ) as refused:
         shelf.load("tab:1", learner=other)
     assert "\n" not in str(refused.value)
     assert shelf.load("tab:1", learner=other, check_preprocessing=False) is other
 
 
-def test_other_objects_and_unknown_options_are_refused(shelf: Any, trained: Any, tmp_path: Path) -> None:
+def test_other_objects_and_unknown_options_are_refused(
+    shelf: Any, trained: Any, tmp_path: Path
+) -> None:
     with pytest.raises(InvalidModel, match=r"fastai-safetensors saves fastai Learners"):
         FastaiSafetensorsSerializer().save(torch.nn.Linear(2, 2), tmp_path)
     with pytest.raises(ModelshelfError, match=r"unknown fastai-safetensors save option"):
@@ -131,13 +154,21 @@ print(json.dumps({"listed": listed, "files": files, "out": predict(loaded, rows_
 
 
 def test_upload_list_download_and_load_in_a_fresh_process(
-    shelf: Any, shelf_path: Path, trained: Any, rows: Any, testlearners: Any, tests_dir: Path,
-    tmp_path: Path, run_python: Callable[..., subprocess.CompletedProcess[str]],
+    shelf: Any,
+    shelf_path: Path,
+    trained: Any,
+    rows: Any,
+    testlearners: Any,
+    tests_dir: Path,
+    tmp_path: Path,
+    run_python: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     shelf.upload("team/tab", trained)
     shelf.upload("team/tab", trained)
     result = run_python(
-        textwrap.dedent(FRESH_PROCESS), str(shelf_path), str(tmp_path / "dl"),
+        textwrap.dedent(FRESH_PROCESS),
+        str(shelf_path),
+        str(tmp_path / "dl"),
         env={"PYTHONPATH": str(tests_dir)},
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -149,7 +180,9 @@ def test_upload_list_download_and_load_in_a_fresh_process(
 # --- fastai-export -------------------------------------------------------------------------------
 
 
-def test_export_round_trip_through_the_serializer(trained: Any, rows: Any, testlearners: Any, tmp_path: Path) -> None:
+def test_export_round_trip_through_the_serializer(
+    trained: Any, rows: Any, testlearners: Any, tmp_path: Path
+) -> None:
     serializer = FastaiExportSerializer()
     saved = serializer.save(trained, tmp_path)
     assert saved.details["file"] == "export.pkl"
@@ -157,10 +190,14 @@ def test_export_round_trip_through_the_serializer(trained: Any, rows: Any, testl
     with pytest.raises(UntrustedFormat, match=r"trust=True"):
         serializer.load(tmp_path, details=saved.details)
     loaded = serializer.load(tmp_path, details=saved.details, trust=True)
-    np.testing.assert_array_equal(testlearners.predict(loaded, rows), testlearners.predict(trained, rows))
+    np.testing.assert_array_equal(
+        testlearners.predict(loaded, rows), testlearners.predict(trained, rows)
+    )
 
 
-def test_a_hostile_export_never_runs_without_trust(shelf: Any, trained: Any, testlearners: Any, tmp_path: Path) -> None:
+def test_a_hostile_export_never_runs_without_trust(
+    shelf: Any, trained: Any, testlearners: Any, tmp_path: Path
+) -> None:
     marker = tmp_path / "pwned"
     hostile = tmp_path / "hostile"
     hostile.mkdir()

@@ -93,7 +93,9 @@ def denying_host(
 
 
 @pytest.fixture
-def header_cut(gcs_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FaultProxy]]:
+def header_cut(
+    gcs_env: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., FaultProxy]]:
     """``header_cut(header, times=1, skip=0)``: a :class:`FaultProxy` in front of the emulator
     that cuts answers before ``header``; STORAGE_EMULATOR_HOST points at it from then on (open
     storages after calling it)."""

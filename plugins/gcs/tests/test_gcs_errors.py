@@ -107,7 +107,9 @@ def test_denied_reads_and_writes(denying_host: str, tmp_path: Path) -> None:
             assert "denied" in message and "'private-bucket'" in message
 
 
-def test_server_errors_are_retried_then_reported(lose_uploads: Callable[[int], Fault], bucket: str) -> None:
+def test_server_errors_are_retried_then_reported(
+    lose_uploads: Callable[[int], Fault], bucket: str
+) -> None:
     """Every answer lost (503) until the retry deadline: BackendUnavailable, quickly with a
     short deadline, saying how long it tried."""
     storage = _open(f"gs://{bucket}/shelf", retry_deadline=1.5)

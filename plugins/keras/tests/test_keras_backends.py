@@ -32,10 +32,18 @@ QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
 def run(code: str, *args: str, backend: str, cache: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **QUIET_TENSORFLOW, "KERAS_BACKEND": backend, "MODELSHELF_CACHE": str(cache)}
+    env = {
+        **os.environ,
+        **QUIET_TENSORFLOW,
+        "KERAS_BACKEND": backend,
+        "MODELSHELF_CACHE": str(cache),
+    }
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True, text=True, timeout=600, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert result.returncode == 0, f"{backend} subprocess failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -46,17 +54,32 @@ def test_the_shelf_suite_passes_under_tensorflow(tmp_path: Path) -> None:
     upload -> list -> download -> load in a fresh process with identical predictions, all with a
     model built and trained under TensorFlow."""
     env = {
-        **os.environ, **QUIET_TENSORFLOW, "MODELSHELF_KERAS_TEST_BACKEND": "tensorflow",
+        **os.environ,
+        **QUIET_TENSORFLOW,
+        "MODELSHELF_KERAS_TEST_BACKEND": "tensorflow",
         "MODELSHELF_CACHE": str(tmp_path / "cache"),
     }
     result = subprocess.run(
         [
-            sys.executable, "-m", "pytest", str(TESTS_DIR / "test_keras_shelf.py"),
-            str(TESTS_DIR / "test_keras_v3_serializer.py") + "::test_save_writes_one_keras_file_and_records_version_and_signature",
-            str(TESTS_DIR / "test_keras_v3_serializer.py") + "::test_compiled_model_comes_back_with_its_optimizer_state",
-            "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "pytest"),
+            sys.executable,
+            "-m",
+            "pytest",
+            str(TESTS_DIR / "test_keras_shelf.py"),
+            str(TESTS_DIR / "test_keras_v3_serializer.py")
+            + "::test_save_writes_one_keras_file_and_records_version_and_signature",
+            str(TESTS_DIR / "test_keras_v3_serializer.py")
+            + "::test_compiled_model_comes_back_with_its_optimizer_state",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--basetemp",
+            str(tmp_path / "pytest"),
         ],
-        capture_output=True, text=True, timeout=900, env=env, cwd=str(TESTS_DIR.parents[2]),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=str(TESTS_DIR.parents[2]),
     )
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert result.returncode == 0, f"{summary}\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
@@ -103,17 +126,27 @@ print(json.dumps({"backend": keras.backend.backend(), "warnings": said,
 """
 
 
-@pytest.mark.parametrize(("saved_under", "loaded_under"), [("tensorflow", "torch"), ("torch", "tensorflow")])
+@pytest.mark.parametrize(
+    ("saved_under", "loaded_under"), [("tensorflow", "torch"), ("torch", "tensorflow")]
+)
 def test_a_model_saved_under_one_backend_loads_under_the_other_and_says_so(
     saved_under: str, loaded_under: str, tmp_path: Path
 ) -> None:
     shelf = str(tmp_path / "shelf")
     probe, before, after = (str(tmp_path / n) for n in ("probe.npy", "before.npy", "after.npy"))
-    saved = json.loads(run(SAVE, shelf, probe, before, backend=saved_under, cache=tmp_path / "c1").stdout.strip().splitlines()[-1])
+    saved = json.loads(
+        run(SAVE, shelf, probe, before, backend=saved_under, cache=tmp_path / "c1")
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert saved["details"]["backend"] == saved_under
     assert saved["details"]["backend_version"].split("+")[0] == _installed_version(saved_under)
 
-    loaded = json.loads(run(LOAD, shelf, saved["ref"], probe, after, backend=loaded_under, cache=tmp_path / "c2").stdout.strip().splitlines()[-1])
+    loaded = json.loads(
+        run(LOAD, shelf, saved["ref"], probe, after, backend=loaded_under, cache=tmp_path / "c2")
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert loaded["backend"] == loaded_under
     assert loaded["optimizer"] == "Adam"  # compile state crosses backends too
     (warning,) = loaded["warnings"]
@@ -124,7 +157,11 @@ def test_a_model_saved_under_one_backend_loads_under_the_other_and_says_so(
     np.testing.assert_allclose(np.load(after), np.load(before), rtol=1e-5, atol=1e-6)
 
     # Loaded under the backend it was saved with: identical, and nothing to warn about.
-    same = json.loads(run(LOAD, shelf, saved["ref"], probe, after, backend=saved_under, cache=tmp_path / "c3").stdout.strip().splitlines()[-1])
+    same = json.loads(
+        run(LOAD, shelf, saved["ref"], probe, after, backend=saved_under, cache=tmp_path / "c3")
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert same["warnings"] == []
     np.testing.assert_array_equal(np.load(after), np.load(before))
 

@@ -133,7 +133,10 @@ def test_lambda_model_on_a_shelf_needs_trust(
 
 
 def test_load_options_reach_load_model(
-    local_shelf: Any, trained_sequential: Any, features: np.ndarray, predict: Callable[[Any, Any], Any]
+    local_shelf: Any,
+    trained_sequential: Any,
+    features: np.ndarray,
+    predict: Callable[[Any, Any], Any],
 ) -> None:
     version = local_shelf.upload("demo/uncompiled", trained_sequential)
     loaded = local_shelf.load(version.ref, compile=False)

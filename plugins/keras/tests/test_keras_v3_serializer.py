@@ -273,7 +273,13 @@ def test_file_named_by_details_must_be_a_file_of_the_version(
         serializer, trained_sequential, tmp_path, "model.keras", link="link.keras"
     )
     hostile: list[object] = [
-        "/etc/passwd", str(outside), "../outside.keras", 3, None, "link.keras", "other.keras",
+        "/etc/passwd",
+        str(outside),
+        "../outside.keras",
+        3,
+        None,
+        "link.keras",
+        "other.keras",
     ]
     for value in hostile:
         with pytest.raises(IntegrityError) as caught:
@@ -303,7 +309,9 @@ def test_damaged_keras_file_is_one_invalid_model_line(
         with zipfile.ZipFile(path) as source, zipfile.ZipFile(buffer, "w") as target:
             for name in source.namelist():
                 content = source.read(name)
-                target.writestr(name, content[: len(content) // 2] if name.endswith(member) else content)
+                target.writestr(
+                    name, content[: len(content) // 2] if name.endswith(member) else content
+                )
         damaged = buffer.getvalue()
     path.write_bytes(damaged)
     with pytest.raises(InvalidModel) as caught:

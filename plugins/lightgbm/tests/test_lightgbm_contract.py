@@ -58,4 +58,8 @@ class TestLGBMBoosterContract(_Common, SerializerContract):
         import lightgbm as lgb
 
         X, y = training_set()
-        return lgb.train({"objective": "binary", "verbose": -1, "seed": 0, "num_threads": 1}, lgb.Dataset(X, label=y), 5)
+        return lgb.train(
+            {"objective": "binary", "verbose": -1, "seed": 0, "num_threads": 1},
+            lgb.Dataset(X, label=y),
+            5,
+        )

@@ -22,9 +22,13 @@ def test_lightgbm_beats_sklearn_skops_on_wrappers(cls: type) -> None:
     assert choose(cls(), serializers).name == "lightgbm-text"
 
 
-def test_classifier_comes_back_as_booster_with_same_probabilities(local_shelf: Any, tabular_data: Any) -> None:
+def test_classifier_comes_back_as_booster_with_same_probabilities(
+    local_shelf: Any, tabular_data: Any
+) -> None:
     X, y = tabular_data
-    model = lgb.LGBMClassifier(n_estimators=10, num_leaves=7, random_state=0, verbose=-1, n_jobs=1).fit(X, y)
+    model = lgb.LGBMClassifier(
+        n_estimators=10, num_leaves=7, random_state=0, verbose=-1, n_jobs=1
+    ).fit(X, y)
     v = local_shelf.upload("clf", model)
     assert v.signature == {
         "inputs": [
@@ -47,7 +51,9 @@ def test_classifier_comes_back_as_booster_with_same_probabilities(local_shelf: A
     np.testing.assert_array_equal(labels[(proba > 0.5).astype(int)], model.predict(X))
 
 
-def test_multiclass_string_labels_recoverable_from_signature(local_shelf: Any, tabular_data: Any) -> None:
+def test_multiclass_string_labels_recoverable_from_signature(
+    local_shelf: Any, tabular_data: Any
+) -> None:
     X, _ = tabular_data
     labels = np.array(["low", "mid", "high"])[np.digitize(X[:, 0], [-0.5, 0.5])]
     model = lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1).fit(X, labels)
@@ -74,7 +80,9 @@ def test_regressor_with_pandas_categories(local_shelf: Any) -> None:
         }
     )
     target = frame["size"] * 2 + (frame["city"] == "paris") * 3.0
-    model = lgb.LGBMRegressor(n_estimators=10, min_child_samples=5, verbose=-1, n_jobs=1).fit(frame, target)
+    model = lgb.LGBMRegressor(n_estimators=10, min_child_samples=5, verbose=-1, n_jobs=1).fit(
+        frame, target
+    )
     v = local_shelf.upload("house", model)
     assert v.signature["inputs"] == [
         {"name": "X", "shape": [None, 2], "feature_names": ["size", "city"]}
@@ -89,7 +97,9 @@ def test_regressor_with_pandas_categories(local_shelf: Any) -> None:
 def test_raw_booster_round_trip(local_shelf: Any, tabular_data: Any) -> None:
     X, _ = tabular_data
     train = lgb.Dataset(X, label=X[:, 0] * 2.0, feature_name=["a", "b", "c", "d"])
-    booster = lgb.train({"objective": "regression", "verbose": -1, "seed": 0, "num_threads": 1}, train, 8)
+    booster = lgb.train(
+        {"objective": "regression", "verbose": -1, "seed": 0, "num_threads": 1}, train, 8
+    )
     v = local_shelf.upload("raw", booster)
     assert v.serializer.details["class"] == "lightgbm.basic.Booster"
     assert "params" not in v.serializer.details
@@ -99,7 +109,9 @@ def test_raw_booster_round_trip(local_shelf: Any, tabular_data: Any) -> None:
     np.testing.assert_array_equal(loaded.predict(X), booster.predict(X))
 
 
-def test_early_stopping_keeps_best_iteration_predictions(local_shelf: Any, tabular_data: Any) -> None:
+def test_early_stopping_keeps_best_iteration_predictions(
+    local_shelf: Any, tabular_data: Any
+) -> None:
     X, y = tabular_data
     model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.5, verbose=-1, n_jobs=1)
     # LightGBM 4.7 renamed eval_set to eval_X/eval_y; older 4.x only knows eval_set.
@@ -127,15 +139,23 @@ def test_unknown_options_are_refused(local_shelf: Any, tabular_data: Any) -> Non
         local_shelf.load("m:1", as_sklearn=True)
 
 
-def test_fresh_process_lists_downloads_and_loads(local_shelf: Any, tabular_data: Any, modelshelf_fresh_load: Any) -> None:
+def test_fresh_process_lists_downloads_and_loads(
+    local_shelf: Any, tabular_data: Any, modelshelf_fresh_load: Any
+) -> None:
     model = lgb.LGBMClassifier(n_estimators=6, verbose=-1, n_jobs=1).fit(*tabular_data)
     local_shelf.upload("clf", model)
-    booster = modelshelf_fresh_load(local_shelf.url, "clf:1", tabular_data[0])  # comes back a Booster
+    booster = modelshelf_fresh_load(
+        local_shelf.url, "clf:1", tabular_data[0]
+    )  # comes back a Booster
     assert (booster.versions, booster.files, booster.type) == ([1], ["model.txt"], "Booster")
-    np.testing.assert_array_equal(booster.outputs["predict"], model.predict_proba(tabular_data[0])[:, 1])
+    np.testing.assert_array_equal(
+        booster.outputs["predict"], model.predict_proba(tabular_data[0])[:, 1]
+    )
 
 
-def test_callable_objective_gives_raw_scores_and_is_reported(local_shelf: Any, tabular_data: Any) -> None:
+def test_callable_objective_gives_raw_scores_and_is_reported(
+    local_shelf: Any, tabular_data: Any
+) -> None:
     X, y = tabular_data
 
     def logistic(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

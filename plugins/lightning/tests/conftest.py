@@ -61,8 +61,14 @@ def trained(tmp_path: Path) -> Any:
     targets = inputs[:, :1] * 2.0 - inputs[:, 1:2]
     model = modules.TinyRegressor(hidden=6, lr=0.1)
     trainer = L.Trainer(
-        max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path / "trainer"),
+        max_epochs=3,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path / "trainer"),
     )
     trainer.fit(model, DataLoader(TensorDataset(inputs, targets), batch_size=16))
     return model.eval()

@@ -15,7 +15,9 @@ from torch import nn
 class TinyRegressor(L.LightningModule):
     """Linear -> Tanh -> Linear, hyperparameters saved, an example input (so a signature)."""
 
-    def __init__(self, n_in: int = 4, hidden: int = 8, lr: float = 0.05, activation: str = "tanh") -> None:
+    def __init__(
+        self, n_in: int = 4, hidden: int = 8, lr: float = 0.05, activation: str = "tanh"
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, 1))

@@ -37,7 +37,9 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
         assert not loaded, loaded
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -50,7 +52,10 @@ def test_modelshelf_plugins_lists_both_claims() -> None:
         "serializer lightning-safetensors [safetensors+json, safe]: "
         "lightning.pytorch.core.module.LightningModule, pytorch_lightning.core.module.LightningModule"
     ) in result.stdout
-    assert "serializer lightning-checkpoint [lightning-ckpt, UNSAFE: needs trust to load]: opt-in" in result.stdout
+    assert (
+        "serializer lightning-checkpoint [lightning-ckpt, UNSAFE: needs trust to load]: opt-in"
+        in result.stdout
+    )
 
 
 def test_both_packages_are_claimed_before_torch(testmodules: Any) -> None:
@@ -64,12 +69,17 @@ def test_both_packages_are_claimed_before_torch(testmodules: Any) -> None:
     assert chosen(torch.nn.Linear(2, 2)) == "torch-safetensors"  # plain modules stay torch's
 
 
-def test_upload_records_hyperparameters_weights_and_signature(shelf: Any, trained: Any, tmp_path: Path) -> None:
+def test_upload_records_hyperparameters_weights_and_signature(
+    shelf: Any, trained: Any, tmp_path: Path
+) -> None:
     import lightning
 
     version = shelf.upload("reg", trained)
     assert version.serializer.name == "lightning-safetensors"
-    assert (version.framework.name, version.framework.version) == ("lightning", lightning.__version__)
+    assert (version.framework.name, version.framework.version) == (
+        "lightning",
+        lightning.__version__,
+    )
     assert sorted(f.path for f in version.files) == ["hparams.json", "model.safetensors"]
     details = version.serializer.details
     assert details["module_class"] == "modelshelf_lightning_testmodules.TinyRegressor"
@@ -77,8 +87,16 @@ def test_upload_records_hyperparameters_weights_and_signature(shelf: Any, traine
     assert details["hparams_name"] == "kwargs"
     assert details["skipped_hparams"] == []
     assert details["torch_version"] == torch.__version__
-    assert [t["name"] for t in details["tensors"]] == ["net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"]
-    assert version.signature == {"inputs": [{"name": "x", "dtype": "float32", "shape": [None, 4]}], "outputs": []}
+    assert [t["name"] for t in details["tensors"]] == [
+        "net.0.weight",
+        "net.0.bias",
+        "net.2.weight",
+        "net.2.bias",
+    ]
+    assert version.signature == {
+        "inputs": [{"name": "x", "dtype": "float32", "shape": [None, 4]}],
+        "outputs": [],
+    }
     stored = json.loads((shelf.download("reg:1", tmp_path / "dl") / "hparams.json").read_text())
     assert stored == {"n_in": 4, "hidden": 6, "lr": 0.1, "activation": "tanh"}
 
@@ -141,15 +159,21 @@ def test_hyperparameters_json_cannot_hold_are_named(shelf: Any, testmodules: Any
     model = testmodules.WithModuleArgument(torch.nn.Linear(4, 2), scale=3.0)
     version = shelf.upload("backbone", model)
     assert version.serializer.details["skipped_hparams"] == ["backbone"]
-    with pytest.raises(ModelshelfError, match=r"hyperparameters backbone were not JSON.*module=instance"):
+    with pytest.raises(
+        ModelshelfError, match=r"hyperparameters backbone were not JSON.*module=instance"
+    ):
         shelf.load(version.ref, cls=testmodules.WithModuleArgument)
     mine = testmodules.WithModuleArgument(torch.nn.Linear(4, 2), scale=3.0)
     loaded = shelf.load(version.ref, module=mine)
     np.testing.assert_array_equal(run(loaded, torch.ones(1, 4)), run(model, torch.ones(1, 4)))
 
 
-def test_non_lightning_objects_and_unknown_options_are_refused(shelf: Any, trained: Any, tmp_path: Path) -> None:
-    with pytest.raises(ModelshelfError, match=r"not Linear: for a plain torch.nn.Module use torch-safetensors"):
+def test_non_lightning_objects_and_unknown_options_are_refused(
+    shelf: Any, trained: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(
+        ModelshelfError, match=r"not Linear: for a plain torch.nn.Module use torch-safetensors"
+    ):
         LightningSafetensorsSerializer().save(torch.nn.Linear(2, 2), tmp_path)
     with pytest.raises(ModelshelfError, match=r"unknown lightning-safetensors save option"):
         shelf.upload("reg", trained, options={"dtype": "half"})
@@ -173,14 +197,23 @@ print(json.dumps({"listed": listed, "files": files, "out": out, "hidden": weight
 
 
 def test_upload_list_download_and_load_in_a_fresh_process(
-    shelf: Any, shelf_path: Path, trained: Any, x: torch.Tensor, run: Callable[[Any, Any], Any],
-    run_python: Callable[..., subprocess.CompletedProcess[str]], tests_dir: Path, tmp_path: Path,
+    shelf: Any,
+    shelf_path: Path,
+    trained: Any,
+    x: torch.Tensor,
+    run: Callable[[Any, Any], Any],
+    run_python: Callable[..., subprocess.CompletedProcess[str]],
+    tests_dir: Path,
+    tmp_path: Path,
 ) -> None:
     shelf.upload("team/reg", trained)
     checkpoint = shelf.upload("team/reg-ckpt", trained, serializer="lightning-checkpoint")
     assert checkpoint.serializer.details["written_by"] == "trainer.save_checkpoint"
     result = run_python(
-        textwrap.dedent(FRESH_PROCESS), str(shelf_path), str(tmp_path / "dl"), json.dumps(x.tolist()),
+        textwrap.dedent(FRESH_PROCESS),
+        str(shelf_path),
+        str(tmp_path / "dl"),
+        json.dumps(x.tolist()),
         env={"PYTHONPATH": str(tests_dir)},
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])

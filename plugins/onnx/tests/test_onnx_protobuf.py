@@ -169,7 +169,9 @@ def test_external_data_can_be_forced_either_way(local_shelf: Any, model: Any) ->
     assert [f.path for f in inline.files] == [MODEL_FILE]
 
 
-def test_new_graph_with_same_weights_reuses_the_data_blob(local_shelf: Any, make_model: Any) -> None:
+def test_new_graph_with_same_weights_reuses_the_data_blob(
+    local_shelf: Any, make_model: Any
+) -> None:
     first = make_model(128, 128, seed=1, doc="first")
     second = make_model(128, 128, seed=1, doc="second graph, same weights")
     options = {"external_data_threshold": 0}
@@ -207,7 +209,11 @@ def test_broken_model_is_refused_before_anything_is_written(
     assert "onnx.checker refused" in message and "\n" not in message
     with pytest.raises(ModelNotFound):
         local_shelf.versions("broken")
-    blobs = list((local_shelf_path / "blobs").rglob("*")) if (local_shelf_path / "blobs").exists() else []
+    blobs = (
+        list((local_shelf_path / "blobs").rglob("*"))
+        if (local_shelf_path / "blobs").exists()
+        else []
+    )
     assert not [b for b in blobs if b.is_file()]
 
 
@@ -246,7 +252,9 @@ def test_external_data_outside_the_directory_is_refused(tmp_path: Path, big_mode
             serializer.load(directory, details=saved.details, **options)
 
 
-def test_missing_onnxruntime_gives_a_clear_error(local_shelf: Any, local_shelf_path: Path, model: Any) -> None:
+def test_missing_onnxruntime_gives_a_clear_error(
+    local_shelf: Any, local_shelf_path: Path, model: Any
+) -> None:
     local_shelf.upload("linear", model)
     code = (
         "import sys\n"
@@ -334,7 +342,9 @@ def test_signature_of_unknown_rank_and_maps() -> None:
     ]
 
 
-def test_initializers_listed_as_inputs_are_not_in_the_signature(local_shelf: Any, model: Any) -> None:
+def test_initializers_listed_as_inputs_are_not_in_the_signature(
+    local_shelf: Any, model: Any
+) -> None:
     old_style = onnx.ModelProto()
     old_style.CopyFrom(model)
     # IR < 4 models list every initializer among the graph inputs too.
@@ -351,7 +361,9 @@ def test_model_file_named_by_details_must_be_a_file_of_the_version(
     tmp_path: Path, model: Any, session: bool
 ) -> None:
     serializer = OnnxProtobufSerializer()
-    version, saved, outside = version_with_decoy(serializer, model, tmp_path, MODEL_FILE, link="link.onnx")
+    version, saved, outside = version_with_decoy(
+        serializer, model, tmp_path, MODEL_FILE, link="link.onnx"
+    )
     for value in ("/etc/passwd", str(outside), f"../{outside.name}", 7, "link.onnx", "other.onnx"):
         details = {**saved.details, "model_file": value}
         with pytest.raises(IntegrityError) as caught:

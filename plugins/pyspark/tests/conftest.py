@@ -31,7 +31,10 @@ def spark(executor_cache: Path) -> Iterator[Any]:
     """One ``local[2]`` SparkSession shared by every test of this plugin."""
     from pyspark.sql import SparkSession
 
-    saved = {k: os.environ.get(k) for k in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "MODELSHELF_CACHE")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "MODELSHELF_CACHE")
+    }
     # The JVM and its Python workers inherit the environment at start-up.
     os.environ.update(spark_environment(executor_cache))
     builder = SparkSession.builder.master("local[2]").appName("modelshelf-pyspark-tests")
@@ -99,7 +102,9 @@ def pipeline_model(training_frame: Any) -> Any:
 
     pipeline = Pipeline(
         stages=[
-            StringIndexer(inputCol="colour", outputCol="colour_index", stringOrderType="alphabetAsc"),
+            StringIndexer(
+                inputCol="colour", outputCol="colour_index", stringOrderType="alphabetAsc"
+            ),
             VectorAssembler(inputCols=["x1", "x2", "colour_index"], outputCol="features"),
             LogisticRegression(maxIter=20, regParam=0.01),
         ]

@@ -40,7 +40,9 @@ def spark_environment(cache: Path) -> dict[str, str]:
     return {
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p),
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p
+        ),
         "MODELSHELF_CACHE": str(cache),
     }
 
@@ -61,7 +63,9 @@ def logging_loader(log_dir: str, shelf: Any, ref: str) -> Any:
     return model
 
 
-def alias_moving_loader(log_dir: str, name: str, alias: str, to_version: int, shelf: Any, ref: str) -> Any:
+def alias_moving_loader(
+    log_dir: str, name: str, alias: str, to_version: int, shelf: Any, ref: str
+) -> Any:
     """Move ``name@alias`` to ``to_version`` while the job runs, then load ``ref`` as given."""
     shelf.set_alias(name, alias, to_version)
     return logging_loader(log_dir, shelf, ref)
@@ -74,7 +78,9 @@ def logging_method(log_dir: str, method: str, model: Any, frame: Any) -> Any:
     return getattr(model, method)(frame)
 
 
-class MarkerStage(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
+class MarkerStage(
+    Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable
+):
     """A Python pipeline stage of "the uploader's": creating one writes the file named by
     ``MODELSHELF_TEST_MARKER``. pyspark creates it by its class name when loading a pipeline, so
     the marker appearing means a load ran the uploader's code."""

@@ -31,7 +31,9 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
         assert not loaded, loaded
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -105,8 +107,12 @@ spark.stop()
 
 
 def test_upload_list_download_and_load_in_a_fresh_process(
-    shelf: Any, shelf_path: Path, pipeline_model: Any, scoring_frame: Any,
-    run_python: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path,
+    shelf: Any,
+    shelf_path: Path,
+    pipeline_model: Any,
+    scoring_frame: Any,
+    run_python: Callable[..., subprocess.CompletedProcess[str]],
+    tmp_path: Path,
 ) -> None:
     version = shelf.upload("churn/pipeline", pipeline_model)
     env = spark_environment(tmp_path / "fresh-executor-cache")
@@ -135,7 +141,9 @@ def test_save_and_load_need_an_active_session_and_say_so() -> None:
             print(exc)
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "needs an active SparkSession" in result.stdout
 
@@ -167,7 +175,9 @@ def test_staging_through_a_directory_every_node_reaches(
 def test_unknown_options_and_non_spark_objects_are_refused(
     shelf: Any, pipeline_model: Any, tmp_path: Path, spark: Any
 ) -> None:
-    with pytest.raises(ModelshelfError, match=r"unknown spark-ml save option\(s\) overwrite: accepted are staging"):
+    with pytest.raises(
+        ModelshelfError, match=r"unknown spark-ml save option\(s\) overwrite: accepted are staging"
+    ):
         shelf.upload("m", pipeline_model, options={"overwrite": True})
     version = shelf.upload("m", pipeline_model)
     with pytest.raises(ModelshelfError, match=r"unknown spark-ml load option"):
@@ -198,7 +208,10 @@ def test_python_stage_of_the_uploader_needs_trust_and_never_runs_without_it(
     model = _python_stage_pipeline(training_frame)
     version = shelf.upload("custom", model)
     assert version.serializer.safe is False  # recorded at upload: core asks for trust
-    assert "modelshelf_pyspark_testhelpers.MarkerStage" in version.serializer.details["metadata_classes"]
+    assert (
+        "modelshelf_pyspark_testhelpers.MarkerStage"
+        in version.serializer.details["metadata_classes"]
+    )
     monkeypatch.setenv("MODELSHELF_TEST_MARKER", str(marker))
     with pytest.raises(UntrustedFormat, match=r"MarkerStage"):
         shelf.load(version.ref)
@@ -218,7 +231,10 @@ def test_python_stage_of_the_uploader_needs_trust_and_never_runs_without_it(
 
 
 def test_stored_metadata_naming_a_foreign_class_is_refused_whatever_details_say(
-    pipeline_model: Any, training_frame: Any, marker: Path, monkeypatch: pytest.MonkeyPatch,
+    pipeline_model: Any,
+    training_frame: Any,
+    marker: Path,
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     """A hostile writer stores a safe-looking manifest over files that name another class."""

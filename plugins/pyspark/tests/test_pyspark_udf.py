@@ -56,22 +56,34 @@ def scored(frame: Any, scorer: Any) -> list[Any]:
 
 
 def logs(log_dir: Path, kind: str) -> list[list[str]]:
-    return [line.split() for p in sorted(log_dir.glob(f"{kind}-*")) for line in p.read_text().splitlines()]
+    return [
+        line.split()
+        for p in sorted(log_dir.glob(f"{kind}-*"))
+        for line in p.read_text().splitlines()
+    ]
 
 
 @pytest.mark.parametrize("framework", ["sklearn", "xgboost"])
 def test_scores_equal_a_local_predict_and_each_process_loads_once(
-    framework: str, request: pytest.FixtureRequest, shelf: Any, shelf_path: Path,
-    spark_table: Any, table: pd.DataFrame, tmp_path: Path,
+    framework: str,
+    request: pytest.FixtureRequest,
+    shelf: Any,
+    shelf_path: Path,
+    spark_table: Any,
+    table: pd.DataFrame,
+    tmp_path: Path,
 ) -> None:
     model = request.getfixturevalue(f"{framework}_model")
     version = shelf.upload(f"churn/{framework}", model)
-    assert version.serializer.name == {"sklearn": "sklearn-skops", "xgboost": "xgboost-ubj"}[framework]
+    assert (
+        version.serializer.name == {"sklearn": "sklearn-skops", "xgboost": "xgboost-ubj"}[framework]
+    )
     shelf.set_alias(version.name, "prod", version.version)
     log_dir = tmp_path / "log"
     log_dir.mkdir()
     scorer = udf(
-        str(shelf_path), f"churn/{framework}@prod",
+        str(shelf_path),
+        f"churn/{framework}@prod",
         result_type="long" if framework == "sklearn" else "double",
         loader=functools.partial(logging_loader, str(log_dir)),
         method=functools.partial(logging_method, str(log_dir), "predict"),
@@ -114,7 +126,10 @@ def test_the_alias_is_resolved_once_on_the_driver(
     # Each executor process moves the alias to version 2 before it loads: the job runs while the
     # alias points elsewhere, and every process must still score with version 1.
     scorer = udf(
-        str(shelf_path), "churn/model@prod", method="predict_proba", result_type="array<double>",
+        str(shelf_path),
+        "churn/model@prod",
+        method="predict_proba",
+        result_type="array<double>",
         loader=functools.partial(alias_moving_loader, str(log_dir), "churn/model", "prod", 2),
     )
     scores = np.array(scored(spark_table, scorer))
@@ -130,7 +145,11 @@ def test_the_alias_is_resolved_once_on_the_driver(
 
 
 def test_default_loader_scores_from_the_executors_cache(
-    shelf: Any, shelf_path: Path, spark_table: Any, table: pd.DataFrame, executor_cache: Path,
+    shelf: Any,
+    shelf_path: Path,
+    spark_table: Any,
+    table: pd.DataFrame,
+    executor_cache: Path,
     sklearn_model: Any,
 ) -> None:
     version = shelf.upload("plain/model", sklearn_model)

@@ -86,4 +86,6 @@ def test_contract_fails_a_backend_that_does_not_ask_again_after_a_cut_answer(
     clean, faulty, proxy = broken(_TrustsGarbledAnswers)
     contract = TestS3Faults()
     with pytest.raises(pytest.fail.Exception, match="must be asked again; got MalformedAnswer"):
-        contract.test_one_cut_answer_is_asked_again("read", "Content-Length", clean, faulty, proxy, tmp_path)
+        contract.test_one_cut_answer_is_asked_again(
+            "read", "Content-Length", clean, faulty, proxy, tmp_path
+        )

@@ -102,12 +102,16 @@ def test_regressor_signature(local_shelf: Any, tabular_data: Any) -> None:
     }
 
 
-def test_fresh_process_lists_downloads_and_loads(local_shelf: Any, tabular_data: Any, modelshelf_fresh_load: Any) -> None:
+def test_fresh_process_lists_downloads_and_loads(
+    local_shelf: Any, tabular_data: Any, modelshelf_fresh_load: Any
+) -> None:
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5)).fit(*tabular_data)
     local_shelf.upload("clf", model)
     fresh = modelshelf_fresh_load(local_shelf.url, "clf:1", tabular_data[0], "predict_proba")
     assert (fresh.versions, fresh.files) == ([1], ["model.skops"])
-    np.testing.assert_array_equal(fresh.outputs["predict_proba"], model.predict_proba(tabular_data[0]))
+    np.testing.assert_array_equal(
+        fresh.outputs["predict_proba"], model.predict_proba(tabular_data[0])
+    )
 
 
 def test_unknown_type_is_refused_by_name(local_shelf: Any, tabular_data: Any) -> None:
@@ -227,7 +231,9 @@ def test_joblib_is_opt_in_and_needs_trust(
     with pytest.raises(UntrustedFormat, match="trust=True"):
         reader.load("jl:1")
     assert not [p for p in (reader_cache / "blobs").rglob("*") if p.is_file()]
-    assert not (reader_cache / "snapshots").exists() or not any((reader_cache / "snapshots").iterdir())
+    assert not (reader_cache / "snapshots").exists() or not any(
+        (reader_cache / "snapshots").iterdir()
+    )
 
     loaded = local_shelf.load("jl:1", trust=True)
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
@@ -259,7 +265,9 @@ def test_malicious_pickle_runs_only_with_trust(local_shelf: Any, tmp_path: Path)
     assert marker.exists()
 
 
-def test_tampered_blob_never_executes(local_shelf: Any, local_shelf_path: Path, tabular_data: Any, tmp_path: Path) -> None:
+def test_tampered_blob_never_executes(
+    local_shelf: Any, local_shelf_path: Path, tabular_data: Any, tmp_path: Path
+) -> None:
     X, y = tabular_data
     v = local_shelf.upload("victim", LogisticRegression().fit(X, y), serializer="sklearn-joblib")
     marker = tmp_path / "pwned"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import modelshelf
 import numpy as np
 import pytest
+from modelshelf.errors import UntrustedFormat
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-
-import modelshelf
-from modelshelf.errors import UntrustedFormat
 
 
 def test_encoder_and_model_round_trip_and_an_unsafe_entry_is_named(tmp_path: Path) -> None:
@@ -29,15 +28,21 @@ def test_encoder_and_model_round_trip_and_an_unsafe_entry_is_named(tmp_path: Pat
     )
 
     mixed = shelf.upload(
-        "churn", {"encoder": scaler, "model": model}, options={"serializers": {"model": "sklearn-joblib"}}
+        "churn",
+        {"encoder": scaler, "model": model},
+        options={"serializers": {"model": "sklearn-joblib"}},
     )
     entries = mixed.serializer.details["entries"]
-    assert entries["encoder"]["serializer"] == "sklearn-skops" and entries["model"]["serializer"] == "sklearn-joblib"
+    assert (
+        entries["encoder"]["serializer"] == "sklearn-skops"
+        and entries["model"]["serializer"] == "sklearn-joblib"
+    )
     assert not mixed.serializer.safe
     with pytest.raises(UntrustedFormat, match="'model' as joblib") as refused:
         shelf.load(mixed.ref)
     assert "'encoder'" not in str(refused.value)
     trusted = shelf.load(mixed.ref, trust=True)
     np.testing.assert_array_equal(
-        trusted["model"].predict(trusted["encoder"].transform(x)), model.predict(scaler.transform(x))
+        trusted["model"].predict(trusted["encoder"].transform(x)),
+        model.predict(scaler.transform(x)),
     )

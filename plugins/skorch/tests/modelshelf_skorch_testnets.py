@@ -47,8 +47,15 @@ def fitted(hidden: int = 8, criterion: Any = None, **params: Any) -> Any:
 
     torch.manual_seed(0)
     net = NeuralNetClassifier(
-        Classifier, module__hidden=hidden, max_epochs=5, lr=0.1, batch_size=32,
-        train_split=None, verbose=0, **({"criterion": criterion} if criterion else {}), **params,
+        Classifier,
+        module__hidden=hidden,
+        max_epochs=5,
+        lr=0.1,
+        batch_size=32,
+        train_split=None,
+        verbose=0,
+        **({"criterion": criterion} if criterion else {}),
+        **params,
     )
     x, y = data()
     return net.fit(x, y)
@@ -60,8 +67,14 @@ def unfitted(hidden: int = 8, criterion: Any = None) -> Any:
 
     torch.manual_seed(123)  # other initial weights than the saved ones
     return NeuralNetClassifier(
-        Classifier, module__hidden=hidden, max_epochs=5, lr=0.1, batch_size=32, train_split=None,
-        verbose=0, **({"criterion": criterion} if criterion else {}),
+        Classifier,
+        module__hidden=hidden,
+        max_epochs=5,
+        lr=0.1,
+        batch_size=32,
+        train_split=None,
+        verbose=0,
+        **({"criterion": criterion} if criterion else {}),
     )
 
 

@@ -36,7 +36,9 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
         assert not loaded, loaded
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -45,7 +47,9 @@ def test_modelshelf_plugins_lists_the_claims() -> None:
         [sys.executable, "-m", "modelshelf", "plugins"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert "serializer skorch-safetensors [safetensors, safe]: skorch.net.NeuralNet" in result.stdout
+    assert (
+        "serializer skorch-safetensors [safetensors, safe]: skorch.net.NeuralNet" in result.stdout
+    )
     assert "serializer skorch-pickle [pickle, UNSAFE: needs trust to load]: opt-in" in result.stdout
 
 
@@ -91,9 +95,14 @@ def test_load_fills_the_net_the_caller_builds(
     assert loaded.history[-1]["train_loss"] == trained.history[-1]["train_loss"]
     # An already initialised net is filled in place too.
     ready = testnets.unfitted().initialize()
-    np.testing.assert_array_equal(shelf.load("clf:1", net=ready).predict_proba(x), trained.predict_proba(x))
+    np.testing.assert_array_equal(
+        shelf.load("clf:1", net=ready).predict_proba(x), trained.predict_proba(x)
+    )
 
-    with pytest.raises(ModelshelfError, match=r"pass net= a skorch.classifier.NeuralNetClassifier built with module modelshelf_skorch_testnets.Classifier"):
+    with pytest.raises(
+        ModelshelfError,
+        match=r"pass net= a skorch.classifier.NeuralNetClassifier built with module modelshelf_skorch_testnets.Classifier",
+    ):
         shelf.load("clf:1")
     with pytest.raises(ModelshelfError, match=r"shape mismatch for layers.0.weight"):
         shelf.load("clf:1", net=testnets.unfitted(hidden=3))
@@ -104,7 +113,10 @@ def test_load_fills_the_net_the_caller_builds(
 def test_a_criterion_with_state_is_stored_too(shelf: Any, testnets: Any, x: np.ndarray) -> None:
     trained = testnets.fitted(criterion=testnets.WeightedLoss)
     version = shelf.upload("weighted", trained)
-    assert [p["attribute"] for p in version.serializer.details["parts"]] == ["module_", "criterion_"]
+    assert [p["attribute"] for p in version.serializer.details["parts"]] == [
+        "module_",
+        "criterion_",
+    ]
     net = testnets.unfitted(criterion=testnets.WeightedLoss)
     net.initialize()
     net.criterion_.weights.fill_(0.0)
@@ -113,7 +125,9 @@ def test_a_criterion_with_state_is_stored_too(shelf: Any, testnets: Any, x: np.n
     np.testing.assert_array_equal(loaded.predict_proba(x), trained.predict_proba(x))
 
 
-def test_unfitted_nets_and_other_objects_are_refused(shelf: Any, testnets: Any, tmp_path: Path) -> None:
+def test_unfitted_nets_and_other_objects_are_refused(
+    shelf: Any, testnets: Any, tmp_path: Path
+) -> None:
     with pytest.raises(InvalidModel, match=r"not initialised.*net.initialize\(\)"):
         shelf.upload("raw", testnets.unfitted())
     with pytest.raises(InvalidModel, match=r"skorch-safetensors saves skorch nets"):
@@ -138,13 +152,21 @@ print(json.dumps({"listed": listed, "files": files, "type": type(net).__name__,
 
 
 def test_upload_list_download_and_load_in_a_fresh_process(
-    shelf: Any, shelf_path: Path, trained: Any, x: np.ndarray, tests_dir: Path, tmp_path: Path,
+    shelf: Any,
+    shelf_path: Path,
+    trained: Any,
+    x: np.ndarray,
+    tests_dir: Path,
+    tmp_path: Path,
     run_python: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     shelf.upload("team/clf", trained)
     shelf.upload("team/other", trained)
     result = run_python(
-        textwrap.dedent(FRESH_PROCESS), str(shelf_path), str(tmp_path / "dl"), json.dumps(x.tolist()),
+        textwrap.dedent(FRESH_PROCESS),
+        str(shelf_path),
+        str(tmp_path / "dl"),
+        json.dumps(x.tolist()),
         env={"PYTHONPATH": str(tests_dir)},
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -158,7 +180,9 @@ def test_upload_list_download_and_load_in_a_fresh_process(
 # --- skorch-pickle -------------------------------------------------------------------------------
 
 
-def test_a_hostile_pickle_never_runs_without_trust(shelf: Any, testnets: Any, tmp_path: Path) -> None:
+def test_a_hostile_pickle_never_runs_without_trust(
+    shelf: Any, testnets: Any, tmp_path: Path
+) -> None:
     marker = tmp_path / "pwned"
     payload = pickle.dumps(testnets.WritesMarker(str(marker)))
     pickle.loads(payload)  # the payload is real: unpickling it writes the marker
@@ -181,7 +205,10 @@ def test_a_hostile_pickle_never_runs_without_trust(shelf: Any, testnets: Any, tm
 
 
 def test_pickle_of_an_unimportable_class_says_so(
-    shelf: Any, shelf_path: Path, trained: Any, run_python: Callable[..., subprocess.CompletedProcess[str]],
+    shelf: Any,
+    shelf_path: Path,
+    trained: Any,
+    run_python: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     version = shelf.upload("clf", trained, serializer="skorch-pickle")
     code = textwrap.dedent(
@@ -199,5 +226,7 @@ def test_pickle_of_an_unimportable_class_says_so(
             print(exc)
         """
     )
-    result = run_python(code, str(shelf_path), version.ref, str(shelf_path.parent / "dl"))  # no tests dir on the path
+    result = run_python(
+        code, str(shelf_path), version.ref, str(shelf_path.parent / "dl")
+    )  # no tests dir on the path
     assert "must be importable" in result.stdout and "modelshelf_skorch_testnets" in result.stdout

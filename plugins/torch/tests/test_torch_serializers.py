@@ -229,7 +229,13 @@ def test_bad_options(local_shelf: Any, tiny: Any) -> None:
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    local_shelf: Any, local_shelf_path: Path, tiny: Any, x: Any, run: Any, tests_dir: Path, tmp_path: Path
+    local_shelf: Any,
+    local_shelf_path: Path,
+    tiny: Any,
+    x: Any,
+    run: Any,
+    tests_dir: Path,
+    tmp_path: Path,
 ) -> None:
     local_shelf.upload("team/tiny", tiny)
     local_shelf.upload("team/tiny-script", torch.jit.script(tiny))
@@ -262,7 +268,9 @@ def test_fresh_process_lists_downloads_and_loads(
 # --- torch-export ------------------------------------------------------------------------------
 
 
-def test_export_round_trip_with_symbolic_batch(local_shelf: Any, tiny: Any, x: Any, run: Any) -> None:
+def test_export_round_trip_with_symbolic_batch(
+    local_shelf: Any, tiny: Any, x: Any, run: Any
+) -> None:
     program = export(tiny, x)
     version = local_shelf.upload("exported", program)
     assert version.serializer.name == "torch-export"
@@ -348,7 +356,9 @@ def test_pickle_is_opt_in_and_needs_trust(local_shelf: Any, tiny: Any, x: Any, r
     np.testing.assert_array_equal(run(loaded, x), run(tiny, x))
 
 
-def test_pickle_of_an_unimportable_class_says_so(local_shelf: Any, local_shelf_path: Path, tiny: Any) -> None:
+def test_pickle_of_an_unimportable_class_says_so(
+    local_shelf: Any, local_shelf_path: Path, tiny: Any
+) -> None:
     local_shelf.upload("tiny", tiny, serializer="torch-pickle")
     code = (
         "import sys, modelshelf\n"
@@ -370,9 +380,10 @@ def test_pickle_of_an_unimportable_class_says_so(local_shelf: Any, local_shelf_p
 def _saved(name: str, tiny: Any, x: Any, directory: Path) -> tuple[Any, Any]:
     """``(serializer, SavedModel)`` of ``tiny`` in the form serializer ``name`` stores."""
     serializer = get_registry().serializers()[name].serializer
-    obj = {"torch-export": lambda: export(tiny, x), "torch-script": lambda: torch.jit.script(tiny)}.get(
-        name, lambda: tiny
-    )()
+    obj = {
+        "torch-export": lambda: export(tiny, x),
+        "torch-script": lambda: torch.jit.script(tiny),
+    }.get(name, lambda: tiny)()
     directory.mkdir(parents=True)
     return serializer, serializer.save(obj, directory)
 
@@ -391,7 +402,15 @@ def test_file_named_by_details_must_be_a_file_of_the_version(
     outside = tmp_path / "snapshot" / "outside.bin"
     outside.write_bytes((version / stored).read_bytes())
     (version / "link.bin").symlink_to(outside)
-    hostile: list[object] = ["/etc/passwd", str(outside), "../outside.bin", 5, None, "link.bin", "other.bin"]
+    hostile: list[object] = [
+        "/etc/passwd",
+        str(outside),
+        "../outside.bin",
+        5,
+        None,
+        "link.bin",
+        "other.bin",
+    ]
     for value in hostile:
         with pytest.raises(ModelshelfError) as caught:
             serializer.load(version, details={**saved.details, "file": value}, trust=True)

@@ -29,16 +29,28 @@ ARTIFACTS = ROOT / "test-artifacts" / "ui"
 #: Keeps Chromium from reaching out on its own (updates, sync, metrics): the tests must see only
 #: the page's own requests, and the machine has no network beyond the package registries.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-default-apps",
-    "--disable-extensions", "--metrics-recording-only", "--no-default-browser-check",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--metrics-recording-only",
+    "--no-default-browser-check",
 ]
 #: The big model's versions: more than two pages of the versions table (50 rows a page).
 BIG_VERSIONS = 120
 
 
 def chromium_path() -> str | None:
-    candidates = [os.environ.get("MODELSHELF_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"]
+    candidates = [
+        os.environ.get("MODELSHELF_CHROMIUM"),
+        shutil.which("chromium"),
+        "/usr/bin/chromium",
+    ]
     return next((c for c in candidates if c and os.path.isfile(c) and os.access(c, os.X_OK)), None)
 
 
@@ -46,7 +58,9 @@ def chromium_path() -> str | None:
 def ui_shelf(tmp_path_factory: pytest.TempPathFactory) -> Any:
     base = tmp_path_factory.mktemp("ui")
     os.environ.setdefault("MODELSHELF_FSYNC", "0")
-    return shelf_maker.make_shelf(base / "shelf", base / "work", cache=base / "cache", big=BIG_VERSIONS)
+    return shelf_maker.make_shelf(
+        base / "shelf", base / "work", cache=base / "cache", big=BIG_VERSIONS
+    )
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +96,13 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        reason = "playwright is not installed: `pip install playwright` (./dev setup test installs it)"
+        reason = (
+            "playwright is not installed: `pip install playwright` (./dev setup test installs it)"
+        )
     if reason is None and executable is None:
-        reason = "Chromium is not installed: `apt-get install chromium` (./dev setup test installs it)"
+        reason = (
+            "Chromium is not installed: `apt-get install chromium` (./dev setup test installs it)"
+        )
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"browser tests cannot run in CI: {reason}")

@@ -12,10 +12,16 @@ from typing import Any
 #: What the hostile model stores: each would run script or reach another origin if rendered as
 #: markup or followed as a link. The page sets nothing and requests nothing when they stay text.
 SCRIPT = "<script>window.__pwned = 'script'; fetch('http://127.0.0.2:9/script')</script>"
-IMG = '"><img src=x onerror="window.__pwned=\'img\'; fetch(\'http://127.0.0.2:9/img\')">'
+IMG = "\"><img src=x onerror=\"window.__pwned='img'; fetch('http://127.0.0.2:9/img')\">"
 JS_URL = "javascript:window.__pwned='url';fetch('http://127.0.0.2:9/url')"
-REMOTE = "<img src=\"http://127.0.0.2:9/remote.png\"><link rel=stylesheet href=\"http://127.0.0.2:9/x.css\">"
-HOSTILE_FILES = ("<script>alert(1)</script>.bin", '"><img src=x onerror=alert(2)>.txt', "javascript:alert(3)")
+REMOTE = (
+    '<img src="http://127.0.0.2:9/remote.png"><link rel=stylesheet href="http://127.0.0.2:9/x.css">'
+)
+HOSTILE_FILES = (
+    "<script>alert(1)</script>.bin",
+    '"><img src=x onerror=alert(2)>.txt',
+    "javascript:alert(3)",
+)
 
 #: churn: (version -> metrics); v5 is deleted; prod moved v3 -> v7; staging on v10.
 CHURN_VERSIONS = 12
@@ -23,7 +29,11 @@ CHURN_DELETED = 5
 
 
 def churn_metrics(version: int) -> dict[str, float]:
-    return {"auc": round(0.70 + version * 0.02, 4), "f1": round(0.5 + (version % 4) * 0.05, 4), "loss": round(1.0 / version, 4)}
+    return {
+        "auc": round(0.70 + version * 0.02, 4),
+        "f1": round(0.5 + (version % 4) * 0.05, 4),
+        "loss": round(1.0 / version, 4),
+    }
 
 
 def _files(directory: Path, files: dict[str, bytes]) -> Path:
@@ -52,14 +62,20 @@ def make_shelf(root: Path, work: Path, cache: Path | None = None, big: int = 0) 
     shelf = modelshelf.open(str(root), cache=cache)
     weights = os.urandom(4096)  # the same weights in v1-v4: stored once, shown as shared
     for version in range(1, CHURN_VERSIONS + 1):
-        model_dir = _files(work / f"churn{version}", {
-            "weights.bin": weights if version <= 4 else os.urandom(2048 + version),
-            "config.json": f'{{"version": {version}}}'.encode(),
-        })
+        model_dir = _files(
+            work / f"churn{version}",
+            {
+                "weights.bin": weights if version <= 4 else os.urandom(2048 + version),
+                "config.json": f'{{"version": {version}}}'.encode(),
+            },
+        )
         shelf.upload(
-            "churn", model_dir, metrics=churn_metrics(version),
+            "churn",
+            model_dir,
+            metrics=churn_metrics(version),
             params={"C": version / 10, "penalty": "l2" if version % 2 else "l1"},
-            tags={"data": f"2026-{version:02d}"}, metadata={"owner": "ana"},
+            tags={"data": f"2026-{version:02d}"},
+            metadata={"owner": "ana"},
             description=f"weekly retrain {version}",
         )
         if version == 3:
@@ -73,14 +89,23 @@ def make_shelf(root: Path, work: Path, cache: Path | None = None, big: int = 0) 
     shelf.delete(f"churn:{CHURN_DELETED}")
     for version in range(1, 3):
         shelf.upload(
-            "team/fraud", _files(work / f"fraud{version}", {"model.onnx": os.urandom(1000 * version)}),
-            metrics={"precision": 0.8 + version / 100}, tags={"team": "risk"}, description="fraud detector",
+            "team/fraud",
+            _files(work / f"fraud{version}", {"model.onnx": os.urandom(1000 * version)}),
+            metrics={"precision": 0.8 + version / 100},
+            tags={"team": "risk"},
+            description="fraud detector",
         )
-    shelf.upload("team/fraud", _sklearn_model(), metrics={"precision": 0.83}, tags={"team": "risk"},
-                 description="fraud detector, scikit-learn")
+    shelf.upload(
+        "team/fraud",
+        _sklearn_model(),
+        metrics={"precision": 0.83},
+        tags={"team": "risk"},
+        description="fraud detector, scikit-learn",
+    )
     hostile_dir = _files(work / "hostile", {name: name.encode() for name in HOSTILE_FILES})
     shelf.upload(
-        "hostile", hostile_dir,
+        "hostile",
+        hostile_dir,
         metrics={SCRIPT: 1.0, "auc": 0.5},
         params={IMG: JS_URL},
         tags={"link": JS_URL, IMG: SCRIPT},
@@ -99,8 +124,16 @@ def fill_versions(shelf: Any, name: str, count: int, work: Path) -> None:
     model = _files(work / "bench-model", {"weights.bin": os.urandom(1024), "config.json": b"{}"})
     for version in range(1, count + 1):
         shelf.upload(
-            name, model, metrics={"auc": 0.5 + (version % 100) / 250, "loss": 1 / version, "f1": (version % 7) / 7},
-            params={"seed": version}, tags={"run": str(version)}, description=f"run {version}",
+            name,
+            model,
+            metrics={
+                "auc": 0.5 + (version % 100) / 250,
+                "loss": 1 / version,
+                "f1": (version % 7) / 7,
+            },
+            params={"seed": version},
+            tags={"run": str(version)},
+            description=f"run {version}",
         )
         if version % 100 == 0:
             shelf.set_alias(name, "prod", version)

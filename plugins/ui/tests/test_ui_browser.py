@@ -11,19 +11,27 @@ import shelf_maker
 
 
 def _rows(page: Any, table: str) -> list[str]:
-    return page.eval_on_selector_all(f"#{table} tbody tr", "rows => rows.map(r => r.dataset.key || r.innerText)")
+    return page.eval_on_selector_all(
+        f"#{table} tbody tr", "rows => rows.map(r => r.dataset.key || r.innerText)"
+    )
 
 
 def _column(page: Any, table: str, column: str) -> list[str]:
-    return page.eval_on_selector_all(f"#{table} tbody td[data-column='{column}']", "cells => cells.map(c => c.innerText.trim())")
+    return page.eval_on_selector_all(
+        f"#{table} tbody td[data-column='{column}']", "cells => cells.map(c => c.innerText.trim())"
+    )
 
 
 def test_shelf_page_lists_models_and_filters(ui_server: Any, watched: Any) -> None:
     page = watched.open(ui_server.url)
     assert _rows(page, "models") == ["big", "churn", "hostile", "team/fraud"]
-    assert page.eval_on_selector_all("#models tr[data-key='churn'] .badge", "b => b.map(x => x.textContent)") == ["@prod", "@staging"]
+    assert page.eval_on_selector_all(
+        "#models tr[data-key='churn'] .badge", "b => b.map(x => x.textContent)"
+    ) == ["@prod", "@staging"]
     assert _column(page, "models", "latest") == ["v120", "v12", "v2", "v3"]
-    assert "sklearn" in page.inner_text("#models tr[data-key='team/fraud'] td[data-column='framework']")
+    assert "sklearn" in page.inner_text(
+        "#models tr[data-key='team/fraud'] td[data-column='framework']"
+    )
     watched.screenshot("shelf")
     page.fill("#filter", "fraud")
     assert _rows(page, "models") == ["team/fraud"]
@@ -45,11 +53,18 @@ def test_model_page_table_chart_and_timeline(ui_server: Any, watched: Any) -> No
     assert _column(page, "versions", "metric:auc")[0] == str(shelf_maker.churn_metrics(12)["auc"])
 
     live = [n for n in range(1, 13) if n != shelf_maker.CHURN_DELETED]
-    points = page.eval_on_selector_all("#chart circle.point", "ps => ps.map(p => [+p.dataset.version, +p.dataset.value, +p.getAttribute('cy')])")
-    assert [(v, value) for v, value, _ in points] == [(n, shelf_maker.churn_metrics(n)["auc"]) for n in live]
+    points = page.eval_on_selector_all(
+        "#chart circle.point",
+        "ps => ps.map(p => [+p.dataset.version, +p.dataset.value, +p.getAttribute('cy')])",
+    )
+    assert [(v, value) for v, value, _ in points] == [
+        (n, shelf_maker.churn_metrics(n)["auc"]) for n in live
+    ]
     heights = [cy for _, _, cy in points]
     assert heights == sorted(heights, reverse=True)  # auc grows with the version: drawn higher
-    markers = page.eval_on_selector_all("#chart .alias-marker", "ms => ms.map(m => [m.dataset.alias, +m.dataset.version])")
+    markers = page.eval_on_selector_all(
+        "#chart .alias-marker", "ms => ms.map(m => [m.dataset.alias, +m.dataset.version])"
+    )
     assert sorted(markers) == [["prod", 7], ["staging", 10]]
     watched.screenshot("model")
 
@@ -68,7 +83,13 @@ def test_model_page_table_chart_and_timeline(ui_server: Any, watched: Any) -> No
     assert page.locator("#versions th button[data-key='metric:f1']").count() == 0
 
     changes = _column(page, "timeline", "change")
-    assert changes == ["removed (was v8)", "set to v10", "set to v8", "moved from v3 to v7", "set to v3"]
+    assert changes == [
+        "removed (was v8)",
+        "set to v10",
+        "set to v8",
+        "moved from v3 to v7",
+        "set to v3",
+    ]
     assert not watched.errors
 
 
@@ -90,7 +111,9 @@ def test_version_page(ui_server: Any, watched: Any) -> None:
     page = watched.open(ui_server.url + "#/version/churn/2")
     assert page.inner_text("#description") == "weekly retrain 2"
     assert "Safe format" in page.inner_text("#safety")
-    metrics = page.eval_on_selector_all("#metrics tr", "rows => rows.map(r => [r.dataset.key, r.querySelector('td').innerText])")
+    metrics = page.eval_on_selector_all(
+        "#metrics tr", "rows => rows.map(r => [r.dataset.key, r.querySelector('td').innerText])"
+    )
     assert metrics == [[k, str(v)] for k, v in sorted(shelf_maker.churn_metrics(2).items())]
     assert page.inner_text("#tags tr[data-key='data'] td") == "2026-02"
     assert "stored once, also in v1, v3, v4" in page.inner_text("#files tr[data-key='weights.bin']")
@@ -114,7 +137,9 @@ def test_compare_with_differences_only(ui_server: Any, watched: Any) -> None:
         page.check(f"#versions input.pick[data-version='{version}']")
     page.click("#compare")
     page.wait_for_selector("#compare-table")
-    assert page.eval_on_selector_all("#compare-table thead th[data-version]", "h => h.map(x => +x.dataset.version)") == [2, 3, 7]
+    assert page.eval_on_selector_all(
+        "#compare-table thead th[data-version]", "h => h.map(x => +x.dataset.version)"
+    ) == [2, 3, 7]
     row = page.locator("#compare-table tr[data-field='Metrics:auc'] td")
     assert row.all_inner_texts() == [str(shelf_maker.churn_metrics(n)["auc"]) for n in (2, 3, 7)]
     assert page.is_visible("#compare-table tr[data-field='Metadata:owner']")
@@ -122,14 +147,23 @@ def test_compare_with_differences_only(ui_server: Any, watched: Any) -> None:
     page.check("#diff-only")
     assert not page.is_visible("#compare-table tr[data-field='Metadata:owner']")  # same everywhere
     assert page.is_visible("#compare-table tr[data-field='Metrics:auc']")
-    visible = page.eval_on_selector_all("#compare-table tbody tr", "rows => rows.filter(r => r.offsetParent !== null).map(r => r.dataset.field)")
+    visible = page.eval_on_selector_all(
+        "#compare-table tbody tr",
+        "rows => rows.filter(r => r.offsetParent !== null).map(r => r.dataset.field)",
+    )
     assert "Files:weights.bin" in visible  # v7 has new weights
     assert all(f not in visible for f in ("Version:by", "Version:safe format", "Metadata:owner"))
     watched.screenshot("compare-differences")
     assert not watched.errors
 
 
-HOSTILE_ROUTES = ["#/", "#/model/hostile", "#/version/hostile/1", "#/version/hostile/2", "#/compare/hostile/1,2"]
+HOSTILE_ROUTES = [
+    "#/",
+    "#/model/hostile",
+    "#/version/hostile/1",
+    "#/version/hostile/2",
+    "#/compare/hostile/1,2",
+]
 
 
 def _assert_inert(watched: Any, origin: str) -> None:
@@ -137,7 +171,9 @@ def _assert_inert(watched: Any, origin: str) -> None:
     assert page.evaluate("window.__pwned") is None, "a payload ran"
     assert watched.dialogs == [], "a payload opened a dialog"
     foreign = [url for url in watched.requests if not url.startswith(origin)]
-    assert foreign == [] and watched.blocked == [], f"requests elsewhere: {foreign or watched.blocked}"
+    assert foreign == [] and watched.blocked == [], (
+        f"requests elsewhere: {foreign or watched.blocked}"
+    )
     hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.getAttribute('href'))")
     assert hrefs and all(h.startswith("#/") for h in hrefs), hrefs
     assert page.locator("main script, main img, main iframe, main link, main object").count() == 0
@@ -168,11 +204,21 @@ def test_hostile_metadata_stays_text_in_the_static_site(static_site: Path, watch
         _assert_inert(watched, static_site.as_uri() + "/")
 
 
-@pytest.mark.parametrize("hash_route", [
-    "#/", "#/model/churn", "#/model/big", "#/version/churn/2", "#/version/team%2Ffraud/3",
-    "#/version/hostile/1", "#/compare/churn/2,3,7",
-])
-def test_static_site_from_disk_shows_what_the_server_shows(ui_server: Any, static_site: Path, watched: Any, hash_route: str) -> None:
+@pytest.mark.parametrize(
+    "hash_route",
+    [
+        "#/",
+        "#/model/churn",
+        "#/model/big",
+        "#/version/churn/2",
+        "#/version/team%2Ffraud/3",
+        "#/version/hostile/1",
+        "#/compare/churn/2,3,7",
+    ],
+)
+def test_static_site_from_disk_shows_what_the_server_shows(
+    ui_server: Any, static_site: Path, watched: Any, hash_route: str
+) -> None:
     served = watched.open(ui_server.url + hash_route).inner_text("main")
     from_disk_page = watched.open((static_site / "index.html").as_uri() + hash_route)
     assert from_disk_page.evaluate("location.protocol") == "file:"

@@ -15,7 +15,13 @@ import pytest
 
 
 def _modelshelf(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelshelf", *args], capture_output=True, text=True, timeout=120, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "modelshelf", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
 
 
 def test_the_command_is_added_through_the_hook() -> None:
@@ -29,14 +35,18 @@ def test_a_missing_shelf_is_one_line_and_exit_1(tmp_path: Path, command: list[st
     command = [str(tmp_path / "site") if part == "SITE" else part for part in command]
     result = _modelshelf("--shelf", str(tmp_path / "no-such-shelf"), *command)
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: no shelf at "), result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: no shelf at "), (
+        result.stderr
+    )
     assert not (tmp_path / "site").exists()
 
 
 def test_an_unreadable_shelf_is_one_line_and_exit_1(tmp_path: Path) -> None:
     shelf = tmp_path / "shelf"
     (shelf / "models" / "churn" / "_versions").mkdir(parents=True)
-    (shelf / ".modelshelf.json").write_text(json.dumps({"format": 99, "schema": 1}))  # a newer layout
+    (shelf / ".modelshelf.json").write_text(
+        json.dumps({"format": 99, "schema": 1})
+    )  # a newer layout
     result = _modelshelf("ui", "--shelf", str(shelf), "--port", "0")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: "), result.stderr
@@ -58,7 +68,9 @@ def test_a_bucket_it_cannot_read_is_one_line_and_exit_1() -> None:
 def test_serves_until_interrupted(ui_shelf: Any) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "modelshelf", "--shelf", ui_shelf.url, "ui", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None

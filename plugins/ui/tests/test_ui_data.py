@@ -23,15 +23,23 @@ def small_shelf(tmp_path: Path) -> Any:
 def test_model_document_holds_versions_aliases_timeline_and_deletions(ui_shelf: Any) -> None:
     doc = ShelfView(ui_shelf).model_document("churn")
     numbers = [row["version"] for row in doc["versions"]]
-    assert numbers == [n for n in range(1, shelf_maker.CHURN_VERSIONS + 1) if n != shelf_maker.CHURN_DELETED]
+    assert numbers == [
+        n for n in range(1, shelf_maker.CHURN_VERSIONS + 1) if n != shelf_maker.CHURN_DELETED
+    ]
     assert doc["metrics"] == ["auc", "f1", "loss"]
     assert doc["versions"][0]["metrics"] == shelf_maker.churn_metrics(1)
     assert [d["version"] for d in doc["deleted"]] == [shelf_maker.CHURN_DELETED]
     assert doc["deleted"][0]["deleted_by"] and doc["deleted"][0]["deleted_at"]
-    assert {alias: a["version"] for alias, a in doc["aliases"].items()} == {"prod": 7, "staging": 10}
+    assert {alias: a["version"] for alias, a in doc["aliases"].items()} == {
+        "prod": 7,
+        "staging": 10,
+    }
     assert [(e["alias"], e["action"], e["from"], e["to"]) for e in doc["timeline"]] == [
-        ("prod", "set", None, 3), ("prod", "set", 3, 7), ("canary", "set", None, 8),
-        ("staging", "set", None, 10), ("canary", "removed", 8, None),
+        ("prod", "set", None, 3),
+        ("prod", "set", 3, 7),
+        ("canary", "set", None, 8),
+        ("staging", "set", None, 10),
+        ("canary", "removed", 8, None),
     ]
     row7 = next(row for row in doc["versions"] if row["version"] == 7)
     assert row7["aliases"] == ["prod"] and row7["safe"] is True
@@ -115,11 +123,20 @@ def test_static_build_refuses_a_folder_it_did_not_build(small_shelf: Any, tmp_pa
 
 def test_static_data_is_the_servers_data(ui_shelf: Any, static_site: Path) -> None:
     view = ShelfView(ui_shelf)
-    assert (static_site / "data" / "shelf.json").read_bytes() == pages.to_json(view.shelf_document())
-    assert (static_site / "data/models/churn/_model.json").read_bytes() == pages.to_json(view.model_document("churn"))
-    assert (static_site / "data/models/hostile/_versions/1.json").read_bytes() == pages.to_json(view.version_document("hostile", 1))
+    assert (static_site / "data" / "shelf.json").read_bytes() == pages.to_json(
+        view.shelf_document()
+    )
+    assert (static_site / "data/models/churn/_model.json").read_bytes() == pages.to_json(
+        view.model_document("churn")
+    )
+    assert (static_site / "data/models/hostile/_versions/1.json").read_bytes() == pages.to_json(
+        view.version_document("hostile", 1)
+    )
     script = (static_site / "data/models/hostile/_versions/1.js").read_bytes()
-    assert script.startswith(b'modelshelfData("data/models/hostile/_versions/1",') and b"<script>" not in script
+    assert (
+        script.startswith(b'modelshelfData("data/models/hostile/_versions/1",')
+        and b"<script>" not in script
+    )
     assert all(ord(c) < 128 for c in script.decode())  # no raw U+2028 or other text to misparse
 
 
@@ -153,7 +170,9 @@ def test_every_asset_is_packaged() -> None:
     assert pages.CONTENT_SECURITY_POLICY in html  # the static site carries the same policy
     assert "<script>" not in html and "style=" not in html and "onload" not in html
     script = pages.asset("assets/app.js").decode()
-    assert not re.search(r"\.(inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function", script)
+    assert not re.search(
+        r"\.(inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function", script
+    )
     assert "http" not in pages.asset("assets/style.css").decode().replace("http://www.w3.org", "")
 
 

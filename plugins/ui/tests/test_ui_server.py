@@ -12,7 +12,9 @@ import pytest
 from modelshelf_ui import pages
 
 
-def _get(server: Any, path: str, host: str | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+def _get(
+    server: Any, path: str, host: str | None = None, method: str = "GET"
+) -> tuple[int, dict[str, str], bytes]:
     """A request with the path sent exactly as given (no client-side normalisation)."""
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
@@ -30,12 +32,18 @@ def test_serves_the_page_with_a_strict_policy(ui_server: Any) -> None:
     assert status == 200 and body == pages.asset("index.html")
     assert headers["content-type"].startswith("text/html")
     policy = headers["content-security-policy"]
-    assert "script-src 'self'" in policy and "default-src 'none'" in policy and "unsafe" not in policy
+    assert (
+        "script-src 'self'" in policy and "default-src 'none'" in policy and "unsafe" not in policy
+    )
     assert "frame-ancestors 'none'" in policy
     assert headers["x-content-type-options"] == "nosniff"
     for asset, kind in [("/assets/app.js", "text/javascript"), ("/assets/style.css", "text/css")]:
         status, headers, body = _get(ui_server, asset)
-        assert status == 200 and headers["content-type"].startswith(kind) and body == pages.asset(asset[1:])
+        assert (
+            status == 200
+            and headers["content-type"].startswith(kind)
+            and body == pages.asset(asset[1:])
+        )
 
 
 def test_serves_the_documents_as_json(ui_server: Any) -> None:
@@ -91,7 +99,9 @@ def secrets(ui_shelf: Any) -> list[bytes]:
         "http://127.0.0.1/../../etc/passwd",
     ],
 )
-def test_no_path_leaves_the_pages_and_the_documents(ui_server: Any, secrets: list[bytes], path: str) -> None:
+def test_no_path_leaves_the_pages_and_the_documents(
+    ui_server: Any, secrets: list[bytes], path: str
+) -> None:
     status, _, body = _get(ui_server, path)
     assert status in (400, 404), (path, status)
     assert not any(secret in body for secret in secrets)

@@ -44,7 +44,9 @@ class TestXGBBoosterContract(_Common, SerializerContract):
         import xgboost as xgb
 
         X, y = training_set()
-        return xgb.train({"objective": "binary:logistic", "seed": 0, "nthread": 1}, xgb.DMatrix(X, label=y), 5)
+        return xgb.train(
+            {"objective": "binary:logistic", "seed": 0, "nthread": 1}, xgb.DMatrix(X, label=y), 5
+        )
 
     @pytest.fixture
     def predict(self) -> Callable[[Any, Any], Any]:

@@ -50,9 +50,13 @@ def test_upload_picks_xgboost_over_skops(local_shelf: Any, tabular_data: Any) ->
 # --- round trips -------------------------------------------------------------------------------
 
 
-def test_classifier_comes_back_as_classifier_with_hyperparameters(local_shelf: Any, tabular_data: Any) -> None:
+def test_classifier_comes_back_as_classifier_with_hyperparameters(
+    local_shelf: Any, tabular_data: Any
+) -> None:
     X, y = tabular_data
-    model = xgb.XGBClassifier(n_jobs=1, n_estimators=8, max_depth=3, learning_rate=0.2, random_state=0)
+    model = xgb.XGBClassifier(
+        n_jobs=1, n_estimators=8, max_depth=3, learning_rate=0.2, random_state=0
+    )
     model.fit(X, y)
     v = local_shelf.upload("clf", model)
     assert v.signature == {
@@ -81,7 +85,9 @@ def test_multiclass(local_shelf: Any, tabular_data: Any) -> None:
     assert output["n_classes"] == 3
     assert output["classes"] == [0, 1, 2]
     assert output["objective"] == "multi:softprob"
-    np.testing.assert_array_equal(local_shelf.load("multi:1").predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(
+        local_shelf.load("multi:1").predict_proba(X), model.predict_proba(X)
+    )
 
 
 def test_regressor_with_feature_names_and_categories(local_shelf: Any) -> None:
@@ -94,7 +100,9 @@ def test_regressor_with_feature_names_and_categories(local_shelf: Any) -> None:
         }
     )
     target = frame["size"] * 2 + frame["rooms"] + (frame["city"] == "paris") * 3.0
-    model = xgb.XGBRegressor(n_jobs=1, n_estimators=10, max_depth=3, enable_categorical=True, tree_method="hist")
+    model = xgb.XGBRegressor(
+        n_jobs=1, n_estimators=10, max_depth=3, enable_categorical=True, tree_method="hist"
+    )
     model.fit(frame, target)
     v = local_shelf.upload("house", model)
     assert v.signature["inputs"] == [
@@ -116,7 +124,9 @@ def test_regressor_with_feature_names_and_categories(local_shelf: Any) -> None:
 def test_booster_comes_back_as_booster(local_shelf: Any, tabular_data: Any) -> None:
     X, y = tabular_data
     train = xgb.DMatrix(X, label=y, feature_names=["a", "b", "c", "d"])
-    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2, "seed": 0, "nthread": 1}, train, 6)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 2, "seed": 0, "nthread": 1}, train, 6
+    )
     v = local_shelf.upload("raw", booster)
     assert v.serializer.details["restore_as"] == "xgboost.core.Booster"
     assert v.signature["inputs"] == [
@@ -130,7 +140,9 @@ def test_booster_comes_back_as_booster(local_shelf: Any, tabular_data: Any) -> N
 
 def test_early_stopping_best_iteration_survives(local_shelf: Any, tabular_data: Any) -> None:
     X, y = tabular_data
-    model = xgb.XGBClassifier(n_jobs=1, n_estimators=200, learning_rate=0.5, early_stopping_rounds=3)
+    model = xgb.XGBClassifier(
+        n_jobs=1, n_estimators=200, learning_rate=0.5, early_stopping_rounds=3
+    )
     model.fit(X[:150], y[:150], eval_set=[(X[150:], y[150:])], verbose=False)
     assert model.best_iteration < 199  # early stopping did stop, or this test proves nothing
     v = local_shelf.upload("es", model)
@@ -176,22 +188,30 @@ def test_callable_params_are_listed_as_skipped(local_shelf: Any, tabular_data: A
 def test_unknown_options_are_refused(local_shelf: Any, tabular_data: Any) -> None:
     X, y = tabular_data
     with pytest.raises(ModelshelfError, match="takes no save options"):
-        local_shelf.upload("m", xgb.XGBClassifier(n_jobs=1, n_estimators=2).fit(X, y), options={"format": "json"})
+        local_shelf.upload(
+            "m", xgb.XGBClassifier(n_jobs=1, n_estimators=2).fit(X, y), options={"format": "json"}
+        )
     local_shelf.upload("m", xgb.XGBClassifier(n_jobs=1, n_estimators=2).fit(X, y))
     with pytest.raises(ModelshelfError, match="as_booster"):
         local_shelf.load("m:1", as_boster=True)
 
 
-def test_fresh_process_lists_downloads_and_loads(local_shelf: Any, tabular_data: Any, modelshelf_fresh_load: Any) -> None:
+def test_fresh_process_lists_downloads_and_loads(
+    local_shelf: Any, tabular_data: Any, modelshelf_fresh_load: Any
+) -> None:
     model = xgb.XGBClassifier(n_jobs=1, n_estimators=6, max_depth=2).fit(*tabular_data)
     local_shelf.upload("clf", model)
     fresh = modelshelf_fresh_load(local_shelf.url, "clf:1", tabular_data[0], "predict_proba")
     assert (fresh.versions, fresh.files, fresh.type) == ([1], ["model.ubj"], "XGBClassifier")
-    np.testing.assert_array_equal(fresh.outputs["predict_proba"], model.predict_proba(tabular_data[0]))
+    np.testing.assert_array_equal(
+        fresh.outputs["predict_proba"], model.predict_proba(tabular_data[0])
+    )
 
 
 @pytest.mark.parametrize("cls", [xgb.XGBRFClassifier, xgb.XGBRFRegressor, xgb.XGBRanker])
-def test_other_wrappers_come_back_as_themselves(local_shelf: Any, tabular_data: Any, cls: type) -> None:
+def test_other_wrappers_come_back_as_themselves(
+    local_shelf: Any, tabular_data: Any, cls: type
+) -> None:
     X, y = tabular_data
     fit_args = {"qid": np.repeat(np.arange(20), 10)} if cls is xgb.XGBRanker else {}
     model = cls(n_estimators=3, max_depth=2, n_jobs=1).fit(X, y, **fit_args)

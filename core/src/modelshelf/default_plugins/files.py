@@ -30,7 +30,11 @@ from ..serializers import SavedModel, Serializer
 def _as_paths(obj: Any) -> list[Path] | None:
     if isinstance(obj, (str, os.PathLike)):
         return [Path(obj)]
-    if isinstance(obj, (list, tuple)) and obj and all(isinstance(p, (str, os.PathLike)) for p in obj):
+    if (
+        isinstance(obj, (list, tuple))
+        and obj
+        and all(isinstance(p, (str, os.PathLike)) for p in obj)
+    ):
         return [Path(p) for p in obj]
     return None
 

@@ -107,13 +107,20 @@ def _claim_name(name: str, etag: str) -> str:
 @contextlib.contextmanager
 def _flock(dir_fd: int, name: str) -> Iterator[None]:
     try:
-        fd = os.open(f"{HIDDEN_PREFIX}{name}.lock", os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o644, dir_fd=dir_fd)
+        fd = os.open(
+            f"{HIDDEN_PREFIX}{name}.lock",
+            os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC,
+            0o644,
+            dir_fd=dir_fd,
+        )
     except OSError:
         yield  # no lock file (read-only directory, a link planted there): the lock is only a speed-up
         return
     try:
         if fcntl is not None:
-            with contextlib.suppress(OSError):  # ENOLCK on NFS without a lock daemon: go on unlocked
+            with contextlib.suppress(
+                OSError
+            ):  # ENOLCK on NFS without a lock daemon: go on unlocked
                 fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
@@ -177,7 +184,9 @@ class FileSystemStorage(Storage):
                 f"({exc.strerror}); check the directory permissions"
             )
         if exc.errno == errno.ENOSPC:
-            return StorageError(f"cannot {action} {key!r}: no space left on the device of {self.root}")
+            return StorageError(
+                f"cannot {action} {key!r}: no space left on the device of {self.root}"
+            )
         return StorageError(f"cannot {action} {key!r} in shelf {self.root}: {exc.strerror or exc}")
 
     def _symlink_error(self, action: str, key: str, where: str) -> StorageError:
@@ -211,7 +220,9 @@ class FileSystemStorage(Storage):
             os.makedirs(self.root, exist_ok=True)
             return os.open(self.root, flags)
 
-    def _open_subdir(self, parent: int, name: str, create: bool, action: str, key: str, where: str) -> int:
+    def _open_subdir(
+        self, parent: int, name: str, create: bool, action: str, key: str, where: str
+    ) -> int:
         """Open ``name`` below ``parent`` as a directory, refusing a symlink; create it if asked."""
         for _ in range(100):  # a concurrent rmdir between our mkdir and open: try again, boundedly
             try:
@@ -237,14 +248,18 @@ class FileSystemStorage(Storage):
                     f"cannot {action} {key!r}: {where!r} in shelf {self.root} is a file where a "
                     "directory belongs (remove it)"
                 ) from None
-        raise StorageError(f"cannot {action} {key!r}: {where!r} in shelf {self.root} keeps vanishing")
+        raise StorageError(
+            f"cannot {action} {key!r}: {where!r} in shelf {self.root} keeps vanishing"
+        )
 
     def _open_dir(self, parts: list[str], create: bool, action: str, key: str) -> int:
         """A descriptor of the directory ``parts`` below the root, reached without following links."""
         fd = self._open_root(create)
         try:
             for depth, name in enumerate(parts):
-                child = self._open_subdir(fd, name, create, action, key, "/".join(parts[: depth + 1]))
+                child = self._open_subdir(
+                    fd, name, create, action, key, "/".join(parts[: depth + 1])
+                )
                 os.close(fd)
                 fd = child
         except BaseException:
@@ -267,7 +282,9 @@ class FileSystemStorage(Storage):
 
     # --- the value of a key: the file at the key, then its claims ---------------------------
 
-    def _open_object(self, dir_fd: int, name: str, key: str, where: str) -> tuple[int, os.stat_result] | None:
+    def _open_object(
+        self, dir_fd: int, name: str, key: str, where: str
+    ) -> tuple[int, os.stat_result] | None:
         """Open a regular file without following a link; ``None`` when it does not exist."""
         try:
             fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
@@ -277,7 +294,9 @@ class FileSystemStorage(Storage):
             if exc.errno in (errno.ELOOP, errno.EMLINK):
                 raise self._symlink_error("read", key, where) from None
             if exc.errno == errno.ENXIO:  # a socket
-                raise StorageError(f"cannot read {key!r}: it is not a regular file in shelf {self.root}") from None
+                raise StorageError(
+                    f"cannot read {key!r}: it is not a regular file in shelf {self.root}"
+                ) from None
             raise self._error(exc, "read", key) from None
         st = os.fstat(fd)
         if not stat_module.S_ISREG(st.st_mode):
@@ -303,9 +322,13 @@ class FileSystemStorage(Storage):
         raise self._loop_error(key)
 
     def _loop_error(self, key: str) -> StorageError:
-        return StorageError(f"cannot read {key!r}: its claim files in shelf {self.root} form a loop")
+        return StorageError(
+            f"cannot read {key!r}: its claim files in shelf {self.root} form a loop"
+        )
 
-    def _chain(self, dir_fd: int, name: str, key: str, action: str = "read") -> builtins.list[os.stat_result]:
+    def _chain(
+        self, dir_fd: int, name: str, key: str, action: str = "read"
+    ) -> builtins.list[os.stat_result]:
         """Stats of every step of ``key``'s value chain, the current value last; empty when missing."""
         steps: builtins.list[os.stat_result] = []
         current = name
@@ -384,7 +407,9 @@ class FileSystemStorage(Storage):
             while stack:
                 folder, key_prefix, top = stack.pop()
                 try:
-                    yield from self._list_folder(folder, key_prefix, start if top else "", stack, prefix)
+                    yield from self._list_folder(
+                        folder, key_prefix, start if top else "", stack, prefix
+                    )
                 finally:
                     os.close(folder)
         finally:
@@ -392,7 +417,12 @@ class FileSystemStorage(Storage):
                 os.close(folder)
 
     def _list_folder(
-        self, folder: int, key_prefix: str, start: str, stack: builtins.list[tuple[int, str, bool]], prefix: str
+        self,
+        folder: int,
+        key_prefix: str,
+        start: str,
+        stack: builtins.list[tuple[int, str, bool]],
+        prefix: str,
     ) -> Iterator[ObjectInfo]:
         try:
             entries = list(os.scandir(folder))
@@ -410,11 +440,22 @@ class FileSystemStorage(Storage):
             try:
                 if entry.is_dir(follow_symlinks=False):
                     # A directory swapped for a symlink since scandir looked is skipped like one.
-                    with contextlib.suppress(FileNotFoundError, NotADirectoryError, _Missing, StorageError):
-                        stack.append((self._open_subdir(folder, entry.name, False, "list", key, key), key + "/", False))
+                    with contextlib.suppress(
+                        FileNotFoundError, NotADirectoryError, _Missing, StorageError
+                    ):
+                        stack.append(
+                            (
+                                self._open_subdir(folder, entry.name, False, "list", key, key),
+                                key + "/",
+                                False,
+                            )
+                        )
                 elif entry.is_file(follow_symlinks=False):  # never a symlink: listings skip them
                     st = entry.stat(follow_symlinks=False)
-                    if (entry.name, _etag(st)) in claims:  # replaced by a claim: report the current value
+                    if (
+                        entry.name,
+                        _etag(st),
+                    ) in claims:  # replaced by a claim: report the current value
                         steps = self._chain(folder, entry.name, key, "list")
                         if not steps:
                             continue
@@ -461,7 +502,9 @@ class FileSystemStorage(Storage):
         with contextlib.suppress(OSError):
             os.unlink(name, dir_fd=dir_fd)
 
-    def _write_record(self, dir_fd: int, name: str, data: bytes, key: str) -> tuple[str, os.stat_result]:
+    def _write_record(
+        self, dir_fd: int, name: str, data: bytes, key: str
+    ) -> tuple[str, os.stat_result]:
         """Write ``data`` to a temporary file beside ``name``; return its name and final stat."""
         temp = ""
         try:
@@ -469,7 +512,7 @@ class FileSystemStorage(Storage):
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 # A fine-grained mtime makes the etag unique even when the inode of a just-replaced
                 # object is reused within one coarse kernel timestamp tick.
                 now = time.time_ns()
@@ -484,7 +527,9 @@ class FileSystemStorage(Storage):
                 self._unlink_quietly(dir_fd, temp)
             raise self._error(exc, "write", key) from None
 
-    def _write_copy(self, dir_fd: int, name: str, source: Path, key: str, verify: tuple[str, int] | None) -> str:
+    def _write_copy(
+        self, dir_fd: int, name: str, source: Path, key: str, verify: tuple[str, int] | None
+    ) -> str:
         """Copy ``source`` to a temporary file beside ``name`` (verified when asked); return its name."""
         temp = ""
         try:
@@ -635,7 +680,7 @@ class FileSystemStorage(Storage):
                 def write(chunk: bytes) -> None:
                     view = memoryview(chunk)
                     while view:
-                        view = view[os.write(fd, view):]
+                        view = view[os.write(fd, view) :]
 
                 # No early write-back (sync_file_range) here: measured, it made the copy wait on
                 # a busy disk (2.3 s instead of 1.0 s for 512 MiB); the fsync in put_blob suffices.
@@ -737,7 +782,9 @@ class FileSystemStorage(Storage):
             with key_lock(dir_fd, name):
                 try:
                     # The commit point: create-only, so one writer alone replaces the value `etag`.
-                    os.link(temp, claim, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                    os.link(
+                        temp, claim, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False
+                    )
                 except FileExistsError:
                     self._stale(key)
                 except OSError as exc:
@@ -825,7 +872,9 @@ class FileSystemStorage(Storage):
         finally:
             os.close(root)
 
-    def _cleanup_folder(self, dir_fd: int, names: builtins.list[str], temp_cutoff: float, claim_cutoff: float) -> None:
+    def _cleanup_folder(
+        self, dir_fd: int, names: builtins.list[str], temp_cutoff: float, claim_cutoff: float
+    ) -> None:
         claims: dict[str, builtins.list[tuple[str, str]]] = {}
         for entry in names:
             if not entry.startswith(HIDDEN_PREFIX):
@@ -857,6 +906,8 @@ class FileSystemStorage(Storage):
 STAGE_MIN_BYTES = 1 << 20
 #: At most this many staged files (open descriptors) per storage at once; more are hashed only.
 STAGE_MAX_HELD = 64
+
+
 def _copy_fd(source: int, target: int) -> None:
     """Copy all of ``source`` into ``target`` with the kernel's copy where it has one, like ``cp``."""
     copy_range = getattr(os, "copy_file_range", None)
@@ -868,12 +919,18 @@ def _copy_fd(source: int, target: int) -> None:
             return
         except OSError as exc:
             # Not supported between these filesystems: fall back to reading, if nothing was copied.
-            if copied or exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+            if copied or exc.errno not in (
+                errno.EXDEV,
+                errno.ENOSYS,
+                errno.EINVAL,
+                errno.EOPNOTSUPP,
+                errno.EPERM,
+            ):
                 raise
     while chunk := os.read(source, CHUNK_SIZE):
         view = memoryview(chunk)
         while view:
-            view = view[os.write(target, view):]
+            view = view[os.write(target, view) :]
 
 
 def open_filesystem(url: str, **options: object) -> FileSystemStorage:

@@ -41,7 +41,9 @@ class SeveralModelsSerializer(Serializer):
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
         entries = _entries(obj)
         if entries is None:
-            raise ModelshelfError("several models are uploaded as a dict of name -> model, with string names")
+            raise ModelshelfError(
+                "several models are uploaded as a dict of name -> model, with string names"
+            )
         chosen_names = options.pop("serializers", {}) or {}
         registry = get_registry().serializers()
         recorded: dict[str, Any] = {}
@@ -58,7 +60,14 @@ class SeveralModelsSerializer(Serializer):
             if wanted is not None and wanted not in registry:
                 raise NoSerializer(f"entry {key!r}: no serializer named {wanted!r} is installed")
             try:
-                serializer = registry[wanted].serializer if wanted else choose(model, (e.serializer for e in registry.values() if e.serializer.name != self.name))
+                serializer = (
+                    registry[wanted].serializer
+                    if wanted
+                    else choose(
+                        model,
+                        (e.serializer for e in registry.values() if e.serializer.name != self.name),
+                    )
+                )
             except NoSerializer as exc:
                 raise NoSerializer(f"entry {key!r}: {exc}") from None
             entry = registry[serializer.name]
@@ -96,7 +105,9 @@ class SeveralModelsSerializer(Serializer):
         ]
         return "several models, of which " + ", ".join(unsafe or ["one or more"])
 
-    def load(self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any) -> dict[str, Any]:
+    def load(
+        self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
+    ) -> dict[str, Any]:
         registry = get_registry().serializers()
         loaded: dict[str, Any] = {}
         for key, info in _recorded(details).items():
@@ -114,14 +125,21 @@ class SeveralModelsSerializer(Serializer):
                 )
             folder = model_file(directory, key, kind="directory")
             inner = info.get("details")
-            loaded[key] = serializer.load(folder, details=inner if isinstance(inner, dict) else {}, trust=trust, **dict(options.get(key) or {}))
+            loaded[key] = serializer.load(
+                folder,
+                details=inner if isinstance(inner, dict) else {},
+                trust=trust,
+                **dict(options.get(key) or {}),
+            )
         return loaded
 
 
 def _recorded(details: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     entries = details.get("entries")
     if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
-        raise InvalidRecord("a several-models version must record its entries as a mapping of mappings")
+        raise InvalidRecord(
+            "a several-models version must record its entries as a mapping of mappings"
+        )
     return entries
 
 

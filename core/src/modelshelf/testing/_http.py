@@ -73,7 +73,11 @@ def framing(headers: Iterable[tuple[str, str]]) -> tuple[bool, int | None]:
 
 
 def relay_body(
-    reader: io.BufferedIOBase, send: Callable[[bytes], None], chunked: bool, length: int | None, to_eof: bool
+    reader: io.BufferedIOBase,
+    send: Callable[[bytes], None],
+    chunked: bool,
+    length: int | None,
+    to_eof: bool,
 ) -> None:
     """Forward one message body, as framed, through ``send``."""
     if chunked:

@@ -175,7 +175,14 @@ def _until(condition: Callable[[], bool], what: str, limit: float = 60.0) -> Non
 
 
 #: A case: given a fresh shelf URL, prepare it and return the two sides and the check.
-Case = Callable[[str], tuple[Callable[[modelshelf.Shelf], Any], Callable[[modelshelf.Shelf], Any], Callable[[Outcome, Outcome], None]]]
+Case = Callable[
+    [str],
+    tuple[
+        Callable[[modelshelf.Shelf], Any],
+        Callable[[modelshelf.Shelf], Any],
+        Callable[[Outcome, Outcome], None],
+    ],
+]
 
 
 def explore(
@@ -240,7 +247,9 @@ def _run_once(
         check(*outcomes)
     except AssertionError as exc:
         side = "first" if paused_side == 0 else "second"
-        raise AssertionError(f"{side} side held before its call {step} {held.held_call}: {exc}") from exc
+        raise AssertionError(
+            f"{side} side held before its call {step} {held.held_call}: {exc}"
+        ) from exc
     finally:
         for shelf in shelves:
             shelf.close()
@@ -273,10 +282,14 @@ class InterleavingContract:
 
         def storage_for(url: str, slot: int) -> Storage:
             if slot not in opened:
-                opened[slot] = modelshelf.open(url, cache=tmp_path / "cache", **storage_options).storage
+                opened[slot] = modelshelf.open(
+                    url, cache=tmp_path / "cache", **storage_options
+                ).storage
             return opened[slot]
 
-        remote = not modelshelf.open(storage_url, cache=tmp_path / "cache", **storage_options).storage.local
+        remote = not modelshelf.open(
+            storage_url, cache=tmp_path / "cache", **storage_options
+        ).storage.local
         shared_url = f"{storage_url.rstrip('/')}/interleave-{secrets.token_hex(3)}"
 
         def fresh_url() -> str:
@@ -289,28 +302,38 @@ class InterleavingContract:
 
         sides = iter(range(1_000_000))
 
-        def open_shelf(url: str, wrap: Callable[[Storage], Storage], slot: int | None = None) -> modelshelf.Shelf:
+        def open_shelf(
+            url: str, wrap: Callable[[Storage], Storage], slot: int | None = None
+        ) -> modelshelf.Shelf:
             cache = Cache(tmp_path / f"cache-{secrets.token_hex(4)}")
             if not remote:
                 plain = modelshelf.open(url, cache=cache.root, **storage_options)
                 return modelshelf.Shelf(wrap(plain.storage), cache=cache)
             # Two sides of one run use two clients, as two processes would.
-            return modelshelf.Shelf(wrap(Borrowed(storage_for(url, 1 + (next(sides) % 2 if slot is None else slot)))), cache=cache)
+            return modelshelf.Shelf(
+                wrap(Borrowed(storage_for(url, 1 + (next(sides) % 2 if slot is None else slot)))),
+                cache=cache,
+            )
 
         def open_plain(url: str) -> modelshelf.Shelf:
             return open_shelf(url, lambda storage: storage, slot=0)
 
         self._open = open_plain
+
         def run(case: Case) -> int:
             runs = explore(open_shelf, fresh_url, case)
-            print(f"interleavings explored: {runs}")  # shown with -s; docs/reliability.md quotes them
+            print(
+                f"interleavings explored: {runs}"
+            )  # shown with -s; docs/reliability.md quotes them
             return runs
 
         yield run
         for storage in opened.values():
             storage.close()
 
-    def _assert_published_intact(self, url: str, versions: list[Any], contents: dict[str, bytes], tmp: Path) -> None:
+    def _assert_published_intact(
+        self, url: str, versions: list[Any], contents: dict[str, bytes], tmp: Path
+    ) -> None:
         """Every version reported as published downloads, verified, with the bytes uploaded."""
         with self._open(url) as shelf:
             problems = shelf.verify()
@@ -321,7 +344,9 @@ class InterleavingContract:
                 for name, data in contents.items():
                     assert (target / name).read_bytes() == data, f"{version.ref}/{name} changed"
 
-    def test_gc_never_deletes_a_blob_an_upload_reuses(self, interleave: Callable[[Case], int], tmp_path: Path) -> None:
+    def test_gc_never_deletes_a_blob_an_upload_reuses(
+        self, interleave: Callable[[Case], int], tmp_path: Path
+    ) -> None:
         """An old orphan blob re-used by an upload survives gc at every interleaving."""
 
         def case(url: str) -> tuple[Any, Any, Any]:
@@ -370,7 +395,9 @@ class InterleavingContract:
 
         assert interleave(case) > 4
 
-    def test_no_alias_is_left_on_a_deleted_version(self, interleave: Callable[[Case], int], tmp_path: Path) -> None:
+    def test_no_alias_is_left_on_a_deleted_version(
+        self, interleave: Callable[[Case], int], tmp_path: Path
+    ) -> None:
         """``set_alias`` racing ``delete`` of the same version: never an alias on a tombstone."""
 
         def case(url: str) -> tuple[Any, Any, Any]:
@@ -412,7 +439,11 @@ class InterleavingContract:
             lost: set[str] = set()
 
             def _maybe_lose(self, key: str) -> None:
-                if not key.startswith(("leases/", ".modelshelf", "probes/")) and "/_log/" not in key and key not in self.lost:
+                if (
+                    not key.startswith(("leases/", ".modelshelf", "probes/"))
+                    and "/_log/" not in key
+                    and key not in self.lost
+                ):
                     self.lost.add(key)
                     raise BackendUnavailable("connection reset while reading the answer")
 
@@ -470,6 +501,8 @@ class InterleavingContract:
         assert shelf.models() == []
         finished = shelf.upload("m", source)
         assert finished.version == 1
-        assert (shelf.download(finished.ref, tmp_path / "out") / "checkpoint.bin").read_bytes() == b"epoch 2 " * 4096
+        assert (
+            shelf.download(finished.ref, tmp_path / "out") / "checkpoint.bin"
+        ).read_bytes() == b"epoch 2 " * 4096
         assert shelf.verify() == []
         shelf.close()

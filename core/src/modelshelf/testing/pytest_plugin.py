@@ -71,12 +71,21 @@ def modelshelf_run_python(tmp_path: Path) -> Callable[..., subprocess.CompletedP
     """
     counter = iter(range(1_000_000))
 
-    def run(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, "MODELSHELF_CACHE": str(tmp_path / f"fresh-cache-{next(counter)}")}
+    def run(
+        code: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {
+            **os.environ,
+            "MODELSHELF_CACHE": str(tmp_path / f"fresh-cache-{next(counter)}"),
+        }
         full_env.update(env or {})
         result = subprocess.run(
-            [sys.executable, "-c", code, *args], capture_output=True, text=True, env=full_env,
-            timeout=300, check=False,
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=300,
+            check=False,
         )
         assert result.returncode == 0, f"subprocess failed:\n{result.stdout}\n{result.stderr}"
         return result
@@ -147,10 +156,22 @@ def modelshelf_fresh_load(
         with open(work / "inputs.pkl", "wb") as out:
             pickle.dump(inputs, out)
         names = ",".join(methods or ("predict",))
-        args = (str(shelf_path), ref, str(work / "download"), str(work / "inputs.pkl"), names, str(work / "out.npz"))
+        args = (
+            str(shelf_path),
+            ref,
+            str(work / "download"),
+            str(work / "inputs.pkl"),
+            names,
+            str(work / "out.npz"),
+        )
         seen = json.loads(modelshelf_run_python(_FRESH_LOAD, *args).stdout.strip().splitlines()[-1])
         # Our own file: object arrays (string class labels) come back through pickle.
         with np.load(work / "out.npz", allow_pickle=True) as outputs:
-            return FreshLoad(seen["versions"], seen["files"], seen["type"], {k: outputs[k] for k in outputs.files})
+            return FreshLoad(
+                seen["versions"],
+                seen["files"],
+                seen["type"],
+                {k: outputs[k] for k in outputs.files},
+            )
 
     return fresh_load

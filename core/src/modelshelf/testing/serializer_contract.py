@@ -119,12 +119,20 @@ class SerializerContract:
 
     def _serializer(self, name: str) -> Any:
         entry = get_registry().serializers().get(name)
-        assert entry is not None, f"serializer {name!r} is not registered (is the plugin installed?)"
+        assert entry is not None, (
+            f"serializer {name!r} is not registered (is the plugin installed?)"
+        )
         return entry
 
     def test_round_trip_gives_identical_predictions(
-        self, contract_shelf: modelshelf.Shelf, serializer_name: str, model: Any, sample_input: Any,
-        predict: Callable[[Any, Any], Any], load_options: dict[str, Any], tmp_path: Path,
+        self,
+        contract_shelf: modelshelf.Shelf,
+        serializer_name: str,
+        model: Any,
+        sample_input: Any,
+        predict: Callable[[Any, Any], Any],
+        load_options: dict[str, Any],
+        tmp_path: Path,
     ) -> None:
         import numpy.testing
 
@@ -134,7 +142,8 @@ class SerializerContract:
         fresh = modelshelf.open(contract_shelf.url, cache=tmp_path / "fresh-cache")
         loaded = fresh.load(version.ref, trust=True, **load_options)
         numpy.testing.assert_array_equal(
-            numpy.asarray(predict(loaded, sample_input)), numpy.asarray(expected),
+            numpy.asarray(predict(loaded, sample_input)),
+            numpy.asarray(expected),
             err_msg=f"{serializer_name}: what load returns must predict exactly as the saved object did",
         )
 
@@ -160,7 +169,9 @@ class SerializerContract:
         )
         # The framework's import name may differ from its distribution (sklearn is scikit-learn,
         # xgboost may be xgboost-cpu): the recorded version must be one of those installed.
-        distributions = metadata.packages_distributions().get(stored.framework.name, [stored.framework.name])
+        distributions = metadata.packages_distributions().get(
+            stored.framework.name, [stored.framework.name]
+        )
         installed = set()
         for distribution in distributions:
             try:
@@ -173,14 +184,20 @@ class SerializerContract:
             f"of {stored.framework.name} ({sorted(installed)})"
         )
 
-    def test_default_claim_resolves_to_this_serializer(self, serializer_name: str, model: Any) -> None:
+    def test_default_claim_resolves_to_this_serializer(
+        self, serializer_name: str, model: Any
+    ) -> None:
         """A serializer claims its objects by default, or is opt-in on purpose: an alternative format
         for objects another serializer claims, or declared with ``opt_in = True``."""
         from modelshelf.serializers import choose, qualified_name
 
         entry = self._serializer(serializer_name)
         serializer = entry.serializer
-        others = [e.serializer for e in get_registry().serializers().values() if e.serializer is not serializer]
+        others = [
+            e.serializer
+            for e in get_registry().serializers().values()
+            if e.serializer is not serializer
+        ]
         kind = qualified_name(type(model))
         if self.opt_in:
             assert not serializer.claims, (
@@ -232,12 +249,18 @@ class SerializerContract:
         )
         # Only this serializer's plugin is loaded, so another plugin's fault cannot fail this test.
         env = {**os.environ, "MODELSHELF_LOAD_PLUGINS": entry.plugin}
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, env=env)
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=False, env=env
+        )
         assert result.returncode == 0, result.stderr
 
     def test_unsafe_format_needs_trust(
-        self, contract_shelf: modelshelf.Shelf, serializer_name: str, model: Any,
-        load_options: dict[str, Any], tmp_path: Path,
+        self,
+        contract_shelf: modelshelf.Shelf,
+        serializer_name: str,
+        model: Any,
+        load_options: dict[str, Any],
+        tmp_path: Path,
     ) -> None:
         entry = self._serializer(serializer_name)
         if entry.serializer.safe:
@@ -280,7 +303,13 @@ class SerializerContract:
         sentinel = tmp_path / "snapshot" / "outside.bin"
         sentinel.write_bytes(b"modelshelf contract sentinel: this file must never be opened\n" * 64)
         hostile: list[object] = [
-            "/etc/passwd", str(sentinel), "../outside.bin", 42, None, ["model"], "missing.bin",
+            "/etc/passwd",
+            str(sentinel),
+            "../outside.bin",
+            42,
+            None,
+            ["model"],
+            "missing.bin",
         ]
         for key in keys:
             for value in hostile:

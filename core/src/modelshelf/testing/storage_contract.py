@@ -53,9 +53,30 @@ from .interleaving import InterleavingContract
 
 #: Modules no storage plugin may import when it is imported: cloud SDKs and ML frameworks.
 HEAVY_MODULES = (
-    "boto3", "botocore", "azure", "google", "onnx", "onnxruntime", "torch", "sklearn", "skops",
-    "xgboost", "lightgbm", "catboost", "keras", "transformers", "tensorflow", "safetensors",
-    "numpy", "scipy", "pandas", "joblib", "requests", "urllib3", "aiohttp", "grpc",
+    "boto3",
+    "botocore",
+    "azure",
+    "google",
+    "onnx",
+    "onnxruntime",
+    "torch",
+    "sklearn",
+    "skops",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "keras",
+    "transformers",
+    "tensorflow",
+    "safetensors",
+    "numpy",
+    "scipy",
+    "pandas",
+    "joblib",
+    "requests",
+    "urllib3",
+    "aiohttp",
+    "grpc",
 )
 
 
@@ -88,7 +109,9 @@ class StorageContract(InterleavingContract):
 
     @pytest.fixture
     def storage_url(self) -> str:
-        raise NotImplementedError("override the storage_url fixture: a URL for a fresh, empty shelf")
+        raise NotImplementedError(
+            "override the storage_url fixture: a URL for a fresh, empty shelf"
+        )
 
     @pytest.fixture
     def storage_options(self) -> dict[str, Any]:
@@ -160,7 +183,9 @@ class StorageContract(InterleavingContract):
         assert storage.read("cas.json").data == b"v2"
         with pytest.raises(PreconditionFailed):
             storage.put_if_match("cas.json", b"stale", first)
-        assert storage.read("cas.json").data == b"v2", "a put_if_match with a stale etag must write nothing"
+        assert storage.read("cas.json").data == b"v2", (
+            "a put_if_match with a stale etag must write nothing"
+        )
         info = storage.stat("cas.json")
         assert info is not None and info.etag == second and info.size == 2, (
             f"stat must report the etag put_if_match returned and the size: got {info}"
@@ -183,7 +208,9 @@ class StorageContract(InterleavingContract):
             while done < times:
                 current = storage.read("counter.json")
                 try:
-                    storage.put_if_match("counter.json", str(int(current.data) + 1).encode(), current.etag)
+                    storage.put_if_match(
+                        "counter.json", str(int(current.data) + 1).encode(), current.etag
+                    )
                     done += 1
                 except PreconditionFailed:
                     continue
@@ -207,7 +234,9 @@ class StorageContract(InterleavingContract):
         info = storage.stat("blobs/x/payload")
         assert info is not None and info.size == len(payload), f"stat after put_file: {info}"
         chunks = list(storage.read_stream("blobs/x/payload", chunk_size=1024 * 1024))
-        assert b"".join(chunks) == payload, "read_stream must give back exactly what put_file stored"
+        assert b"".join(chunks) == payload, (
+            "read_stream must give back exactly what put_file stored"
+        )
         assert all(len(c) <= 1024 * 1024 for c in chunks), (
             "read_stream must yield chunks of at most chunk_size bytes (constant memory)"
         )
@@ -225,10 +254,14 @@ class StorageContract(InterleavingContract):
             f"list('m/a/') must yield every key below the prefix, recursively, and nothing else: {got}"
         )
         got = sorted(i.key for i in storage.list("m/a"))
-        assert got == keys[:4], f"list('m/a') is a plain string prefix (it matches m/ab/ too): {got}"
+        assert got == keys[:4], (
+            f"list('m/a') is a plain string prefix (it matches m/ab/ too): {got}"
+        )
         listed = {i.key: i for i in storage.list("")}
         assert set(keys) <= set(listed), "list('') must yield every key of the shelf"
-        assert listed["m/a/1.json"].size == len(b"m/a/1.json"), "list must report each object's size"
+        assert listed["m/a/1.json"].size == len(b"m/a/1.json"), (
+            "list must report each object's size"
+        )
         assert listed["m/a/1.json"].etag == storage.read("m/a/1.json").etag, (
             "list must report the same etag as read"
         )
@@ -247,12 +280,16 @@ class StorageContract(InterleavingContract):
     def test_modified_time_is_reported(self, storage: Storage) -> None:
         storage.put_if_absent("t.json", b"{}")
         info = storage.stat("t.json")
-        assert info is not None and info.modified is not None, "stat must report the modification time"
+        assert info is not None and info.modified is not None, (
+            "stat must report the modification time"
+        )
         assert info.modified.tzinfo is not None, (
             f"ObjectInfo.modified must be timezone-aware (gc compares it with UTC now): {info.modified!r}"
         )
         age = dt.datetime.now(dt.UTC) - info.modified
-        assert abs(age.total_seconds()) < 300, f"modified is not the time of the write: {info.modified}"
+        assert abs(age.total_seconds()) < 300, (
+            f"modified is not the time of the write: {info.modified}"
+        )
         listed = next(i for i in storage.list("t.json") if i.key == "t.json")
         assert listed.modified is not None and listed.modified.tzinfo is not None, (
             f"list must report a timezone-aware modified time too (gc reads it): {listed.modified!r}"
@@ -264,7 +301,9 @@ class StorageContract(InterleavingContract):
                 storage.put_if_absent(key, b"x")
             except InvalidName:
                 continue
-            pytest.fail(f"key {key!r} must be refused with InvalidName (see modelshelf.storage.check_key)")
+            pytest.fail(
+                f"key {key!r} must be refused with InvalidName (see modelshelf.storage.check_key)"
+            )
 
     def test_list_goes_past_the_first_page(self, storage: Storage) -> None:
         """``list`` and ``list_prefixes`` return every key however many: pagination is the
@@ -286,7 +325,9 @@ class StorageContract(InterleavingContract):
         )
 
     @pytest.mark.parametrize("method", ["put_file", "put_blob"])
-    def test_a_reader_never_sees_a_partial_object(self, storage: Storage, tmp_path: Path, method: str) -> None:
+    def test_a_reader_never_sees_a_partial_object(
+        self, storage: Storage, tmp_path: Path, method: str
+    ) -> None:
         """While ``put_file``/``put_blob`` writes a key, a reader sees the old object or the whole new
         one, never a prefix of it: the object becomes visible only once complete."""
         old, new = os.urandom(1 << 20), os.urandom(8 << 20)
@@ -350,7 +391,12 @@ class StorageContract(InterleavingContract):
         )
         env = {**os.environ, "MODELSHELF_LOAD_PLUGINS": entry.plugin}
         result = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, check=False, env=env, timeout=120
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=120,
         )
         assert result.returncode == 0, result.stderr
         imported = [m for m in result.stdout.strip().split(",") if m]
@@ -418,14 +464,26 @@ class StorageContract(InterleavingContract):
         assert not shelf.cache.has(version.files[0])
 
     def test_racing_uploads_get_distinct_consecutive_versions(
-        self, shelf: modelshelf.Shelf, storage_url: str, storage_options: dict[str, Any],
-        modelshelf_cache: Path, tmp_path: Path,
+        self,
+        shelf: modelshelf.Shelf,
+        storage_url: str,
+        storage_options: dict[str, Any],
+        modelshelf_cache: Path,
+        tmp_path: Path,
     ) -> None:
         context = multiprocessing.get_context("spawn")
         options = {**storage_options, "cache": str(modelshelf_cache)}
         with ProcessPoolExecutor(self.race_processes, mp_context=context) as pool:
             futures = [
-                pool.submit(workers.upload_many, storage_url, options, "raced", self.race_uploads, w, str(tmp_path))
+                pool.submit(
+                    workers.upload_many,
+                    storage_url,
+                    options,
+                    "raced",
+                    self.race_uploads,
+                    w,
+                    str(tmp_path),
+                )
                 for w in range(self.race_processes)
             ]
             got = [n for f in futures for n in f.result()]
@@ -443,8 +501,12 @@ class StorageContract(InterleavingContract):
         assert len(seen) == total
 
     def test_racing_alias_moves_lose_no_event(
-        self, shelf: modelshelf.Shelf, storage_url: str, storage_options: dict[str, Any],
-        modelshelf_cache: Path, tmp_path: Path,
+        self,
+        shelf: modelshelf.Shelf,
+        storage_url: str,
+        storage_options: dict[str, Any],
+        modelshelf_cache: Path,
+        tmp_path: Path,
     ) -> None:
         source = tmp_path / "w.txt"
         for i in range(3):
@@ -452,9 +514,18 @@ class StorageContract(InterleavingContract):
             shelf.upload("aliased", source)
         context = multiprocessing.get_context("spawn")
         options = {**storage_options, "cache": str(modelshelf_cache)}
-        plan = [[(p + i) % 3 + 1 for i in range(self.alias_moves)] for p in range(self.alias_processes)]
+        plan = [
+            [(p + i) % 3 + 1 for i in range(self.alias_moves)] for p in range(self.alias_processes)
+        ]
         with ProcessPoolExecutor(self.alias_processes, mp_context=context) as pool:
-            moved = sum(pool.map(workers.move_alias, *zip(*[(storage_url, options, "aliased", "prod", p) for p in plan], strict=True)))
+            moved = sum(
+                pool.map(
+                    workers.move_alias,
+                    *zip(
+                        *[(storage_url, options, "aliased", "prod", p) for p in plan], strict=True
+                    ),
+                )
+            )
         events = [e for e in shelf.history("aliased") if e.action == "alias_set"]
         assert len(events) == moved == self.alias_processes * self.alias_moves
         assert_alias_moves_chain(shelf, "aliased", "prod")

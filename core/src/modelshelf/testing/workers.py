@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 
-def upload_many(url: str, options: dict[str, Any], name: str, count: int, worker: int, scratch: str) -> list[int]:
+def upload_many(
+    url: str, options: dict[str, Any], name: str, count: int, worker: int, scratch: str
+) -> list[int]:
     """Upload ``count`` small distinct files to ``name``; return the version numbers obtained."""
     import modelshelf
 
@@ -22,7 +24,9 @@ def upload_many(url: str, options: dict[str, Any], name: str, count: int, worker
     return got
 
 
-def move_alias(url: str, options: dict[str, Any], name: str, alias: str, versions: list[int]) -> int:
+def move_alias(
+    url: str, options: dict[str, Any], name: str, alias: str, versions: list[int]
+) -> int:
     """Point ``alias`` at each of ``versions`` in turn; return how many moves were made."""
     import modelshelf
 

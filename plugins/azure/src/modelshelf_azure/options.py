@@ -224,7 +224,9 @@ def safe_url(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
 
 
-def parse(url: str, options: Mapping[str, Any]) -> tuple[ShelfLocation, dict[str, Any], dict[str, Any]]:
+def parse(
+    url: str, options: Mapping[str, Any]
+) -> tuple[ShelfLocation, dict[str, Any], dict[str, Any]]:
     """Check ``url`` and ``options``: the shelf location, the tuning settings (defaults filled
     in) and the credential options (resolved by :func:`resolve_connection` when connecting)."""
     location = parse_url(url)
@@ -233,8 +235,10 @@ def parse(url: str, options: Mapping[str, Any]) -> tuple[ShelfLocation, dict[str
     for name, value in options.items():
         if name in DEFAULTS:
             kind = _KINDS.get(name)
-            settings[name] = value if kind is None or value is None else option_value(
-                name, value, kind, f"Azure shelf {location.url}"
+            settings[name] = (
+                value
+                if kind is None or value is None
+                else option_value(name, value, kind, f"Azure shelf {location.url}")
             )
     credentials = {k: v for k, v in options.items() if k in CREDENTIAL_OPTIONS}
     return location, settings, credentials

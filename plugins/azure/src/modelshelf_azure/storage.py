@@ -126,7 +126,9 @@ class AzureBlobStorage(objectstore.ObjectStoreStorage):
             except ResourceModifiedError:
                 raise objectstore.Replaced() from None
         size = start + _size(downloader.size)
-        return objectstore.ObjectRead(size, _etag(downloader.properties.etag), self._pieces(downloader, start, size))
+        return objectstore.ObjectRead(
+            size, _etag(downloader.properties.etag), self._pieces(downloader, start, size)
+        )
 
     def _pieces(self, downloader: Any, start: int, size: int) -> Iterator[bytes]:
         """``downloader.chunks()``, one ranged GET at a time, ending at the first short piece.
@@ -175,7 +177,9 @@ class AzureBlobStorage(objectstore.ObjectStoreStorage):
                 objects.append(ObjectInfo(str(item.name), size, etag, item.last_modified))
         return objectstore.ListPage(objects, prefixes, pages.continuation_token)
 
-    def _put(self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None) -> str | None:
+    def _put(
+        self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None
+    ) -> str | None:
         conditions: dict[str, Any] = {"overwrite": not if_none_match}  # False: If-None-Match: *
         if if_match is not None:
             conditions.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
@@ -193,7 +197,9 @@ class AzureBlobStorage(objectstore.ObjectStoreStorage):
                 raise objectstore.Refused(create_only=if_none_match) from None
             status = _errors.status_code(exc)
             if status in _errors.UNCERTAIN_STATUS | _errors.RETRYABLE_STATUS:
-                raise objectstore.TryAgain(exc, maybe_applied=status in _errors.UNCERTAIN_STATUS) from None
+                raise objectstore.TryAgain(
+                    exc, maybe_applied=status in _errors.UNCERTAIN_STATUS
+                ) from None
             raise
         etag = response.get("etag")
         return _etag(etag) if etag else None
@@ -248,7 +254,9 @@ def _etag(value: object) -> str:
 def _size(value: object) -> int:
     """A blob size from an answer; a missing or negative one is a malformed answer."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise objectstore.MalformedAnswer("no valid size (Content-Length / Content-Range) in the answer")
+        raise objectstore.MalformedAnswer(
+            "no valid size (Content-Length / Content-Range) in the answer"
+        )
     return value
 
 

@@ -46,7 +46,14 @@ _KIND_BY_CLASS = {
 }
 
 
-_CLASSIFICATION_LOSSES = {"Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll", "MultiLogloss", "MultiCrossEntropy"}
+_CLASSIFICATION_LOSSES = {
+    "Logloss",
+    "CrossEntropy",
+    "MultiClass",
+    "MultiClassOneVsAll",
+    "MultiLogloss",
+    "MultiCrossEntropy",
+}
 _RANKING_MARKERS = ("Rank", "Pair", "Query", "Yeti")
 
 

@@ -16,7 +16,11 @@ from modelshelf.plugins import hookimpl
 
 from .serializers import FastaiExportSerializer, FastaiSafetensorsSerializer
 
-__all__ = ["FastaiExportSerializer", "FastaiSafetensorsSerializer", "modelshelf_register_serializers"]
+__all__ = [
+    "FastaiExportSerializer",
+    "FastaiSafetensorsSerializer",
+    "modelshelf_register_serializers",
+]
 
 
 @hookimpl

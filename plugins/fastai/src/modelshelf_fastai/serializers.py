@@ -49,7 +49,9 @@ class FastaiSafetensorsSerializer(Serializer):
         reject_unknown(self.name, "save", options, ())
         fastai = _import_fastai()
         if not isinstance(obj, fastai.learner.Learner):
-            raise InvalidModel(f"fastai-safetensors saves fastai Learners, not {type(obj).__qualname__}")
+            raise InvalidModel(
+                f"fastai-safetensors saves fastai Learners, not {type(obj).__qualname__}"
+            )
         weights = _torch_weights().save(obj.model, directory)
         tabular = _tabular_facts(obj)
         return SavedModel(
@@ -81,13 +83,18 @@ class FastaiSafetensorsSerializer(Serializer):
                 "weights, not code"
             )
         if not isinstance(learner, fastai.learner.Learner):
-            raise ModelshelfError(f"learner= must be a fastai Learner, not {type(learner).__qualname__}")
+            raise ModelshelfError(
+                f"learner= must be a fastai Learner, not {type(learner).__qualname__}"
+            )
         stored = details.get("tabular")
         if options.get("check_preprocessing", True) and isinstance(stored, Mapping):
             _check_preprocessing(stored, _tabular_facts(learner))
         device = _device_of(learner.model)
         _torch_weights().load(
-            directory, details=details, module=learner.model, strict=options.get("strict", True),
+            directory,
+            details=details,
+            module=learner.model,
+            strict=options.get("strict", True),
             device=device,
         )
         return learner
@@ -166,7 +173,10 @@ def _tabular_facts(learner: Any) -> dict[str, Any] | None:
         elif kind == "Normalize":
             procs[kind] = {"means": jsonable(dict(proc.means)), "stds": jsonable(dict(proc.stds))}
         elif kind == "FillMissing":
-            procs[kind] = {"na_dict": jsonable(dict(proc.na_dict)), "fill_strategy": str(proc.fill_strategy)}
+            procs[kind] = {
+                "na_dict": jsonable(dict(proc.na_dict)),
+                "fill_strategy": str(proc.fill_strategy),
+            }
         else:
             procs[kind] = {}
     vocab = getattr(dls, "vocab", None)
@@ -210,10 +220,15 @@ def _signature(tabular: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if tabular.get("classes") is not None:
         output["classes"] = tabular["classes"]
     return {
-        "inputs": [{
-            "name": "X", "shape": [None, len(names)], "feature_names": names,
-            "cat_names": tabular["cat_names"], "cont_names": tabular["cont_names"],
-        }],
+        "inputs": [
+            {
+                "name": "X",
+                "shape": [None, len(names)],
+                "feature_names": names,
+                "cat_names": tabular["cat_names"],
+                "cont_names": tabular["cont_names"],
+            }
+        ],
         "outputs": [output],
     }
 

@@ -153,7 +153,9 @@ def translate(
         )
     if isinstance(exc, OSError):
         return None  # a local file: core names it
-    if isinstance(exc, gexc.GoogleAPICallError | auth_exc.GoogleAuthError | requests.RequestException):
+    if isinstance(
+        exc, gexc.GoogleAPICallError | auth_exc.GoogleAuthError | requests.RequestException
+    ):
         return errors.StorageError(f"cannot {what} in shelf {shelf}: {why}")
     if type(exc).__module__.startswith(("google.", "requests.", "urllib3.")):
         return errors.StorageError(f"cannot {what} in shelf {shelf}: {why}")

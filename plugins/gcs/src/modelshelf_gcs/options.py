@@ -132,7 +132,9 @@ def parse(url: str, options: Mapping[str, Any]) -> GCSOptions:
     if client is not None and any(
         options.get(k) is not None for k in ("credentials", "credentials_file", "project")
     ):
-        raise StorageError("client= already carries project and credentials; do not pass them as well")
+        raise StorageError(
+            "client= already carries project and credentials; do not pass them as well"
+        )
     return GCSOptions(
         location=location,
         url=url.rstrip("/"),

@@ -30,8 +30,8 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exc
 from google.cloud import storage as gcs
-from modelshelf.errors import AccessDenied, ModelshelfError, StorageError
 from modelshelf import objectstore
+from modelshelf.errors import AccessDenied, ModelshelfError, StorageError
 from modelshelf.retry import Backoff
 from modelshelf.storage import ObjectInfo, StoredBytes
 
@@ -114,7 +114,9 @@ class GCSStorage(objectstore.ObjectStoreStorage):
             blob.reload(timeout=self.timeout, retry=self._retry())
             pin = objectstore.ObjectRead(int(blob.size or 0), _generation(blob), iter(()))
         pinned = self.bucket.blob(name, generation=int(pin.etag))
-        return objectstore.ObjectRead(pin.size, pin.etag, self._ranges(pinned, start, pin.size, chunk_size))
+        return objectstore.ObjectRead(
+            pin.size, pin.etag, self._ranges(pinned, start, pin.size, chunk_size)
+        )
 
     def _ranges(self, blob: Any, start: int, size: int, chunk_size: int) -> Iterator[bytes]:
         step = max(DOWNLOAD_RANGE_SIZE, chunk_size)
@@ -156,9 +158,13 @@ class GCSStorage(objectstore.ObjectStoreStorage):
         page = next(iterator.pages, None)
         if page is None:
             return objectstore.ListPage()
-        return objectstore.ListPage([_info(blob) for blob in page], list(page.prefixes), iterator.next_page_token)
+        return objectstore.ListPage(
+            [_info(blob) for blob in page], list(page.prefixes), iterator.next_page_token
+        )
 
-    def _put(self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None) -> str | None:
+    def _put(
+        self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None
+    ) -> str | None:
         if if_match is not None and (not if_match.isdigit() or int(if_match) == 0):
             # Not a generation we handed out (0 would mean "create-only"): it cannot match.
             raise objectstore.Refused(create_only=False)

@@ -141,7 +141,9 @@ class KerasV3Serializer(Serializer):
 
 def backend_version(backend: str) -> str | None:
     """The installed version of the backend's package (already imported by Keras), if known."""
-    module = sys.modules.get({"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}.get(backend, backend))
+    module = sys.modules.get(
+        {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}.get(backend, backend)
+    )
     version = getattr(module, "__version__", None)
     return str(version) if version is not None else None
 

@@ -95,7 +95,9 @@ class LightningSafetensorsSerializer(Serializer):
         with reading(hparams_name, "json"):
             hparams = json.loads(hparams_path.read_text(encoding="utf-8"))
         if not isinstance(hparams, dict):
-            raise InvalidModel(f"{hparams_name!r} of this version holds no JSON object: it is damaged")
+            raise InvalidModel(
+                f"{hparams_name!r} of this version holds no JSON object: it is damaged"
+            )
         if module is None:
             module = build(cls, hparams, details)
         elif not _is_lightning_module(module):
@@ -196,15 +198,22 @@ def build(cls: Any, hparams: dict[str, Any], details: Mapping[str, Any]) -> Any:
     except TypeError as exc:
         hint = (
             f"; hyperparameters {', '.join(skipped)} were not JSON and are not stored"
-            if skipped else ""
+            if skipped
+            else ""
         )
         raise ModelshelfError(
             f"could not build {qualified_name(cls)} from the stored hyperparameters ({exc}){hint}: "
             "build it yourself and pass module=instance"
         ) from exc
     configure = getattr(type(module), "configure_model", None)
-    base = next((c for c in type(module).__mro__ if qualified_name(c) in LIGHTNING_MODULE_CLASSES), None)
-    if configure is not None and base is not None and configure is not getattr(base, "configure_model", None):
+    base = next(
+        (c for c in type(module).__mro__ if qualified_name(c) in LIGHTNING_MODULE_CLASSES), None
+    )
+    if (
+        configure is not None
+        and base is not None
+        and configure is not getattr(base, "configure_model", None)
+    ):
         module.configure_model()  # layers created there exist before the weights go in
     return module
 
@@ -247,7 +256,9 @@ def _signature(obj: Any) -> dict[str, Any] | None:
         return None
     shape: list[Any] = [None, *[int(d) for d in example.shape[1:]]]
     return {
-        "inputs": [{"name": "x", "dtype": str(example.dtype).removeprefix("torch."), "shape": shape}],
+        "inputs": [
+            {"name": "x", "dtype": str(example.dtype).removeprefix("torch."), "shape": shape}
+        ],
         "outputs": [],
     }
 

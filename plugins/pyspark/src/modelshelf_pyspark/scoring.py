@@ -79,7 +79,9 @@ def udf(
             "uploaded it"
         )
     if not (callable(method) or isinstance(method, str)):
-        raise ModelshelfError(f"method must be a method name or a callable, not {type(method).__name__}")
+        raise ModelshelfError(
+            f"method must be a method name or a callable, not {type(method).__name__}"
+        )
     fixed = _Scorer(
         shelf_url=shelf_url,
         shelf_options=options,
@@ -108,9 +110,18 @@ class _Scorer:
     """What travels to the executors: where the fixed version is, and how to score a batch."""
 
     def __init__(
-        self, *, shelf_url: str, shelf_options: dict[str, Any], name: str, version: int,
-        trust: bool, load_options: dict[str, Any], loader: Loader | None,
-        method: str | Callable[[Any, Any], Any], feature_names: list[str] | None, token: str,
+        self,
+        *,
+        shelf_url: str,
+        shelf_options: dict[str, Any],
+        name: str,
+        version: int,
+        trust: bool,
+        load_options: dict[str, Any],
+        loader: Loader | None,
+        method: str | Callable[[Any, Any], Any],
+        feature_names: list[str] | None,
+        token: str,
     ) -> None:
         self.shelf_url = shelf_url
         self.shelf_options = shelf_options

@@ -46,8 +46,14 @@ SPARK_CLASS_PREFIXES = ("org.apache.spark.ml.", "pyspark.ml.")
 #: Params naming columns a stage reads, and columns it adds.
 INPUT_COLUMN_PARAMS = ("inputCol", "inputCols", "featuresCol")
 OUTPUT_COLUMN_PARAMS = (
-    "outputCol", "outputCols", "predictionCol", "probabilityCol", "rawPredictionCol",
-    "varianceCol", "leafCol", "topicDistributionCol",
+    "outputCol",
+    "outputCols",
+    "predictionCol",
+    "probabilityCol",
+    "rawPredictionCol",
+    "varianceCol",
+    "leafCol",
+    "topicDistributionCol",
 )
 
 
@@ -93,7 +99,9 @@ class SparkMLSerializer(Serializer):
         else:
             with _staged(staging) as (remote, hadoop):
                 obj.write().save(remote)
-                hadoop.fs.copyToLocalFile(False, hadoop.path(remote), hadoop.path(str(target)), True)
+                hadoop.fs.copyToLocalFile(
+                    False, hadoop.path(remote), hadoop.path(str(target)), True
+                )
         _remove_hadoop_bookkeeping(target)
         stages = list(_flat_stages(obj))
         classes = sorted(_metadata_classes(target))
@@ -114,8 +122,9 @@ class SparkMLSerializer(Serializer):
 
     def unsafe_part(self, details: Mapping[str, Any]) -> str:
         classes = [
-            c for c in details.get("metadata_classes") or () if isinstance(c, str)
-            and not c.startswith(SPARK_CLASS_PREFIXES)
+            c
+            for c in details.get("metadata_classes") or ()
+            if isinstance(c, str) and not c.startswith(SPARK_CLASS_PREFIXES)
         ]
         shown = ", ".join(classes) or "classes that are not Spark's own"
         return f"Spark ML stages {shown} (imported and instantiated by pyspark on load)"
@@ -258,7 +267,9 @@ def _python_class(name: object, *, trust: bool) -> Any:
     from pyspark.ml.util import MLReadable
 
     if not isinstance(name, str) or "." not in name:
-        raise InvalidModel(f"this version's details name no model class ({name!r}): the manifest is damaged")
+        raise InvalidModel(
+            f"this version's details name no model class ({name!r}): the manifest is damaged"
+        )
     if not name.startswith("pyspark.ml.") and not trust:
         raise UntrustedFormat(
             f"this Spark ML version is loaded through class {name}, which is not pyspark's own: "
@@ -273,7 +284,9 @@ def _python_class(name: object, *, trust: bool) -> Any:
             "install the same pyspark (or the package defining it) where you load it"
         ) from exc
     if not (isinstance(cls, type) and issubclass(cls, Transformer) and issubclass(cls, MLReadable)):
-        raise InvalidModel(f"{name} is not a readable pyspark.ml Transformer: the manifest is damaged")
+        raise InvalidModel(
+            f"{name} is not a readable pyspark.ml Transformer: the manifest is damaged"
+        )
     return cls
 
 
@@ -301,7 +314,11 @@ def _param_values(stage: Any) -> dict[str, Any]:
 
 
 def _describe_stage(stage: Any) -> dict[str, Any]:
-    return {"class": qualified_name(type(stage)), "uid": str(stage.uid), "params": _param_values(stage)}
+    return {
+        "class": qualified_name(type(stage)),
+        "uid": str(stage.uid),
+        "params": _param_values(stage),
+    }
 
 
 def _columns(values: Mapping[str, Any], names: Sequence[str]) -> list[str]:

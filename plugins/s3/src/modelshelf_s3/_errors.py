@@ -47,7 +47,15 @@ NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 #: Codes of a refused condition.
 PRECONDITION = frozenset({"PreconditionFailed", "412"})
 _UNAVAILABLE = frozenset(
-    {"SlowDown", "ServiceUnavailable", "InternalError", "503", "500", "RequestTimeout", "Throttling"}
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "503",
+        "500",
+        "RequestTimeout",
+        "Throttling",
+    }
 )
 #: A connection that failed or broke off (botocore has retried these already).
 NETWORK_ERRORS: tuple[type[Exception], ...] = (

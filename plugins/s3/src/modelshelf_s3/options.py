@@ -154,4 +154,3 @@ def parse(url: str, options: Mapping[str, Any]) -> S3Options:
 
 def _plain(bucket: str, root: str) -> str:
     return f"s3://{bucket}/{root}".rstrip("/") if root else f"s3://{bucket}"
-

@@ -100,7 +100,9 @@ class S3Storage(objectstore.ObjectStoreStorage):
             data = body.read()
         except _errors.NETWORK_ERRORS as exc:
             # botocore retries a failing request, not a body that breaks once it flows.
-            raise objectstore.MalformedAnswer(f"the body broke off ({type(exc).__name__})") from None
+            raise objectstore.MalformedAnswer(
+                f"the body broke off ({type(exc).__name__})"
+            ) from None
         finally:
             body.close()
         # Without Content-Length (a cut header block) botocore cannot tell a short body.
@@ -117,7 +119,10 @@ class S3Storage(objectstore.ObjectStoreStorage):
         try:
             response = self.client.get_object(**request)
         except botocore.exceptions.ClientError as exc:
-            if etag is not None and _errors.code(exc) in (*_errors.PRECONDITION, *_errors.NOT_FOUND):
+            if etag is not None and _errors.code(exc) in (
+                *_errors.PRECONDITION,
+                *_errors.NOT_FOUND,
+            ):
                 raise objectstore.Replaced() from None
             raise
         body = response["Body"]
@@ -132,7 +137,9 @@ class S3Storage(objectstore.ObjectStoreStorage):
             try:
                 yield from body.iter_chunks(chunk_size)
             except _errors.NETWORK_ERRORS as exc:
-                raise objectstore.MalformedAnswer(f"the connection dropped ({type(exc).__name__})") from None
+                raise objectstore.MalformedAnswer(
+                    f"the connection dropped ({type(exc).__name__})"
+                ) from None
 
         size = start + int(response["ContentLength"])
         return objectstore.ObjectRead(size, str(response["ETag"]), chunks(), body.close)
@@ -152,7 +159,9 @@ class S3Storage(objectstore.ObjectStoreStorage):
             try:
                 data: bytes = body.read()
             except _errors.NETWORK_ERRORS as exc:
-                raise objectstore.MalformedAnswer(f"the connection dropped ({type(exc).__name__})") from None
+                raise objectstore.MalformedAnswer(
+                    f"the connection dropped ({type(exc).__name__})"
+                ) from None
         finally:
             body.close()
         _check_object_answer(response, len(data))
@@ -177,9 +186,13 @@ class S3Storage(objectstore.ObjectStoreStorage):
             for item in page.get("Contents", ())
         ]
         prefixes = [item["Prefix"] for item in page.get("CommonPrefixes", ())]
-        return objectstore.ListPage(objects, prefixes, page.get("NextContinuationToken") if page["IsTruncated"] else None)
+        return objectstore.ListPage(
+            objects, prefixes, page.get("NextContinuationToken") if page["IsTruncated"] else None
+        )
 
-    def _put(self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None) -> str | None:
+    def _put(
+        self, name: str, data: bytes, *, if_none_match: bool, if_match: str | None
+    ) -> str | None:
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": name, "Body": data}
         if if_none_match:
             request["IfNoneMatch"] = "*"
@@ -192,7 +205,9 @@ class S3Storage(objectstore.ObjectStoreStorage):
             if if_none_match and failed in _errors.PRECONDITION:
                 raise objectstore.Refused(create_only=True, retried=again) from None
             if if_match is not None and failed in (
-                *_errors.PRECONDITION, *_errors.NOT_FOUND, "ConditionalRequestConflict"
+                *_errors.PRECONDITION,
+                *_errors.NOT_FOUND,
+                "ConditionalRequestConflict",
             ):
                 # 409: a concurrent conditional write to this key is in flight: ours is stale too.
                 raise objectstore.Refused(create_only=False, retried=again) from None
@@ -293,7 +308,9 @@ def _check_object_answer(response: dict[str, Any], body_length: int | None) -> N
     if missing or not response["ETag"]:
         raise objectstore.MalformedAnswer(f"no {' or '.join(missing or ['ETag'])} header")
     if body_length is not None and body_length != int(response["ContentLength"]):
-        raise objectstore.MalformedAnswer(f"{body_length} of {int(response['ContentLength'])} body bytes")
+        raise objectstore.MalformedAnswer(
+            f"{body_length} of {int(response['ContentLength'])} body bytes"
+        )
 
 
 def _check_list_answer(page: dict[str, Any]) -> None:
@@ -306,4 +323,6 @@ def _check_list_answer(page: dict[str, Any]) -> None:
     if "IsTruncated" not in page:
         raise objectstore.MalformedAnswer("no ListBucketResult in the listing answer")
     if page["IsTruncated"] and not page.get("NextContinuationToken"):
-        raise objectstore.MalformedAnswer("a truncated listing answer without NextContinuationToken")
+        raise objectstore.MalformedAnswer(
+            "a truncated listing answer without NextContinuationToken"
+        )

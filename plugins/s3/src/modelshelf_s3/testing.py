@@ -63,7 +63,11 @@ def moto_environment() -> Iterator[str]:
     environment (``AWS_ENDPOINT_URL``, dummy credentials, no real AWS configuration); yield the
     endpoint. The environment is restored on exit."""
     isolated = {**dict.fromkeys(_REAL_AWS_VARIABLES), **ISOLATED_AWS_ENV}
-    with patched_environ(isolated), moto_server() as endpoint, patched_environ({"AWS_ENDPOINT_URL": endpoint}):
+    with (
+        patched_environ(isolated),
+        moto_server() as endpoint,
+        patched_environ({"AWS_ENDPOINT_URL": endpoint}),
+    ):
         yield endpoint
 
 
@@ -82,7 +86,15 @@ def moto_server(
     """
     # The server must not inherit a real endpoint or profile; it serves, it does not call out.
     with local_server(
-        lambda port: [sys.executable, "-m", "modelshelf_s3._moto_main", "--host", host, "--port", str(port)],
+        lambda port: [
+            sys.executable,
+            "-m",
+            "modelshelf_s3._moto_main",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
         probe=answers_http("/moto-api/data.json"),
         name="moto server (is moto[server] installed?)",
         announced=r"PORT (\d+)",

@@ -28,7 +28,9 @@ SKOPS_FILE = "model.skops"
 JOBLIB_FILE = "model.joblib"
 
 
-def _check_options(serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+def _check_options(
+    serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]
+) -> None:
     """Refuse options a serializer does not understand, instead of silently ignoring a typo."""
     unknown = sorted(set(options) - set(known))
     if unknown:

@@ -14,7 +14,11 @@ from modelshelf.plugins import hookimpl
 
 from .serializers import SkorchPickleSerializer, SkorchSafetensorsSerializer
 
-__all__ = ["SkorchPickleSerializer", "SkorchSafetensorsSerializer", "modelshelf_register_serializers"]
+__all__ = [
+    "SkorchPickleSerializer",
+    "SkorchSafetensorsSerializer",
+    "modelshelf_register_serializers",
+]
 
 
 @hookimpl

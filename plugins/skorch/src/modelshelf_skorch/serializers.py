@@ -49,7 +49,9 @@ class SkorchSafetensorsSerializer(Serializer):
         reject_unknown(self.name, "save", options, ())
         skorch = _import_skorch()
         if not isinstance(obj, skorch.NeuralNet):
-            raise InvalidModel(f"skorch-safetensors saves skorch nets, not {type(obj).__qualname__}")
+            raise InvalidModel(
+                f"skorch-safetensors saves skorch nets, not {type(obj).__qualname__}"
+            )
         if not getattr(obj, "initialized_", False):
             raise InvalidModel(
                 f"{type(obj).__name__} is not initialised, so it has no parameters to store: fit it "
@@ -98,7 +100,9 @@ class SkorchSafetensorsSerializer(Serializer):
             raise ModelshelfError(f"net= must be a skorch net, not {type(net).__qualname__}")
         parts = details.get("parts")
         if not isinstance(parts, list) or not parts:
-            raise InvalidModel("this version's details list no stored modules: the manifest is damaged")
+            raise InvalidModel(
+                "this version's details list no stored modules: the manifest is damaged"
+            )
         history_path = model_file(directory, details.get("history_file", HISTORY_FILE))
         if not getattr(net, "initialized_", False):
             net.initialize()
@@ -107,7 +111,9 @@ class SkorchSafetensorsSerializer(Serializer):
         device = str(getattr(net, "device", "cpu") or "cpu")
         for part in parts:
             if not isinstance(part, Mapping) or not isinstance(part.get("torch"), Mapping):
-                raise InvalidModel("this version's details describe a stored module badly: the manifest is damaged")
+                raise InvalidModel(
+                    "this version's details describe a stored module badly: the manifest is damaged"
+                )
             attribute = part.get("attribute")
             target = getattr(net, attribute, None) if isinstance(attribute, str) else None
             if target is None or not isinstance(attribute, str) or not attribute.endswith("_"):
@@ -216,7 +222,11 @@ def _signature(classes: list[Any] | None) -> dict[str, Any] | None:
 
 def _restore_classes(net: Any, classes: Any) -> None:
     """Give a classifier back the classes it inferred while fitting (sklearn tools read them)."""
-    if isinstance(classes, list) and getattr(net, "classes", None) is None and hasattr(type(net), "classes_"):
+    if (
+        isinstance(classes, list)
+        and getattr(net, "classes", None) is None
+        and hasattr(type(net), "classes_")
+    ):
         import numpy as np
 
         net.classes_inferred_ = np.asarray(classes)

@@ -28,24 +28,47 @@ def _open_view(ctx: click.Context, url: str | None) -> Any:
     except TypeError as exc:  # a storage factory that does not take one of the -o options
         if not options:
             raise
-        raise click.UsageError(f"the storage plugin for {url or 'the default shelf'} does not accept these -o options ({exc})") from None
+        raise click.UsageError(
+            f"the storage plugin for {url or 'the default shelf'} does not accept these -o options ({exc})"
+        ) from None
     # A listing proves the shelf can be read (credentials, bucket, permissions) before serving.
     names = shelf.models()
     if not names and shelf.storage.stat(".modelshelf.json") is None:
         # Nothing there at all, not even an empty shelf: most likely a mistyped location.
-        raise ModelshelfError(f"no shelf at {safe(shelf.url)}: nothing to show (check --shelf or MODELSHELF_URL)")
+        raise ModelshelfError(
+            f"no shelf at {safe(shelf.url)}: nothing to show (check --shelf or MODELSHELF_URL)"
+        )
     return ShelfView(shelf)
 
 
 @click.group(invoke_without_command=True)
-@click.option("--shelf", "url", metavar="URL", help="The shelf to show (default: modelshelf's --shelf, MODELSHELF_URL, ~/.modelshelf).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on (0: any free port).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but 127.0.0.1 shows the shelf to other machines.")
-@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
+@click.option(
+    "--shelf",
+    "url",
+    metavar="URL",
+    help="The shelf to show (default: modelshelf's --shelf, MODELSHELF_URL, ~/.modelshelf).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but 127.0.0.1 shows the shelf to other machines.",
+)
+@click.option(
+    "--open", "open_browser", is_flag=True, help="Open the page in the default web browser."
+)
 @click.option("--verbose", is_flag=True, help="Log every request on stderr.")
 @click.pass_context
-def ui(ctx: click.Context, url: str | None, port: int, host: str, open_browser: bool, verbose: bool) -> None:
+def ui(
+    ctx: click.Context, url: str | None, port: int, host: str, open_browser: bool, verbose: bool
+) -> None:
     """A read-only web view of the shelf, on http://127.0.0.1:8765/ by default.
 
     \b
@@ -64,11 +87,16 @@ def ui(ctx: click.Context, url: str | None, port: int, host: str, open_browser: 
     try:
         server = UIServer(view, host, port, quiet=not verbose)
     except OSError as exc:
-        raise ModelshelfError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port or --host") from None
+        raise ModelshelfError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port or --host"
+        ) from None
     with server:
         click.echo(f"Serving {safe(view.shelf.url)} read-only at {server.url} (Ctrl-C stops)")
         if host != "127.0.0.1":
-            click.echo(f"Warning: listening on {host}: other machines that reach it can read this shelf", err=True)
+            click.echo(
+                f"Warning: listening on {host}: other machines that reach it can read this shelf",
+                err=True,
+            )
         if open_browser:
             import webbrowser
 

@@ -46,7 +46,9 @@ def _time(value: dt.datetime | None) -> str | None:
 def _plain(value: Any) -> Any:
     """attrs records, tuples, dicts and datetimes -> JSON types (unknown values as text)."""
     if attrs.has(type(value)):
-        return {field.name: _plain(getattr(value, field.name)) for field in attrs.fields(type(value))}
+        return {
+            field.name: _plain(getattr(value, field.name)) for field in attrs.fields(type(value))
+        }
     if isinstance(value, dict):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -64,7 +66,9 @@ def _parallel(function: Callable[[T], R], items: Iterable[T], workers: int) -> l
     items = list(items)
     if len(items) <= 1 or workers <= 1:
         return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="modelshelf-ui") as pool:
+    with ThreadPoolExecutor(
+        max_workers=min(workers, len(items)), thread_name_prefix="modelshelf-ui"
+    ) as pool:
         return list(pool.map(function, items))
 
 
@@ -101,7 +105,9 @@ class ShelfView:
         if len(unseen) > _READ_WHOLE_ABOVE:
             found = self.shelf.versions(name)
         else:
-            found = [v for v in _parallel(lambda n: self._get(name, n), unseen, _READ_WHOLE_ABOVE) if v]
+            found = [
+                v for v in _parallel(lambda n: self._get(name, n), unseen, _READ_WHOLE_ABOVE) if v
+            ]
         with self._lock:
             for version in found:
                 self._manifests[(name, version.version)] = version
@@ -132,7 +138,9 @@ class ShelfView:
             latest = self.shelf.get(name) if listing else None
         except ModelshelfError as exc:
             return {**summary, "error": str(exc)}
-        changes = [a.set_at for a in aliases.values()] + [s.created_at for s in listing if s.created_at]
+        changes = [a.set_at for a in aliases.values()] + [
+            s.created_at for s in listing if s.created_at
+        ]
         summary.update(
             versions=len(listing),
             aliases={alias: a.version for alias, a in aliases.items()},
@@ -168,22 +176,26 @@ class ShelfView:
         rows = []
         for v in versions:
             metrics.update(dict.fromkeys(v.metrics))
-            rows.append({
-                "version": v.version,
-                "created_at": _time(v.created_at),
-                "created_by": v.created_by,
-                "aliases": sorted(by_version.get(v.version, [])),
-                "framework": _framework(v),
-                "serializer": v.serializer.name,
-                "format": v.serializer.format,
-                "safe": v.serializer.safe,
-                "size": v.total_size,
-                "files": len(v.files),
-                "metrics": _plain(v.metrics),
-                "description": v.description[:DESCRIPTION_IN_TABLE],
-            })
+            rows.append(
+                {
+                    "version": v.version,
+                    "created_at": _time(v.created_at),
+                    "created_by": v.created_by,
+                    "aliases": sorted(by_version.get(v.version, [])),
+                    "framework": _framework(v),
+                    "serializer": v.serializer.name,
+                    "format": v.serializer.format,
+                    "safe": v.serializer.safe,
+                    "size": v.total_size,
+                    "files": len(v.files),
+                    "metrics": _plain(v.metrics),
+                    "description": v.description[:DESCRIPTION_IN_TABLE],
+                }
+            )
         live = {v.version for v in versions}
-        deletions = {e.version: e for e in history if e.action == "delete" and e.version is not None}
+        deletions = {
+            e.version: e for e in history if e.action == "delete" and e.version is not None
+        }
         highest = max([*live, *deletions, 0])
         deleted = [
             {
@@ -192,7 +204,8 @@ class ShelfView:
                 "deleted_by": deletions[n].by if n in deletions else None,
             }
             for n in range(1, highest + 1)
-            if n not in live  # numbers are never reused: a gap is a deletion (or a damaged manifest)
+            if n
+            not in live  # numbers are never reused: a gap is a deletion (or a damaged manifest)
         ]
         timeline = [
             {
@@ -214,13 +227,24 @@ class ShelfView:
             "versions": rows,
             "deleted": deleted,
             "aliases": {
-                alias: {"version": a.version, "set_at": _time(a.set_at), "set_by": a.set_by, "previous": a.previous}
+                alias: {
+                    "version": a.version,
+                    "set_at": _time(a.set_at),
+                    "set_by": a.set_by,
+                    "previous": a.previous,
+                }
                 for alias, a in aliases.items()
             },
             "timeline": timeline,
             "history": [
-                {"at": _time(e.at), "by": e.by, "action": e.action, "version": e.version,
-                 "alias": e.alias, "previous": e.previous}
+                {
+                    "at": _time(e.at),
+                    "by": e.by,
+                    "action": e.action,
+                    "version": e.version,
+                    "alias": e.alias,
+                    "previous": e.previous,
+                }
                 for e in history
             ],
         }
@@ -244,7 +268,9 @@ class ShelfView:
     ) -> dict[str, Any]:
         document = _plain(version)
         for entry in document["files"]:
-            entry["shared_with"] = [n for n in holders.get(entry["sha256"], []) if n != version.version]
+            entry["shared_with"] = [
+                n for n in holders.get(entry["sha256"], []) if n != version.version
+            ]
         document.update(
             kind="version",
             url=self.shelf.url,

@@ -66,7 +66,7 @@ def parse_data_path(path: str) -> tuple[str, str | None, int | None] | None:
         return ("shelf", None, None)
     if not path.startswith("data/models/"):
         return None
-    rest = path[len("data/models/"):]
+    rest = path[len("data/models/") :]
     name, sep, leaf = rest.rpartition("/")
     if not sep:
         return None
@@ -90,7 +90,9 @@ def to_json(document: Any) -> bytes:
     ``<``, ``>`` and ``&`` are written as ``\\u`` escapes (they occur only inside strings): the
     bytes stay inert even if something someday treats them as HTML.
     """
-    text = json.dumps(document, ensure_ascii=True, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(
+        document, ensure_ascii=True, sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
 
 

@@ -36,7 +36,9 @@ _COMMON_HEADERS = {
 class UIServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, view: ShelfView, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> None:
+    def __init__(
+        self, view: ShelfView, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True
+    ) -> None:
         self.view = view
         self.quiet = quiet
         family_host = host.strip("[]")
@@ -65,8 +67,13 @@ class UIServer(http.server.ThreadingHTTPServer):
             return True  # served on every address on purpose (--host): any name may lead here
         if not header:
             return False
-        names = {"127.0.0.1", "localhost", "[::1]", self.served_host,
-                 f"[{self.served_host}]" if ":" in self.served_host else self.served_host}
+        names = {
+            "127.0.0.1",
+            "localhost",
+            "[::1]",
+            self.served_host,
+            f"[{self.served_host}]" if ":" in self.served_host else self.served_host,
+        }
         return header.lower() in {f"{name}:{self.port}" for name in names}
 
 
@@ -114,7 +121,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send(502, pages.to_json({"error": str(exc)}), "application/json", body)
         except Exception as exc:  # a bug must not take the server down, nor show a traceback
             traceback.print_exception(exc, file=sys.stderr)
-            return self._send(500, pages.to_json({"error": "internal error"}), "application/json", body)
+            return self._send(
+                500, pages.to_json({"error": "internal error"}), "application/json", body
+            )
         self._send(200, pages.to_json(document), "application/json", body)
 
     def _send(self, status: int, payload: bytes, content_type: str, body: bool) -> None:

@@ -44,7 +44,9 @@ def build_site(view: ShelfView, directory: Path) -> BuildReport:
     _check_target(directory)
     directory.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, bytes] = {path: pages.asset(path) for path in pages.ASSETS}
-    outputs[MARKER] = b"A site written by `modelshelf ui build`; the command rewrites this folder.\n"
+    outputs[MARKER] = (
+        b"A site written by `modelshelf ui build`; the command rewrites this folder.\n"
+    )
 
     def add(path: str, document: Any) -> None:
         outputs[path + ".json"] = pages.to_json(document)

@@ -136,9 +136,13 @@ class XGBoostSerializer(Serializer):
             # Callables (custom objectives, metrics, callbacks) and NaN cannot go in a manifest;
             # they are listed so the user knows to set them again.
             # None means "xgboost's default" for every wrapper parameter: not worth storing.
-            details["params"] = {k: v for k, v in params.items() if v is not None and is_json_exact(v)}
+            details["params"] = {
+                k: v for k, v in params.items() if v is not None and is_json_exact(v)
+            }
             details["skipped_params"] = sorted(
-                k for k, v in params.items() if not is_json_exact(v) and not _is_default_missing(k, v)
+                k
+                for k, v in params.items()
+                if not is_json_exact(v) and not _is_default_missing(k, v)
             )
         path = directory / MODEL_FILE
         # A wrapper's save_model also records its estimator type, which load_model checks.
