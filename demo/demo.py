@@ -10,13 +10,12 @@ import os
 import sys
 from pathlib import Path
 
+import modelshelf
 import numpy as np
 from sklearn.datasets import load_iris  # bundled with scikit-learn: nothing is downloaded
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-import modelshelf
 
 HERE = Path(__file__).parent
 
@@ -42,13 +41,17 @@ def main() -> int:
         tags={"dataset": "iris"},
         description="Logistic regression on the iris data set",
     )
-    print(f"Uploaded {version.ref}: {len(version.files)} file(s), {version.total_size} bytes, "
-          f"serializer {version.serializer.name}, framework {version.framework.name} {version.framework.version}")
+    print(
+        f"Uploaded {version.ref}: {len(version.files)} file(s), {version.total_size} bytes, "
+        f"serializer {version.serializer.name}, framework {version.framework.name} {version.framework.version}"
+    )
 
     # 3. List what the shelf holds.
     print("\nVersions of demo/iris:")
     for v in shelf.versions("demo/iris"):
-        print(f"  {v.ref:<14} {v.created_at:%Y-%m-%d %H:%M:%S}  accuracy={v.metrics['accuracy']:.3f}")
+        print(
+            f"  {v.ref:<14} {v.created_at:%Y-%m-%d %H:%M:%S}  accuracy={v.metrics['accuracy']:.3f}"
+        )
 
     # 4. Promote it: point the "prod" alias at the new version (compare-and-swap, logged).
     alias = shelf.set_alias("demo/iris", "prod", version.version)
@@ -65,8 +68,10 @@ def main() -> int:
         target = f"@{event.alias} -> {event.version}" if event.alias else f"version {event.version}"
         print(f"  {event.at:%H:%M:%S} {event.action:<10} {target}")
 
-    print(f"\nTry the command line on the same shelf:\n  modelshelf --shelf {url} ls demo/iris\n"
-          f"  modelshelf --shelf {url} info demo/iris@prod\n  modelshelf --shelf {url} history demo/iris")
+    print(
+        f"\nTry the command line on the same shelf:\n  modelshelf --shelf {url} ls demo/iris\n"
+        f"  modelshelf --shelf {url} info demo/iris@prod\n  modelshelf --shelf {url} history demo/iris"
+    )
     return 0 if same else 1
 
 
