@@ -176,7 +176,11 @@ def is_dangerous_global(flagged: str) -> bool:
 
 def _modern(qualified: str) -> str:
     """Protocol 0-2 pickles name the builtins module ``__builtin__`` (its Python 2 name)."""
-    return "builtins." + qualified[len("__builtin__.") :] if qualified.startswith("__builtin__.") else qualified
+    return (
+        "builtins." + qualified[len("__builtin__.") :]
+        if qualified.startswith("__builtin__.")
+        else qualified
+    )
 
 
 def is_safe_global(qualified: str) -> bool:
