@@ -307,6 +307,11 @@ def test_a_cold_listing_reads_indexes_and_only_uncovered_manifests(tmp_path: Pat
     ]
     warm = _fresh(store, tmp_path, "c2").versions("m")  # the record cache, as before
     assert warm == first and _manifest_reads(store) == []
+    assert not [name for kind, name in store.calls if kind == "get" and "/_index/" in str(name)]
+    for path in (tmp_path / "c2" / "records").rglob("*"):  # a damaged local copy is fetched again
+        if path.is_file():
+            path.write_bytes(b"{damaged")
+    assert _fresh(store, tmp_path, "c2").versions("m") == first
 
 
 @pytest.mark.usefixtures("small_blocks")
