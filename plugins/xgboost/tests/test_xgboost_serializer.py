@@ -21,7 +21,7 @@ def _all_serializers() -> list[Any]:
     return [entry.serializer for entry in get_registry().serializers().values()]
 
 
-# --- the ambiguity the issue asks about -------------------------------------------------------
+# --- an XGBoost scikit-learn wrapper is claimed by one plugin, never ambiguously ------------------
 
 
 @pytest.mark.parametrize(
