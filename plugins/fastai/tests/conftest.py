@@ -65,3 +65,27 @@ def run_python(
     modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
     return modelshelf_run_python
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """fastai's ``learn.export`` pickle calls ``getattr`` and builds ``pathlib`` paths, which core's
+    pickle scan at upload counts as reaching the system: ``trust=True`` is refused and such a
+    version loads only with ``trust="ignore-scan"``. The contract cases that load it with
+    ``trust=True`` must therefore fail that way (strict: a scan that stops flagging it shows up)."""
+    from modelshelf.errors import FlaggedByScan
+
+    here = Path(__file__).parent
+    for item in items:
+        cls = getattr(item, "cls", None)
+        if (
+            cls is not None
+            and cls.__name__ == "TestFastaiExportContract"
+            and getattr(item, "originalname", "")
+            in ("test_round_trip_gives_identical_predictions", "test_unsafe_format_needs_trust")
+            and here in item.path.parents
+        ):
+            item.add_marker(
+                pytest.mark.xfail(
+                    raises=FlaggedByScan, strict=True, reason="the scan flags export.pkl"
+                )
+            )
