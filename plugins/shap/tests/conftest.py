@@ -85,9 +85,6 @@ def run_python(
 #: What core's pickle scan flags in this framework's own pickles: its allow-list has no entry for
 #: shap's explainer classes, so a version it flagged loads only with trust="ignore-scan".
 FRAMEWORK_IMPORTS: tuple[str, ...] = ("shap.",)
-#: Contract cases that load such a version with trust=True: expected to fail with FlaggedByScan
-#: until core's scan knows these imports (strict: they must be unmarked once it does).
-SCAN_FLAGGED_CONTRACTS: set[str] = set()  # the scan blocks trust=True only for dangerous imports
 
 
 def load_trusted(shelf: Any, ref: str, **options: Any) -> Any:
@@ -111,25 +108,3 @@ def load_trusted(shelf: Any, ref: str, **options: Any) -> Any:
 def trusted_load() -> Callable[..., Any]:
     """``trusted_load(shelf, ref, **options)``: see :func:`load_trusted`."""
     return load_trusted
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from modelshelf.errors import FlaggedByScan
-
-    here = Path(__file__).parent
-    for item in items:
-        cls = getattr(item, "cls", None)
-        if (
-            cls is not None
-            and cls.__name__ in SCAN_FLAGGED_CONTRACTS
-            and getattr(item, "originalname", "")
-            in ("test_round_trip_gives_identical_predictions", "test_unsafe_format_needs_trust")
-            and here in item.path.parents
-        ):
-            item.add_marker(
-                pytest.mark.xfail(
-                    raises=FlaggedByScan,
-                    strict=True,
-                    reason=f"core's pickle scan flags {', '.join(FRAMEWORK_IMPORTS)} imports: trust=True is refused",
-                )
-            )
