@@ -54,6 +54,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Literal
 
 from . import convert
 from .errors import ConflictError, InvalidRecord, KeyNotFound, ModelshelfError, PreconditionFailed
@@ -61,6 +62,9 @@ from .layout import LEASES_PREFIX, lease_key, leases_prefix
 from .lineage import current_user
 from .records import Lease
 from .storage import ObjectInfo, Storage
+
+#: An upload lease names the blobs its version will reference; a gc lease marks a running sweep.
+LeaseKind = Literal["upload", "gc"]
 
 _SHA256 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 #: Default lease lifetime in seconds (``MODELSHELF_LEASE_SECONDS`` overrides it).
@@ -94,7 +98,7 @@ class HeldLease:
     def __init__(
         self,
         storage: Storage,
-        kind: str,
+        kind: LeaseKind,
         *,
         ttl: float,
         name: str | None = None,
@@ -204,7 +208,7 @@ class HeldLease:
 
 
 def live_leases(
-    storage: Storage, kind: str, now: Callable[[], dt.datetime]
+    storage: Storage, kind: LeaseKind, now: Callable[[], dt.datetime]
 ) -> Iterator[tuple[ObjectInfo, bytes]]:
     """Leases of ``kind`` that are live at ``now()`` (store time; asked once, only if a lease
     exists), with their stored bytes.

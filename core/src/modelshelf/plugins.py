@@ -37,7 +37,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import pluggy
@@ -52,6 +52,12 @@ if TYPE_CHECKING:
 
 GROUP = "modelshelf"
 CORE_DISTRIBUTION = "modelshelf"
+
+#: Where a plugin stands: imported and registered, failed to import or register, or kept out by
+#: ``MODELSHELF_LOAD_PLUGINS`` / ``MODELSHELF_DISABLE_PLUGINS``.
+PluginStatus = Literal["loaded", "failed", "blocked"]
+#: What a registered name names: a URL scheme (``"storage"``) or a serializer.
+RegisteredKind = Literal["storage", "serializer"]
 
 
 #: Built-in plugin modules, registered like third-party ones.
@@ -75,7 +81,7 @@ class Conflict:
     """One name (URL scheme or serializer) registered by more than one plugin: none of them is used."""
 
     #: ``"storage"`` for a URL scheme, ``"serializer"`` for a serializer name.
-    kind: str
+    kind: RegisteredKind
     name: str
     #: ``"<entry-point name> (<distribution>)"`` of every plugin registering the name.
     plugins: list[str]
@@ -98,7 +104,7 @@ class PluginInfo:
     distribution: str
     version: str
     #: ``"loaded"``, ``"failed"`` (see ``error``) or ``"blocked"`` (by the environment).
-    status: str
+    status: PluginStatus
     #: Why it failed (the whole message, possibly several lines) or is blocked.
     error: str | None = None
     hooks: list[str] = attrs.field(factory=list)
@@ -249,13 +255,13 @@ class PluginRegistry:
             info.status = "failed"
             info.error = f"{hook} raised {_describe(exc)}"
 
-    def _forget_conflicts(self, kind: str) -> None:
+    def _forget_conflicts(self, kind: RegisteredKind) -> None:
         for key in [k for k in self._conflicts if k[0] == kind]:
             del self._conflicts[key]
         for info in self._infos.values():
             info.conflicts = [c for c in info.conflicts if c.kind != kind]
 
-    def _record_conflict(self, kind: str, name: str, owners: list[str]) -> None:
+    def _record_conflict(self, kind: RegisteredKind, name: str, owners: list[str]) -> None:
         conflict = Conflict(kind, name, sorted(self._infos[p].label for p in owners))
         self._conflicts[(kind, name)] = conflict
         for plugin in dict.fromkeys(owners):
