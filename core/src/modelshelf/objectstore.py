@@ -36,23 +36,26 @@ version). Every primitive call goes through :meth:`ObjectStoreStorage._call`: th
 (:func:`modelshelf.retry.retrying`) and the one error-mapping entry point
 (:meth:`ObjectStoreStorage._error`), which drops the SDK exception's chain so that no request
 detail (a signed URL, a token) reaches a traceback.
+
+Backends import every name they need from here. Behind it, each concern has its module: the
+signals and records in :mod:`modelshelf.object_answers`, streamed reads (resumed after a break,
+or in parallel pinned ranges) in :mod:`modelshelf.object_reads`, option checks in
+:mod:`modelshelf.backend_options`.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import io
-import os
-import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import attrs
 
+from . import object_reads
+from .backend_options import check_options, option_value, without_userinfo
 from .errors import (
     AlreadyExists,
     BackendUnavailable,
@@ -61,6 +64,16 @@ from .errors import (
     PreconditionFailed,
     ReadOnlyShelf,
     StorageError,
+)
+from .object_answers import (
+    Garbled,
+    ListPage,
+    MalformedAnswer,
+    ObjectRead,
+    Refused,
+    Replaced,
+    TryAgain,
+    Unconfirmed,
 )
 from .retry import Backoff, retrying
 from .storage import CHUNK_SIZE, ObjectInfo, Storage, StoredBytes, check_key
@@ -79,91 +92,6 @@ __all__ = [
     "option_value",
     "without_userinfo",
 ]
-
-# --- signals primitives raise ------------------------------------------------------------------
-
-
-class MalformedAnswer(Exception):
-    """An answer the SDK accepted that lacks what every whole answer carries (a size, an etag,
-    all of its bytes): the connection was cut inside it. Asked again, then BackendUnavailable.
-
-    Its message is written by the backend and must never quote the answer (it may hold secrets).
-    """
-
-
-class TryAgain(Exception):
-    """A write attempt that failed in a way worth repeating (throttled, busy, answer lost).
-
-    ``maybe_applied`` says the service may have applied it anyway: a later refusal of the
-    condition is then checked against our own bytes. ``attempts`` caps the tries for this kind of
-    failure below the backend's :attr:`~ObjectStoreStorage.write_retry`. When the tries run out,
-    ``cause`` (the SDK exception) is what gets mapped.
-    """
-
-    def __init__(
-        self, cause: BaseException | None, *, maybe_applied: bool, attempts: int | None = None
-    ) -> None:
-        super().__init__(type(cause).__name__ if cause is not None else "try again")
-        self.cause = cause
-        self.maybe_applied = maybe_applied
-        self.attempts = attempts
-
-
-class Refused(Exception):
-    """A conditional write's condition did not hold (the key exists, or its etag changed).
-
-    ``retried`` says the SDK sent the request more than once, so the refusal may be of our own
-    earlier attempt, whose answer was lost.
-    """
-
-    def __init__(self, *, create_only: bool, retried: bool = False) -> None:
-        super().__init__("already exists" if create_only else "changed")
-        self.create_only = create_only
-        self.retried = retried
-
-
-class Replaced(Exception):
-    """A read pinned to an etag found the object replaced or deleted."""
-
-
-class _Garbled(Exception):
-    """Answers that stayed malformed after every try (mapped to BackendUnavailable)."""
-
-    def __init__(self, last: BaseException, attempts: int) -> None:
-        detail = str(last) if isinstance(last, MalformedAnswer) else type(last).__name__
-        super().__init__(detail)
-        self.attempts = attempts
-
-
-class _Unconfirmed(Exception):
-    """A write was sent, but whether the object now holds our bytes cannot be told."""
-
-
-# --- what primitives return --------------------------------------------------------------------
-
-
-@attrs.frozen
-class ObjectRead:
-    """An object being read: its size and etag, and its bytes from the requested offset on."""
-
-    size: int
-    etag: str
-    #: The bytes, in order, in pieces of any size. Ending early, or raising a malformed answer,
-    #: makes the caller resume at the first missing byte.
-    chunks: Iterator[bytes]
-    #: Releases the connection; called whether the read finished or not.
-    close: Callable[[], None] = lambda: None
-
-
-@attrs.frozen
-class ListPage:
-    """One page of a listing: objects and (for a delimited listing) sub-prefixes, full names."""
-
-    objects: Sequence[ObjectInfo] = ()
-    prefixes: Sequence[str] = ()
-    #: Where the next page starts; ``None`` or ``""`` on the last page.
-    token: str | None = None
-
 
 # --- the algorithms ----------------------------------------------------------------------------
 
@@ -241,7 +169,7 @@ class ObjectStoreStorage(Storage):
         except Exception as exc:
             failure: BaseException = exc
             if self._is_malformed(exc) and not isinstance(exc, TryAgain):
-                failure = _Garbled(exc, backoff.attempts)
+                failure = Garbled(exc, backoff.attempts)
             elif isinstance(exc, TryAgain) and exc.cause is not None:
                 failure = exc.cause
             raise self._error(failure, action, key, write=write) from None
@@ -273,7 +201,7 @@ class ObjectStoreStorage(Storage):
     def _core_error(self, exc: BaseException, key: str, write: bool) -> ModelshelfError | None:
         """Core's wording for the signals (backends may word them in :meth:`_map_error`)."""
         where = f"{key!r} on shelf {self.url}" if key else f"shelf {self.url}"
-        if isinstance(exc, _Garbled):
+        if isinstance(exc, Garbled):
             return BackendUnavailable(
                 f"{self.service} at {self.endpoint} kept failing to answer about {where}: "
                 f"{exc.attempts} incomplete answers in a row (last: {exc}); a malformed or "
@@ -288,7 +216,7 @@ class ObjectStoreStorage(Storage):
             return BackendUnavailable(
                 f"{where} was replaced or deleted while being read; try again"
             )
-        if isinstance(exc, _Unconfirmed):
+        if isinstance(exc, Unconfirmed):
             why = f" (reading it back: {exc})" if str(exc) else ": check the network and try again"
             return BackendUnavailable(
                 f"{self.service} at {self.endpoint} was sent {where} but its answer was lost and "
@@ -325,99 +253,13 @@ class ObjectStoreStorage(Storage):
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         name = self._name(key)
         first = self._call(lambda: self._open_read(name, 0, None, chunk_size), "read", key)
-        workers = range_workers()
+        workers = object_reads.range_workers()
         if workers > 1 and first.size >= self.parallel_read_min and self._has_ranges():
-            return self._in_ranges(key, name, first, chunk_size, workers)
-        return self._resumed(key, name, first, chunk_size)
+            return object_reads.in_ranges(self, key, name, first, chunk_size, workers)
+        return object_reads.resumed(self, key, name, first, chunk_size)
 
     def _has_ranges(self) -> bool:
         return type(self)._read_range is not ObjectStoreStorage._read_range
-
-    def _in_ranges(
-        self, key: str, name: str, first: ObjectRead, chunk_size: int, workers: int
-    ) -> Iterator[bytes]:
-        """The object as ranges of :attr:`range_size` read by ``workers`` threads, yielded in
-        order (the caller hashes them in order). Every range is pinned to the first answer's etag,
-        so a replaced object raises instead of mixing two versions; a short or cut range is asked
-        again (:meth:`_call`). At most ``workers`` ranges are in flight: memory stays constant."""
-        size, step = first.size, self.range_size
-        first.close()  # it gave the size and the etag that pins every range
-
-        def fetch(start: int) -> bytes:
-            end = min(start + step, size)
-
-            def read() -> bytes:
-                data = self._read_range(name, start, end, first)
-                if len(data) != end - start:
-                    raise MalformedAnswer(f"got {len(data)} of {end - start} bytes of a range")
-                return data
-
-            return self._call(read, "read", key)
-
-        starts = iter(range(0, size, step))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelshelf-range")
-        pending: collections.deque[Future[bytes]] = collections.deque()
-
-        def submit() -> None:
-            start = next(starts, None)
-            if start is not None:
-                pending.append(pool.submit(fetch, start))
-
-        try:
-            for _ in range(workers):
-                submit()
-            while pending:
-                data = pending.popleft().result()
-                submit()
-                view = memoryview(data)
-                for offset in range(0, len(view), chunk_size):
-                    yield bytes(view[offset : offset + chunk_size])
-                del view, data
-        finally:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _resumed(self, key: str, name: str, reader: ObjectRead, chunk_size: int) -> Iterator[bytes]:
-        size, pin = reader.size, reader
-        offset = failures = 0
-        try:
-            while True:
-                failure: Exception
-                try:
-                    for piece in reader.chunks:
-                        if offset + len(piece) > size:  # nothing in this answer can be trusted
-                            why = MalformedAnswer(
-                                f"{offset + len(piece)} bytes of a {size}-byte object"
-                            )
-                            raise self._error(_Garbled(why, failures + 1), "read", key)
-                        offset += len(piece)
-                        if len(piece) <= chunk_size:
-                            yield piece
-                            continue
-                        view = memoryview(piece)
-                        for start in range(0, len(view), chunk_size):
-                            yield bytes(view[start : start + chunk_size])
-                    if offset >= size:
-                        return
-                    failure = MalformedAnswer(f"got {offset} of {size} bytes")
-                except ModelshelfError:
-                    raise
-                except Exception as exc:
-                    if not self._is_malformed(exc):
-                        raise self._error(exc, "read", key) from None
-                    failure = exc
-                failures += 1
-                if failures >= self.answer_retry.attempts:
-                    raise self._error(_Garbled(failure, failures), "read", key) from None
-                self.answer_retry.sleep(failures)
-                reader.close()
-                start = offset
-                reader = self._call(
-                    functools.partial(self._open_read, name, start, pin, chunk_size), "read", key
-                )
-        finally:
-            reader.close()
 
     def stat(self, key: str) -> ObjectInfo | None:
         name = self._name(key)
@@ -534,7 +376,7 @@ class ObjectStoreStorage(Storage):
             return written
         mine = self._etag_if_holds(name, key, data)
         if mine is None:
-            raise self._error(_Unconfirmed(), action, key, write=True)
+            raise self._error(Unconfirmed(), action, key, write=True)
         return mine
 
     def _etag_if_holds(self, name: str, key: str, data: bytes) -> str | None:
@@ -545,7 +387,7 @@ class ObjectStoreStorage(Storage):
         except KeyNotFound:
             return None
         except StorageError as exc:
-            raise self._error(_Unconfirmed(str(exc)), "check", key, write=True) from None
+            raise self._error(Unconfirmed(str(exc)), "check", key, write=True) from None
         return current.etag if current.data == data else None
 
     def delete(self, key: str) -> None:
@@ -606,71 +448,3 @@ class ObjectStoreStorage(Storage):
 
     def _touch(self, name: str) -> None:
         """Move the object's modification time without sending its content (optional)."""
-
-
-def range_workers() -> int:
-    """Parallel ranged reads per large object (``MODELSHELF_RANGE_WORKERS``, default 4; 1 = off)."""
-    try:
-        return max(1, int(os.environ.get("MODELSHELF_RANGE_WORKERS", "4")))
-    except ValueError:
-        return 4
-
-
-# --- options -----------------------------------------------------------------------------------
-
-_USERINFO = re.compile(r"//.*@")
-
-
-def without_userinfo(text: str) -> str:
-    """Drop any ``user:password@`` part before echoing a URL in a message.
-
-    Everything from ``//`` to the last ``@`` goes: a secret may contain ``/``, which would make a
-    URL parser take part of it for the path.
-    """
-    return _USERINFO.sub("//", text)
-
-
-def check_options(given: Iterable[str], known: Sequence[str], where: str) -> None:
-    """Refuse option names that are not ``known``, naming them and every known one."""
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        names = ", ".join(repr(name) for name in unknown)
-        raise StorageError(
-            f"unknown option{'s' if len(unknown) > 1 else ''} {names} for {where}; "
-            f"known options: {', '.join(known)}"
-        )
-
-
-#: kind -> (converter, what a valid value is)
-_KINDS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "count": (lambda v: _checked(int(v), v, lambda n: n >= 1, float), "a positive integer"),
-    "seconds": (lambda v: _checked(float(v), v, lambda s: s > 0), "> 0 seconds"),
-    "seconds_or_zero": (lambda v: _checked(float(v), v, lambda s: s >= 0), ">= 0 seconds"),
-    "text": (
-        lambda v: _checked(v, v, lambda s: isinstance(s, str) and s != ""),
-        "a non-empty string",
-    ),
-    "flag": (lambda v: _checked(v, v, lambda b: isinstance(b, bool)), "True or False"),
-}
-
-
-def _checked(result: Any, value: Any, valid: Callable[[Any], bool], *refused: type) -> Any:
-    if (isinstance(value, bool) and result is not value) or isinstance(value, refused):
-        raise ValueError
-    if not valid(result):
-        raise ValueError
-    return result
-
-
-def option_value(name: str, value: Any, kind: str, where: str) -> Any:
-    """``value`` (a keyword value or a query-string text) converted to ``kind``, or a one-line
-    StorageError naming the option: ``count``, ``seconds``, ``seconds_or_zero``, ``text``,
-    ``flag``."""
-    convert, expected = _KINDS[kind]
-    try:
-        return convert(value)
-    except (TypeError, ValueError):
-        shown = without_userinfo(str(value)) if isinstance(value, str) else value
-        raise StorageError(
-            f"option {name}={shown!r} for {where}: {name} must be {expected}"
-        ) from None
