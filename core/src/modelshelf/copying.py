@@ -43,7 +43,7 @@ _ATTACHED_MEMBER = re.compile(r"attached/(\d{1,9})/([a-z][a-z0-9-]{0,39})/([0-9a
 
 
 @attrs.frozen
-class TransferReport:
+class CopyReport:
     """What a copy or an import did: ``copied`` and ``present`` map source refs to target refs."""
 
     copied: dict[str, str] = attrs.field(factory=dict)
@@ -135,14 +135,14 @@ def copy(
     *,
     all_models: bool = False,
     aliases: bool = False,
-) -> TransferReport:
+) -> CopyReport:
     """Copy versions from ``source`` to ``target``, sending only blobs the target lacks.
 
     ``ref`` is ``NAME`` (every version of the model), ``NAME:N``, ``NAME:latest`` or
     ``NAME@ALIAS``; ``all_models=True`` copies the whole shelf. With ``aliases=True`` the source's
     aliases on copied versions are set on the target too.
     """
-    report = TransferReport()
+    report = CopyReport()
     versions = _resolve(source, ref, all_models)
     indexes: dict[str, dict[str, ModelVersion]] = {}
     mapping: dict[tuple[str, int], int] = {}
@@ -368,7 +368,7 @@ def _chunks(handle: Any, size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
-def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> TransferReport:
+def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> CopyReport:
     """Publish every version of a bundle into ``target``, verifying every blob.
 
     Members are never extracted by name: the index and manifests are parsed in memory and blobs go
@@ -455,7 +455,7 @@ def import_bundle(target: Shelf, path: str | Path, *, aliases: bool = True) -> T
             f"{where}: {len(missing)} blobs are missing from the bundle; it is incomplete"
         )
 
-    report = TransferReport()
+    report = CopyReport()
     sent = 0
     indexes: dict[str, dict[str, ModelVersion]] = {}
     mapping: dict[tuple[str, int], int] = {}
