@@ -1,0 +1,7 @@
+"""``python -m modelshelf.cli``, as before the command line became a package."""
+
+import sys
+
+from . import main
+
+main(sys.argv[1:])
