@@ -2,83 +2,56 @@
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import numpy as np
 import pytest
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
+from modelshelf.testing.frameworks import (
+    WritesMarker,
+    assert_light_import,
+    assert_payload_needs_trust,
+    assert_plugins_command_lists,
+    load_trusted,
+)
+from modelshelf.testing.single_file import one_line
 from modelshelf_causalml import CausalMLSerializer
 
 MakeLearner = Callable[[str], Any]
 Predict = Callable[[Any, np.ndarray], np.ndarray]
 
 
-class WritesMarker:
-    """Unpickling this object creates the file ``path`` (a stand-in for arbitrary code)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        return (open, (self.path, "x"))
+#: What core's pickle scan flags in this framework's own pickles: its allow-list has no entry for
+#: causalml's learner and tree classes, so a version it flagged loads only with trust="ignore-scan".
+FRAMEWORK_IMPORTS = ("causalml.",)
 
 
-def _one_line(error: BaseException) -> str:
-    message = str(error)
-    assert message and "\n" not in message, f"not one line: {message!r}"
-    return message
+def test_import_and_listing_import_no_framework() -> None:
+    assert_light_import("causalml", ["causalml-joblib"], ["causalml", "joblib", "sklearn", "numpy"])
 
 
-def _load_trusting_the_payload(shelf: Any, ref: str, marker: Path) -> None:
-    """Load with trust, as far as the payload runs. Where core scans pickles at upload, the scan
-    flags the payload's import of ``builtins.open`` and ``trust=True`` still refuses (nothing runs);
-    ``trust="ignore-scan"`` then runs it."""
-    try:
-        shelf.load(ref, trust=True)
-    except UntrustedFormat:
-        assert not marker.exists()
-        with contextlib.suppress(ModelshelfError):  # what the payload returns is no model
-            shelf.load(ref, trust="ignore-scan")
-    except ModelshelfError:
-        pass  # the payload ran, and what it returned is no model
-
-
-def test_import_and_listing_import_no_framework(run_python: Any) -> None:
-    code = (
-        "import sys, modelshelf_causalml\n"
-        "from modelshelf.plugins import get_registry\n"
-        "assert 'causalml-joblib' in get_registry().serializers()\n"
-        "bad = [m for m in ('causalml', 'joblib', 'sklearn', 'numpy') if m in sys.modules]\n"
-        "assert not bad, bad\n"
+def test_plugins_command_lists_claims_and_why_unsafe() -> None:
+    assert_plugins_command_lists(
+        "causalml",
+        "causalml-joblib",
+        "causalml.inference.meta.base.BaseLearner",
+        "unsafe by default because",
     )
-    run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "causalml"})
-
-
-def test_plugins_command_lists_claims_and_why_unsafe(run_python: Any) -> None:
-    out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])",
-        env={"MODELSHELF_LOAD_PLUGINS": "causalml"},
-    ).stdout
-    assert "causalml-joblib" in out and "causalml.inference.meta.base.BaseLearner" in out
-    assert "unsafe by default because" in out
 
 
 @pytest.mark.parametrize(
     "kind", ["s-learner", "t-learner", "x-learner", "uplift-tree", "uplift-forest"]
 )
 def test_learners_round_trip_with_trust(
-    shelf: Any,
+    local_shelf: Any,
     make_learner: MakeLearner,
     learner_predict: Predict,
     rows: np.ndarray,
     kind: str,
-    trusted_load: Callable[..., Any],
 ) -> None:
     from modelshelf.serializers import choose
 
@@ -88,7 +61,7 @@ def test_learners_round_trip_with_trust(
         choose(learner, [e.serializer for e in get_registry().serializers().values()]).name
         == "causalml-joblib"
     )
-    v = shelf.upload("uplift", learner)
+    v = local_shelf.upload("uplift", learner)
     assert v.serializer.name == "causalml-joblib" and v.serializer.safe is False
     assert v.framework.name == "causalml"
     assert [f.path for f in v.files] == ["learner.joblib"]
@@ -97,22 +70,20 @@ def test_learners_round_trip_with_trust(
     assert "treatment" in output["treatment_groups"]
     assert v.serializer.details["params"]["control_name"] == "control"
     with pytest.raises(UntrustedFormat, match="trust=True"):
-        shelf.load(v.ref)
-    loaded = trusted_load(shelf, v.ref)
+        local_shelf.load(v.ref)
+    loaded = load_trusted(local_shelf, v.ref, FRAMEWORK_IMPORTS)
     assert type(loaded) is type(learner)
     np.testing.assert_array_equal(learner_predict(loaded, rows), learner_predict(learner, rows))
 
 
-def test_base_estimators_are_named_in_details(shelf: Any, make_learner: MakeLearner) -> None:
-    v = shelf.upload("s", make_learner("s-learner"))
+def test_base_estimators_are_named_in_details(local_shelf: Any, make_learner: MakeLearner) -> None:
+    v = local_shelf.upload("s", make_learner("s-learner"))
     assert v.serializer.details["object_params"] == {
         "learner": "sklearn.linear_model._base.LinearRegression"
     }
 
 
-def test_malicious_pickle_runs_only_with_trust(
-    shelf: Any, shelf_path: Path, tmp_path: Path
-) -> None:
+def test_malicious_pickle_runs_only_with_trust(local_shelf: Any, tmp_path: Path) -> None:
     """A version whose file is a payload, published as someone able to write the shelf could."""
     marker = tmp_path / "pwned"
     version = tmp_path / "version"
@@ -122,41 +93,32 @@ def test_malicious_pickle_runs_only_with_trust(
         CausalMLSerializer().load(version, details={})
     assert not marker.exists()
 
-    class Evil:
+    class Evil(WritesMarker):
         """Pretends to be a causalml learner; pickles as the payload."""
 
         __module__ = "causalml.inference.meta.evil"
 
-        def __reduce__(self) -> Any:
-            return (open, (str(marker), "x"))
-
-    v = shelf.upload("evil", Evil(), serializer="causalml-joblib")
-    reader = modelshelf.open(str(shelf_path), cache=tmp_path / "reader-cache")
-    with pytest.raises(UntrustedFormat, match="trust=True"):
-        reader.load(v.ref)
-    assert not marker.exists()
-    # The payload is live: trusting it runs it. This is what makes the assertions above meaningful.
-    _load_trusting_the_payload(shelf, v.ref, marker)
-    assert marker.exists()
+    v = local_shelf.upload("evil", Evil(marker), serializer="causalml-joblib")
+    assert_payload_needs_trust(local_shelf, v.ref, marker, tmp_path / "reader-cache")
 
 
-def test_not_a_causalml_learner_is_refused(shelf: Any) -> None:
+def test_not_a_causalml_learner_is_refused(local_shelf: Any) -> None:
     with pytest.raises(InvalidModel, match="stores CausalML learners") as caught:
-        shelf.upload("m", {"weights": [1]}, serializer="causalml-joblib")
-    _one_line(caught.value)
+        local_shelf.upload("m", {"weights": [1]}, serializer="causalml-joblib")
+    one_line(caught.value)
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     make_learner: MakeLearner,
     learner_predict: Predict,
     rows: np.ndarray,
-    run_python: Any,
+    modelshelf_run_python: Any,
     tmp_path: Path,
 ) -> None:
     learner = make_learner("t-learner")
-    shelf.upload("uplift", learner)
+    local_shelf.upload("uplift", learner)
     np.save(tmp_path / "rows.npy", rows)
     code = (
         "import sys, numpy as np, modelshelf\n"
@@ -169,7 +131,9 @@ def test_fresh_process_lists_downloads_and_loads(
         "np.save(sys.argv[3], learner.predict(np.load(sys.argv[4])))\n"
     )
     out = tmp_path / "cate.npy"
-    run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "rows.npy"))
+    modelshelf_run_python(
+        code, str(local_shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "rows.npy")
+    )
     np.testing.assert_array_equal(np.load(out), learner_predict(learner, rows))
 
 
@@ -180,7 +144,7 @@ def test_symlinked_file_is_refused(tmp_path: Path) -> None:
     (version / "learner.joblib").symlink_to(tmp_path / "outside.joblib")
     with pytest.raises(IntegrityError, match="symbolic link") as caught:
         CausalMLSerializer().load(version, details={}, trust=True)
-    _one_line(caught.value)
+    one_line(caught.value)
 
 
 def test_loads_what_modelstore_wrote(
@@ -199,12 +163,12 @@ def test_loads_what_modelstore_wrote(
             CausalMLSerializer().load(tmp_path, details={"file": value}, trust=True)
 
 
-def test_unknown_options_are_refused(shelf: Any, make_learner: MakeLearner) -> None:
+def test_unknown_options_are_refused(local_shelf: Any, make_learner: MakeLearner) -> None:
     with pytest.raises(ModelshelfError, match="accepted: compress"):
-        shelf.upload("m", make_learner("s-learner"), options={"compression": 3})
-    v = shelf.upload("m", make_learner("s-learner"), options={"compress": 3})
+        local_shelf.upload("m", make_learner("s-learner"), options={"compression": 3})
+    v = local_shelf.upload("m", make_learner("s-learner"), options={"compress": 3})
     with pytest.raises(ModelshelfError, match="accepted: mmap_mode"):
-        shelf.load(v.ref, trust=True, mmap=True)
+        local_shelf.load(v.ref, trust=True, mmap=True)
 
 
 def test_registered_through_entry_point() -> None:
