@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,67 +14,44 @@ import shap
 from modelshelf.errors import InvalidModel, ModelshelfError, NoSerializer, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
+from modelshelf.testing import frameworks
+from modelshelf.testing.single_file import one_line
 from modelshelf_shap import ShapPickleSerializer, TreeExplainerSerializer
 
 MakeModel = Callable[[str], Any]
 
 
-class WritesMarker:
-    """A "model" whose unpickling creates the file ``path`` (a stand-in for arbitrary code)."""
+#: What core's pickle scan flags in this framework's own pickles: its allow-list has no entry for
+#: shap's explainer classes, so a version it flagged loads only with trust="ignore-scan".
+FRAMEWORK_IMPORTS = ("shap.",)
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+
+class WritesMarker(frameworks.WritesMarker):
+    """A "model" whose unpickling writes the marker file (a stand-in for arbitrary code)."""
 
     def __call__(self, X: Any) -> Any:
         return np.zeros(len(X))
-
-    def __reduce__(self) -> Any:
-        return (open, (self.path, "x"))
-
-
-def _one_line(error: BaseException) -> str:
-    message = str(error)
-    assert message and "\n" not in message, f"not one line: {message!r}"
-    return message
-
-
-def _load_trusting_the_payload(shelf: Any, ref: str, marker: Path) -> None:
-    """Load with trust, as far as the payload runs. Where core scans pickles at upload, the scan
-    flags the payload's import of ``builtins.open`` and ``trust=True`` still refuses (nothing runs);
-    ``trust="ignore-scan"`` then runs it."""
-    try:
-        shelf.load(ref, trust=True)
-    except UntrustedFormat:
-        assert not marker.exists()
-        with contextlib.suppress(ModelshelfError):  # what the payload returns is no model
-            shelf.load(ref, trust="ignore-scan")
-    except ModelshelfError:
-        pass  # the payload ran, and what it returned is no model
 
 
 def _serializers() -> list[Any]:
     return [e.serializer for e in get_registry().serializers().values()]
 
 
-def test_import_and_listing_import_no_framework(run_python: Any) -> None:
-    code = (
-        "import sys, modelshelf_shap\n"
-        "from modelshelf.plugins import get_registry\n"
-        "assert {'shap-tree', 'shap-pickle'} <= set(get_registry().serializers())\n"
-        "bad = [m for m in ('shap', 'numba', 'numpy', 'xgboost', 'sklearn') if m in sys.modules]\n"
-        "assert not bad, bad\n"
+def test_import_and_listing_import_no_framework() -> None:
+    frameworks.assert_light_import(
+        "shap", ["shap-tree", "shap-pickle"], ["shap", "numba", "numpy", "xgboost", "sklearn"]
     )
-    run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "shap"})
 
 
-def test_plugins_command_lists_claims_and_why_unsafe(run_python: Any) -> None:
-    out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])",
-        env={"MODELSHELF_LOAD_PLUGINS": "shap"},
-    ).stdout
-    assert "shap-tree" in out and "shap.explainers._tree.TreeExplainer" in out
-    assert "shap-pickle" in out and "shap.explainers._explainer.Explainer" in out
-    assert "unsafe by default because" in out
+def test_plugins_command_lists_claims_and_why_unsafe() -> None:
+    frameworks.assert_plugins_command_lists(
+        "shap",
+        "shap-tree",
+        "shap.explainers._tree.TreeExplainer",
+        "shap-pickle",
+        "shap.explainers._explainer.Explainer",
+        "unsafe by default because",
+    )
 
 
 def test_claims(make_model: MakeModel, X: pd.DataFrame) -> None:
@@ -97,11 +72,15 @@ def test_claims(make_model: MakeModel, X: pd.DataFrame) -> None:
     ids=["path-dependent", "interventional", "probability"],
 )
 def test_tree_explainer_over_xgboost_is_stored_by_the_xgboost_plugin(
-    shelf: Any, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame, settings: dict[str, Any]
+    local_shelf: Any,
+    make_model: MakeModel,
+    X: pd.DataFrame,
+    rows: pd.DataFrame,
+    settings: dict[str, Any],
 ) -> None:
     kwargs = {**settings, **({"data": X.iloc[: settings["data"]]} if "data" in settings else {})}
     explainer = shap.TreeExplainer(make_model("xgboost"), **kwargs)
-    v = shelf.upload("why", explainer)
+    v = local_shelf.upload("why", explainer)
     assert v.serializer.name == "shap-tree" and v.serializer.safe
     assert v.framework.name == "shap" and v.framework.version == shap.__version__
     paths = sorted(f.path for f in v.files)
@@ -112,7 +91,7 @@ def test_tree_explainer_over_xgboost_is_stored_by_the_xgboost_plugin(
     assert details["model"]["framework"] == "xgboost"
     assert details["model_output"] == settings.get("model_output", "raw")
     assert v.signature["inputs"][0]["shape"] == [None, 4]
-    loaded = shelf.load(v.ref)
+    loaded = local_shelf.load(v.ref)
     assert type(loaded) is shap.TreeExplainer
     np.testing.assert_array_equal(loaded.shap_values(rows), explainer.shap_values(rows))
     np.testing.assert_array_equal(
@@ -122,32 +101,32 @@ def test_tree_explainer_over_xgboost_is_stored_by_the_xgboost_plugin(
 
 
 def test_tree_explainer_over_a_forest_needs_its_model(
-    shelf: Any, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame
+    local_shelf: Any, make_model: MakeModel, X: pd.DataFrame, rows: pd.DataFrame
 ) -> None:
     """shap keeps no reference to a scikit-learn model: the caller passes it."""
     forest = make_model("forest")
     explainer = shap.TreeExplainer(forest, data=X.iloc[:20])
     with pytest.raises(InvalidModel, match=r"options=\{'model'") as caught:
-        shelf.upload("why", explainer)
-    _one_line(caught.value)
+        local_shelf.upload("why", explainer)
+    one_line(caught.value)
     with pytest.raises(InvalidModel, match="expected value"):
-        shelf.upload("why", explainer, options={"model": make_model("xgboost")})
-    v = shelf.upload("why", explainer, options={"model": forest})
+        local_shelf.upload("why", explainer, options={"model": make_model("xgboost")})
+    v = local_shelf.upload("why", explainer, options={"model": forest})
     assert v.serializer.details["model"]["serializer"] == "sklearn-skops"
     assert v.serializer.details["feature_names"] == ["age", "income", "tenure", "score"]
     # skops does not trust a tree's internal type by default: the explainer needs what its model needs.
     with pytest.raises(UntrustedFormat, match="sklearn.tree"):
-        shelf.load(v.ref)
-    loaded = shelf.load(v.ref, trust=True)
+        local_shelf.load(v.ref)
+    loaded = local_shelf.load(v.ref, trust=True)
     np.testing.assert_array_equal(loaded.shap_values(rows), explainer.shap_values(rows))
 
 
 def test_unsafe_model_serializer_is_refused_at_save_and_needs_trust_at_load(
-    shelf: Any, make_model: MakeModel, rows: pd.DataFrame, tmp_path: Path
+    local_shelf: Any, make_model: MakeModel, rows: pd.DataFrame, tmp_path: Path
 ) -> None:
     explainer = shap.TreeExplainer(make_model("xgboost"))
     with pytest.raises(InvalidModel, match="sklearn-joblib, which needs trust.*shap-pickle"):
-        shelf.upload("why", explainer, options={"model_serializer": "sklearn-joblib"})
+        local_shelf.upload("why", explainer, options={"model_serializer": "sklearn-joblib"})
     # A version whose explainer.json names an unsafe serializer (as a hostile writer could) is
     # refused without trust, whatever the manifest says.
     version = tmp_path / "version"
@@ -162,15 +141,14 @@ def test_unsafe_model_serializer_is_refused_at_save_and_needs_trust_at_load(
     (version / "explainer.json").write_text(json.dumps(record))
     with pytest.raises(NoSerializer, match="not-installed") as caught:
         TreeExplainerSerializer().load(version, details=saved.details)
-    _one_line(caught.value)
+    one_line(caught.value)
 
 
 def test_pickle_explainers_round_trip(
-    shelf: Any,
+    local_shelf: Any,
     make_model: MakeModel,
     X: pd.DataFrame,
     rows: pd.DataFrame,
-    trusted_load: Callable[..., Any],
 ) -> None:
     model = make_model("logistic")
     background = X.to_numpy()[:20]
@@ -179,55 +157,51 @@ def test_pickle_explainers_round_trip(
         shap.explainers.Exact(model.decision_function, shap.maskers.Partition(background)),
         shap.explainers.Partition(model.decision_function, shap.maskers.Partition(background)),
     ):
-        v = shelf.upload("agnostic", explainer)
+        v = local_shelf.upload("agnostic", explainer)
         assert v.serializer.name == "shap-pickle" and v.serializer.safe is False
         with pytest.raises(UntrustedFormat):
-            shelf.load(v.ref)
-        loaded = trusted_load(shelf, v.ref)
+            local_shelf.load(v.ref)
+        loaded = frameworks.load_trusted(local_shelf, v.ref, FRAMEWORK_IMPORTS)
         assert type(loaded) is type(explainer)
         np.testing.assert_array_equal(
             loaded(rows.to_numpy()).values, explainer(rows.to_numpy()).values
         )
 
 
-def test_tree_explainer_cannot_go_to_shap_pickle(shelf: Any, make_model: MakeModel) -> None:
+def test_tree_explainer_cannot_go_to_shap_pickle(local_shelf: Any, make_model: MakeModel) -> None:
     with pytest.raises(InvalidModel, match="shap-tree") as caught:
-        shelf.upload("why", shap.TreeExplainer(make_model("xgboost")), serializer="shap-pickle")
-    _one_line(caught.value)
+        local_shelf.upload(
+            "why", shap.TreeExplainer(make_model("xgboost")), serializer="shap-pickle"
+        )
+    one_line(caught.value)
 
 
 def test_malicious_pickle_runs_only_with_trust(
-    shelf: Any, shelf_path: Path, X: pd.DataFrame, tmp_path: Path
+    local_shelf: Any, X: pd.DataFrame, tmp_path: Path
 ) -> None:
     marker = tmp_path / "pwned"
     explainer = shap.explainers.Exact(WritesMarker(str(marker)), X.to_numpy()[:5])
-    v = shelf.upload("evil", explainer)
+    v = local_shelf.upload("evil", explainer)
     assert not marker.exists()
-    reader = modelshelf.open(str(shelf_path), cache=tmp_path / "reader-cache")
-    with pytest.raises(UntrustedFormat, match="trust=True"):
-        reader.load(v.ref)
-    directory = shelf.download(v.ref, tmp_path / "dl")
+    directory = local_shelf.download(v.ref, tmp_path / "dl")
     with pytest.raises(UntrustedFormat):
         ShapPickleSerializer().load(directory, details={})
-    assert not marker.exists()
-    # The payload is live: trusting it runs it. This is what makes the assertions above meaningful.
-    _load_trusting_the_payload(shelf, v.ref, marker)
-    assert marker.exists()
+    frameworks.assert_payload_needs_trust(local_shelf, v.ref, marker, tmp_path / "reader-cache")
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     make_model: MakeModel,
     X: pd.DataFrame,
     rows: pd.DataFrame,
-    run_python: Any,
+    modelshelf_run_python: Any,
     tmp_path: Path,
 ) -> None:
     explainer = shap.TreeExplainer(
         make_model("xgboost"), data=X.iloc[:30], feature_perturbation="interventional"
     )
-    shelf.upload("why", explainer)
+    local_shelf.upload("why", explainer)
     np.save(tmp_path / "rows.npy", rows.to_numpy())
     code = (
         "import sys, numpy as np, pandas as pd, modelshelf\n"
@@ -241,7 +215,9 @@ def test_fresh_process_lists_downloads_and_loads(
         "np.save(sys.argv[3], explainer.shap_values(rows))\n"
     )
     out = tmp_path / "values.npy"
-    run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "rows.npy"))
+    modelshelf_run_python(
+        code, str(local_shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "rows.npy")
+    )
     np.testing.assert_array_equal(np.load(out), explainer.shap_values(rows))
 
 
@@ -263,7 +239,7 @@ def test_damaged_explainer_file_is_one_invalid_model_line(
     (tmp_path / "explainer.json").write_text(json.dumps({**record, **damage}))
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details)
-    assert "'explainer.json'" in _one_line(caught.value)
+    assert "'explainer.json'" in one_line(caught.value)
 
 
 def test_background_data_is_never_unpickled(
@@ -284,9 +260,9 @@ def test_background_data_is_never_unpickled(
     assert not (tmp_path / "pwned").exists()
 
 
-def test_unknown_options_are_refused(shelf: Any, make_model: MakeModel) -> None:
+def test_unknown_options_are_refused(local_shelf: Any, make_model: MakeModel) -> None:
     with pytest.raises(ModelshelfError, match="accepted: model, model_serializer"):
-        shelf.upload("m", shap.TreeExplainer(make_model("xgboost")), options={"modle": 1})
+        local_shelf.upload("m", shap.TreeExplainer(make_model("xgboost")), options={"modle": 1})
 
 
 def test_registered_through_entry_point() -> None:
