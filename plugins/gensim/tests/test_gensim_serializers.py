@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import pickle
 from collections.abc import Callable
@@ -10,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import gensim
-import modelshelf
 import numpy as np
 import pytest
 from gensim.models import Doc2Vec, FastText, KeyedVectors, Word2Vec
@@ -18,39 +16,21 @@ from gensim.utils import SaveLoad
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
+from modelshelf.testing import frameworks
+from modelshelf.testing.single_file import one_line
 from modelshelf_gensim import GensimNativeSerializer, Word2VecFormatSerializer
 
 MakeModel = Callable[[str], Any]
 
 
-class WritesMarker(SaveLoad):
-    """A gensim object whose unpickling creates the file ``path`` (a stand-in for arbitrary code)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        return (open, (self.path, "x"))
+#: What core's pickle scan flags in this framework's own pickles: its allow-list has no entry for
+#: gensim's classes nor for builtins.hash (Word2Vec's hash function), so a version it flagged loads
+#: only with trust="ignore-scan".
+FRAMEWORK_IMPORTS = ("gensim.", "builtins.hash")
 
 
-def _one_line(error: BaseException) -> str:
-    message = str(error)
-    assert message and "\n" not in message, f"not one line: {message!r}"
-    return message
-
-
-def _load_trusting_the_payload(shelf: Any, ref: str, marker: Path) -> None:
-    """Load with trust, as far as the payload runs. Where core scans pickles at upload, the scan
-    flags the payload's import of ``builtins.open`` and ``trust=True`` still refuses (nothing runs);
-    ``trust="ignore-scan"`` then runs it."""
-    try:
-        shelf.load(ref, trust=True)
-    except UntrustedFormat:
-        assert not marker.exists()
-        with contextlib.suppress(ModelshelfError):  # what the payload returns is no model
-            shelf.load(ref, trust="ignore-scan")
-    except ModelshelfError:
-        pass  # the payload ran, and what it returned is no model
+class WritesMarker(frameworks.WritesMarker, SaveLoad):
+    """A gensim object whose unpickling writes the marker file (a stand-in for arbitrary code)."""
 
 
 def _same_vectors(a: Any, b: Any, words: list[str]) -> None:
@@ -64,25 +44,21 @@ def _serializers() -> list[Any]:
     return [e.serializer for e in get_registry().serializers().values()]
 
 
-def test_import_and_listing_import_no_framework(run_python: Any) -> None:
-    code = (
-        "import sys, modelshelf_gensim\n"
-        "from modelshelf.plugins import get_registry\n"
-        "assert {'gensim-word2vec', 'gensim-native'} <= set(get_registry().serializers())\n"
-        "bad = [m for m in ('gensim', 'numpy', 'scipy', 'smart_open') if m in sys.modules]\n"
-        "assert not bad, bad\n"
+def test_import_and_listing_import_no_framework() -> None:
+    frameworks.assert_light_import(
+        "gensim", ["gensim-word2vec", "gensim-native"], ["gensim", "numpy", "scipy", "smart_open"]
     )
-    run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "gensim"})
 
 
-def test_plugins_command_lists_claims_and_why_unsafe(run_python: Any) -> None:
-    out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])",
-        env={"MODELSHELF_LOAD_PLUGINS": "gensim"},
-    ).stdout
-    assert "gensim-word2vec" in out and "gensim.models.keyedvectors.KeyedVectors" in out
-    assert "gensim-native" in out and "gensim.utils.SaveLoad" in out
-    assert "unsafe by default because" in out
+def test_plugins_command_lists_claims_and_why_unsafe() -> None:
+    frameworks.assert_plugins_command_lists(
+        "gensim",
+        "gensim-word2vec",
+        "gensim.models.keyedvectors.KeyedVectors",
+        "gensim-native",
+        "gensim.utils.SaveLoad",
+        "unsafe by default because",
+    )
 
 
 def test_claims(make_model: MakeModel) -> None:
@@ -95,10 +71,10 @@ def test_claims(make_model: MakeModel) -> None:
 
 
 def test_keyed_vectors_round_trip(
-    shelf: Any, make_model: MakeModel, probe_words: list[str]
+    local_shelf: Any, make_model: MakeModel, probe_words: list[str]
 ) -> None:
     kv = make_model("word2vec").wv
-    v = shelf.upload("emb", kv)
+    v = local_shelf.upload("emb", kv)
     assert v.serializer.name == "gensim-word2vec" and v.serializer.safe
     assert v.framework.name == "gensim" and v.framework.version == gensim.__version__
     assert [f.path for f in v.files] == ["vectors.bin"]
@@ -106,52 +82,53 @@ def test_keyed_vectors_round_trip(
         "inputs": [{"name": "key", "dtype": "str", "shape": [], "n_keys": 43}],
         "outputs": [{"name": "vector", "dtype": "float32", "shape": [12]}],
     }
-    loaded = shelf.load("emb:1")
+    loaded = local_shelf.load("emb:1")
     assert type(loaded) is KeyedVectors
     _same_vectors(loaded, kv, probe_words)
 
 
-def test_model_vectors_by_name(shelf: Any, make_model: MakeModel, probe_words: list[str]) -> None:
+def test_model_vectors_by_name(
+    local_shelf: Any, make_model: MakeModel, probe_words: list[str]
+) -> None:
     model = make_model("word2vec")
-    v = shelf.upload("emb", model, serializer="gensim-word2vec")
+    v = local_shelf.upload("emb", model, serializer="gensim-word2vec")
     assert v.serializer.details["vectors_of"] == "wv"
     assert v.serializer.details["params"]["vector_size"] == 12
-    _same_vectors(shelf.load(v.ref), model.wv, probe_words)
+    _same_vectors(local_shelf.load(v.ref), model.wv, probe_words)
 
 
-def test_refusals_say_what_to_do(shelf: Any, make_model: MakeModel) -> None:
+def test_refusals_say_what_to_do(local_shelf: Any, make_model: MakeModel) -> None:
     with pytest.raises(InvalidModel, match="n-gram vectors.*gensim-native") as caught:
-        shelf.upload("ft", make_model("fasttext").wv, serializer="gensim-word2vec")
-    _one_line(caught.value)
+        local_shelf.upload("ft", make_model("fasttext").wv, serializer="gensim-word2vec")
+    one_line(caught.value)
     spaced = KeyedVectors(4)
     spaced.add_vectors(["new york", "paris"], np.ones((2, 4), dtype=np.float32))
     with pytest.raises(InvalidModel, match="without whitespace.*'new york'") as caught:
-        shelf.upload("sp", spaced)
-    _one_line(caught.value)
+        local_shelf.upload("sp", spaced)
+    one_line(caught.value)
     wide = KeyedVectors(4, dtype=np.float64)
     wide.add_vectors(["a", "b"], np.ones((2, 4)))
     with pytest.raises(InvalidModel, match="float64"):
-        shelf.upload("wide", wide)
+        local_shelf.upload("wide", wide)
     with pytest.raises(ModelshelfError, match="binary"):
-        shelf.upload("x", make_model("word2vec").wv, options={"binary": False})
+        local_shelf.upload("x", make_model("word2vec").wv, options={"binary": False})
 
 
 @pytest.mark.parametrize("kind", ["word2vec", "fasttext", "doc2vec"])
 def test_native_models_round_trip_and_train_on(
-    shelf: Any,
+    local_shelf: Any,
     make_model: MakeModel,
     probe_words: list[str],
     kind: str,
-    trusted_load: Callable[..., Any],
 ) -> None:
     model = make_model(kind)
-    v = shelf.upload(kind, model)
+    v = local_shelf.upload(kind, model)
     assert v.serializer.name == "gensim-native" and v.serializer.safe is False
     assert v.serializer.details["params"]["vector_size"] == 12
     assert v.signature["outputs"][0]["shape"] == [12]
     with pytest.raises(UntrustedFormat):
-        shelf.load(v.ref)
-    loaded = trusted_load(shelf, v.ref)
+        local_shelf.load(v.ref)
+    loaded = frameworks.load_trusted(local_shelf, v.ref, FRAMEWORK_IMPORTS)
     assert type(loaded) is type(model)
     _same_vectors(loaded.wv, model.wv, probe_words)
     if kind == "fasttext":
@@ -166,44 +143,39 @@ def test_native_models_round_trip_and_train_on(
 
 
 def test_large_arrays_go_to_separate_files(
-    shelf: Any, make_model: MakeModel, probe_words: list[str], trusted_load: Callable[..., Any]
+    local_shelf: Any, make_model: MakeModel, probe_words: list[str]
 ) -> None:
     model = make_model("word2vec")
-    v = shelf.upload("split", model, options={"sep_limit": 100})
+    v = local_shelf.upload("split", model, options={"sep_limit": 100})
     paths = sorted(f.path for f in v.files)
     assert "gensim/model.gensim" in paths and any(p.endswith(".npy") for p in paths)
-    _same_vectors(trusted_load(shelf, v.ref, mmap="r").wv, model.wv, probe_words)
+    _same_vectors(
+        frameworks.load_trusted(local_shelf, v.ref, FRAMEWORK_IMPORTS, mmap="r").wv,
+        model.wv,
+        probe_words,
+    )
 
 
-def test_malicious_pickle_runs_only_with_trust(
-    shelf: Any, shelf_path: Path, tmp_path: Path
-) -> None:
+def test_malicious_pickle_runs_only_with_trust(local_shelf: Any, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    shelf.upload("evil", WritesMarker(str(marker)))  # claimed through gensim.utils.SaveLoad
-    reader = modelshelf.open(str(shelf_path), cache=tmp_path / "reader-cache")
-    with pytest.raises(UntrustedFormat, match="trust=True"):
-        reader.load("evil:1")
-    assert not marker.exists()
-    downloaded = shelf.download("evil:1", tmp_path / "dl")
+    local_shelf.upload("evil", WritesMarker(str(marker)))  # claimed through gensim.utils.SaveLoad
+    downloaded = local_shelf.download("evil:1", tmp_path / "dl")
     with pytest.raises(UntrustedFormat):
         GensimNativeSerializer().load(downloaded, details={})
-    assert not marker.exists()
-    # The payload is live: trusting it runs it. This is what makes the assertions above meaningful.
-    _load_trusting_the_payload(shelf, "evil:1", marker)
-    assert marker.exists()
+    frameworks.assert_payload_needs_trust(local_shelf, "evil:1", marker, tmp_path / "reader-cache")
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     make_model: MakeModel,
     probe_words: list[str],
-    run_python: Any,
+    modelshelf_run_python: Any,
     tmp_path: Path,
 ) -> None:
     model = make_model("word2vec")
-    shelf.upload("emb", model.wv)
-    shelf.upload("full", model)
+    local_shelf.upload("emb", model.wv)
+    local_shelf.upload("full", model)
     code = (
         "import sys, json, modelshelf\n"
         "shelf = modelshelf.open(sys.argv[1])\n"
@@ -218,7 +190,9 @@ def test_fresh_process_lists_downloads_and_loads(
         "open(sys.argv[3], 'w').write(json.dumps(out))\n"
     )
     out = tmp_path / "out.json"
-    run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), json.dumps(probe_words))
+    modelshelf_run_python(
+        code, str(local_shelf_path), str(tmp_path / "dl"), str(out), json.dumps(probe_words)
+    )
     got = json.loads(out.read_text())
     for word in probe_words:
         vector, similar, similar_full = got[word]
@@ -236,7 +210,7 @@ def test_symlinked_file_is_refused(make_model: MakeModel, tmp_path: Path) -> Non
     (version / "vectors.bin").symlink_to(tmp_path / "outside.bin")
     with pytest.raises(IntegrityError, match="symbolic link") as caught:
         serializer.load(version, details=saved.details)
-    _one_line(caught.value)
+    one_line(caught.value)
 
 
 @pytest.mark.parametrize("how", ["truncated", "garbage", "empty", "fewer-keys"])
@@ -261,7 +235,7 @@ def test_damaged_vectors_file_is_one_invalid_model_line(
         )
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details)
-    assert "'vectors.bin'" in _one_line(caught.value) and "gensim" in str(caught.value)
+    assert "'vectors.bin'" in one_line(caught.value) and "gensim" in str(caught.value)
 
 
 def test_loads_what_modelstore_wrote(
@@ -291,7 +265,7 @@ def test_native_details_naming_files_outside_are_refused(
             GensimNativeSerializer().load(
                 tmp_path, details={**saved.details, "file": value}, trust=True
             )
-        _one_line(caught.value)
+        one_line(caught.value)
 
 
 def test_registered_through_entry_point() -> None:
