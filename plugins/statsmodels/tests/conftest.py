@@ -1,16 +1,14 @@
-"""Fixtures for the modelshelf-statsmodels tests: an isolated cache, a fresh shelf, fixed data and
-small fits, and a runner for fresh processes."""
+"""Fixtures for the modelshelf-statsmodels tests: an isolated cache, fixed data and small fits (core's
+pytest plugin gives the shelf and the fresh-process runner)."""
 
 from __future__ import annotations
 
 import functools
-import subprocess
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,16 +17,6 @@ import pytest
 @pytest.fixture(autouse=True)
 def isolated_cache(modelshelf_cache: Path) -> Path:
     return modelshelf_cache
-
-
-@pytest.fixture
-def shelf_path(tmp_path: Path) -> Path:
-    return tmp_path / "shelf"
-
-
-@pytest.fixture
-def shelf(shelf_path: Path) -> Any:
-    return modelshelf.open(str(shelf_path))
 
 
 def frame(n: int = 120, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
@@ -88,39 +76,3 @@ def make_results() -> Callable[[str], Any]:
 @pytest.fixture
 def new_exog() -> pd.DataFrame:
     return frame(n=15, seed=9)[0]
-
-
-@pytest.fixture
-def run_python(
-    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    return modelshelf_run_python
-
-
-# --- core's pickle scan at upload -----------------------------------------------------------------
-#: What core's pickle scan flags in this framework's own pickles: its allow-list has no entry for
-#: pandas' top-level classes (DataFrame, Index...), the pyarrow buffers of pandas' string columns nor types.SimpleNamespace, so a version it flagged loads only with trust="ignore-scan".
-FRAMEWORK_IMPORTS: tuple[str, ...] = ("pandas.", "pyarrow.lib.", "types.SimpleNamespace")
-
-
-def load_trusted(shelf: Any, ref: str, **options: Any) -> Any:
-    """``shelf.load(ref, trust=True)``; where core's pickle scan flagged the version, first a check
-    that it flagged only the framework's own classes and that trust=True is refused, then
-    ``trust="ignore-scan"``."""
-    from modelshelf.errors import UntrustedFormat
-
-    scan = getattr(shelf.get(ref), "scan", None)
-    if scan is None or not scan.dangerous:
-        return shelf.load(ref, trust=True, **options)
-    flagged = sorted({name for finding in scan.findings for name in finding.imports})
-    unexpected = [name for name in flagged if not name.startswith(FRAMEWORK_IMPORTS)]
-    assert not unexpected, f"the pickle scan flagged {unexpected}, not only the framework's classes"
-    with pytest.raises(UntrustedFormat):
-        shelf.load(ref, trust=True, **options)
-    return shelf.load(ref, trust="ignore-scan", **options)
-
-
-@pytest.fixture
-def trusted_load() -> Callable[..., Any]:
-    """``trusted_load(shelf, ref, **options)``: see :func:`load_trusted`."""
-    return load_trusted

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,64 +15,41 @@ import statsmodels
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
+from modelshelf.testing import frameworks
+from modelshelf.testing.frameworks import WritesMarker
+from modelshelf.testing.single_file import one_line
 from modelshelf_statsmodels import ParamsSerializer, PickleSerializer
 
 MakeResults = Callable[[str], Any]
 
 
-class WritesMarker:
-    """Unpickling this object creates the file ``path`` (a stand-in for arbitrary code)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        return (open, (self.path, "x"))
-
-
-def _one_line(error: BaseException) -> str:
-    message = str(error)
-    assert message and "\n" not in message, f"not one line: {message!r}"
-    return message
-
-
-def _load_trusting_the_payload(shelf: Any, ref: str, marker: Path) -> None:
-    """Load with trust, as far as the payload runs. Where core scans pickles at upload, the scan
-    flags the payload's import of ``builtins.open`` and ``trust=True`` still refuses (nothing runs);
-    ``trust="ignore-scan"`` then runs it."""
-    try:
-        shelf.load(ref, trust=True)
-    except UntrustedFormat:
-        assert not marker.exists()
-        with contextlib.suppress(ModelshelfError):  # what the payload returns is no model
-            shelf.load(ref, trust="ignore-scan")
-    except ModelshelfError:
-        pass  # the payload ran, and what it returned is no model
+#: What core's pickle scan flags in this framework's own pickles: its allow-list has no entry for
+#: pandas' top-level classes (DataFrame, Index...), the pyarrow buffers of pandas' string columns
+#: nor types.SimpleNamespace, so a version it flagged loads only with trust="ignore-scan".
+FRAMEWORK_IMPORTS = ("pandas.", "pyarrow.lib.", "types.SimpleNamespace")
 
 
 def _serializers() -> list[Any]:
     return [e.serializer for e in get_registry().serializers().values()]
 
 
-def test_import_and_listing_import_no_framework(run_python: Any) -> None:
-    code = (
-        "import sys, modelshelf_statsmodels\n"
-        "from modelshelf.plugins import get_registry\n"
-        "assert {'statsmodels-params', 'statsmodels-pickle'} <= set(get_registry().serializers())\n"
-        "bad = [m for m in ('statsmodels', 'numpy', 'pandas', 'scipy', 'patsy') if m in sys.modules]\n"
-        "assert not bad, bad\n"
+def test_import_and_listing_import_no_framework() -> None:
+    frameworks.assert_light_import(
+        "statsmodels",
+        ["statsmodels-params", "statsmodels-pickle"],
+        ["statsmodels", "numpy", "pandas", "scipy", "patsy"],
     )
-    run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "statsmodels"})
 
 
-def test_plugins_command_lists_claims_and_why_unsafe(run_python: Any) -> None:
-    out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])",
-        env={"MODELSHELF_LOAD_PLUGINS": "statsmodels"},
-    ).stdout
-    assert "statsmodels-params" in out and "RegressionResultsWrapper" in out
-    assert "statsmodels-pickle" in out and "statsmodels.base.wrapper.ResultsWrapper" in out
-    assert "unsafe by default because" in out
+def test_plugins_command_lists_claims_and_why_unsafe() -> None:
+    frameworks.assert_plugins_command_lists(
+        "statsmodels",
+        "statsmodels-params",
+        "RegressionResultsWrapper",
+        "statsmodels-pickle",
+        "statsmodels.base.wrapper.ResultsWrapper",
+        "unsafe by default because",
+    )
 
 
 def test_claims(make_results: MakeResults) -> None:
@@ -87,14 +62,14 @@ def test_claims(make_results: MakeResults) -> None:
     "kind", ["ols", "ols-array", "wls", "logit-glm", "poisson-glm", "tweedie-glm"]
 )
 def test_safe_form_predicts_and_reports_identically(
-    shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame, kind: str
+    local_shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame, kind: str
 ) -> None:
     results = make_results(kind)
-    v = shelf.upload("fit", results)
+    v = local_shelf.upload("fit", results)
     assert v.serializer.name == "statsmodels-params" and v.serializer.safe
     assert v.framework.name == "statsmodels" and v.framework.version == statsmodels.__version__
     assert sorted(f.path for f in v.files) == ["arrays.npz", "spec.json"]
-    loaded = shelf.load(v.ref)
+    loaded = local_shelf.load(v.ref)
     assert type(loaded) is type(results)
     X = new_exog if kind != "ols-array" else new_exog.to_numpy()
     expected, got = results.predict(X), loaded.predict(X)
@@ -125,8 +100,8 @@ def test_safe_form_predicts_and_reports_identically(
     assert len(getattr(loaded._results, resid)) == 0 and len(loaded._results.fittedvalues) == 0
 
 
-def test_signature_and_details(shelf: Any, make_results: MakeResults) -> None:
-    v = shelf.upload("glm", make_results("logit-glm"))
+def test_signature_and_details(local_shelf: Any, make_results: MakeResults) -> None:
+    v = local_shelf.upload("glm", make_results("logit-glm"))
     assert v.signature == {
         "inputs": [
             {
@@ -141,61 +116,65 @@ def test_signature_and_details(shelf: Any, make_results: MakeResults) -> None:
     spec = v.serializer.details["spec"]
     assert spec["family"] == {"name": "Binomial"} and spec["link"] == {"name": "Logit"}
     assert set(v.serializer.details["params"]) == {"const", "age", "income", "tenure"}
-    tweedie = shelf.upload("tw", make_results("tweedie-glm")).serializer.details["spec"]
+    tweedie = local_shelf.upload("tw", make_results("tweedie-glm")).serializer.details["spec"]
     assert tweedie["family"] == {"name": "Tweedie", "var_power": 1.5, "eql": False}
 
 
 def test_what_the_safe_form_cannot_rebuild_points_to_pickle(
-    shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame, trusted_load: Callable[..., Any]
+    local_shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame
 ) -> None:
     formula = make_results("formula")
     with pytest.raises(InvalidModel, match="formula.*statsmodels-pickle") as caught:
-        shelf.upload("f", formula)
-    _one_line(caught.value)
-    v = shelf.upload("f", formula, serializer="statsmodels-pickle")
+        local_shelf.upload("f", formula)
+    one_line(caught.value)
+    v = local_shelf.upload("f", formula, serializer="statsmodels-pickle")
     data = new_exog.assign(region=np.where(new_exog["age"] > 0, "north", "south"))
-    np.testing.assert_array_equal(trusted_load(shelf, v.ref).predict(data), formula.predict(data))
+    np.testing.assert_array_equal(
+        frameworks.load_trusted(local_shelf, v.ref, FRAMEWORK_IMPORTS).predict(data),
+        formula.predict(data),
+    )
 
     import statsmodels.api as sm
 
     X, y = new_exog, new_exog["age"] * 2
     robust = sm.OLS(y, X).fit(cov_type="HC1")
     with pytest.raises(InvalidModel, match="nonrobust.*HC1"):
-        shelf.upload("r", robust)
+        local_shelf.upload("r", robust)
     with pytest.raises(InvalidModel, match="rebuilds OLS, WLS, GLS, GLM models"):
-        shelf.upload("arima", make_results("arima"), serializer="statsmodels-params")
+        local_shelf.upload("arima", make_results("arima"), serializer="statsmodels-params")
 
 
-def test_arima_pickle_round_trip(
-    shelf: Any, make_results: MakeResults, trusted_load: Callable[..., Any]
-) -> None:
+def test_arima_pickle_round_trip(local_shelf: Any, make_results: MakeResults) -> None:
     results = make_results("arima")
-    v = shelf.upload("arima", results)
+    v = local_shelf.upload("arima", results)
     assert v.serializer.name == "statsmodels-pickle" and v.serializer.safe is False
     assert v.serializer.details["model"] == "statsmodels.tsa.arima.model.ARIMA"
     with pytest.raises(UntrustedFormat):
-        shelf.load(v.ref)
-    loaded = trusted_load(shelf, v.ref)
+        local_shelf.load(v.ref)
+    loaded = frameworks.load_trusted(local_shelf, v.ref, FRAMEWORK_IMPORTS)
     pd.testing.assert_series_equal(loaded.forecast(12), results.forecast(12))
 
 
 def test_pickle_remove_data_option(
-    shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame, trusted_load: Callable[..., Any]
+    local_shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame
 ) -> None:
     results = make_results("ols")
     expected = results.predict(new_exog)
-    full = shelf.upload("ols", results, serializer="statsmodels-pickle")
-    slim = shelf.upload(
+    full = local_shelf.upload("ols", results, serializer="statsmodels-pickle")
+    slim = local_shelf.upload(
         "ols", results, serializer="statsmodels-pickle", options={"remove_data": True}
     )
     assert slim.total_size < full.total_size
-    pd.testing.assert_series_equal(trusted_load(shelf, slim.ref).predict(new_exog), expected)
+    pd.testing.assert_series_equal(
+        frameworks.load_trusted(local_shelf, slim.ref, FRAMEWORK_IMPORTS).predict(new_exog),
+        expected,
+    )
     # statsmodels strips the object it saves: the caller's results must be left whole.
     assert len(results.resid) == 120 and results.model.exog.shape == (120, 4)
 
 
 def test_malicious_pickle_runs_only_with_trust(
-    shelf: Any, shelf_path: Path, make_results: MakeResults, tmp_path: Path
+    local_shelf: Any, make_results: MakeResults, tmp_path: Path
 ) -> None:
     # A version written by a real upload, whose pickle is then replaced by a payload with a
     # matching manifest (what someone able to write the shelf could publish).
@@ -203,7 +182,7 @@ def test_malicious_pickle_runs_only_with_trust(
     directory.mkdir()
     marker = tmp_path / "pwned"
     (directory / "results.pickle").write_bytes(pickle.dumps(WritesMarker(str(marker))))
-    shelf.upload("evil", [directory / "results.pickle"])  # stored as plain files first...
+    local_shelf.upload("evil", [directory / "results.pickle"])  # stored as plain files first...
     with pytest.raises(UntrustedFormat):
         PickleSerializer().load(directory, details={})
     assert not marker.exists()
@@ -215,26 +194,20 @@ def test_malicious_pickle_runs_only_with_trust(
         def save(self, fname: str, remove_data: bool = False) -> None:
             Path(fname).write_bytes(pickle.dumps(WritesMarker(str(marker))))
 
-    v = shelf.upload("evil", Evil(), serializer="statsmodels-pickle")
-    reader = modelshelf.open(str(shelf_path), cache=tmp_path / "reader-cache")
-    with pytest.raises(UntrustedFormat, match="trust=True"):
-        reader.load(v.ref)
-    assert not marker.exists()
-    # The payload is live: trusting it runs it. This is what makes the assertions above meaningful.
-    _load_trusting_the_payload(shelf, v.ref, marker)
-    assert marker.exists()
+    v = local_shelf.upload("evil", Evil(), serializer="statsmodels-pickle")
+    frameworks.assert_payload_needs_trust(local_shelf, v.ref, marker, tmp_path / "reader-cache")
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     make_results: MakeResults,
     new_exog: pd.DataFrame,
-    run_python: Any,
+    modelshelf_run_python: Any,
     tmp_path: Path,
 ) -> None:
     results = make_results("logit-glm")
-    shelf.upload("glm", results)
+    local_shelf.upload("glm", results)
     new_exog.to_json(tmp_path / "X.json", orient="split", double_precision=15)
     code = (
         "import sys, json, pandas as pd, modelshelf\n"
@@ -247,7 +220,9 @@ def test_fresh_process_lists_downloads_and_loads(
         "open(sys.argv[3], 'w').write(json.dumps({'X': X.to_numpy().tolist(), 'p': results.predict(X).tolist()}))\n"
     )
     out = tmp_path / "out.json"
-    run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "X.json"))
+    modelshelf_run_python(
+        code, str(local_shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "X.json")
+    )
     got = json.loads(out.read_text())
     X = pd.DataFrame(got["X"], columns=new_exog.columns)
     assert got["p"] == results.predict(X).tolist()
@@ -284,7 +259,7 @@ def test_damaged_spec_is_one_invalid_model_line(
     (tmp_path / "spec.json").write_text(json.dumps({**spec, **damage}))
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details)
-    assert "'spec.json'" in _one_line(caught.value)
+    assert "'spec.json'" in one_line(caught.value)
 
 
 def test_arrays_of_the_wrong_shape_are_refused(make_results: MakeResults, tmp_path: Path) -> None:
@@ -315,14 +290,14 @@ def test_symlinked_file_is_refused(make_results: MakeResults, tmp_path: Path) ->
     (version / "spec.json").symlink_to(tmp_path / "outside.json")
     with pytest.raises(IntegrityError, match="symbolic link") as caught:
         serializer.load(version, details=saved.details)
-    _one_line(caught.value)
+    one_line(caught.value)
 
 
-def test_unknown_options_are_refused(shelf: Any, make_results: MakeResults) -> None:
+def test_unknown_options_are_refused(local_shelf: Any, make_results: MakeResults) -> None:
     with pytest.raises(ModelshelfError, match="remove_data"):
-        shelf.upload("m", make_results("ols"), options={"remove_data": True})
+        local_shelf.upload("m", make_results("ols"), options={"remove_data": True})
     with pytest.raises(ModelshelfError, match="accepted: remove_data"):
-        shelf.upload("m", make_results("arima"), options={"compress": 3})
+        local_shelf.upload("m", make_results("arima"), options={"compress": 3})
 
 
 def test_pickle_loads_what_modelstore_wrote(
