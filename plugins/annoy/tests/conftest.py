@@ -1,14 +1,12 @@
-"""Fixtures for the modelshelf-annoy tests: an isolated cache, a fresh shelf, small indexes built
-from fixed random vectors, and a runner for fresh processes."""
+"""Fixtures for the modelshelf-annoy tests: an isolated cache and small indexes built from fixed
+random vectors (core's pytest plugin gives the shelf and the fresh-process runner)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import numpy as np
 import pytest
 
@@ -16,16 +14,6 @@ import pytest
 @pytest.fixture(autouse=True)
 def isolated_cache(modelshelf_cache: Path) -> Path:
     return modelshelf_cache
-
-
-@pytest.fixture
-def shelf_path(tmp_path: Path) -> Path:
-    return tmp_path / "shelf"
-
-
-@pytest.fixture
-def shelf(shelf_path: Path) -> Any:
-    return modelshelf.open(str(shelf_path))
 
 
 DIM = 16
@@ -68,10 +56,3 @@ def _neighbours(index: Any, queries: np.ndarray, k: int = 10) -> list[Any]:
 def neighbours() -> Callable[..., list[Any]]:
     """``neighbours(index, queries, k=10)``: ids and distances of the k nearest items of each query."""
     return _neighbours
-
-
-@pytest.fixture
-def run_python(
-    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    return modelshelf_run_python
