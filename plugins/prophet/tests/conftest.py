@@ -1,16 +1,15 @@
-"""Fixtures for the modelshelf-prophet tests: an isolated cache, a fresh shelf, a tiny fitted model
-(fitted once per session: Prophet's fit is the slow part), and a runner for fresh processes."""
+"""Fixtures for the modelshelf-prophet tests: an isolated cache and a tiny fitted model (fitted once
+per session: Prophet's fit is the slow part); core's pytest plugin gives the shelf and the
+fresh-process runner."""
 
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,16 +21,6 @@ logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
 @pytest.fixture(autouse=True)
 def isolated_cache(modelshelf_cache: Path) -> Path:
     return modelshelf_cache
-
-
-@pytest.fixture
-def shelf_path(tmp_path: Path) -> Path:
-    return tmp_path / "shelf"
-
-
-@pytest.fixture
-def shelf(shelf_path: Path) -> Any:
-    return modelshelf.open(str(shelf_path))
 
 
 def history(days: int = 90, *, with_regressor: bool = False) -> pd.DataFrame:
@@ -89,10 +78,3 @@ def future() -> pd.DataFrame:
     """Fixed dates after the history, inside it, and a regressor column."""
     dates = pd.to_datetime(["2024-02-15", "2024-03-31", "2024-04-01", "2024-04-20", "2024-06-30"])
     return pd.DataFrame({"ds": dates, "promo": [0.0, 1.0, 0.0, 1.0, 0.0], "cap": 20.0})
-
-
-@pytest.fixture
-def run_python(
-    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    return modelshelf_run_python

@@ -11,41 +11,31 @@ import pandas as pd
 import pytest
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError
 from modelshelf.plugins import get_registry
+from modelshelf.testing.frameworks import assert_light_import, assert_plugins_command_lists
+from modelshelf.testing.single_file import one_line
 from modelshelf_prophet import ProphetSerializer
 from prophet import Prophet
 
 
-def _one_line(error: BaseException) -> str:
-    message = str(error)
-    assert message and "\n" not in message, f"not one line: {message!r}"
-    return message
-
-
-def test_import_and_listing_import_no_framework(run_python: Any) -> None:
-    code = (
-        "import sys, modelshelf_prophet\n"
-        "from modelshelf.plugins import get_registry\n"
-        "entry = get_registry().serializers()['prophet-json']\n"
-        "assert entry.serializer.claims == ('prophet.forecaster.Prophet',)\n"
-        "bad = [m for m in ('prophet', 'cmdstanpy', 'pandas', 'numpy') if m in sys.modules]\n"
-        "assert not bad, bad\n"
+def test_import_and_listing_import_no_framework() -> None:
+    assert_light_import(
+        "prophet",
+        ["prophet-json"],
+        ["prophet", "cmdstanpy", "pandas", "numpy"],
+        then='entry = get_registry().serializers()["prophet-json"]\n'
+        'assert entry.serializer.claims == ("prophet.forecaster.Prophet",)\n',
     )
-    run_python(code, env={"MODELSHELF_LOAD_PLUGINS": "prophet"})
 
 
-def test_plugins_command_lists_the_claim(run_python: Any) -> None:
-    out = run_python(
-        "from modelshelf.cli import main; main(['plugins'])",
-        env={"MODELSHELF_LOAD_PLUGINS": "prophet"},
-    ).stdout
-    assert "prophet-json" in out and "prophet.forecaster.Prophet" in out
+def test_plugins_command_lists_the_claim() -> None:
+    assert_plugins_command_lists("prophet", "prophet-json", "prophet.forecaster.Prophet")
 
 
 def test_round_trip_identical_forecast_with_regressor(
-    shelf: Any, fitted: Callable[[str], Any], future: pd.DataFrame
+    local_shelf: Any, fitted: Callable[[str], Any], future: pd.DataFrame
 ) -> None:
     model = fitted("regressor")
-    v = shelf.upload("sales", model)
+    v = local_shelf.upload("sales", model)
     assert v.serializer.name == "prophet-json" and v.serializer.safe
     assert v.framework.name == "prophet"
     assert [f.path for f in v.files] == ["model.json"]
@@ -64,30 +54,30 @@ def test_round_trip_identical_forecast_with_regressor(
         "rows": 90,
     }
 
-    loaded = shelf.load("sales:1")
+    loaded = local_shelf.load("sales:1")
     assert type(loaded) is Prophet
     pd.testing.assert_frame_equal(loaded.predict(future), model.predict(future))
 
 
 def test_logistic_growth_needs_cap_in_signature(
-    shelf: Any, fitted: Callable[[str], Any], future: pd.DataFrame
+    local_shelf: Any, fitted: Callable[[str], Any], future: pd.DataFrame
 ) -> None:
     model = fitted("logistic")
-    v = shelf.upload("capped", model)
+    v = local_shelf.upload("capped", model)
     assert v.signature["inputs"][0]["columns"] == ["ds", "cap"]
-    pd.testing.assert_frame_equal(shelf.load(v.ref).predict(future), model.predict(future))
+    pd.testing.assert_frame_equal(local_shelf.load(v.ref).predict(future), model.predict(future))
 
 
 def test_uncertainty_interval_identical_under_the_same_seed(
-    shelf: Any, make_history: Callable[..., pd.DataFrame]
+    local_shelf: Any, make_history: Callable[..., pd.DataFrame]
 ) -> None:
     import numpy as np
 
     model = Prophet(yearly_seasonality=False, daily_seasonality=False, uncertainty_samples=50)
     model.fit(make_history(60))
-    v = shelf.upload("interval", model)
+    v = local_shelf.upload("interval", model)
     assert v.signature["outputs"][0]["columns"] == ["ds", "yhat", "yhat_lower", "yhat_upper"]
-    loaded = shelf.load(v.ref)
+    loaded = local_shelf.load(v.ref)
     future = model.make_future_dataframe(periods=7)
     np.random.seed(3)
     expected = model.predict(future)
@@ -95,30 +85,30 @@ def test_uncertainty_interval_identical_under_the_same_seed(
     pd.testing.assert_frame_equal(loaded.predict(future), expected)
 
 
-def test_unfitted_model_is_a_clear_error(shelf: Any) -> None:
+def test_unfitted_model_is_a_clear_error(local_shelf: Any) -> None:
     with pytest.raises(InvalidModel, match="unfitted Prophet: .* fit it") as caught:
-        shelf.upload("m", Prophet())
-    _one_line(caught.value)
+        local_shelf.upload("m", Prophet())
+    one_line(caught.value)
 
 
-def test_unknown_options_are_refused(shelf: Any, fitted: Callable[[str], Any]) -> None:
+def test_unknown_options_are_refused(local_shelf: Any, fitted: Callable[[str], Any]) -> None:
     with pytest.raises(ModelshelfError, match="takes no save options"):
-        shelf.upload("m", fitted("plain"), options={"indent": 2})
-    shelf.upload("m", fitted("plain"))
+        local_shelf.upload("m", fitted("plain"), options={"indent": 2})
+    local_shelf.upload("m", fitted("plain"))
     with pytest.raises(ModelshelfError, match="takes no load options"):
-        shelf.load("m:1", trusted=True)
+        local_shelf.load("m:1", trusted=True)
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     fitted: Callable[[str], Any],
     future: pd.DataFrame,
-    run_python: Any,
+    modelshelf_run_python: Any,
     tmp_path: Path,
 ) -> None:
     model = fitted("regressor")
-    shelf.upload("sales", model)
+    local_shelf.upload("sales", model)
     future.to_json(tmp_path / "future.json", orient="table")
     code = (
         "import sys, pandas as pd, modelshelf\n"
@@ -132,7 +122,9 @@ def test_fresh_process_lists_downloads_and_loads(
         "model.predict(future)[['yhat']].to_json(sys.argv[3], orient='split', double_precision=15)\n"
     )
     out = tmp_path / "forecast.json"
-    run_python(code, str(shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "future.json"))
+    modelshelf_run_python(
+        code, str(local_shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "future.json")
+    )
     got = pd.read_json(out, orient="split", precise_float=True)["yhat"].to_numpy()
     expected = model.predict(future)["yhat"].to_numpy()
     assert got.tolist() == pytest.approx(expected.tolist(), rel=1e-14)
@@ -150,12 +142,12 @@ def test_details_naming_files_outside_the_version_are_refused(
     for value in ("/etc/passwd", str(outside), "../outside.json", 4, None, "missing.json"):
         with pytest.raises(IntegrityError) as caught:
             serializer.load(version, details={**saved.details, "file": value})
-        _one_line(caught.value)
+        one_line(caught.value)
     (version / "model.json").rename(outside)
     (version / "model.json").symlink_to(outside)
     with pytest.raises(IntegrityError, match="symbolic link") as caught:
         serializer.load(version, details=saved.details)
-    _one_line(caught.value)
+    one_line(caught.value)
 
 
 def test_loads_what_modelstore_wrote(
@@ -189,7 +181,7 @@ def test_damaged_model_file_is_one_invalid_model_line(
     path.write_text(damaged[how])
     with pytest.raises(InvalidModel) as caught:
         serializer.load(tmp_path, details=saved.details)
-    assert "'model.json'" in _one_line(caught.value) and "prophet" in str(caught.value)
+    assert "'model.json'" in one_line(caught.value) and "prophet" in str(caught.value)
 
 
 def test_registered_through_entry_point() -> None:
