@@ -125,7 +125,7 @@ def test_small_files_are_hashed_only_and_many_files_hold_few_descriptors(tmp_pat
             path.write_bytes(index.to_bytes(4, "big") * (1 << 18))
             big.append(hash_file(path))
         assert len(_hidden_files(tmp_path / "shelf")) == filesystem.STAGE_MAX_HELD
-    assert _hidden_files(tmp_path / "shelf") == [] and storage._held == 0
+    assert _hidden_files(tmp_path / "shelf") == [] and storage._staging.held == 0
 
 
 def test_a_swapped_staged_file_is_never_renamed_into_place(tmp_path: Path) -> None:
