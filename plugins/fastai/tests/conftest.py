@@ -8,20 +8,14 @@ pyproject.toml), and this project's test environment cannot install it with pip'
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import pytest
+from modelshelf.testing.frameworks import import_test_helpers
 
 TESTS_DIR = Path(__file__).parent
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-import modelshelf_fastai_testlearners as learners  # noqa: E402
+learners = import_test_helpers(__file__, "modelshelf_fastai_testlearners")
 
 
 @pytest.fixture
@@ -39,17 +33,6 @@ def isolated_cache(modelshelf_cache: Path) -> Path:
     return modelshelf_cache
 
 
-@pytest.fixture
-def shelf_path(tmp_path: Path) -> Path:
-    return tmp_path / "shelf"
-
-
-@pytest.fixture
-def shelf(shelf_path: Path, modelshelf_cache: Path) -> Iterator[Any]:
-    with modelshelf.open(str(shelf_path), cache=modelshelf_cache) as opened:
-        yield opened
-
-
 @pytest.fixture(scope="session")
 def trained() -> Any:
     return learners.learner()
@@ -58,13 +41,6 @@ def trained() -> Any:
 @pytest.fixture
 def rows() -> Any:
     return learners.rows_to_score()
-
-
-@pytest.fixture
-def run_python(
-    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    return modelshelf_run_python
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,7 +8,6 @@ wheel matching this project's torch (2.13.0, CPU build) fails to import beside i
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,13 +70,3 @@ def predict(learn: Any, rows: pd.DataFrame) -> np.ndarray:
         stack.enter_context(learn.no_bar())
         probabilities, _ = learn.get_preds(dl=learn.dls.test_dl(rows))
     return probabilities.numpy()
-
-
-class WritesMarker:
-    """Unpickling this writes a marker file: the payload of a hostile export."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        return (Path.write_text, (Path(self.path), "code from the stored model ran\n"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -20,37 +19,28 @@ import torch
 from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
+from modelshelf.testing.frameworks import (
+    WritesMarker,
+    assert_light_import,
+    assert_plugins_command_lists,
+)
 from modelshelf_fastai import FastaiExportSerializer, FastaiSafetensorsSerializer
 
 
 def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> None:
-    code = textwrap.dedent(
-        """
-        import sys
-        import modelshelf_fastai
-        from modelshelf.plugins import get_registry
-        names = set(get_registry().serializers())
-        assert {"fastai-safetensors", "fastai-export"} <= names, names
-        heavy = ("fastai", "fastcore", "torch", "torchvision", "safetensors", "pandas", "numpy")
-        loaded = sorted(m for m in heavy if m in sys.modules)
-        assert not loaded, loaded
-        """
+    assert_light_import(
+        "fastai",
+        ["fastai-safetensors", "fastai-export"],
+        ["fastai", "fastcore", "torch", "torchvision", "safetensors", "pandas", "numpy"],
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def test_modelshelf_plugins_lists_the_claims() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "modelshelf", "plugins"], capture_output=True, text=True, timeout=120
+    assert_plugins_command_lists(
+        "fastai",
+        "serializer fastai-safetensors [safetensors, safe]: fastai.learner.Learner",
+        "serializer fastai-export [pickle, UNSAFE: needs trust to load]: opt-in",
     )
-    assert result.returncode == 0, result.stderr
-    assert (
-        "serializer fastai-safetensors [safetensors, safe]: fastai.learner.Learner" in result.stdout
-    )
-    assert "serializer fastai-export [pickle, UNSAFE: needs trust to load]: opt-in" in result.stdout
 
 
 def test_learner_is_claimed_and_its_model_stays_torch(trained: Any) -> None:
@@ -59,11 +49,13 @@ def test_learner_is_claimed_and_its_model_stays_torch(trained: Any) -> None:
     assert choose(trained.model, serializers).name == "torch-safetensors"
 
 
-def test_upload_records_weights_preprocessing_and_signature(shelf: Any, testlearners: Any) -> None:
+def test_upload_records_weights_preprocessing_and_signature(
+    local_shelf: Any, testlearners: Any
+) -> None:
     import fastai
 
     # A learner of its own: the shared one's recorder changes as other tests use it.
-    version = shelf.upload("tab", testlearners.learner())
+    version = local_shelf.upload("tab", testlearners.learner())
     assert version.serializer.name == "fastai-safetensors"
     assert (version.framework.name, version.framework.version) == ("fastai", fastai.__version__)
     assert [f.path for f in version.files] == ["model.safetensors"]
@@ -94,14 +86,14 @@ def test_upload_records_weights_preprocessing_and_signature(shelf: Any, testlear
 
 
 def test_load_fills_the_learner_the_caller_builds(
-    shelf: Any, trained: Any, rows: Any, testlearners: Any
+    local_shelf: Any, trained: Any, rows: Any, testlearners: Any
 ) -> None:
-    shelf.upload("tab", trained)
+    local_shelf.upload("tab", trained)
     fresh = testlearners.learner(train=False, seed=5)
     assert not np.array_equal(
         testlearners.predict(fresh, rows), testlearners.predict(trained, rows)
     )
-    loaded = shelf.load("tab:1", learner=fresh)
+    loaded = local_shelf.load("tab:1", learner=fresh)
     assert loaded is fresh
     np.testing.assert_array_equal(
         testlearners.predict(loaded, rows), testlearners.predict(trained, rows)
@@ -111,33 +103,33 @@ def test_load_fills_the_learner_the_caller_builds(
         ModelshelfError,
         match=r"pass learner= a fastai.tabular.learner.TabularLearner built with model fastai.tabular.model.TabularModel",
     ):
-        shelf.load("tab:1")
+        local_shelf.load("tab:1")
     with pytest.raises(ModelshelfError, match=r"shape mismatch"):
-        shelf.load("tab:1", learner=testlearners.learner(train=False, hidden=5))
+        local_shelf.load("tab:1", learner=testlearners.learner(train=False, hidden=5))
 
 
 def test_a_learner_with_other_preprocessing_is_refused(
-    shelf: Any, trained: Any, testlearners: Any
+    local_shelf: Any, trained: Any, testlearners: Any
 ) -> None:
-    shelf.upload("tab", trained)
+    local_shelf.upload("tab", trained)
     other_data = testlearners.frame(seed=3)  # same columns, other rows: other normalisation
     other = testlearners.learner(train=False, data=other_data)
     with pytest.raises(
         ModelshelfError,
         match=r"preprocesses differently \((FillMissing|Normalize).*check_preprocessing=False",
     ) as refused:
-        shelf.load("tab:1", learner=other)
+        local_shelf.load("tab:1", learner=other)
     assert "\n" not in str(refused.value)
-    assert shelf.load("tab:1", learner=other, check_preprocessing=False) is other
+    assert local_shelf.load("tab:1", learner=other, check_preprocessing=False) is other
 
 
 def test_other_objects_and_unknown_options_are_refused(
-    shelf: Any, trained: Any, tmp_path: Path
+    local_shelf: Any, trained: Any, tmp_path: Path
 ) -> None:
     with pytest.raises(InvalidModel, match=r"fastai-safetensors saves fastai Learners"):
         FastaiSafetensorsSerializer().save(torch.nn.Linear(2, 2), tmp_path)
     with pytest.raises(ModelshelfError, match=r"unknown fastai-safetensors save option"):
-        shelf.upload("tab", trained, options={"with_opt": True})
+        local_shelf.upload("tab", trained, options={"with_opt": True})
 
 
 FRESH_PROCESS = """
@@ -154,20 +146,20 @@ print(json.dumps({"listed": listed, "files": files, "out": predict(loaded, rows_
 
 
 def test_upload_list_download_and_load_in_a_fresh_process(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     trained: Any,
     rows: Any,
     testlearners: Any,
     tests_dir: Path,
     tmp_path: Path,
-    run_python: Callable[..., subprocess.CompletedProcess[str]],
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
-    shelf.upload("team/tab", trained)
-    shelf.upload("team/tab", trained)
-    result = run_python(
+    local_shelf.upload("team/tab", trained)
+    local_shelf.upload("team/tab", trained)
+    result = modelshelf_run_python(
         textwrap.dedent(FRESH_PROCESS),
-        str(shelf_path),
+        str(local_shelf_path),
         str(tmp_path / "dl"),
         env={"PYTHONPATH": str(tests_dir)},
     )
@@ -196,21 +188,21 @@ def test_export_round_trip_through_the_serializer(
 
 
 def test_a_hostile_export_never_runs_without_trust(
-    shelf: Any, trained: Any, testlearners: Any, tmp_path: Path
+    local_shelf: Any, trained: Any, testlearners: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "pwned"
     hostile = tmp_path / "hostile"
     hostile.mkdir()
-    torch.save(testlearners.WritesMarker(str(marker)), hostile / "export.pkl")
+    torch.save(WritesMarker(str(marker)), hostile / "export.pkl")
     assert not marker.exists()
     torch.load(hostile / "export.pkl", weights_only=False)  # the payload is real
     assert marker.exists()
     marker.unlink()
 
-    version = shelf.upload("evil", trained, serializer="fastai-export")
+    version = local_shelf.upload("evil", trained, serializer="fastai-export")
     assert version.serializer.safe is False
     with pytest.raises(UntrustedFormat):
-        shelf.load(version.ref)  # core refuses before downloading
+        local_shelf.load(version.ref)  # core refuses before downloading
     with pytest.raises(UntrustedFormat, match=r"trust=True"):
         FastaiExportSerializer().load(hostile, details=version.serializer.details)
     assert not marker.exists()
