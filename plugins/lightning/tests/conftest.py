@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import pytest
 import torch
+from modelshelf.testing.frameworks import import_test_helpers
 
 TESTS_DIR = Path(__file__).parent
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-import modelshelf_lightning_testmodules as modules  # noqa: E402
+modules = import_test_helpers(__file__, "modelshelf_lightning_testmodules")
 
 
 @pytest.fixture
@@ -32,17 +27,6 @@ def tests_dir() -> Path:
 @pytest.fixture(autouse=True)
 def isolated_cache(modelshelf_cache: Path) -> Path:
     return modelshelf_cache
-
-
-@pytest.fixture
-def shelf_path(tmp_path: Path) -> Path:
-    return tmp_path / "shelf"
-
-
-@pytest.fixture
-def shelf(shelf_path: Path, modelshelf_cache: Path) -> Iterator[Any]:
-    with modelshelf.open(str(shelf_path), cache=modelshelf_cache) as opened:
-        yield opened
 
 
 @pytest.fixture
@@ -82,10 +66,3 @@ def forward(model: Any, inputs: torch.Tensor) -> Any:
 @pytest.fixture
 def run() -> Callable[[Any, Any], Any]:
     return forward
-
-
-@pytest.fixture
-def run_python(
-    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    return modelshelf_run_python

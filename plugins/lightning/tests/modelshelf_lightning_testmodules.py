@@ -3,7 +3,6 @@ processes need that): the conftest puts this directory on ``sys.path``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
@@ -85,13 +84,3 @@ class ClassicRegressor(PL.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-class WritesMarker:
-    """Unpickling this writes a marker file: the payload of a hostile checkpoint."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        return (Path.write_text, (Path(self.path), "code from the stored model ran\n"))

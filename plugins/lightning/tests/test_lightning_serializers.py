@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import pickle
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,11 @@ import torch
 from modelshelf.errors import ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
+from modelshelf.testing.frameworks import (
+    WritesMarker,
+    assert_light_import,
+    assert_plugins_command_lists,
+)
 from modelshelf_lightning import LightningCheckpointSerializer, LightningSafetensorsSerializer
 
 
@@ -25,36 +29,19 @@ def chosen(obj: Any) -> str:
 
 
 def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> None:
-    code = textwrap.dedent(
-        """
-        import sys
-        import modelshelf_lightning
-        from modelshelf.plugins import get_registry
-        names = set(get_registry().serializers())
-        assert {"lightning-safetensors", "lightning-checkpoint"} <= names, names
-        heavy = ("lightning", "pytorch_lightning", "lightning_fabric", "torch", "safetensors", "numpy")
-        loaded = sorted(m for m in heavy if m in sys.modules)
-        assert not loaded, loaded
-        """
+    assert_light_import(
+        "lightning",
+        ["lightning-safetensors", "lightning-checkpoint"],
+        ["lightning", "pytorch_lightning", "lightning_fabric", "torch", "safetensors", "numpy"],
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def test_modelshelf_plugins_lists_both_claims() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "modelshelf", "plugins"], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    assert (
+    assert_plugins_command_lists(
+        "lightning",
         "serializer lightning-safetensors [safetensors+json, safe]: "
-        "lightning.pytorch.core.module.LightningModule, pytorch_lightning.core.module.LightningModule"
-    ) in result.stdout
-    assert (
-        "serializer lightning-checkpoint [lightning-ckpt, UNSAFE: needs trust to load]: opt-in"
-        in result.stdout
+        "lightning.pytorch.core.module.LightningModule, pytorch_lightning.core.module.LightningModule",
+        "serializer lightning-checkpoint [lightning-ckpt, UNSAFE: needs trust to load]: opt-in",
     )
 
 
@@ -70,11 +57,11 @@ def test_both_packages_are_claimed_before_torch(testmodules: Any) -> None:
 
 
 def test_upload_records_hyperparameters_weights_and_signature(
-    shelf: Any, trained: Any, tmp_path: Path
+    local_shelf: Any, trained: Any, tmp_path: Path
 ) -> None:
     import lightning
 
-    version = shelf.upload("reg", trained)
+    version = local_shelf.upload("reg", trained)
     assert version.serializer.name == "lightning-safetensors"
     assert (version.framework.name, version.framework.version) == (
         "lightning",
@@ -97,86 +84,94 @@ def test_upload_records_hyperparameters_weights_and_signature(
         "inputs": [{"name": "x", "dtype": "float32", "shape": [None, 4]}],
         "outputs": [],
     }
-    stored = json.loads((shelf.download("reg:1", tmp_path / "dl") / "hparams.json").read_text())
+    stored = json.loads(
+        (local_shelf.download("reg:1", tmp_path / "dl") / "hparams.json").read_text()
+    )
     assert stored == {"n_in": 4, "hidden": 6, "lr": 0.1, "activation": "tanh"}
 
 
 def test_load_builds_the_named_class_or_fills_an_instance(
-    shelf: Any, trained: Any, x: torch.Tensor, run: Callable[[Any, Any], Any], testmodules: Any
+    local_shelf: Any,
+    trained: Any,
+    x: torch.Tensor,
+    run: Callable[[Any, Any], Any],
+    testmodules: Any,
 ) -> None:
-    shelf.upload("reg", trained)
-    built = shelf.load("reg:1", cls=testmodules.TinyRegressor)
+    local_shelf.upload("reg", trained)
+    built = local_shelf.load("reg:1", cls=testmodules.TinyRegressor)
     assert type(built) is testmodules.TinyRegressor
     assert built.hparams.hidden == 6 and built.hparams.lr == 0.1  # from hparams.json, not defaults
     np.testing.assert_array_equal(run(built, x), run(trained, x))
 
     mine = testmodules.TinyRegressor(hidden=6)
-    assert shelf.load("reg:1", module=mine) is mine
+    assert local_shelf.load("reg:1", module=mine) is mine
     np.testing.assert_array_equal(run(mine, x), run(trained, x))
 
     with pytest.raises(ModelshelfError, match=r"pass cls=YourModule .*TinyRegressor") as refused:
-        shelf.load("reg:1")
+        local_shelf.load("reg:1")
     assert "\n" not in str(refused.value)
     with pytest.raises(ModelshelfError, match=r"shape mismatch"):
-        shelf.load("reg:1", module=testmodules.TinyRegressor(hidden=9))
+        local_shelf.load("reg:1", module=testmodules.TinyRegressor(hidden=9))
     with pytest.raises(ModelshelfError, match=r"cls= must be a LightningModule subclass"):
-        shelf.load("reg:1", cls=torch.nn.Linear)
+        local_shelf.load("reg:1", cls=torch.nn.Linear)
 
 
 def test_pytorch_lightning_modules_round_trip(
-    shelf: Any, x: torch.Tensor, run: Callable[[Any, Any], Any], testmodules: Any
+    local_shelf: Any, x: torch.Tensor, run: Callable[[Any, Any], Any], testmodules: Any
 ) -> None:
     import pytorch_lightning
 
     torch.manual_seed(3)
     model = testmodules.ClassicRegressor(hidden=7)
-    version = shelf.upload("classic", model)
+    version = local_shelf.upload("classic", model)
     assert version.serializer.details["lightning_package"] == "pytorch_lightning"
     assert version.framework.version == pytorch_lightning.__version__
-    loaded = shelf.load(version.ref, cls=testmodules.ClassicRegressor)
+    loaded = local_shelf.load(version.ref, cls=testmodules.ClassicRegressor)
     np.testing.assert_array_equal(run(loaded, x), run(model, x))
 
 
 def test_hyperparameters_given_as_one_dict_and_layers_built_in_configure_model(
-    shelf: Any, testmodules: Any, run: Callable[[Any, Any], Any]
+    local_shelf: Any, testmodules: Any, run: Callable[[Any, Any], Any]
 ) -> None:
     torch.manual_seed(4)
     from_dict = testmodules.FromDict({"n_in": 4, "n_out": 3})
-    version = shelf.upload("dict", from_dict)
+    version = local_shelf.upload("dict", from_dict)
     assert version.serializer.details["hparams_name"] == "config"
     inputs = torch.ones(2, 4)
-    loaded = shelf.load(version.ref, cls=testmodules.FromDict)
+    loaded = local_shelf.load(version.ref, cls=testmodules.FromDict)
     np.testing.assert_array_equal(run(loaded, inputs), run(from_dict, inputs))
 
     later = testmodules.ConfiguredLater(width=5)
     later.configure_model()
-    version = shelf.upload("later", later)
-    loaded = shelf.load(version.ref, cls=testmodules.ConfiguredLater)
+    version = local_shelf.upload("later", later)
+    loaded = local_shelf.load(version.ref, cls=testmodules.ConfiguredLater)
     np.testing.assert_array_equal(run(loaded, torch.ones(1, 5)), run(later, torch.ones(1, 5)))
 
 
-def test_hyperparameters_json_cannot_hold_are_named(shelf: Any, testmodules: Any, run: Any) -> None:
+def test_hyperparameters_json_cannot_hold_are_named(
+    local_shelf: Any, testmodules: Any, run: Any
+) -> None:
     model = testmodules.WithModuleArgument(torch.nn.Linear(4, 2), scale=3.0)
-    version = shelf.upload("backbone", model)
+    version = local_shelf.upload("backbone", model)
     assert version.serializer.details["skipped_hparams"] == ["backbone"]
     with pytest.raises(
         ModelshelfError, match=r"hyperparameters backbone were not JSON.*module=instance"
     ):
-        shelf.load(version.ref, cls=testmodules.WithModuleArgument)
+        local_shelf.load(version.ref, cls=testmodules.WithModuleArgument)
     mine = testmodules.WithModuleArgument(torch.nn.Linear(4, 2), scale=3.0)
-    loaded = shelf.load(version.ref, module=mine)
+    loaded = local_shelf.load(version.ref, module=mine)
     np.testing.assert_array_equal(run(loaded, torch.ones(1, 4)), run(model, torch.ones(1, 4)))
 
 
 def test_non_lightning_objects_and_unknown_options_are_refused(
-    shelf: Any, trained: Any, tmp_path: Path
+    local_shelf: Any, trained: Any, tmp_path: Path
 ) -> None:
     with pytest.raises(
         ModelshelfError, match=r"not Linear: for a plain torch.nn.Module use torch-safetensors"
     ):
         LightningSafetensorsSerializer().save(torch.nn.Linear(2, 2), tmp_path)
     with pytest.raises(ModelshelfError, match=r"unknown lightning-safetensors save option"):
-        shelf.upload("reg", trained, options={"dtype": "half"})
+        local_shelf.upload("reg", trained, options={"dtype": "half"})
 
 
 FRESH_PROCESS = """
@@ -197,21 +192,21 @@ print(json.dumps({"listed": listed, "files": files, "out": out, "hidden": weight
 
 
 def test_upload_list_download_and_load_in_a_fresh_process(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     trained: Any,
     x: torch.Tensor,
     run: Callable[[Any, Any], Any],
-    run_python: Callable[..., subprocess.CompletedProcess[str]],
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
     tests_dir: Path,
     tmp_path: Path,
 ) -> None:
-    shelf.upload("team/reg", trained)
-    checkpoint = shelf.upload("team/reg-ckpt", trained, serializer="lightning-checkpoint")
+    local_shelf.upload("team/reg", trained)
+    checkpoint = local_shelf.upload("team/reg-ckpt", trained, serializer="lightning-checkpoint")
     assert checkpoint.serializer.details["written_by"] == "trainer.save_checkpoint"
-    result = run_python(
+    result = modelshelf_run_python(
         textwrap.dedent(FRESH_PROCESS),
-        str(shelf_path),
+        str(local_shelf_path),
         str(tmp_path / "dl"),
         json.dumps(x.tolist()),
         env={"PYTHONPATH": str(tests_dir)},
@@ -228,42 +223,42 @@ def test_upload_list_download_and_load_in_a_fresh_process(
 
 
 def test_checkpoint_without_a_trainer_and_without_a_class(
-    shelf: Any, testmodules: Any, x: torch.Tensor, run: Callable[[Any, Any], Any]
+    local_shelf: Any, testmodules: Any, x: torch.Tensor, run: Callable[[Any, Any], Any]
 ) -> None:
     torch.manual_seed(5)
     model = testmodules.TinyRegressor(hidden=3)
-    version = shelf.upload("bare", model, serializer="lightning-checkpoint")
+    version = local_shelf.upload("bare", model, serializer="lightning-checkpoint")
     assert version.serializer.safe is False
     assert version.serializer.details["written_by"] == "torch.save"
     with pytest.raises(UntrustedFormat):
-        shelf.load(version.ref, cls=testmodules.TinyRegressor)
-    checkpoint = shelf.load(version.ref, trust=True)
+        local_shelf.load(version.ref, cls=testmodules.TinyRegressor)
+    checkpoint = local_shelf.load(version.ref, trust=True)
     assert set(checkpoint["state_dict"]) == set(model.state_dict())
     assert checkpoint["hyper_parameters"]["hidden"] == 3
-    loaded = shelf.load(version.ref, trust=True, cls=testmodules.TinyRegressor)
+    loaded = local_shelf.load(version.ref, trust=True, cls=testmodules.TinyRegressor)
     np.testing.assert_array_equal(run(loaded, x), run(model, x))
 
 
 def test_a_hostile_checkpoint_never_runs_without_trust(
-    shelf: Any, testmodules: Any, tmp_path: Path
+    local_shelf: Any, testmodules: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "pwned"
     # The payload is real: unpickling it writes the marker.
-    pickle.loads(pickle.dumps(testmodules.WritesMarker(str(marker))))
+    pickle.loads(pickle.dumps(WritesMarker(str(marker))))
     assert marker.exists()
     marker.unlink()
 
     # A module whose checkpoint carries the payload among its hyperparameters.
     model = testmodules.TinyRegressor()
-    model.hparams["payload"] = testmodules.WritesMarker(str(marker))
-    version = shelf.upload("evil", model, serializer="lightning-checkpoint")
+    model.hparams["payload"] = WritesMarker(str(marker))
+    version = local_shelf.upload("evil", model, serializer="lightning-checkpoint")
     assert not marker.exists()  # pickling it ran nothing
     with pytest.raises(UntrustedFormat):
-        shelf.load(version.ref)  # core refuses before downloading
+        local_shelf.load(version.ref)  # core refuses before downloading
     with pytest.raises(UntrustedFormat):
-        shelf.load(version.ref, cls=testmodules.TinyRegressor)
+        local_shelf.load(version.ref, cls=testmodules.TinyRegressor)
     assert not marker.exists()
-    directory = shelf.download(version.ref, tmp_path / "dl")
+    directory = local_shelf.download(version.ref, tmp_path / "dl")
     with pytest.raises(UntrustedFormat, match=r"trust=True"):
         LightningCheckpointSerializer().load(directory, details=version.serializer.details)
     assert not marker.exists()
