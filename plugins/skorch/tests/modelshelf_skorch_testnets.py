@@ -3,7 +3,6 @@ processes need that): the conftest puts this directory on ``sys.path``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,13 +75,3 @@ def unfitted(hidden: int = 8, criterion: Any = None) -> Any:
         verbose=0,
         **({"criterion": criterion} if criterion else {}),
     )
-
-
-class WritesMarker:
-    """Unpickling this writes a marker file: the payload of a hostile pickle."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        return (Path.write_text, (Path(self.path), "code from the stored model ran\n"))

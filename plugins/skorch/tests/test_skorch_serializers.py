@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import pickle
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,11 @@ import pytest
 from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
+from modelshelf.testing.frameworks import (
+    WritesMarker,
+    assert_light_import,
+    assert_plugins_command_lists,
+)
 from modelshelf_skorch import SkorchPickleSerializer, SkorchSafetensorsSerializer
 
 
@@ -24,33 +28,19 @@ def chosen(obj: Any) -> str:
 
 
 def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> None:
-    code = textwrap.dedent(
-        """
-        import sys
-        import modelshelf_skorch
-        from modelshelf.plugins import get_registry
-        names = set(get_registry().serializers())
-        assert {"skorch-safetensors", "skorch-pickle"} <= names, names
-        heavy = ("skorch", "torch", "safetensors", "sklearn", "numpy")
-        loaded = sorted(m for m in heavy if m in sys.modules)
-        assert not loaded, loaded
-        """
+    assert_light_import(
+        "skorch",
+        ["skorch-safetensors", "skorch-pickle"],
+        ["skorch", "torch", "safetensors", "sklearn", "numpy"],
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def test_modelshelf_plugins_lists_the_claims() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "modelshelf", "plugins"], capture_output=True, text=True, timeout=120
+    assert_plugins_command_lists(
+        "skorch",
+        "serializer skorch-safetensors [safetensors, safe]: skorch.net.NeuralNet",
+        "serializer skorch-pickle [pickle, UNSAFE: needs trust to load]: opt-in",
     )
-    assert result.returncode == 0, result.stderr
-    assert (
-        "serializer skorch-safetensors [safetensors, safe]: skorch.net.NeuralNet" in result.stdout
-    )
-    assert "serializer skorch-pickle [pickle, UNSAFE: needs trust to load]: opt-in" in result.stdout
 
 
 def test_nets_are_claimed_before_scikit_learn(trained: Any) -> None:
@@ -61,10 +51,10 @@ def test_nets_are_claimed_before_scikit_learn(trained: Any) -> None:
     assert chosen(NeuralNetRegressor(module=None)) == "skorch-safetensors"
 
 
-def test_upload_records_parts_params_history_and_classes(shelf: Any, trained: Any) -> None:
+def test_upload_records_parts_params_history_and_classes(local_shelf: Any, trained: Any) -> None:
     import skorch
 
-    version = shelf.upload("clf", trained)
+    version = local_shelf.upload("clf", trained)
     assert version.serializer.name == "skorch-safetensors"
     assert (version.framework.name, version.framework.version) == ("skorch", skorch.__version__)
     assert sorted(f.path for f in version.files) == ["history.json", "module_/model.safetensors"]
@@ -82,11 +72,11 @@ def test_upload_records_parts_params_history_and_classes(shelf: Any, trained: An
 
 
 def test_load_fills_the_net_the_caller_builds(
-    shelf: Any, trained: Any, x: np.ndarray, testnets: Any
+    local_shelf: Any, trained: Any, x: np.ndarray, testnets: Any
 ) -> None:
-    shelf.upload("clf", trained)
+    local_shelf.upload("clf", trained)
     net = testnets.unfitted()
-    loaded = shelf.load("clf:1", net=net)
+    loaded = local_shelf.load("clf:1", net=net)
     assert loaded is net and loaded.initialized_
     np.testing.assert_array_equal(loaded.predict_proba(x), trained.predict_proba(x))
     np.testing.assert_array_equal(loaded.predict(x), trained.predict(x))
@@ -96,23 +86,25 @@ def test_load_fills_the_net_the_caller_builds(
     # An already initialised net is filled in place too.
     ready = testnets.unfitted().initialize()
     np.testing.assert_array_equal(
-        shelf.load("clf:1", net=ready).predict_proba(x), trained.predict_proba(x)
+        local_shelf.load("clf:1", net=ready).predict_proba(x), trained.predict_proba(x)
     )
 
     with pytest.raises(
         ModelshelfError,
         match=r"pass net= a skorch.classifier.NeuralNetClassifier built with module modelshelf_skorch_testnets.Classifier",
     ):
-        shelf.load("clf:1")
+        local_shelf.load("clf:1")
     with pytest.raises(ModelshelfError, match=r"shape mismatch for layers.0.weight"):
-        shelf.load("clf:1", net=testnets.unfitted(hidden=3))
+        local_shelf.load("clf:1", net=testnets.unfitted(hidden=3))
     with pytest.raises(ModelshelfError, match=r"net= must be a skorch net"):
-        shelf.load("clf:1", net=object())
+        local_shelf.load("clf:1", net=object())
 
 
-def test_a_criterion_with_state_is_stored_too(shelf: Any, testnets: Any, x: np.ndarray) -> None:
+def test_a_criterion_with_state_is_stored_too(
+    local_shelf: Any, testnets: Any, x: np.ndarray
+) -> None:
     trained = testnets.fitted(criterion=testnets.WeightedLoss)
-    version = shelf.upload("weighted", trained)
+    version = local_shelf.upload("weighted", trained)
     assert [p["attribute"] for p in version.serializer.details["parts"]] == [
         "module_",
         "criterion_",
@@ -120,20 +112,20 @@ def test_a_criterion_with_state_is_stored_too(shelf: Any, testnets: Any, x: np.n
     net = testnets.unfitted(criterion=testnets.WeightedLoss)
     net.initialize()
     net.criterion_.weights.fill_(0.0)
-    loaded = shelf.load(version.ref, net=net)
+    loaded = local_shelf.load(version.ref, net=net)
     assert loaded.criterion_.weights.tolist() == [1.0, 2.0, 0.5]
     np.testing.assert_array_equal(loaded.predict_proba(x), trained.predict_proba(x))
 
 
 def test_unfitted_nets_and_other_objects_are_refused(
-    shelf: Any, testnets: Any, tmp_path: Path
+    local_shelf: Any, testnets: Any, tmp_path: Path
 ) -> None:
     with pytest.raises(InvalidModel, match=r"not initialised.*net.initialize\(\)"):
-        shelf.upload("raw", testnets.unfitted())
+        local_shelf.upload("raw", testnets.unfitted())
     with pytest.raises(InvalidModel, match=r"skorch-safetensors saves skorch nets"):
         SkorchSafetensorsSerializer().save(object(), tmp_path)
     with pytest.raises(ModelshelfError, match=r"unknown skorch-safetensors save option"):
-        shelf.upload("clf", testnets.fitted(), options={"f_params": "x"})
+        local_shelf.upload("clf", testnets.fitted(), options={"f_params": "x"})
 
 
 FRESH_PROCESS = """
@@ -152,19 +144,19 @@ print(json.dumps({"listed": listed, "files": files, "type": type(net).__name__,
 
 
 def test_upload_list_download_and_load_in_a_fresh_process(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     trained: Any,
     x: np.ndarray,
     tests_dir: Path,
     tmp_path: Path,
-    run_python: Callable[..., subprocess.CompletedProcess[str]],
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
-    shelf.upload("team/clf", trained)
-    shelf.upload("team/other", trained)
-    result = run_python(
+    local_shelf.upload("team/clf", trained)
+    local_shelf.upload("team/other", trained)
+    result = modelshelf_run_python(
         textwrap.dedent(FRESH_PROCESS),
-        str(shelf_path),
+        str(local_shelf_path),
         str(tmp_path / "dl"),
         json.dumps(x.tolist()),
         env={"PYTHONPATH": str(tests_dir)},
@@ -181,21 +173,21 @@ def test_upload_list_download_and_load_in_a_fresh_process(
 
 
 def test_a_hostile_pickle_never_runs_without_trust(
-    shelf: Any, testnets: Any, tmp_path: Path
+    local_shelf: Any, testnets: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "pwned"
-    payload = pickle.dumps(testnets.WritesMarker(str(marker)))
+    payload = pickle.dumps(WritesMarker(str(marker)))
     pickle.loads(payload)  # the payload is real: unpickling it writes the marker
     assert marker.exists()
     marker.unlink()
 
-    version = shelf.upload("evil", testnets.WritesMarker(str(marker)), serializer="skorch-pickle")
+    version = local_shelf.upload("evil", WritesMarker(str(marker)), serializer="skorch-pickle")
     assert version.serializer.safe is False
     assert not marker.exists()
     with pytest.raises(UntrustedFormat):
-        shelf.load(version.ref)  # core refuses before downloading
+        local_shelf.load(version.ref)  # core refuses before downloading
     assert not marker.exists()
-    directory = shelf.download(version.ref, tmp_path / "dl")
+    directory = local_shelf.download(version.ref, tmp_path / "dl")
     with pytest.raises(UntrustedFormat, match=r"trust=True"):
         SkorchPickleSerializer().load(directory, details=version.serializer.details)
     assert not marker.exists()
@@ -205,12 +197,12 @@ def test_a_hostile_pickle_never_runs_without_trust(
 
 
 def test_pickle_of_an_unimportable_class_says_so(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     trained: Any,
-    run_python: Callable[..., subprocess.CompletedProcess[str]],
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
-    version = shelf.upload("clf", trained, serializer="skorch-pickle")
+    version = local_shelf.upload("clf", trained, serializer="skorch-pickle")
     code = textwrap.dedent(
         """
         import sys
@@ -226,7 +218,7 @@ def test_pickle_of_an_unimportable_class_says_so(
             print(exc)
         """
     )
-    result = run_python(
-        code, str(shelf_path), version.ref, str(shelf_path.parent / "dl")
+    result = modelshelf_run_python(
+        code, str(local_shelf_path), version.ref, str(local_shelf_path.parent / "dl")
     )  # no tests dir on the path
     assert "must be importable" in result.stdout and "modelshelf_skorch_testnets" in result.stdout
