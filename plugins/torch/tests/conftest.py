@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from modelshelf.testing.frameworks import import_test_helpers
 
 TESTS_DIR = Path(__file__).parent
 # The test modules live in a real module (importable by name for pickle and subprocesses).
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-import modelshelf_torch_testnets as nets  # noqa: E402
+nets = import_test_helpers(__file__, "modelshelf_torch_testnets")
 
 
 @pytest.fixture
