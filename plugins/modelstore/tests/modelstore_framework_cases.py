@@ -180,7 +180,7 @@ def outputs_onnx(model: Any) -> Outputs:
     from onnx.reference import ReferenceEvaluator
 
     (y,) = ReferenceEvaluator(model).run(None, {"X": _test_inputs(15).astype(np.float32)})
-    return {"y": y, "bytes": np.frombuffer(model.SerializeToString(), dtype=np.uint8)}
+    return {"y": np.asarray(y), "bytes": np.frombuffer(model.SerializeToString(), dtype=np.uint8)}
 
 
 # --- pytorch ----------------------------------------------------------------------------------

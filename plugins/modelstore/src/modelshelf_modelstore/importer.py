@@ -3,8 +3,9 @@
 Mapping: a domain becomes a model name, each live model a version (oldest first), each state an
 alias on the newest model in that state. The registry is read through modelshelf's storage plugins
 (:mod:`.source`), archives are unpacked by hand with every member checked (:mod:`.archives`), and
-nothing stored is ever unpickled: pickle-based files are imported as files and marked unsafe.
-Which serializer a model gets is decided by :mod:`.managers`. Re-running an import only adds what
+nothing stored is ever unpickled during the import: pickle-like files are listed as unsafe, and a
+version whose serializer reads a pickle needs trust to load. Which serializer a model gets is
+decided by :mod:`.managers`. Re-running an import only adds what
 is new (models are matched by domain and model id). Versions are published through the public
 :meth:`modelshelf.Shelf.publish`.
 """
