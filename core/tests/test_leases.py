@@ -38,7 +38,9 @@ def test_an_upload_whose_lease_lapsed_stores_again_what_gc_took(
     source = tmp_path / "w.bin"
     source.write_bytes(b"weights " * 1000)
     uploader, store = _shelf(root, tmp_path / "c1", lease_ttl=1.0, lease_poll=0.01)
-    sweeper, _ = _shelf(root, tmp_path / "c2", lease_ttl=1.0)
+    # The sweeper's own lease is long: a loaded machine must not make gc stop early (it stops
+    # deleting when it cannot keep its record fresh), which would keep the blob this test needs gone.
+    sweeper, _ = _shelf(root, tmp_path / "c2", lease_ttl=30.0)
     stalled = threading.Event()
     original_refresh = HeldLease.refresh
 
