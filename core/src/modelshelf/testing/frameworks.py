@@ -1,14 +1,18 @@
 """Checks every framework plugin's tests repeat, beside the
 :class:`~modelshelf.testing.SerializerContract`.
 
+* :func:`chosen_serializer`: which serializer ``shelf.upload(name, obj)`` picks for ``obj``.
 * :func:`assert_light_import`: importing the plugin and listing serializers imports no framework.
 * :func:`assert_plugins_command_lists`: ``modelshelf plugins`` shows the plugin's serializers.
 * :class:`WritesMarker`: a pickle payload that writes a marker file when unpickled (a stand-in for
   arbitrary code), and :func:`assert_payload_needs_trust`: a version holding one never runs it
   without trust, and runs it with trust (so the payload is known to be live).
+* :func:`assert_planted_link_refused`: a link planted in place of a version's file is refused,
+  never followed.
 * :func:`load_trusted`: ``shelf.load(ref, trust=True)``, or where core's pickle scan flagged the
   version, the checks that it flagged only the framework's own classes and that ``trust=True`` is
   refused, then ``trust="ignore-scan"``.
+* :func:`fresh_process_report`: run a script against a shelf in a fresh process, get its report.
 * :func:`import_test_helpers`: put a tests folder on ``sys.path`` and import a helper module from
   it, so that pickles and fresh processes find its classes by name.
 
@@ -24,11 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,10 +45,22 @@ __all__ = [
     "WritesMarker",
     "assert_light_import",
     "assert_payload_needs_trust",
+    "assert_planted_link_refused",
     "assert_plugins_command_lists",
+    "chosen_serializer",
+    "fresh_process_report",
     "import_test_helpers",
     "load_trusted",
 ]
+
+
+def chosen_serializer(obj: Any) -> str:
+    """The name of the serializer ``shelf.upload(name, obj)`` picks among all registered ones: the
+    one whose claim matches earliest in ``type(obj).__mro__``."""
+    from modelshelf.plugins import get_registry
+    from modelshelf.serializers import choose
+
+    return choose(obj, [entry.serializer for entry in get_registry().serializers().values()]).name
 
 
 def _run_with_only(plugin: str, args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -52,7 +70,9 @@ def _run_with_only(plugin: str, args: list[str]) -> subprocess.CompletedProcess[
     result = subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, env=env, timeout=300, check=False
     )
-    assert result.returncode == 0, f"python {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"python {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    )
     return result
 
 
@@ -130,6 +150,23 @@ def assert_payload_needs_trust(shelf: Any, ref: str, marker: Path, reader_cache:
     assert marker.exists(), "loading with trust did not run the payload: it proves nothing"
 
 
+def assert_planted_link_refused(
+    serializer: Any, version: Path, details: dict[str, Any], stored: str, **load_options: Any
+) -> None:
+    """Move the file ``stored`` of the saved ``version`` beside the version and plant a symbolic
+    link to it in its place: ``serializer.load(version, details=details, **load_options)`` must
+    refuse it with one :class:`~modelshelf.errors.IntegrityError` line, not follow it."""
+    from modelshelf.errors import IntegrityError
+
+    outside = version.parent / f"outside-{Path(stored).name}"
+    (version / stored).rename(outside)
+    (version / stored).symlink_to(outside)
+    with pytest.raises(IntegrityError, match="symbolic link") as caught:
+        serializer.load(version, details=details, **load_options)
+    message = str(caught.value)
+    assert message and "\n" not in message, f"not one line: {message!r}"
+
+
 def load_trusted(shelf: Any, ref: str, framework_imports: tuple[str, ...], **options: Any) -> Any:
     """``shelf.load(ref, trust=True, **options)``. Where core's pickle scan flagged the version at
     upload (its allow-list does not know every framework's classes), first check that every import
@@ -146,6 +183,25 @@ def load_trusted(shelf: Any, ref: str, framework_imports: tuple[str, ...], **opt
     with pytest.raises(UntrustedFormat):
         shelf.load(ref, trust=True, **options)
     return shelf.load(ref, trust="ignore-scan", **options)
+
+
+def fresh_process_report(
+    run_python: Callable[..., subprocess.CompletedProcess[str]],
+    script: str,
+    shelf: Any,
+    *args: str,
+    importable: Path | None = None,
+) -> Any:
+    """Run ``script`` (dedented) with ``run_python`` (core's ``modelshelf_run_python`` fixture: a
+    fresh process, an empty cache) as ``script SHELF_URL DOWNLOAD_DIR *args``, where
+    ``DOWNLOAD_DIR`` is a new directory to download into, with the folder ``importable`` (say the
+    tests folder whose helper module the script imports) on ``PYTHONPATH``. The script prints a
+    JSON report as its last line of output: returned, parsed."""
+    env = {"PYTHONPATH": str(importable)} if importable is not None else None
+    with tempfile.TemporaryDirectory(prefix="modelshelf-fresh-") as scratch:
+        download = str(Path(scratch) / "download")
+        result = run_python(textwrap.dedent(script), shelf.url, download, *args, env=env)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def import_test_helpers(conftest: str, module: str) -> ModuleType:

@@ -122,13 +122,17 @@ _FRESH_LOAD = """
 import json, pickle, sys
 from pathlib import Path
 import numpy as np, modelshelf
-shelf_path, ref, dest, inputs, methods, out = sys.argv[1:]
+shelf_path, ref, dest, inputs, methods, out, trust = sys.argv[1:]
 shelf = modelshelf.open(shelf_path)
 name = ref.split("@")[0].split(":")[0]
 versions = [v.version for v in shelf.versions(name)]
 folder = Path(shelf.download(ref, dest))
 files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-model = shelf.load(ref)
+if trust == "trust":
+    scan = shelf.get(ref).scan
+    model = shelf.load(ref, trust="ignore-scan" if scan is not None and scan.dangerous else True)
+else:
+    model = shelf.load(ref)
 with open(inputs, "rb") as given:
     X = pickle.load(given)
 np.savez(out, **{m: np.asarray(getattr(model, m)(X)) for m in methods.split(",")})
@@ -140,15 +144,20 @@ print(json.dumps({"versions": versions, "files": files, "type": type(model).__na
 def modelshelf_fresh_load(
     modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
 ) -> Callable[..., FreshLoad]:
-    """``fresh_load(shelf_path, ref, inputs, *methods)``: in a fresh process with an empty cache,
-    list the versions of ``ref``'s model, download ``ref``, load it and call each method (default
-    ``predict``) on ``inputs`` (passed by pickle); returns a :class:`FreshLoad`. Needs numpy.
+    """``fresh_load(shelf_path, ref, inputs, *methods, trust=False)``: in a fresh process with an
+    empty cache, list the versions of ``ref``'s model, download ``ref``, load it and call each
+    method (default ``predict``) on ``inputs`` (passed by pickle); returns a :class:`FreshLoad`.
+    Needs numpy. ``trust=True`` loads an unsafe format with trust, and past core's pickle scan
+    where it flagged the version (check in-process which imports it flagged, say with
+    :func:`~modelshelf.testing.frameworks.load_trusted`).
 
     Serializer tests use it to prove a model comes back whole in a process that never saw it.
     """
     counter = iter(range(1_000_000))
 
-    def fresh_load(shelf_path: Path | str, ref: str, inputs: Any, *methods: str) -> FreshLoad:
+    def fresh_load(
+        shelf_path: Path | str, ref: str, inputs: Any, *methods: str, trust: bool = False
+    ) -> FreshLoad:
         import numpy as np
 
         work = tmp_path / f"fresh-load-{next(counter)}"
@@ -163,6 +172,7 @@ def modelshelf_fresh_load(
             str(work / "inputs.pkl"),
             names,
             str(work / "out.npz"),
+            "trust" if trust else "no-trust",
         )
         seen = json.loads(modelshelf_run_python(_FRESH_LOAD, *args).stdout.strip().splitlines()[-1])
         # Our own file: object arrays (string class labels) come back through pickle.
