@@ -15,7 +15,9 @@ from modelshelf.testing.frameworks import (
     WritesMarker,
     assert_light_import,
     assert_payload_needs_trust,
+    assert_planted_link_refused,
     assert_plugins_command_lists,
+    chosen_serializer,
     load_trusted,
 )
 from modelshelf.testing.single_file import one_line
@@ -53,14 +55,9 @@ def test_learners_round_trip_with_trust(
     rows: np.ndarray,
     kind: str,
 ) -> None:
-    from modelshelf.serializers import choose
-
     learner = make_learner(kind)
     # causalml's classes are also scikit-learn estimators: this plugin's claim must be the nearer.
-    assert (
-        choose(learner, [e.serializer for e in get_registry().serializers().values()]).name
-        == "causalml-joblib"
-    )
+    assert chosen_serializer(learner) == "causalml-joblib"
     v = local_shelf.upload("uplift", learner)
     assert v.serializer.name == "causalml-joblib" and v.serializer.safe is False
     assert v.framework.name == "causalml"
@@ -110,41 +107,23 @@ def test_not_a_causalml_learner_is_refused(local_shelf: Any) -> None:
 
 def test_fresh_process_lists_downloads_and_loads(
     local_shelf: Any,
-    local_shelf_path: Path,
     make_learner: MakeLearner,
     learner_predict: Predict,
     rows: np.ndarray,
-    modelshelf_run_python: Any,
-    tmp_path: Path,
+    modelshelf_fresh_load: Any,
 ) -> None:
     learner = make_learner("t-learner")
     local_shelf.upload("uplift", learner)
-    np.save(tmp_path / "rows.npy", rows)
-    code = (
-        "import sys, numpy as np, modelshelf\n"
-        "shelf = modelshelf.open(sys.argv[1])\n"
-        "assert [v.version for v in shelf.versions('uplift')] == [1]\n"
-        "dest = shelf.download('uplift:1', sys.argv[2])\n"
-        "assert sorted(p.name for p in dest.iterdir()) == ['learner.joblib']\n"
-        "scan = shelf.get('uplift:1').scan\n"
-        "learner = shelf.load('uplift:1', trust='ignore-scan' if scan is not None and scan.dangerous else True)\n"
-        "np.save(sys.argv[3], learner.predict(np.load(sys.argv[4])))\n"
-    )
-    out = tmp_path / "cate.npy"
-    modelshelf_run_python(
-        code, str(local_shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "rows.npy")
-    )
-    np.testing.assert_array_equal(np.load(out), learner_predict(learner, rows))
+    fresh = modelshelf_fresh_load(local_shelf.url, "uplift:1", rows, trust=True)
+    assert (fresh.versions, fresh.files) == ([1], ["learner.joblib"])
+    np.testing.assert_array_equal(fresh.outputs["predict"], learner_predict(learner, rows))
 
 
 def test_symlinked_file_is_refused(tmp_path: Path) -> None:
     version = tmp_path / "version"
     version.mkdir()
-    (tmp_path / "outside.joblib").write_bytes(b"never to be opened")
-    (version / "learner.joblib").symlink_to(tmp_path / "outside.joblib")
-    with pytest.raises(IntegrityError, match="symbolic link") as caught:
-        CausalMLSerializer().load(version, details={}, trust=True)
-    one_line(caught.value)
+    (version / "learner.joblib").write_bytes(b"never to be opened")
+    assert_planted_link_refused(CausalMLSerializer(), version, {}, "learner.joblib", trust=True)
 
 
 def test_loads_what_modelstore_wrote(
