@@ -13,7 +13,6 @@ import pytest
 import shap
 from modelshelf.errors import InvalidModel, ModelshelfError, NoSerializer, UntrustedFormat
 from modelshelf.plugins import get_registry
-from modelshelf.serializers import choose
 from modelshelf.testing import frameworks
 from modelshelf.testing.single_file import one_line
 from modelshelf_shap import ShapPickleSerializer, TreeExplainerSerializer
@@ -31,10 +30,6 @@ class WritesMarker(frameworks.WritesMarker):
 
     def __call__(self, X: Any) -> Any:
         return np.zeros(len(X))
-
-
-def _serializers() -> list[Any]:
-    return [e.serializer for e in get_registry().serializers().values()]
 
 
 def test_import_and_listing_import_no_framework() -> None:
@@ -55,11 +50,11 @@ def test_plugins_command_lists_claims_and_why_unsafe() -> None:
 
 
 def test_claims(make_model: MakeModel, X: pd.DataFrame) -> None:
-    assert choose(shap.TreeExplainer(make_model("xgboost")), _serializers()).name == "shap-tree"
+    assert frameworks.chosen_serializer(shap.TreeExplainer(make_model("xgboost"))) == "shap-tree"
     exact = shap.explainers.Exact(make_model("logistic").predict_proba, X.to_numpy()[:10])
-    assert choose(exact, _serializers()).name == "shap-pickle"
+    assert frameworks.chosen_serializer(exact) == "shap-pickle"
     kernel = shap.KernelExplainer(make_model("logistic").predict_proba, X.to_numpy()[:5])
-    assert choose(kernel, _serializers()).name == "shap-pickle"
+    assert frameworks.chosen_serializer(kernel) == "shap-pickle"
 
 
 @pytest.mark.parametrize(
@@ -191,34 +186,19 @@ def test_malicious_pickle_runs_only_with_trust(
 
 def test_fresh_process_lists_downloads_and_loads(
     local_shelf: Any,
-    local_shelf_path: Path,
     make_model: MakeModel,
     X: pd.DataFrame,
     rows: pd.DataFrame,
-    modelshelf_run_python: Any,
-    tmp_path: Path,
+    modelshelf_fresh_load: Any,
 ) -> None:
     explainer = shap.TreeExplainer(
         make_model("xgboost"), data=X.iloc[:30], feature_perturbation="interventional"
     )
     local_shelf.upload("why", explainer)
-    np.save(tmp_path / "rows.npy", rows.to_numpy())
-    code = (
-        "import sys, numpy as np, pandas as pd, modelshelf\n"
-        "shelf = modelshelf.open(sys.argv[1])\n"
-        "assert [v.version for v in shelf.versions('why')] == [1]\n"
-        "dest = shelf.download('why:1', sys.argv[2])\n"
-        "assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob('*') if p.is_file()) == "
-        "['data.npy', 'explainer.json', 'model/model.ubj'], list(dest.rglob('*'))\n"
-        "explainer = shelf.load('why:1')\n"
-        "rows = pd.DataFrame(np.load(sys.argv[4]), columns=['age', 'income', 'tenure', 'score'])\n"
-        "np.save(sys.argv[3], explainer.shap_values(rows))\n"
-    )
-    out = tmp_path / "values.npy"
-    modelshelf_run_python(
-        code, str(local_shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "rows.npy")
-    )
-    np.testing.assert_array_equal(np.load(out), explainer.shap_values(rows))
+    fresh = modelshelf_fresh_load(local_shelf.url, "why:1", rows, "shap_values")
+    assert fresh.versions == [1]
+    assert fresh.files == ["data.npy", "explainer.json", "model/model.ubj"]
+    np.testing.assert_array_equal(fresh.outputs["shap_values"], explainer.shap_values(rows))
 
 
 @pytest.mark.parametrize(
