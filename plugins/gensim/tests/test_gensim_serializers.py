@@ -15,7 +15,6 @@ from gensim.models import Doc2Vec, FastText, KeyedVectors, Word2Vec
 from gensim.utils import SaveLoad
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
-from modelshelf.serializers import choose
 from modelshelf.testing import frameworks
 from modelshelf.testing.single_file import one_line
 from modelshelf_gensim import GensimNativeSerializer, Word2VecFormatSerializer
@@ -40,10 +39,6 @@ def _same_vectors(a: Any, b: Any, words: list[str]) -> None:
         assert a.most_similar(word, topn=10) == b.most_similar(word, topn=10)
 
 
-def _serializers() -> list[Any]:
-    return [e.serializer for e in get_registry().serializers().values()]
-
-
 def test_import_and_listing_import_no_framework() -> None:
     frameworks.assert_light_import(
         "gensim", ["gensim-word2vec", "gensim-native"], ["gensim", "numpy", "scipy", "smart_open"]
@@ -63,11 +58,11 @@ def test_plugins_command_lists_claims_and_why_unsafe() -> None:
 
 def test_claims(make_model: MakeModel) -> None:
     w2v = make_model("word2vec")
-    assert choose(w2v.wv, _serializers()).name == "gensim-word2vec"
+    assert frameworks.chosen_serializer(w2v.wv) == "gensim-word2vec"
     for kind in ("word2vec", "fasttext", "doc2vec"):
-        assert choose(make_model(kind), _serializers()).name == "gensim-native"
+        assert frameworks.chosen_serializer(make_model(kind)) == "gensim-native"
     # FastText's vectors hold n-gram buckets the word2vec format cannot keep.
-    assert choose(make_model("fasttext").wv, _serializers()).name == "gensim-native"
+    assert frameworks.chosen_serializer(make_model("fasttext").wv) == "gensim-native"
 
 
 def test_keyed_vectors_round_trip(
@@ -206,11 +201,7 @@ def test_symlinked_file_is_refused(make_model: MakeModel, tmp_path: Path) -> Non
     version.mkdir()
     serializer = Word2VecFormatSerializer()
     saved = serializer.save(make_model("word2vec").wv, version)
-    (version / "vectors.bin").rename(tmp_path / "outside.bin")
-    (version / "vectors.bin").symlink_to(tmp_path / "outside.bin")
-    with pytest.raises(IntegrityError, match="symbolic link") as caught:
-        serializer.load(version, details=saved.details)
-    one_line(caught.value)
+    frameworks.assert_planted_link_refused(serializer, version, saved.details, "vectors.bin")
 
 
 @pytest.mark.parametrize("how", ["truncated", "garbage", "empty", "fewer-keys"])
