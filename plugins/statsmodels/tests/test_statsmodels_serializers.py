@@ -14,7 +14,6 @@ import pytest
 import statsmodels
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
-from modelshelf.serializers import choose
 from modelshelf.testing import frameworks
 from modelshelf.testing.frameworks import WritesMarker
 from modelshelf.testing.single_file import one_line
@@ -27,10 +26,6 @@ MakeResults = Callable[[str], Any]
 #: pandas' top-level classes (DataFrame, Index...), the pyarrow buffers of pandas' string columns
 #: nor types.SimpleNamespace, so a version it flagged loads only with trust="ignore-scan".
 FRAMEWORK_IMPORTS = ("pandas.", "pyarrow.lib.", "types.SimpleNamespace")
-
-
-def _serializers() -> list[Any]:
-    return [e.serializer for e in get_registry().serializers().values()]
 
 
 def test_import_and_listing_import_no_framework() -> None:
@@ -54,8 +49,8 @@ def test_plugins_command_lists_claims_and_why_unsafe() -> None:
 
 def test_claims(make_results: MakeResults) -> None:
     for kind in ("ols", "wls", "logit-glm"):
-        assert choose(make_results(kind), _serializers()).name == "statsmodels-params"
-    assert choose(make_results("arima"), _serializers()).name == "statsmodels-pickle"
+        assert frameworks.chosen_serializer(make_results(kind)) == "statsmodels-params"
+    assert frameworks.chosen_serializer(make_results("arima")) == "statsmodels-pickle"
 
 
 @pytest.mark.parametrize(
@@ -200,32 +195,15 @@ def test_malicious_pickle_runs_only_with_trust(
 
 def test_fresh_process_lists_downloads_and_loads(
     local_shelf: Any,
-    local_shelf_path: Path,
     make_results: MakeResults,
     new_exog: pd.DataFrame,
-    modelshelf_run_python: Any,
-    tmp_path: Path,
+    modelshelf_fresh_load: Any,
 ) -> None:
     results = make_results("logit-glm")
     local_shelf.upload("glm", results)
-    new_exog.to_json(tmp_path / "X.json", orient="split", double_precision=15)
-    code = (
-        "import sys, json, pandas as pd, modelshelf\n"
-        "shelf = modelshelf.open(sys.argv[1])\n"
-        "assert [v.version for v in shelf.versions('glm')] == [1]\n"
-        "dest = shelf.download('glm:1', sys.argv[2])\n"
-        "assert sorted(p.name for p in dest.iterdir()) == ['arrays.npz', 'spec.json']\n"
-        "results = shelf.load('glm:1')\n"
-        "X = pd.read_json(sys.argv[4], orient='split', precise_float=True)\n"
-        "open(sys.argv[3], 'w').write(json.dumps({'X': X.to_numpy().tolist(), 'p': results.predict(X).tolist()}))\n"
-    )
-    out = tmp_path / "out.json"
-    modelshelf_run_python(
-        code, str(local_shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "X.json")
-    )
-    got = json.loads(out.read_text())
-    X = pd.DataFrame(got["X"], columns=new_exog.columns)
-    assert got["p"] == results.predict(X).tolist()
+    fresh = modelshelf_fresh_load(local_shelf.url, "glm:1", new_exog)
+    assert (fresh.versions, fresh.files) == ([1], ["arrays.npz", "spec.json"])
+    np.testing.assert_array_equal(fresh.outputs["predict"], results.predict(new_exog))
 
 
 def test_spec_comes_from_the_files_not_details(
@@ -286,11 +264,7 @@ def test_symlinked_file_is_refused(make_results: MakeResults, tmp_path: Path) ->
     version.mkdir()
     serializer = ParamsSerializer()
     saved = serializer.save(make_results("ols"), version)
-    (version / "spec.json").rename(tmp_path / "outside.json")
-    (version / "spec.json").symlink_to(tmp_path / "outside.json")
-    with pytest.raises(IntegrityError, match="symbolic link") as caught:
-        serializer.load(version, details=saved.details)
-    one_line(caught.value)
+    frameworks.assert_planted_link_refused(serializer, version, saved.details, "spec.json")
 
 
 def test_unknown_options_are_refused(local_shelf: Any, make_results: MakeResults) -> None:
