@@ -101,33 +101,17 @@ def test_unknown_options_are_refused(local_shelf: Any, fitted: Callable[[str], A
 
 def test_fresh_process_lists_downloads_and_loads(
     local_shelf: Any,
-    local_shelf_path: Path,
     fitted: Callable[[str], Any],
     future: pd.DataFrame,
-    modelshelf_run_python: Any,
-    tmp_path: Path,
+    modelshelf_fresh_load: Any,
 ) -> None:
     model = fitted("regressor")
     local_shelf.upload("sales", model)
-    future.to_json(tmp_path / "future.json", orient="table")
-    code = (
-        "import sys, pandas as pd, modelshelf\n"
-        "shelf = modelshelf.open(sys.argv[1])\n"
-        "assert [v.version for v in shelf.versions('sales')] == [1]\n"
-        "dest = shelf.download('sales:1', sys.argv[2])\n"
-        "assert sorted(p.name for p in dest.iterdir()) == ['model.json']\n"
-        "model = shelf.load('sales:1')\n"
-        "assert type(model).__name__ == 'Prophet', type(model)\n"
-        "future = pd.read_json(sys.argv[4], orient='table')\n"
-        "model.predict(future)[['yhat']].to_json(sys.argv[3], orient='split', double_precision=15)\n"
-    )
-    out = tmp_path / "forecast.json"
-    modelshelf_run_python(
-        code, str(local_shelf_path), str(tmp_path / "dl"), str(out), str(tmp_path / "future.json")
-    )
-    got = pd.read_json(out, orient="split", precise_float=True)["yhat"].to_numpy()
-    expected = model.predict(future)["yhat"].to_numpy()
-    assert got.tolist() == pytest.approx(expected.tolist(), rel=1e-14)
+    fresh = modelshelf_fresh_load(local_shelf.url, "sales:1", future)
+    assert (fresh.versions, fresh.files, fresh.type) == ([1], ["model.json"], "Prophet")
+    forecast = model.predict(future)
+    got = fresh.outputs["predict"][:, list(forecast.columns).index("yhat")].astype(float)
+    assert got.tolist() == pytest.approx(forecast["yhat"].tolist(), rel=1e-14)
 
 
 def test_details_naming_files_outside_the_version_are_refused(
