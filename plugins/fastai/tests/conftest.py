@@ -14,18 +14,7 @@ from typing import Any
 import pytest
 from modelshelf.testing.frameworks import import_test_helpers
 
-TESTS_DIR = Path(__file__).parent
 learners = import_test_helpers(__file__, "modelshelf_fastai_testlearners")
-
-
-@pytest.fixture
-def testlearners() -> Any:
-    return learners
-
-
-@pytest.fixture
-def tests_dir() -> Path:
-    return TESTS_DIR
 
 
 @pytest.fixture(autouse=True)

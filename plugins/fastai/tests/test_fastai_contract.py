@@ -10,6 +10,7 @@ import pytest
 # fastai is not a dependency of the plugin: install it with `pip install --no-deps fastai` plus its
 # dependencies but torchvision, whose wheel for torch 2.13.0 fails to import beside the CPU build.
 pytest.importorskip("fastai.tabular.all", reason="fastai is not installed")
+import modelshelf_fastai_testlearners as testlearners  # on sys.path: see conftest.py
 from modelshelf.testing import SerializerContract
 
 
@@ -23,7 +24,7 @@ class FastaiContract(SerializerContract):
         return rows
 
     @pytest.fixture
-    def predict(self, testlearners: Any) -> Callable[[Any, Any], Any]:
+    def predict(self) -> Callable[[Any, Any], Any]:
         return testlearners.predict
 
     @pytest.fixture
@@ -37,7 +38,7 @@ class TestFastaiSafetensorsContract(FastaiContract):
         return "fastai-safetensors"
 
     @pytest.fixture
-    def load_options(self, testlearners: Any) -> dict[str, Any]:
+    def load_options(self) -> dict[str, Any]:
         return {"learner": testlearners.learner(train=False, seed=99)}
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +11,20 @@ import pytest
 # fastai is not a dependency of the plugin: install it with `pip install --no-deps fastai` plus its
 # dependencies but torchvision, whose wheel for torch 2.13.0 fails to import beside the CPU build.
 pytest.importorskip("fastai.tabular.all", reason="fastai is not installed")
+import modelshelf_fastai_testlearners as testlearners  # on sys.path: see conftest.py
 import torch
 from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
 from modelshelf.serializers import choose
-from modelshelf.testing.frameworks import (
-    WritesMarker,
-    assert_light_import,
-    assert_plugins_command_lists,
-)
+from modelshelf.testing import frameworks
 from modelshelf_fastai import FastaiExportSerializer, FastaiSafetensorsSerializer
+
+#: This folder, for the fresh processes that import its helper module by name.
+TESTS_DIR = Path(__file__).parent
 
 
 def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> None:
-    assert_light_import(
+    frameworks.assert_light_import(
         "fastai",
         ["fastai-safetensors", "fastai-export"],
         ["fastai", "fastcore", "torch", "torchvision", "safetensors", "pandas", "numpy"],
@@ -36,7 +32,7 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
 
 
 def test_modelshelf_plugins_lists_the_claims() -> None:
-    assert_plugins_command_lists(
+    frameworks.assert_plugins_command_lists(
         "fastai",
         "serializer fastai-safetensors [safetensors, safe]: fastai.learner.Learner",
         "serializer fastai-export [pickle, UNSAFE: needs trust to load]: opt-in",
@@ -49,9 +45,7 @@ def test_learner_is_claimed_and_its_model_stays_torch(trained: Any) -> None:
     assert choose(trained.model, serializers).name == "torch-safetensors"
 
 
-def test_upload_records_weights_preprocessing_and_signature(
-    local_shelf: Any, testlearners: Any
-) -> None:
+def test_upload_records_weights_preprocessing_and_signature(local_shelf: Any) -> None:
     import fastai
 
     # A learner of its own: the shared one's recorder changes as other tests use it.
@@ -86,7 +80,7 @@ def test_upload_records_weights_preprocessing_and_signature(
 
 
 def test_load_fills_the_learner_the_caller_builds(
-    local_shelf: Any, trained: Any, rows: Any, testlearners: Any
+    local_shelf: Any, trained: Any, rows: Any
 ) -> None:
     local_shelf.upload("tab", trained)
     fresh = testlearners.learner(train=False, seed=5)
@@ -108,9 +102,7 @@ def test_load_fills_the_learner_the_caller_builds(
         local_shelf.load("tab:1", learner=testlearners.learner(train=False, hidden=5))
 
 
-def test_a_learner_with_other_preprocessing_is_refused(
-    local_shelf: Any, trained: Any, testlearners: Any
-) -> None:
+def test_a_learner_with_other_preprocessing_is_refused(local_shelf: Any, trained: Any) -> None:
     local_shelf.upload("tab", trained)
     other_data = testlearners.frame(seed=3)  # same columns, other rows: other normalisation
     other = testlearners.learner(train=False, data=other_data)
@@ -147,23 +139,15 @@ print(json.dumps({"listed": listed, "files": files, "out": predict(loaded, rows_
 
 def test_upload_list_download_and_load_in_a_fresh_process(
     local_shelf: Any,
-    local_shelf_path: Path,
     trained: Any,
     rows: Any,
-    testlearners: Any,
-    tests_dir: Path,
-    tmp_path: Path,
-    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
+    modelshelf_run_python: Any,
 ) -> None:
     local_shelf.upload("team/tab", trained)
     local_shelf.upload("team/tab", trained)
-    result = modelshelf_run_python(
-        textwrap.dedent(FRESH_PROCESS),
-        str(local_shelf_path),
-        str(tmp_path / "dl"),
-        env={"PYTHONPATH": str(tests_dir)},
+    report = frameworks.fresh_process_report(
+        modelshelf_run_python, FRESH_PROCESS, local_shelf, importable=TESTS_DIR
     )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["listed"] == {"team/tab": [1, 2]}
     assert report["files"] == ["model.safetensors"]
     assert report["out"] == testlearners.predict(trained, rows).tobytes().hex()
@@ -172,9 +156,7 @@ def test_upload_list_download_and_load_in_a_fresh_process(
 # --- fastai-export -------------------------------------------------------------------------------
 
 
-def test_export_round_trip_through_the_serializer(
-    trained: Any, rows: Any, testlearners: Any, tmp_path: Path
-) -> None:
+def test_export_round_trip_through_the_serializer(trained: Any, rows: Any, tmp_path: Path) -> None:
     serializer = FastaiExportSerializer()
     saved = serializer.save(trained, tmp_path)
     assert saved.details["file"] == "export.pkl"
@@ -188,12 +170,12 @@ def test_export_round_trip_through_the_serializer(
 
 
 def test_a_hostile_export_never_runs_without_trust(
-    local_shelf: Any, trained: Any, testlearners: Any, tmp_path: Path
+    local_shelf: Any, trained: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "pwned"
     hostile = tmp_path / "hostile"
     hostile.mkdir()
-    torch.save(WritesMarker(str(marker)), hostile / "export.pkl")
+    torch.save(frameworks.WritesMarker(str(marker)), hostile / "export.pkl")
     assert not marker.exists()
     torch.load(hostile / "export.pkl", weights_only=False)  # the payload is real
     assert marker.exists()
