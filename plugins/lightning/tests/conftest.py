@@ -10,18 +10,7 @@ import pytest
 import torch
 from modelshelf.testing.frameworks import import_test_helpers
 
-TESTS_DIR = Path(__file__).parent
 modules = import_test_helpers(__file__, "modelshelf_lightning_testmodules")
-
-
-@pytest.fixture
-def testmodules() -> Any:
-    return modules
-
-
-@pytest.fixture
-def tests_dir() -> Path:
-    return TESTS_DIR
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import modelshelf_lightning_testmodules as testmodules  # on sys.path: see conftest.py
 import pytest
 from modelshelf.testing import SerializerContract
 
@@ -23,7 +24,7 @@ class LightningContract(SerializerContract):
         return run
 
     @pytest.fixture
-    def load_options(self, testmodules: Any) -> dict[str, Any]:
+    def load_options(self) -> dict[str, Any]:
         return {"cls": testmodules.TinyRegressor}
 
     @pytest.fixture

@@ -4,32 +4,25 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import modelshelf_lightning_testmodules as testmodules  # on sys.path: see conftest.py
 import numpy as np
 import pytest
 import torch
 from modelshelf.errors import ModelshelfError, UntrustedFormat
-from modelshelf.plugins import get_registry
-from modelshelf.serializers import choose
-from modelshelf.testing.frameworks import (
-    WritesMarker,
-    assert_light_import,
-    assert_plugins_command_lists,
-)
+from modelshelf.testing import frameworks
+from modelshelf.testing.frameworks import chosen_serializer
 from modelshelf_lightning import LightningCheckpointSerializer, LightningSafetensorsSerializer
 
-
-def chosen(obj: Any) -> str:
-    return choose(obj, (e.serializer for e in get_registry().serializers().values())).name
+#: This folder, for the fresh processes that import its helper module by name.
+TESTS_DIR = Path(__file__).parent
 
 
 def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> None:
-    assert_light_import(
+    frameworks.assert_light_import(
         "lightning",
         ["lightning-safetensors", "lightning-checkpoint"],
         ["lightning", "pytorch_lightning", "lightning_fabric", "torch", "safetensors", "numpy"],
@@ -37,7 +30,7 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
 
 
 def test_modelshelf_plugins_lists_both_claims() -> None:
-    assert_plugins_command_lists(
+    frameworks.assert_plugins_command_lists(
         "lightning",
         "serializer lightning-safetensors [safetensors+json, safe]: "
         "lightning.pytorch.core.module.LightningModule, pytorch_lightning.core.module.LightningModule",
@@ -45,15 +38,17 @@ def test_modelshelf_plugins_lists_both_claims() -> None:
     )
 
 
-def test_both_packages_are_claimed_before_torch(testmodules: Any) -> None:
+def test_both_packages_are_claimed_before_torch() -> None:
     import lightning.pytorch
     import pytorch_lightning
 
-    assert chosen(testmodules.TinyRegressor()) == "lightning-safetensors"
-    assert chosen(testmodules.ClassicRegressor()) == "lightning-safetensors"
-    assert chosen(lightning.pytorch.LightningModule()) == "lightning-safetensors"
-    assert chosen(pytorch_lightning.LightningModule()) == "lightning-safetensors"
-    assert chosen(torch.nn.Linear(2, 2)) == "torch-safetensors"  # plain modules stay torch's
+    assert chosen_serializer(testmodules.TinyRegressor()) == "lightning-safetensors"
+    assert chosen_serializer(testmodules.ClassicRegressor()) == "lightning-safetensors"
+    assert chosen_serializer(lightning.pytorch.LightningModule()) == "lightning-safetensors"
+    assert chosen_serializer(pytorch_lightning.LightningModule()) == "lightning-safetensors"
+    assert (
+        chosen_serializer(torch.nn.Linear(2, 2)) == "torch-safetensors"
+    )  # plain modules stay torch's
 
 
 def test_upload_records_hyperparameters_weights_and_signature(
@@ -95,7 +90,6 @@ def test_load_builds_the_named_class_or_fills_an_instance(
     trained: Any,
     x: torch.Tensor,
     run: Callable[[Any, Any], Any],
-    testmodules: Any,
 ) -> None:
     local_shelf.upload("reg", trained)
     built = local_shelf.load("reg:1", cls=testmodules.TinyRegressor)
@@ -117,7 +111,7 @@ def test_load_builds_the_named_class_or_fills_an_instance(
 
 
 def test_pytorch_lightning_modules_round_trip(
-    local_shelf: Any, x: torch.Tensor, run: Callable[[Any, Any], Any], testmodules: Any
+    local_shelf: Any, x: torch.Tensor, run: Callable[[Any, Any], Any]
 ) -> None:
     import pytorch_lightning
 
@@ -131,7 +125,7 @@ def test_pytorch_lightning_modules_round_trip(
 
 
 def test_hyperparameters_given_as_one_dict_and_layers_built_in_configure_model(
-    local_shelf: Any, testmodules: Any, run: Callable[[Any, Any], Any]
+    local_shelf: Any, run: Callable[[Any, Any], Any]
 ) -> None:
     torch.manual_seed(4)
     from_dict = testmodules.FromDict({"n_in": 4, "n_out": 3})
@@ -148,9 +142,7 @@ def test_hyperparameters_given_as_one_dict_and_layers_built_in_configure_model(
     np.testing.assert_array_equal(run(loaded, torch.ones(1, 5)), run(later, torch.ones(1, 5)))
 
 
-def test_hyperparameters_json_cannot_hold_are_named(
-    local_shelf: Any, testmodules: Any, run: Any
-) -> None:
+def test_hyperparameters_json_cannot_hold_are_named(local_shelf: Any, run: Any) -> None:
     model = testmodules.WithModuleArgument(torch.nn.Linear(4, 2), scale=3.0)
     version = local_shelf.upload("backbone", model)
     assert version.serializer.details["skipped_hparams"] == ["backbone"]
@@ -193,25 +185,21 @@ print(json.dumps({"listed": listed, "files": files, "out": out, "hidden": weight
 
 def test_upload_list_download_and_load_in_a_fresh_process(
     local_shelf: Any,
-    local_shelf_path: Path,
     trained: Any,
     x: torch.Tensor,
     run: Callable[[Any, Any], Any],
-    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
-    tests_dir: Path,
-    tmp_path: Path,
+    modelshelf_run_python: Any,
 ) -> None:
     local_shelf.upload("team/reg", trained)
     checkpoint = local_shelf.upload("team/reg-ckpt", trained, serializer="lightning-checkpoint")
     assert checkpoint.serializer.details["written_by"] == "trainer.save_checkpoint"
-    result = modelshelf_run_python(
-        textwrap.dedent(FRESH_PROCESS),
-        str(local_shelf_path),
-        str(tmp_path / "dl"),
+    report = frameworks.fresh_process_report(
+        modelshelf_run_python,
+        FRESH_PROCESS,
+        local_shelf,
         json.dumps(x.tolist()),
-        env={"PYTHONPATH": str(tests_dir)},
+        importable=TESTS_DIR,
     )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["listed"] == {"team/reg": [1], "team/reg-ckpt": [1]}
     assert report["files"] == ["hparams.json", "model.safetensors"]
     assert report["hidden"] == 6
@@ -223,7 +211,7 @@ def test_upload_list_download_and_load_in_a_fresh_process(
 
 
 def test_checkpoint_without_a_trainer_and_without_a_class(
-    local_shelf: Any, testmodules: Any, x: torch.Tensor, run: Callable[[Any, Any], Any]
+    local_shelf: Any, x: torch.Tensor, run: Callable[[Any, Any], Any]
 ) -> None:
     torch.manual_seed(5)
     model = testmodules.TinyRegressor(hidden=3)
@@ -239,18 +227,16 @@ def test_checkpoint_without_a_trainer_and_without_a_class(
     np.testing.assert_array_equal(run(loaded, x), run(model, x))
 
 
-def test_a_hostile_checkpoint_never_runs_without_trust(
-    local_shelf: Any, testmodules: Any, tmp_path: Path
-) -> None:
+def test_a_hostile_checkpoint_never_runs_without_trust(local_shelf: Any, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     # The payload is real: unpickling it writes the marker.
-    pickle.loads(pickle.dumps(WritesMarker(str(marker))))
+    pickle.loads(pickle.dumps(frameworks.WritesMarker(str(marker))))
     assert marker.exists()
     marker.unlink()
 
     # A module whose checkpoint carries the payload among its hyperparameters.
     model = testmodules.TinyRegressor()
-    model.hparams["payload"] = WritesMarker(str(marker))
+    model.hparams["payload"] = frameworks.WritesMarker(str(marker))
     version = local_shelf.upload("evil", model, serializer="lightning-checkpoint")
     assert not marker.exists()  # pickling it ran nothing
     with pytest.raises(UntrustedFormat):
