@@ -9,18 +9,7 @@ import numpy as np
 import pytest
 from modelshelf.testing.frameworks import import_test_helpers
 
-TESTS_DIR = Path(__file__).parent
 nets = import_test_helpers(__file__, "modelshelf_skorch_testnets")
-
-
-@pytest.fixture
-def testnets() -> Any:
-    return nets
-
-
-@pytest.fixture
-def tests_dir() -> Path:
-    return TESTS_DIR
 
 
 @pytest.fixture(autouse=True)

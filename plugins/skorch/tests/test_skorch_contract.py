@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import modelshelf_skorch_testnets as testnets  # on sys.path: see conftest.py
 import pytest
 from modelshelf.testing import SerializerContract
 
@@ -33,7 +34,7 @@ class TestSkorchSafetensorsContract(SkorchContract):
         return "skorch-safetensors"
 
     @pytest.fixture
-    def load_options(self, testnets: Any) -> dict[str, Any]:
+    def load_options(self) -> dict[str, Any]:
         return {"net": testnets.unfitted()}
 
 

@@ -10,25 +10,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import modelshelf_skorch_testnets as testnets  # on sys.path: see conftest.py
 import numpy as np
 import pytest
 from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
-from modelshelf.plugins import get_registry
-from modelshelf.serializers import choose
-from modelshelf.testing.frameworks import (
-    WritesMarker,
-    assert_light_import,
-    assert_plugins_command_lists,
-)
+from modelshelf.testing import frameworks
+from modelshelf.testing.frameworks import chosen_serializer
 from modelshelf_skorch import SkorchPickleSerializer, SkorchSafetensorsSerializer
 
-
-def chosen(obj: Any) -> str:
-    return choose(obj, (e.serializer for e in get_registry().serializers().values())).name
+#: This folder, for the fresh processes that import its helper module by name.
+TESTS_DIR = Path(__file__).parent
 
 
 def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> None:
-    assert_light_import(
+    frameworks.assert_light_import(
         "skorch",
         ["skorch-safetensors", "skorch-pickle"],
         ["skorch", "torch", "safetensors", "sklearn", "numpy"],
@@ -36,7 +31,7 @@ def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> 
 
 
 def test_modelshelf_plugins_lists_the_claims() -> None:
-    assert_plugins_command_lists(
+    frameworks.assert_plugins_command_lists(
         "skorch",
         "serializer skorch-safetensors [safetensors, safe]: skorch.net.NeuralNet",
         "serializer skorch-pickle [pickle, UNSAFE: needs trust to load]: opt-in",
@@ -47,8 +42,8 @@ def test_nets_are_claimed_before_scikit_learn(trained: Any) -> None:
     from skorch import NeuralNetRegressor
 
     # A skorch net is also a sklearn BaseEstimator: skorch's claim is more specific.
-    assert chosen(trained) == "skorch-safetensors"
-    assert chosen(NeuralNetRegressor(module=None)) == "skorch-safetensors"
+    assert chosen_serializer(trained) == "skorch-safetensors"
+    assert chosen_serializer(NeuralNetRegressor(module=None)) == "skorch-safetensors"
 
 
 def test_upload_records_parts_params_history_and_classes(local_shelf: Any, trained: Any) -> None:
@@ -72,7 +67,7 @@ def test_upload_records_parts_params_history_and_classes(local_shelf: Any, train
 
 
 def test_load_fills_the_net_the_caller_builds(
-    local_shelf: Any, trained: Any, x: np.ndarray, testnets: Any
+    local_shelf: Any, trained: Any, x: np.ndarray
 ) -> None:
     local_shelf.upload("clf", trained)
     net = testnets.unfitted()
@@ -100,9 +95,7 @@ def test_load_fills_the_net_the_caller_builds(
         local_shelf.load("clf:1", net=object())
 
 
-def test_a_criterion_with_state_is_stored_too(
-    local_shelf: Any, testnets: Any, x: np.ndarray
-) -> None:
+def test_a_criterion_with_state_is_stored_too(local_shelf: Any, x: np.ndarray) -> None:
     trained = testnets.fitted(criterion=testnets.WeightedLoss)
     version = local_shelf.upload("weighted", trained)
     assert [p["attribute"] for p in version.serializer.details["parts"]] == [
@@ -117,9 +110,7 @@ def test_a_criterion_with_state_is_stored_too(
     np.testing.assert_array_equal(loaded.predict_proba(x), trained.predict_proba(x))
 
 
-def test_unfitted_nets_and_other_objects_are_refused(
-    local_shelf: Any, testnets: Any, tmp_path: Path
-) -> None:
+def test_unfitted_nets_and_other_objects_are_refused(local_shelf: Any, tmp_path: Path) -> None:
     with pytest.raises(InvalidModel, match=r"not initialised.*net.initialize\(\)"):
         local_shelf.upload("raw", testnets.unfitted())
     with pytest.raises(InvalidModel, match=r"skorch-safetensors saves skorch nets"):
@@ -145,23 +136,19 @@ print(json.dumps({"listed": listed, "files": files, "type": type(net).__name__,
 
 def test_upload_list_download_and_load_in_a_fresh_process(
     local_shelf: Any,
-    local_shelf_path: Path,
     trained: Any,
     x: np.ndarray,
-    tests_dir: Path,
-    tmp_path: Path,
-    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
+    modelshelf_run_python: Any,
 ) -> None:
     local_shelf.upload("team/clf", trained)
     local_shelf.upload("team/other", trained)
-    result = modelshelf_run_python(
-        textwrap.dedent(FRESH_PROCESS),
-        str(local_shelf_path),
-        str(tmp_path / "dl"),
+    report = frameworks.fresh_process_report(
+        modelshelf_run_python,
+        FRESH_PROCESS,
+        local_shelf,
         json.dumps(x.tolist()),
-        env={"PYTHONPATH": str(tests_dir)},
+        importable=TESTS_DIR,
     )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["listed"] == {"team/clf": [1], "team/other": [1]}
     assert report["files"] == ["history.json", "module_/model.safetensors"]
     assert report["type"] == "NeuralNetClassifier"
@@ -172,16 +159,16 @@ def test_upload_list_download_and_load_in_a_fresh_process(
 # --- skorch-pickle -------------------------------------------------------------------------------
 
 
-def test_a_hostile_pickle_never_runs_without_trust(
-    local_shelf: Any, testnets: Any, tmp_path: Path
-) -> None:
+def test_a_hostile_pickle_never_runs_without_trust(local_shelf: Any, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    payload = pickle.dumps(WritesMarker(str(marker)))
+    payload = pickle.dumps(frameworks.WritesMarker(str(marker)))
     pickle.loads(payload)  # the payload is real: unpickling it writes the marker
     assert marker.exists()
     marker.unlink()
 
-    version = local_shelf.upload("evil", WritesMarker(str(marker)), serializer="skorch-pickle")
+    version = local_shelf.upload(
+        "evil", frameworks.WritesMarker(str(marker)), serializer="skorch-pickle"
+    )
     assert version.serializer.safe is False
     assert not marker.exists()
     with pytest.raises(UntrustedFormat):
