@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from modelshelf.testing.frameworks import import_test_helpers
 
-TESTS_DIR = Path(__file__).parent
 # The test modules live in a real module (importable by name for pickle and subprocesses).
 nets = import_test_helpers(__file__, "modelshelf_torch_testnets")
-
-
-@pytest.fixture
-def testnets() -> Any:
-    return nets
-
-
-@pytest.fixture
-def tests_dir() -> Path:
-    return TESTS_DIR
 
 
 @pytest.fixture

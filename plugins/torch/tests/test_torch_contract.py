@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import modelshelf_torch_testnets as testnets  # on sys.path: see conftest.py
 import pytest
 import torch
 from modelshelf.testing import SerializerContract
@@ -36,7 +37,7 @@ class TestTorchSafetensorsContract(TorchContract):
         return "torch-safetensors"
 
     @pytest.fixture
-    def load_options(self, testnets: Any) -> dict[str, Any]:
+    def load_options(self) -> dict[str, Any]:
         torch.manual_seed(99)  # other weights than the saved ones: the load must replace them
         return {"module": testnets.TinyNet().eval()}
 

@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import modelshelf_torch_testnets as testnets  # on sys.path: see conftest.py
 import numpy as np
 import pytest
 import safetensors.torch as safetensors_torch
 import torch
 from modelshelf.errors import ModelNotFound, ModelshelfError, UntrustedFormat
 from modelshelf.plugins import get_registry
-from modelshelf.serializers import choose
+from modelshelf.testing.frameworks import chosen_serializer
 from modelshelf.testing.single_file import one_line
 from modelshelf_torch.serializers import (
     SAFETENSORS_FILE,
@@ -23,6 +24,9 @@ from modelshelf_torch.serializers import (
     TorchPickleSerializer,
     TorchScriptSerializer,
 )
+
+#: This folder, for the fresh processes that import its helper module by name.
+TESTS_DIR = Path(__file__).parent
 
 
 def run_python(code: str, *args: str, path: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -32,10 +36,6 @@ def run_python(code: str, *args: str, path: Path | None = None) -> subprocess.Co
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=180, env=env
     )
-
-
-def chosen_name(obj: Any) -> str:
-    return choose(obj, (e.serializer for e in get_registry().serializers().values())).name
 
 
 def export(module: Any, x: Any) -> Any:
@@ -51,11 +51,11 @@ def test_most_specific_claim_wins(tiny: Any, x: Any) -> None:
     scripted = torch.jit.script(tiny)
     traced = torch.jit.trace(tiny, x)
     assert isinstance(scripted, torch.nn.Module) and isinstance(traced, torch.nn.Module)
-    assert chosen_name(tiny) == "torch-safetensors"
-    assert chosen_name(torch.nn.Sequential(torch.nn.Linear(2, 2))) == "torch-safetensors"
-    assert chosen_name(scripted) == "torch-script"
-    assert chosen_name(traced) == "torch-script"
-    assert chosen_name(export(tiny, x)) == "torch-export"
+    assert chosen_serializer(tiny) == "torch-safetensors"
+    assert chosen_serializer(torch.nn.Sequential(torch.nn.Linear(2, 2))) == "torch-safetensors"
+    assert chosen_serializer(scripted) == "torch-script"
+    assert chosen_serializer(traced) == "torch-script"
+    assert chosen_serializer(export(tiny, x)) == "torch-export"
     # The claimed names are the real qualified names of this torch version.
     assert (
         type(scripted).__module__ + "." + type(scripted).__qualname__
@@ -99,7 +99,7 @@ def test_safetensors_upload_records_tensors_and_class(local_shelf: Any, tiny: An
 
 
 def test_safetensors_load_returns_state_dict_or_fills_a_module(
-    local_shelf: Any, tiny: Any, x: Any, run: Any, testnets: Any
+    local_shelf: Any, tiny: Any, x: Any, run: Any
 ) -> None:
     local_shelf.upload("tiny", tiny)
     state = local_shelf.load("tiny:1")
@@ -123,7 +123,7 @@ def test_safetensors_file_is_plain_safetensors(local_shelf: Any, tiny: Any, tmp_
     assert set(plain) == set(tiny.state_dict())
 
 
-def test_module_mismatch_is_a_one_line_error(local_shelf: Any, tiny: Any, testnets: Any) -> None:
+def test_module_mismatch_is_a_one_line_error(local_shelf: Any, tiny: Any) -> None:
     local_shelf.upload("tiny", tiny)
     with pytest.raises(ModelshelfError) as caught:
         local_shelf.load("tiny:1", module=testnets.TinyNet(hidden=16))
@@ -135,7 +135,7 @@ def test_module_mismatch_is_a_one_line_error(local_shelf: Any, tiny: Any, testne
         local_shelf.load("tiny:1", module=bigger)
 
 
-def test_strict_false_loads_the_matching_keys(local_shelf: Any, tiny: Any, testnets: Any) -> None:
+def test_strict_false_loads_the_matching_keys(local_shelf: Any, tiny: Any) -> None:
     local_shelf.upload("tiny", tiny)
 
     class Partial(torch.nn.Module):
@@ -150,9 +150,7 @@ def test_strict_false_loads_the_matching_keys(local_shelf: Any, tiny: Any, testn
     assert torch.equal(partial.fc1.weight, tiny.fc1.weight)
 
 
-def test_tied_weights_are_stored_once_and_stay_tied(
-    local_shelf: Any, testnets: Any, tmp_path: Path
-) -> None:
+def test_tied_weights_are_stored_once_and_stay_tied(local_shelf: Any, tmp_path: Path) -> None:
     torch.manual_seed(1)
     tied = testnets.TiedNet().eval()
     version = local_shelf.upload("tied", tied)
@@ -172,7 +170,7 @@ def test_tied_weights_are_stored_once_and_stay_tied(
         np.testing.assert_array_equal(fresh(tokens).numpy(), tied(tokens).numpy())
 
 
-def test_views_of_one_storage_and_non_contiguous_tensors(local_shelf: Any, testnets: Any) -> None:
+def test_views_of_one_storage_and_non_contiguous_tensors(local_shelf: Any) -> None:
     sliced = testnets.SlicedNet()
     # safetensors itself refuses this state dict; the serializer must not.
     with pytest.raises((RuntimeError, ValueError), match=r"share memory|non contiguous"):
@@ -183,7 +181,7 @@ def test_views_of_one_storage_and_non_contiguous_tensors(local_shelf: Any, testn
         assert torch.equal(state[name], tensor), name
 
 
-def test_dtypes_round_trip(local_shelf: Any, testnets: Any) -> None:
+def test_dtypes_round_trip(local_shelf: Any) -> None:
     mixed = testnets.MixedDtypes()
     version = local_shelf.upload("mixed", mixed)
     dtypes = {t["name"]: t["dtype"] for t in version.serializer.details["tensors"]}
@@ -204,7 +202,7 @@ def test_module_without_state(local_shelf: Any) -> None:
     assert isinstance(local_shelf.load("relu:1", module=torch.nn.ReLU()), torch.nn.ReLU)
 
 
-def test_extra_state_is_refused_with_a_way_out(local_shelf: Any, testnets: Any) -> None:
+def test_extra_state_is_refused_with_a_way_out(local_shelf: Any) -> None:
     with pytest.raises(ModelshelfError, match=r"_extra_state.*torch-pickle"):
         local_shelf.upload("extra", testnets.WithExtraState(2, 2))
     with pytest.raises(ModelNotFound):
@@ -234,7 +232,6 @@ def test_fresh_process_lists_downloads_and_loads(
     tiny: Any,
     x: Any,
     run: Any,
-    tests_dir: Path,
     tmp_path: Path,
 ) -> None:
     local_shelf.upload("team/tiny", tiny)
@@ -254,7 +251,7 @@ def test_fresh_process_lists_downloads_and_loads(
         "                  'script_type': type(script).__name__}))\n"
     )
     result = run_python(
-        code, str(local_shelf_path), str(tmp_path / "dl"), json.dumps(x.tolist()), path=tests_dir
+        code, str(local_shelf_path), str(tmp_path / "dl"), json.dumps(x.tolist()), path=TESTS_DIR
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -333,7 +330,7 @@ def test_script_and_trace_round_trip(local_shelf: Any, tiny: Any, x: Any, run: A
 
 
 def test_script_module_can_still_be_stored_as_weights(
-    local_shelf: Any, tiny: Any, testnets: Any, x: Any, run: Any
+    local_shelf: Any, tiny: Any, x: Any, run: Any
 ) -> None:
     version = local_shelf.upload("weights", torch.jit.script(tiny), serializer="torch-safetensors")
     assert version.serializer.name == "torch-safetensors"
