@@ -25,22 +25,14 @@ Contract:
   once; a second failure is an :class:`~modelshelf.errors.IntegrityError`. :meth:`Cache.has` only
   says a blob of the right size is present: it is what decides whether to download, never trust.
 * Loads that return a path into their files (the built-in ``files`` serializer, or any serializer
-  that hands back its directory) get a :meth:`Cache.private_copy`, not the shared snapshot. A
-  hardlinked snapshot would hand the caller the cache's own inodes: an in-place edit (as root, or
-  after a ``chmod``) would change what every other holder of that path sees and cost every later
-  load a download; a private copy makes the returned files the caller's own, and an edit can
-  never reach the cache. The copy is verified while it is made, which costs about what the hash
-  every use pays anyway, plus the disk space. Private copies belong to one process: loading the
-  same files again returns the same directory while it still holds their exact bytes (re-hashed
-  each time), else a fresh copy, leaving the edited one alone. They are removed when the process
-  exits (leftovers of processes that died on this host are removed by the next private copy and
-  by :meth:`Cache.clear_temp`); use ``download`` for files that must outlive the process.
+  that hands back its directory) get a :meth:`Cache.private_copy`, not the shared snapshot: a
+  hardlinked snapshot would hand the caller the cache's own inodes, and an in-place edit would
+  reach every later load. See :mod:`modelshelf.cache_views` for how long copies live.
 * :meth:`Cache.verify` re-hashes every blob and removes the ones that do not match their address.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import errno
 import hashlib
@@ -48,9 +40,7 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -64,7 +54,7 @@ from .refs import check_file_path
 from .transfer import VerifyingWriter, run_parallel
 
 T = TypeVar("T")
-_TEMP_PREFIX = ".~"
+TEMP_PREFIX = ".~"
 _CHUNK = 1 << 20
 _SHA256_NAME = re.compile(r"[0-9a-f]{64}")
 #: Errors from ``os.link`` after which a copy is the only way (no hardlinks on this filesystem).
@@ -127,7 +117,7 @@ class Cache:
         """
         final = self.blob_path(entry.sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f"{_TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
+        temp = final.with_name(f"{TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
         try:
             with (
                 open(temp, "xb") as handle,
@@ -155,7 +145,7 @@ class Cache:
         """
         final = self.blob_path(entry.sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f"{_TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
+        temp = final.with_name(f"{TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
         try:
             with (
                 open(temp, "xb") as blob,
@@ -189,7 +179,7 @@ class Cache:
         """Re-hash the cached copy of ``entry``, if any; evict it and say what was wrong when bad."""
         path = self.blob_path(entry.sha256)
         try:
-            digest, size, _ = _digest(path)
+            digest, size, _ = digest_no_follow(path)
         except FileNotFoundError:
             return None
         if (digest, size) == (entry.sha256, entry.size):
@@ -210,7 +200,7 @@ class Cache:
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
-                if not path.name.startswith(_TEMP_PREFIX):
+                if not path.name.startswith(TEMP_PREFIX):
                     yield path
 
     def blobs(self) -> Iterator[CachedBlob]:
@@ -227,7 +217,7 @@ class Cache:
 
         def check(path: Path) -> CorruptBlob | None:
             try:
-                digest, size, _ = _digest(path)
+                digest, size, _ = digest_no_follow(path)
             except FileNotFoundError:  # pruned or evicted meanwhile
                 return None
             except OSError as exc:
@@ -318,7 +308,7 @@ class Cache:
         if identity in verified:
             return
         # Hash the link itself, not the blob's path: this is exactly the inode that is handed out.
-        digest, size, opened = _digest(target)
+        digest, size, opened = digest_no_follow(target)
         if opened != identity or (digest, size) != (entry.sha256, entry.size):
             os.unlink(target)
             raise _BadCachedBlob(f"cached copy of {what} does not match its sha256")
@@ -346,11 +336,11 @@ class Cache:
         ``stream(entry)`` and written once into both the cache and its temporary file beside the
         target (:meth:`_tee_verified`), instead of into the cache and then copied out of it.
         """
-        self._place(
+        self.place(
             tuple(files), dest, link=link, refill=refill, what=what, verified=set(), stream=stream
         )
 
-    def _place(
+    def place(
         self,
         files: tuple[FileEntry, ...],
         dest: Path,
@@ -361,6 +351,8 @@ class Cache:
         verified: set[tuple[int, int]],
         stream: Stream | None = None,
     ) -> None:
+        """:meth:`materialize`, with ``verified`` the (device, inode) pairs this operation already
+        hashed (a snapshot links each blob once and hashes it once)."""
         dest = dest.absolute()
         created = _missing_parents(dest)
         dest.mkdir(parents=True, exist_ok=True)
@@ -380,7 +372,7 @@ class Cache:
                     created.extend(_missing_parents(target.parent))
                     target.parent.mkdir(parents=True, exist_ok=True)
                     checked.add(target.parent)
-                temp = target.with_name(f"{_TEMP_PREFIX}{target.name}.{secrets.token_hex(6)}")
+                temp = target.with_name(f"{TEMP_PREFIX}{target.name}.{secrets.token_hex(6)}")
                 staged.append((entry, temp, target))
 
             def stage(group: list[tuple[FileEntry, Path, Path]]) -> None:
@@ -432,71 +424,9 @@ class Cache:
         inode as its blob and hashed by this call; otherwise it is rebuilt (and a bad blob evicted
         and refilled, once). The directory is shared and read-only: callers read it, never return it.
         """
-        files = tuple(files)
-        final = self.root / "snapshots" / manifest_digest
-        verified: set[tuple[int, int]] = set()
-        if self._snapshot_is_good(final, files, verified):
-            return final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            temp = final.with_name(f"{_TEMP_PREFIX}{manifest_digest}.{secrets.token_hex(6)}")
-            try:
-                self._place(files, temp, link=True, refill=refill, what=what, verified=verified)
-                _dir_identities(temp, files, verified)  # every entry was verified by _place
-                with contextlib.suppress(OSError):
-                    os.rename(
-                        temp, final
-                    )  # fails when a stale snapshot (or a racing build) is there
-                if temp.exists():
-                    if self._snapshot_is_good(final, files, verified):
-                        return final  # another process built it from the blobs verified here
-                    trash = final.with_name(
-                        f"{_TEMP_PREFIX}trash-{manifest_digest}.{secrets.token_hex(6)}"
-                    )
-                    with contextlib.suppress(FileNotFoundError):
-                        os.rename(final, trash)
-                    shutil.rmtree(trash, ignore_errors=True)
-                    os.rename(temp, final)
-                return final
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-            finally:
-                shutil.rmtree(temp, ignore_errors=True)
-        raise ModelshelfError(
-            f"could not build the snapshot {final}: other processes keep replacing it"
-        )
+        from .cache_views import snapshot
 
-    def _snapshot_is_good(
-        self, directory: Path, files: tuple[FileEntry, ...], verified: set[tuple[int, int]]
-    ) -> bool:
-        try:
-            if _listing(directory) != {check_file_path(f.path) for f in files}:
-                return False
-        except FileNotFoundError:
-            return False
-
-        def good(entry: FileEntry) -> bool:
-            path = directory.joinpath(*check_file_path(entry.path).split("/"))
-            try:
-                st = os.lstat(path)
-                blob = os.stat(self.blob_path(entry.sha256))
-            except FileNotFoundError:
-                return False
-            identity = (st.st_dev, st.st_ino)
-            if not stat.S_ISREG(st.st_mode) or identity != (blob.st_dev, blob.st_ino):
-                return False  # not (or no longer) the blob: rebuilding links and hashes the blob
-            if identity in verified:
-                return True
-            digest, size, opened = _digest(path)
-            if opened == identity and (digest, size) == (entry.sha256, entry.size):
-                verified.add(identity)
-                return True
-            self.evict(entry.sha256)  # the entry is the blob's own inode: the blob is bad
-            return False
-
-        unique = {check_file_path(f.path): f for f in files}
-        return all(run_parallel(good, unique.values()))
+        return snapshot(self, manifest_digest, tuple(files), refill=refill, what=what)
 
     def private_copy(
         self, files: Iterable[FileEntry], *, refill: Refill | None = None, what: str = ""
@@ -505,23 +435,12 @@ class Cache:
 
         Asking again for the same files returns the same directory while it still holds exactly
         their bytes (re-hashed on every call); once it was edited, a fresh copy is made and the
-        edited one is left to whoever edited it. Removed when this process exits.
+        edited one is left to whoever edited it. Removed when this process exits
+        (:mod:`modelshelf.cache_views`).
         """
-        files = tuple(files)
-        key = (self.root.absolute(), _files_key(files))
-        known = _PRIVATE.get(key)
-        if known is not None and _tree_holds(known, files):
-            return known
-        base = self.root / "private"
-        _sweep_dead_private_copies(base)
-        directory = base / f"{_host_tag()}-{os.getpid()}-{secrets.token_hex(6)}"
-        try:
-            self.materialize(files, directory, link=False, refill=refill, what=what)
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
-        _PRIVATE.add(key, directory)
-        return directory
+        from .cache_views import private_copy
+
+        return private_copy(self, tuple(files), refill=refill, what=what)
 
     # --- records ---------------------------------------------------------------------------
 
@@ -539,7 +458,7 @@ class Cache:
         path = self._record_path(storage_url, key, etag)
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f"{_TEMP_PREFIX}{path.name}.{secrets.token_hex(6)}")
+            temp = path.with_name(f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(6)}")
             temp.write_bytes(data)
             os.replace(temp, path)
 
@@ -574,17 +493,19 @@ class Cache:
         """Remove temporary files and private copies left by crashed processes."""
         now = time.time()
         for folder in (self.root / "blobs" / "sha256").glob("*"):
-            for path in folder.glob(f"{_TEMP_PREFIX}*"):
+            for path in folder.glob(f"{TEMP_PREFIX}*"):
                 with contextlib.suppress(OSError):
                     if now - path.stat().st_mtime > older_than:
                         path.unlink()
-        _sweep_dead_private_copies(self.root / "private")
+        from .cache_views import sweep_dead_private_copies
+
+        sweep_dead_private_copies(self.root / "private")
 
 
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _digest(path: Path) -> tuple[str, int, tuple[int, int]]:
+def digest_no_follow(path: Path) -> tuple[str, int, tuple[int, int]]:
     """sha256, size and (device, inode) of the regular file at ``path``, which is never followed."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
@@ -613,7 +534,7 @@ class _Tee:
         self.second.write(chunk)
 
 
-def _listing(directory: Path) -> set[str]:
+def listing(directory: Path) -> set[str]:
     """Relative ``/`` paths of everything below ``directory`` that is not a real directory."""
     found: set[str] = set()
     for folder, dirs, names in os.walk(directory, onerror=_raise):
@@ -627,14 +548,6 @@ def _raise(exc: OSError) -> None:
     raise exc
 
 
-def _dir_identities(
-    directory: Path, files: tuple[FileEntry, ...], verified: set[tuple[int, int]]
-) -> None:
-    for entry in files:
-        st = os.lstat(directory.joinpath(*check_file_path(entry.path).split("/")))
-        verified.add((st.st_dev, st.st_ino))
-
-
 def _missing_parents(path: Path) -> list[Path]:
     """The directories ``mkdir(parents=True)`` would create for ``path``, outermost first."""
     missing: list[Path] = []
@@ -646,97 +559,3 @@ def _missing_parents(path: Path) -> list[Path]:
 
 def _is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
-
-
-def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
-
-
-class _PrivateCopies:
-    """This process's private copies, by (cache root, files), removed when the process exits."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._owner = -1
-        self._latest: dict[tuple[Path, str], Path] = {}
-        self._all: list[Path] = []
-
-    def _claim(self) -> None:
-        # Called with the lock held. A forked child starts with no copies: the parent owns them.
-        if self._owner != os.getpid():
-            self._owner = os.getpid()
-            self._latest.clear()
-            self._all.clear()
-            atexit.register(self._remove_all, self._owner)
-
-    def get(self, key: tuple[Path, str]) -> Path | None:
-        with self._lock:
-            self._claim()
-            return self._latest.get(key)
-
-    def add(self, key: tuple[Path, str], directory: Path) -> None:
-        with self._lock:
-            self._claim()
-            self._latest[key] = directory
-            self._all.append(directory)
-
-    def _remove_all(self, owner: int) -> None:
-        if os.getpid() != owner:  # a forked child exiting must not remove its parent's copies
-            return
-        with self._lock:
-            for directory in self._all:
-                shutil.rmtree(directory, ignore_errors=True)
-            self._all.clear()
-            self._latest.clear()
-
-
-_PRIVATE = _PrivateCopies()
-
-
-def _files_key(files: tuple[FileEntry, ...]) -> str:
-    return hashlib.sha256("\n".join(f"{f.path}\0{f.sha256}" for f in files).encode()).hexdigest()
-
-
-def _tree_holds(directory: Path, files: tuple[FileEntry, ...]) -> bool:
-    """``directory`` holds exactly ``files``, as regular files with their recorded bytes."""
-    try:
-        if _listing(directory) != {check_file_path(f.path) for f in files}:
-            return False
-    except FileNotFoundError:
-        return False
-
-    def good(entry: FileEntry) -> bool:
-        try:
-            digest, size, _ = _digest(directory.joinpath(*check_file_path(entry.path).split("/")))
-        except OSError:
-            return False
-        return (digest, size) == (entry.sha256, entry.size)
-
-    return all(run_parallel(good, files))
-
-
-def _sweep_dead_private_copies(base: Path) -> None:
-    """Remove private copies whose process (on this host) is gone, e.g. after a crash or kill -9."""
-    prefix = f"{_host_tag()}-"
-    try:
-        names = os.listdir(base)
-    except FileNotFoundError:
-        return
-    for name in names:
-        if not name.startswith(prefix):
-            continue
-        pid_text = name[len(prefix) :].split("-", 1)[0]
-        if pid_text.isdigit() and not _alive(int(pid_text)):
-            shutil.rmtree(base / name, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True

@@ -203,10 +203,13 @@ def read_card(catalog: Catalog, version: ModelVersion) -> Card | None:
         if data is not None and hashlib.sha256(data).hexdigest() != entry.sha256:
             data = None  # the cache is not trusted: read the shelf's copy instead
     if data is None:
-        from . import layout
+        from . import layout, packing
 
         try:
-            data = catalog.storage.read(layout.blob_key(entry.sha256)).data
+            if entry.pack is not None:
+                data = packing.read_packed(catalog.storage, version, entry)
+            else:
+                data = catalog.storage.read(layout.blob_key(entry.sha256)).data
         except KeyNotFound:
             raise IntegrityError(
                 f"{version.ref}: the blob of its model card ({entry.sha256[:12]}...) is missing from "

@@ -17,7 +17,7 @@ import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from .errors import InvalidName, InvalidRecord, SchemaTooNew
-from .records import SCHEMA, Alias, Event, FileEntry, ModelVersion, Tombstone
+from .records import PACKED_SCHEMA, SCHEMA, Alias, Blob, Event, FileEntry, ModelVersion, Tombstone
 from .refs import check_alias, check_file_list, check_file_path, check_name, check_version
 
 T = TypeVar("T")
@@ -44,12 +44,36 @@ def _datetime_from_json(value: Any, _: type) -> dt.datetime:
 def _file_entry_from_json(value: Any, _: type) -> FileEntry:
     if not isinstance(value, dict):
         raise ValueError("a file entry must be an object")
-    path, sha256, size = value.get("path"), value.get("sha256"), value.get("size")
-    if not isinstance(sha256, str) or len(sha256) != 64 or not _is_hex(sha256):
-        raise ValueError(f"file entry has an invalid sha256: {sha256!r}")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ValueError(f"file entry has an invalid size: {size!r}")
-    return FileEntry(check_file_path(path), sha256, size)
+    path = value.get("path")
+    sha256 = _checked_sha256(value.get("sha256"), "file entry")
+    size = _checked_size(value.get("size"), "file entry")
+    pack, offset = value.get("pack"), value.get("offset")
+    if pack is None and offset is None:
+        return FileEntry(check_file_path(path), sha256, size)
+    pack = _checked_sha256(pack, "packed file entry's pack")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ValueError(f"packed file entry has an invalid offset: {offset!r}")
+    return FileEntry(check_file_path(path), sha256, size, pack, offset)
+
+
+def _blob_from_json(value: Any, _: type) -> Blob:
+    if not isinstance(value, dict):
+        raise ValueError("a pack must be an object")
+    return Blob(
+        _checked_sha256(value.get("sha256"), "pack"), _checked_size(value.get("size"), "pack")
+    )
+
+
+def _checked_sha256(value: Any, what: str) -> str:
+    if not isinstance(value, str) or len(value) != 64 or not _is_hex(value):
+        raise ValueError(f"{what} has an invalid sha256: {value!r}")
+    return value
+
+
+def _checked_size(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{what} has an invalid size: {value!r}")
+    return value
 
 
 def _is_hex(text: str) -> bool:
@@ -59,14 +83,22 @@ def _is_hex(text: str) -> bool:
 converter.register_unstructure_hook(dt.datetime, _datetime_to_json)
 converter.register_structure_hook(dt.datetime, _datetime_from_json)
 converter.register_structure_hook(FileEntry, _file_entry_from_json)
-# A manifest without a scan verdict, and a tombstone without blobs, keep the exact bytes of those
-# written before these fields existed (golden files pin both shapes). A factory taking the
-# converter, so that copies of this converter (the CLI's JSON output) keep their own hooks.
-_OMITTED_WHEN_EMPTY: dict[type, str] = {ModelVersion: "scan", Tombstone: "blobs"}
+converter.register_structure_hook(Blob, _blob_from_json)
+# A manifest without a scan verdict or packs, a file entry outside a pack, and a tombstone without
+# blobs keep the exact bytes of those written before these fields existed (golden files pin these
+# shapes). A factory taking the converter, so that copies of this converter (the CLI's JSON output)
+# keep their own hooks.
+_OMITTED_WHEN_EMPTY: dict[type, tuple[str, ...]] = {
+    ModelVersion: ("scan", "packs"),
+    FileEntry: ("pack", "offset"),
+    Tombstone: ("blobs",),
+}
 
 
 def _omitting_empty(cls: type, conv: cattrs.Converter) -> Callable[[Any], dict[str, Any]]:
-    overrides: dict[str, Any] = {_OMITTED_WHEN_EMPTY[cls]: override(omit_if_default=True)}
+    overrides: dict[str, Any] = {
+        field: override(omit_if_default=True) for field in _OMITTED_WHEN_EMPTY[cls]
+    }
     return make_dict_unstructure_fn(cls, conv, **overrides)
 
 
@@ -85,6 +117,7 @@ def _check_fields(record: Any) -> None:
         check_version(record.version)
         if isinstance(record, ModelVersion):
             check_file_list(check_file_path(f.path) for f in record.files)
+            _check_packs(record)
     elif isinstance(record, Alias):
         check_name(record.name)
         check_alias(record.alias)
@@ -99,6 +132,25 @@ def _check_fields(record: Any) -> None:
         for number in (record.version, record.previous):
             if number is not None:
                 check_version(number)
+
+
+def _check_packs(version: ModelVersion) -> None:
+    """Every packed file lies inside a pack the manifest lists, and a manifest with packs says so
+    with its schema (older releases must refuse it, not look for the packed files' own blobs)."""
+    packs = {p.sha256: p.size for p in version.packs}
+    if len(packs) != len(version.packs):
+        raise InvalidRecord("a pack is listed twice")
+    packed = [f for f in version.files if f.pack is not None]
+    if (packs or packed) and version.schema < PACKED_SCHEMA:
+        raise InvalidRecord(
+            f"a manifest with packs must have schema {PACKED_SCHEMA} or later, not {version.schema}"
+        )
+    for entry in packed:
+        size = packs.get(entry.pack or "")
+        if size is None:
+            raise InvalidRecord(f"file {entry.path!r} is in a pack the manifest does not list")
+        if (entry.offset or 0) + entry.size > size:
+            raise InvalidRecord(f"file {entry.path!r} ends beyond the end of its pack")
 
 
 def to_json(record: Any) -> bytes:

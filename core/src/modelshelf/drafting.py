@@ -28,6 +28,10 @@ from .refs import check_file_path, check_name
 from .serializers import Serializer, choose
 from .transfer import hash_file, run_parallel
 
+#: Files are hashed in batches of at most this many files or (about) this many bytes.
+_HASH_BATCH_FILES = 64
+_HASH_BATCH_BYTES = 4 << 20
+
 
 @attrs.frozen
 class Draft:
@@ -116,7 +120,23 @@ def add_card(local: dict[str, Path], card: str | os.PathLike[str]) -> None:
 def hash_files(local: Mapping[str, Path]) -> tuple[list[FileEntry], dict[str, Path]]:
     """Hash every file: the manifest entries, and one local copy per distinct content."""
     items = sorted(local.items())
-    hashed = run_parallel(lambda item: (item[0], item[1], *hash_file(item[1])), items)
+    # Small files go to the workers in batches: a task per file costs more than hashing it.
+    batches: list[list[tuple[str, Path]]] = [[]]
+    batched = 0
+    for item in items:
+        if batched >= _HASH_BATCH_BYTES or len(batches[-1]) >= _HASH_BATCH_FILES:
+            batches.append([])
+            batched = 0
+        batches[-1].append(item)
+        with contextlib.suppress(OSError):
+            batched += os.stat(item[1]).st_size
+    hashed = [
+        hashed_item
+        for batch in run_parallel(
+            lambda batch: [(path, local, *hash_file(local)) for path, local in batch], batches
+        )
+        for hashed_item in batch
+    ]
     files = [FileEntry(path, sha, size) for path, _, sha, size in hashed]
     return files, {sha: p for _, p, sha, _ in hashed}
 

@@ -177,7 +177,7 @@ def delete(
             f"{name}:{number} is the target of alias {', '.join(pointing)}: move the alias first, "
             "or delete with force (CLI: --force) to remove the alias too"
         )
-    kept = tuple(sorted({f.sha256 for f in live.files})) if keep_blobs else ()
+    kept = tuple(b.sha256 for b in live.blobs()) if keep_blobs else ()
     tombstone = Tombstone(
         name=name, version=number, deleted_at=now(), deleted_by=current_user(), blobs=kept
     )

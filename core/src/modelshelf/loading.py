@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import layout
+from . import layout, packing
 from .catalog import Catalog
 from .errors import (
     FlaggedByScan,
@@ -28,11 +28,12 @@ from .transfer import Progress, counted, run_parallel
 def fetch(
     catalog: Catalog, version: ModelVersion, files: Iterable[FileEntry] | None = None
 ) -> None:
-    """Make sure every blob of ``version`` is in the local cache, verified while streaming.
+    """Make sure every file of ``version`` is in the local cache, verified while streaming.
 
-    Blobs already cached are not re-hashed here: every use of a cached blob verifies it (see
-    :mod:`modelshelf.cache`). ``files`` fetches those blobs again even when cached (the cache
-    evicted a bad copy).
+    Files already cached are not re-hashed here: every use of a cached blob verifies it (see
+    :mod:`modelshelf.cache`). ``files`` fetches those files again even when cached (the cache
+    evicted a bad copy); a packed one among them is read alone, by a ranged read of its pack.
+    Otherwise each pack holding a missing file is read once, whole (:mod:`modelshelf.packing`).
     """
     cache = catalog.cache
     if files is not None:
@@ -42,8 +43,10 @@ def fetch(
     for f in version.files:
         if f.sha256 not in missing:
             cache.touch(f.sha256)
-    total = sum(f.size for f in missing.values())
-    with Progress(total, f"download {version.ref}") as progress:
+    if files is None:
+        fetch_packs(catalog, version, [f for f in missing.values() if f.pack is not None])
+        missing = {sha: f for sha, f in missing.items() if f.pack is None}
+    with Progress(sum(f.size for f in missing.values()), f"download {version.ref}") as progress:
 
         def get(entry: FileEntry) -> None:
             chunks = blob_stream(catalog, version, entry)
@@ -52,8 +55,21 @@ def fetch(
         run_parallel(get, missing.values())
 
 
-def blob_stream(catalog: Catalog, version: ModelVersion, entry: FileEntry) -> Iterator[bytes]:
-    """The stored bytes of ``entry``'s blob (unverified: the cache verifies while it writes)."""
+def fetch_packs(catalog: Catalog, version: ModelVersion, packed: list[FileEntry]) -> None:
+    """Put the packed files ``packed`` into the cache, reading each of their packs once, whole."""
+    if not packed:
+        return
+    packs = {f.pack for f in packed}
+    total = sum(p.size for p in version.packs if p.sha256 in packs)
+    with Progress(total, f"download {version.ref}") as progress:
+        packing.fetch_packed(catalog.storage, catalog.cache, version, packed, progress)
+
+
+def blob_stream(catalog: Catalog, version: ModelVersion, entry: FileEntry) -> Iterable[bytes]:
+    """The stored bytes of ``entry`` (unverified: the cache verifies while it writes); a packed
+    file's come from a ranged read of its pack."""
+    if entry.pack is not None:
+        return (packing.read_packed(catalog.storage, version, entry),)
     try:
         return catalog.storage.read_stream(layout.blob_key(entry.sha256))
     except KeyNotFound:
@@ -74,8 +90,13 @@ def download(
     if link:
         fetch(catalog, version)  # a bad shelf copy fails here, before dest is touched
     else:
-        # Blobs the cache lacks are streamed once into the cache and dest together (verified;
-        # on a mismatch neither keeps anything); cached ones are copied out, verified.
+        # Packs holding files the cache lacks are fetched into it first, whole (a damaged pack
+        # fails here, before dest is touched). Other blobs the cache lacks are streamed once into
+        # the cache and dest together (verified; on a mismatch neither keeps anything); cached
+        # ones are copied out, verified.
+        fetch_packs(
+            catalog, version, [f for f in version.files if f.pack is not None and not cache.has(f)]
+        )
         for entry in version.files:
             if cache.has(entry):
                 cache.touch(entry.sha256)

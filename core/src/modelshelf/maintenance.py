@@ -13,11 +13,11 @@ import os
 
 import attrs
 
-from . import eventlog, layout, retention
+from . import eventlog, layout, packing, retention
 from .catalog import Catalog, Problem, now
 from .errors import InvalidRecord, KeyNotFound, ModelshelfError
 from .leases import HeldLease, expired_leases, live_leases, mentioned_blobs
-from .records import FileEntry, ModelVersion, RetentionRule, Tombstone
+from .records import Blob, FileEntry, ModelVersion, RetentionRule, Tombstone
 from .storage import ObjectInfo
 from .transfer import run_parallel
 from .write_probe import check_conditional_writes
@@ -102,7 +102,7 @@ def referenced_blobs(
             except InvalidRecord as exc:
                 return mentioned_blobs(data), f"{name}:{number}: {exc}"
             if isinstance(record, ModelVersion):
-                return {f.sha256 for f in record.files}, None
+                return {b.sha256 for b in record.blobs()}, None
             if (
                 isinstance(record, Tombstone)
                 and tombstones_after is not None
@@ -208,8 +208,8 @@ def retention_rules(catalog: Catalog, keep: RetentionRule | None) -> list[Retent
     return rules
 
 
-def _check_blob(catalog: Catalog, entry: FileEntry) -> str | None:
-    """What is wrong with the stored blob of ``entry``, re-hashed in full, or ``None``."""
+def _check_blob(catalog: Catalog, entry: Blob) -> str | None:
+    """What is wrong with the stored blob ``entry``, re-hashed in full, or ``None``."""
     digest = hashlib.sha256()
     size = 0
     try:
@@ -225,9 +225,7 @@ def _check_blob(catalog: Catalog, entry: FileEntry) -> str | None:
     return None
 
 
-def remove_corrupt_blobs(
-    catalog: Catalog, entries: list[FileEntry], *, lease_ttl: float
-) -> list[str]:
+def remove_corrupt_blobs(catalog: Catalog, entries: list[Blob], *, lease_ttl: float) -> list[str]:
     """Delete blobs that hashed wrong, each checked again first; return the sha256s removed.
 
     Deleting is what gc does, so it runs under a gc-run record and spares the blobs of live
@@ -318,13 +316,27 @@ def verify(
 ) -> list[Problem]:
     problems: list[Problem] = []
     versions = [catalog.resolve(ref)] if ref is not None else _walk(catalog, problems)
-    unique = {f.sha256: f for v in versions for f in v.files}
+    unique = {b.sha256: b for v in versions for b in v.blobs()}
+    in_packs: dict[str, dict[FileEntry, ModelVersion]] = {}
+    for version in versions:
+        for entry in version.files:
+            if entry.pack is not None:
+                in_packs.setdefault(entry.pack, {}).setdefault(entry, version)
+    wrong_in_pack: dict[FileEntry, str] = {}
+
+    def check(blob: Blob) -> str | None:
+        if blob.sha256 not in in_packs:
+            return _check_blob(catalog, blob)
+        # A pack is re-hashed whole, and each file in it against its own sha256: a wrong index
+        # is a defect of the manifest even when the pack's bytes are intact.
+        packed = in_packs[blob.sha256]
+        version = next(iter(packed.values()))
+        problem, wrong = packing.check_pack(catalog.storage, blob, packed, version)
+        wrong_in_pack.update(wrong)
+        return problem
+
     checked: dict[str, str | None] = dict(
-        zip(
-            unique,
-            run_parallel(lambda entry: _check_blob(catalog, entry), unique.values()),
-            strict=True,
-        )
+        zip(unique, run_parallel(check, unique.values()), strict=True)
     )
     corrupt = [unique[sha] for sha, result in checked.items() if result and result != MISSING_BLOB]
     if repair and corrupt:
@@ -332,12 +344,17 @@ def verify(
             checked[sha] = (
                 f"{checked[sha]}: removed, so that the next upload or copy of the genuine file stores it again"
             )
-    # The local cache's copies too: a bad one is evicted (the next use fetches it again).
-    cached = dict(zip(unique, run_parallel(catalog.cache.check, unique.values()), strict=True))
+    # The local cache's copies too (files, packed or not): a bad one is evicted (the next use
+    # fetches it again).
+    files = {f.sha256: f for v in versions for f in v.files}
+    cached = dict(zip(files, run_parallel(catalog.cache.check, files.values()), strict=True))
     for version in versions:
         for entry in version.files:
-            if checked.get(entry.sha256):
-                problems.append(Problem(version.ref, entry.path, checked[entry.sha256] or ""))
+            stored = checked.get(entry.pack or entry.sha256)
+            if stored:
+                problems.append(Problem(version.ref, entry.path, stored))
+            elif entry in wrong_in_pack:
+                problems.append(Problem(version.ref, entry.path, wrong_in_pack[entry]))
             if cached.get(entry.sha256):
                 problems.append(Problem(version.ref, entry.path, cached[entry.sha256] or ""))
     return problems

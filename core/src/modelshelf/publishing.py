@@ -14,7 +14,7 @@ from pathlib import Path
 
 import attrs
 
-from . import convert, eventlog, layout
+from . import convert, eventlog, layout, packing
 from .catalog import Catalog, now
 from .errors import AlreadyExists, ConflictError, ModelshelfError, StorageError
 from .leases import HeldLease, live_leases, wait_for_gc_runs
@@ -45,8 +45,9 @@ class Publisher:
     def publish(
         self, draft: ModelVersion, blobs: Mapping[str, Path], *, lease_ttl: float, lease_poll: float
     ) -> Published:
-        """Publish ``draft`` as the next version of its model; ``blobs`` maps each sha256 to a
-        local copy, used to store any blob the shelf lacks."""
+        """Publish ``draft`` as the next version of its model; ``blobs`` maps each file's sha256 to
+        a local copy, used to store any blob the shelf lacks. Small files are packed anew
+        (:mod:`modelshelf.packing`), whether or not ``draft`` came with packs."""
         check_name(draft.name)
         self.catalog.check_format(create=True)
         missing = [f.sha256 for f in draft.files if f.sha256 not in blobs]
@@ -54,6 +55,12 @@ class Publisher:
             raise ModelshelfError(
                 f"no local copy of blob {missing[0]} given to publish {draft.name}"
             )
+        with packing.packed(draft, blobs) as (packed, with_packs):
+            return self._publish(packed, with_packs, lease_ttl=lease_ttl, lease_poll=lease_poll)
+
+    def _publish(
+        self, draft: ModelVersion, blobs: Mapping[str, Path], *, lease_ttl: float, lease_poll: float
+    ) -> Published:
         size = len(convert.to_json(draft))
         if size > convert.MAX_RECORD_BYTES // 2:  # half: readers refuse records over the limit
             raise ModelshelfError(
@@ -61,8 +68,8 @@ class Publisher:
                 "metadata, params and signatures describe a model; store large data as files "
                 "(extra_files=...)"
             )
-        needed = {f.sha256: blobs[f.sha256] for f in draft.files}
-        sizes = {f.sha256: f.size for f in draft.files}
+        needed = {b.sha256: blobs[b.sha256] for b in draft.blobs()}
+        sizes = {b.sha256: b.size for b in draft.blobs()}
         with HeldLease(
             self.storage, "upload", ttl=lease_ttl, name=draft.name, blobs=needed
         ) as lease:

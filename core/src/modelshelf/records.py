@@ -11,17 +11,38 @@ from typing import Any
 
 import attrs
 
-#: The newest record schema this core reads and the one it writes.
-SCHEMA = 1
+#: The newest record schema this core reads.
+SCHEMA = 2
+#: The schema records are written with unless they need a newer one, so that older modelshelf
+#: releases keep reading them.
+WRITTEN_SCHEMA = 1
+#: The schema of a manifest whose files are stored in packs: older releases, which would look for
+#: a packed file's own blob, refuse it with an upgrade message instead.
+PACKED_SCHEMA = 2
+
+
+@attrs.frozen
+class Blob:
+    """A stored blob: ``blobs/sha256/<aa>/<sha256>`` holding ``size`` bytes."""
+
+    sha256: str
+    size: int
 
 
 @attrs.frozen
 class FileEntry:
-    """One file of a version: where it goes (relative, ``/``-separated) and what it contains."""
+    """One file of a version: where it goes (relative, ``/``-separated) and what it contains.
+
+    A small file may be stored inside a pack (see :mod:`modelshelf.packing`): ``pack`` is then the
+    pack's sha256 and ``offset`` where the file's bytes start in it. ``sha256`` and ``size`` are
+    always the file's own, so one packed file is still verified on its own.
+    """
 
     path: str
     sha256: str
     size: int
+    pack: str | None = None
+    offset: int | None = None
 
 
 @attrs.frozen
@@ -82,7 +103,7 @@ class ScanVerdict:
     scanner: str
     scanned: tuple[str, ...]
     findings: tuple[ScanFinding, ...] = ()
-    schema: int = SCHEMA
+    schema: int = WRITTEN_SCHEMA
 
     @property
     def dangerous(self) -> bool:
@@ -113,15 +134,27 @@ class ModelVersion:
     tags: dict[str, str] = attrs.field(factory=dict)
     description: str = ""
     signature: dict[str, Any] | None = None
-    schema: int = SCHEMA
+    schema: int = WRITTEN_SCHEMA
     kind: str = "version"
     #: The pickle scan's verdict, when a file looked like a pickle; absent from older manifests
     #: and from manifests without pickles (the key is then left out of the JSON).
     scan: ScanVerdict | None = None
+    #: The packs holding this version's small files (left out of the JSON when there are none).
+    packs: tuple[Blob, ...] = ()
 
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+    def blobs(self) -> tuple[Blob, ...]:
+        """Every stored blob this version needs: its packs, and the blobs of its other files.
+
+        Everything that stores, keeps, deletes or checks a version's blobs asks this, never the
+        file list: a packed file has no blob of its own.
+        """
+        found = {f.sha256: Blob(f.sha256, f.size) for f in self.files if f.pack is None}
+        found.update((p.sha256, p) for p in self.packs)
+        return tuple(sorted(found.values(), key=lambda b: b.sha256))
 
 
 @attrs.frozen
@@ -132,7 +165,7 @@ class Tombstone:
     version: int
     deleted_at: dt.datetime
     deleted_by: str
-    schema: int = SCHEMA
+    schema: int = WRITTEN_SCHEMA
     kind: str = "tombstone"
     #: sha256 of the blobs ``gc`` keeps for its grace period after the deletion (retention sets
     #: it; left out of the JSON when empty).
@@ -153,7 +186,7 @@ class Alias:
     set_at: dt.datetime
     set_by: str
     previous: int | None = None
-    schema: int = SCHEMA
+    schema: int = WRITTEN_SCHEMA
 
 
 @attrs.frozen
@@ -167,7 +200,7 @@ class Event:
     version: int | None = None
     alias: str | None = None
     previous: int | None = None
-    schema: int = SCHEMA
+    schema: int = WRITTEN_SCHEMA
 
 
 @attrs.frozen
@@ -176,7 +209,7 @@ class ShelfMarker:
 
     format: int = 1
     created_at: dt.datetime | None = None
-    schema: int = SCHEMA
+    schema: int = WRITTEN_SCHEMA
 
 
 @attrs.frozen
@@ -196,7 +229,7 @@ class Lease:
     ttl_seconds: float
     name: str | None = None
     blobs: tuple[str, ...] = ()
-    schema: int = SCHEMA
+    schema: int = WRITTEN_SCHEMA
 
 
 @attrs.frozen
@@ -242,7 +275,7 @@ class Policy:
     created_by: str
     aliases: tuple[AliasRule, ...] = ()
     retention: RetentionRule | None = None
-    schema: int = SCHEMA
+    schema: int = WRITTEN_SCHEMA
     kind: str = "policy"
 
 

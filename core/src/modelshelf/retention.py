@@ -112,14 +112,14 @@ def freed_bytes(catalog: Catalog, doomed: Sequence[ModelVersion]) -> int:
     for name in catalog.models():
         try:
             staying |= {
-                f.sha256
+                b.sha256
                 for v in catalog.versions(name)
                 if (v.name, v.version) not in leaving
-                for f in v.files
+                for b in v.blobs()
             }
         except NotFound:
             continue
-    sizes = {f.sha256: f.size for v in doomed for f in v.files}
+    sizes = {b.sha256: b.size for v in doomed for b in v.blobs()}
     return sum(size for sha, size in sizes.items() if sha not in staying)
 
 

@@ -80,6 +80,29 @@ class Storage(abc.ABC):
     def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         """Yield the content of an object in chunks, in order, in constant memory."""
 
+    def read_range(self, key: str, offset: int, size: int) -> bytes:
+        """Return ``size`` bytes of an object from ``offset`` (fewer when the object ends first).
+
+        Used to read one small file out of a pack. The default reads the stream up to the range;
+        backends with ranged reads may override it.
+        """
+        wanted = bytearray()
+        position = 0
+        stream = self.read_stream(key)
+        try:
+            for chunk in stream:
+                end = position + len(chunk)
+                if end > offset:
+                    wanted += chunk[max(0, offset - position) : offset + size - position]
+                position = end
+                if len(wanted) >= size:
+                    break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # a stream left half-read releases its connection now
+        return bytes(wanted)
+
     @abc.abstractmethod
     def stat(self, key: str) -> ObjectInfo | None:
         """Return what is known of an object, or ``None`` when it does not exist."""

@@ -177,14 +177,13 @@ class VerifyingWriter:
         self.what = what
         self.digest = hashlib.sha256()
         self.written = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self._QUEUE_CHUNKS)
-        self._hasher = threading.Thread(
-            target=self._hash_chunks, name="modelshelf-verify", daemon=True
-        )
-        self._hasher.start()
+        # Started by the second chunk: a file written in one chunk (most small files) is hashed
+        # inline, without the cost of a thread and its queue.
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._hasher: threading.Thread | None = None
 
-    def _hash_chunks(self) -> None:
-        while (chunk := self._queue.get()) is not None:
+    def _hash_chunks(self, chunks: queue.Queue[bytes | None]) -> None:
+        while (chunk := chunks.get()) is not None:
             self.digest.update(chunk)
 
     def __enter__(self) -> VerifyingWriter:
@@ -194,18 +193,31 @@ class VerifyingWriter:
         self._stop()
 
     def _stop(self) -> None:
-        if self._hasher.is_alive():
+        if self._queue is not None and self._hasher is not None and self._hasher.is_alive():
             self._queue.put(None)
             self._hasher.join()
 
     def write(self, chunk: bytes) -> None:
+        first = self.written == 0
         self.written += len(chunk)
         if self.written > self.expected_size:
             raise IntegrityError(
                 f"{self.what} is larger than its recorded size ({self.expected_size} bytes): the "
                 "stored copy is corrupted; run `modelshelf verify` to see every damaged version"
             )
-        self._queue.put(chunk)
+        if first:
+            self.digest.update(chunk)
+        else:
+            if self._queue is None:
+                self._queue = queue.Queue(maxsize=self._QUEUE_CHUNKS)
+                self._hasher = threading.Thread(
+                    target=self._hash_chunks,
+                    args=(self._queue,),
+                    name="modelshelf-verify",
+                    daemon=True,
+                )
+                self._hasher.start()
+            self._queue.put(chunk)
         self.handle.write(chunk)
 
     def finish(self) -> None:
