@@ -135,9 +135,11 @@ def assert_payload_needs_trust(shelf: Any, ref: str, marker: Path, reader_cache:
     from modelshelf.errors import ModelshelfError, UntrustedFormat
 
     assert not marker.exists(), f"{marker} exists before the check"
-    with modelshelf.open(shelf.url, cache=reader_cache) as reader:
-        with pytest.raises(UntrustedFormat, match="trust=True"):
-            reader.load(ref)
+    with (
+        modelshelf.open(shelf.url, cache=reader_cache) as reader,
+        pytest.raises(UntrustedFormat, match="trust=True"),
+    ):
+        reader.load(ref)
     assert not marker.exists(), "the payload ran without trust"
     try:
         shelf.load(ref, trust=True)
@@ -189,15 +191,17 @@ def fresh_process_report(
     run_python: Callable[..., subprocess.CompletedProcess[str]],
     script: str,
     shelf: Any,
-    *args: str,
+    data: Any = None,
+    *,
     importable: Path | None = None,
 ) -> Any:
     """Run ``script`` (dedented) with ``run_python`` (core's ``modelshelf_run_python`` fixture: a
-    fresh process, an empty cache) as ``script SHELF_URL DOWNLOAD_DIR *args``, where
-    ``DOWNLOAD_DIR`` is a new directory to download into, with the folder ``importable`` (say the
-    tests folder whose helper module the script imports) on ``PYTHONPATH``. The script prints a
-    JSON report as its last line of output: returned, parsed."""
+    fresh process, an empty cache) as ``script SHELF_URL DOWNLOAD_DIR [DATA]``: ``DOWNLOAD_DIR``
+    is a new directory to download into, ``DATA`` is ``data`` as JSON, when given. The folder
+    ``importable`` (say the tests folder whose helper module the script imports) is on its
+    ``PYTHONPATH``. The script prints a JSON report as its last line of output: returned, parsed."""
     env = {"PYTHONPATH": str(importable)} if importable is not None else None
+    args = [] if data is None else [json.dumps(data)]
     with tempfile.TemporaryDirectory(prefix="modelshelf-fresh-") as scratch:
         download = str(Path(scratch) / "download")
         result = run_python(textwrap.dedent(script), shelf.url, download, *args, env=env)

@@ -1,16 +1,20 @@
 """The serializer contract: what every framework plugin must do, with real framework objects.
 
-Subclass :class:`SerializerContract` once per serializer and override these fixtures:
+Subclass :class:`SerializerContract` once per serializer, set two class attributes:
 
-* ``serializer_name``: the serializer's registered name, e.g. ``"sklearn-skops"``.
+* ``serializer``: the serializer's registered name, e.g. ``"sklearn-skops"``.
+* ``heavy_modules``: top-level modules (``("sklearn",)``) that importing the plugin and resolving
+  claims must not import.
+
+(or override the fixtures they feed, ``serializer_name`` and ``framework_modules``), and override
+these fixtures:
+
 * ``model``: a real object of the framework, small and built with a fixed seed.
 * ``sample_input``: a fixed input for ``predict``.
 * ``predict``: ``predict(obj, sample_input)`` returning something ``numpy.testing`` can compare; it is
   applied to the original and to the loaded object (whatever ``load`` returns with
   ``load_options``).
 * ``load_options`` (optional, default ``{}``): keyword options for ``Shelf.load``.
-* ``framework_modules``: top-level modules (``["sklearn"]``) that importing the plugin and
-  resolving claims must not import.
 
 Knob (class attribute): ``opt_in = True`` declares a serializer that claims nothing on purpose
 although no other serializer claims ``model`` (say a pickle of any object). Without it, a
@@ -82,12 +86,18 @@ _watch_opens = _OpenWatcher()
 class SerializerContract:
     """Tests every :class:`~modelshelf.serializers.Serializer` must pass."""
 
+    #: The registered name of the serializer under test (what ``serializer_name`` gives).
+    serializer = ""
+    #: Top-level modules listing serializers must not import (what ``framework_modules`` gives).
+    heavy_modules: tuple[str, ...] = ()
     #: True when the serializer claims nothing on purpose, for objects no serializer claims.
     opt_in = False
 
     @pytest.fixture
     def serializer_name(self) -> str:
-        raise NotImplementedError("override serializer_name")
+        if not self.serializer:
+            raise NotImplementedError("set serializer = '<registered name>' in the contract class")
+        return self.serializer
 
     @pytest.fixture
     def model(self) -> Any:
@@ -107,7 +117,11 @@ class SerializerContract:
 
     @pytest.fixture
     def framework_modules(self) -> list[str]:
-        raise NotImplementedError("override framework_modules, e.g. ['sklearn']")
+        if not self.heavy_modules:
+            raise NotImplementedError(
+                "set heavy_modules = ('<framework>', ...) in the contract class"
+            )
+        return list(self.heavy_modules)
 
     @pytest.fixture
     def contract_shelf(self, tmp_path: Path) -> Iterator[modelshelf.Shelf]:
