@@ -16,9 +16,8 @@ def _nearest(index: Any, queries: np.ndarray) -> np.ndarray:
 
 
 class TestAnnoyContract(SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "annoy-native"
+    serializer = "annoy-native"
+    heavy_modules = ("annoy",)
 
     @pytest.fixture
     def model(self, make_index: Callable[..., Any]) -> Any:
@@ -31,7 +30,3 @@ class TestAnnoyContract(SerializerContract):
     @pytest.fixture
     def predict(self) -> Callable[[Any, Any], Any]:
         return _nearest
-
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["annoy"]
