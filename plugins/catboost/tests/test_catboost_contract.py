@@ -21,9 +21,7 @@ class TestCatBoostClassifierContract(
 
         return cb.CatBoostClassifier()
 
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "catboost-cbm"
+    serializer = "catboost-cbm"
 
     @pytest.fixture
     def model(self) -> Any:
@@ -33,6 +31,4 @@ class TestCatBoostClassifierContract(
             iterations=10, verbose=0, allow_writing_files=False, thread_count=1, random_seed=0
         ).fit(*training_set())
 
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["catboost", "numpy", "pandas"]
+    heavy_modules = ("catboost", "numpy", "pandas")
