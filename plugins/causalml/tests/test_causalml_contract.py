@@ -11,9 +11,8 @@ from modelshelf.testing import SerializerContract
 
 
 class _Common:
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "causalml-joblib"
+    serializer = "causalml-joblib"
+    heavy_modules = ("causalml", "joblib", "sklearn", "numpy")
 
     @pytest.fixture
     def sample_input(self, rows: np.ndarray) -> np.ndarray:
@@ -24,10 +23,6 @@ class _Common:
         self, learner_predict: Callable[[Any, np.ndarray], np.ndarray]
     ) -> Callable[[Any, Any], Any]:
         return learner_predict
-
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["causalml", "joblib", "sklearn", "numpy"]
 
 
 class TestXLearnerContract(_Common, SerializerContract):
