@@ -15,6 +15,8 @@ from modelshelf.testing import SerializerContract
 
 
 class FastaiContract(SerializerContract):
+    heavy_modules = ("fastai", "fastcore", "torch", "safetensors", "pandas", "numpy")
+
     @pytest.fixture
     def model(self, trained: Any) -> Any:
         return trained
@@ -27,15 +29,9 @@ class FastaiContract(SerializerContract):
     def predict(self) -> Callable[[Any, Any], Any]:
         return testlearners.predict
 
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["fastai", "fastcore", "torch", "safetensors", "pandas", "numpy"]
-
 
 class TestFastaiSafetensorsContract(FastaiContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "fastai-safetensors"
+    serializer = "fastai-safetensors"
 
     @pytest.fixture
     def load_options(self) -> dict[str, Any]:
@@ -43,6 +39,4 @@ class TestFastaiSafetensorsContract(FastaiContract):
 
 
 class TestFastaiExportContract(FastaiContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "fastai-export"
+    serializer = "fastai-export"
