@@ -24,6 +24,8 @@ def _vectors_and_neighbours(obj: Any, words: list[str]) -> np.ndarray:
 
 
 class _Common:
+    heavy_modules = ("gensim", "numpy", "scipy")
+
     @pytest.fixture
     def sample_input(self, probe_words: list[str]) -> list[str]:
         return probe_words
@@ -32,15 +34,9 @@ class _Common:
     def predict(self) -> Callable[[Any, Any], Any]:
         return _vectors_and_neighbours
 
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["gensim", "numpy", "scipy"]
-
 
 class TestKeyedVectorsContract(_Common, SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "gensim-word2vec"
+    serializer = "gensim-word2vec"
 
     @pytest.fixture
     def model(self, make_model: Callable[[str], Any]) -> Any:
@@ -48,9 +44,7 @@ class TestKeyedVectorsContract(_Common, SerializerContract):
 
 
 class TestWord2VecNativeContract(_Common, SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "gensim-native"
+    serializer = "gensim-native"
 
     @pytest.fixture
     def model(self, make_model: Callable[[str], Any]) -> Any:
