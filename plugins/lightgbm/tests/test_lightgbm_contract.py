@@ -21,17 +21,12 @@ def _booster_predict(model: Any, X: Any) -> Any:
 
 
 class _Common(TabularContractData):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "lightgbm-text"
+    serializer = "lightgbm-text"
+    heavy_modules = ("lightgbm", "sklearn", "numpy", "scipy")
 
     @pytest.fixture
     def predict(self) -> Callable[[Any, Any], Any]:
         return _booster_predict
-
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["lightgbm", "sklearn", "numpy", "scipy"]
 
 
 class TestLGBMClassifierContract(_Common, SingleFileCases, WrapperCases, SerializerContract):
