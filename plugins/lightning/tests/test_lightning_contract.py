@@ -11,6 +11,8 @@ from modelshelf.testing import SerializerContract
 
 
 class LightningContract(SerializerContract):
+    heavy_modules = ("lightning", "pytorch_lightning", "lightning_fabric", "torch", "safetensors")
+
     @pytest.fixture
     def model(self, trained: Any) -> Any:
         return trained
@@ -27,18 +29,10 @@ class LightningContract(SerializerContract):
     def load_options(self) -> dict[str, Any]:
         return {"cls": testmodules.TinyRegressor}
 
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["lightning", "pytorch_lightning", "lightning_fabric", "torch", "safetensors"]
-
 
 class TestLightningSafetensorsContract(LightningContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "lightning-safetensors"
+    serializer = "lightning-safetensors"
 
 
 class TestLightningCheckpointContract(LightningContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "lightning-checkpoint"
+    serializer = "lightning-checkpoint"

@@ -194,11 +194,7 @@ def test_upload_list_download_and_load_in_a_fresh_process(
     checkpoint = local_shelf.upload("team/reg-ckpt", trained, serializer="lightning-checkpoint")
     assert checkpoint.serializer.details["written_by"] == "trainer.save_checkpoint"
     report = frameworks.fresh_process_report(
-        modelshelf_run_python,
-        FRESH_PROCESS,
-        local_shelf,
-        json.dumps(x.tolist()),
-        importable=TESTS_DIR,
+        modelshelf_run_python, FRESH_PROCESS, local_shelf, x.tolist(), importable=TESTS_DIR
     )
     assert report["listed"] == {"team/reg": [1], "team/reg-ckpt": [1]}
     assert report["files"] == ["hparams.json", "model.safetensors"]
