@@ -22,9 +22,8 @@ def predict(obj: Any, x: np.ndarray) -> np.ndarray:
 
 
 class TestOnnxProtobufContract(SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "onnx-protobuf"
+    serializer = "onnx-protobuf"
+    heavy_modules = ("onnx", "onnxruntime", "numpy", "google.protobuf")
 
     @pytest.fixture
     def model(self, make_model: Any) -> Any:
@@ -37,10 +36,6 @@ class TestOnnxProtobufContract(SerializerContract):
     @pytest.fixture
     def predict(self) -> Callable[[Any, Any], Any]:
         return predict
-
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["onnx", "onnxruntime", "numpy", "google.protobuf"]
 
 
 class TestOnnxProtobufSessionContract(TestOnnxProtobufContract):
