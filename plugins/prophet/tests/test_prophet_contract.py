@@ -11,9 +11,8 @@ from modelshelf.testing import SerializerContract
 
 
 class TestProphetContract(SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "prophet-json"
+    serializer = "prophet-json"
+    heavy_modules = ("prophet", "cmdstanpy", "pandas")
 
     @pytest.fixture
     def model(self, fitted: Callable[[str], Any]) -> Any:
@@ -28,7 +27,3 @@ class TestProphetContract(SerializerContract):
         return lambda model, frame: model.predict(frame)[
             ["yhat", "trend", "weekly", "promo"]
         ].to_numpy()
-
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["prophet", "cmdstanpy", "pandas"]

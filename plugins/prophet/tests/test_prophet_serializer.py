@@ -100,10 +100,7 @@ def test_unknown_options_are_refused(local_shelf: Any, fitted: Callable[[str], A
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    local_shelf: Any,
-    fitted: Callable[[str], Any],
-    future: pd.DataFrame,
-    modelshelf_fresh_load: Any,
+    local_shelf: Any, fitted: Callable[[str], Any], future: pd.DataFrame, modelshelf_fresh_load: Any
 ) -> None:
     model = fitted("regressor")
     local_shelf.upload("sales", model)
