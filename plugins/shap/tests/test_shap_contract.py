@@ -12,19 +12,15 @@ from modelshelf.testing import SerializerContract
 
 
 class _Common:
+    heavy_modules = ("shap", "numba", "xgboost", "sklearn", "numpy")
+
     @pytest.fixture
     def sample_input(self, rows: pd.DataFrame) -> pd.DataFrame:
         return rows
 
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["shap", "numba", "xgboost", "sklearn", "numpy"]
-
 
 class TestTreeExplainerContract(_Common, SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "shap-tree"
+    serializer = "shap-tree"
 
     @pytest.fixture
     def model(self, make_model: Callable[[str], Any], X: pd.DataFrame) -> Any:
@@ -42,9 +38,7 @@ class TestTreeExplainerContract(_Common, SerializerContract):
 
 
 class TestExactExplainerPickleContract(_Common, SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "shap-pickle"
+    serializer = "shap-pickle"
 
     @pytest.fixture
     def model(self, make_model: Callable[[str], Any], X: pd.DataFrame) -> Any:
