@@ -19,24 +19,17 @@ def _pipeline() -> Any:
 
 
 class _SklearnFixtures(TabularContractData):
+    heavy_modules = ("sklearn", "skops", "joblib", "numpy", "scipy")
+
     @pytest.fixture
     def model(self) -> Any:
         return _pipeline()
 
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["sklearn", "skops", "joblib", "numpy", "scipy"]
-
 
 class TestSkopsContract(_SklearnFixtures, SingleFileCases, SerializerContract):
+    serializer = "sklearn-skops"
     model_file = "model.skops"
-
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "sklearn-skops"
 
 
 class TestJoblibContract(_SklearnFixtures, SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "sklearn-joblib"
+    serializer = "sklearn-joblib"
