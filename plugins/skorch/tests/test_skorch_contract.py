@@ -11,6 +11,8 @@ from modelshelf.testing import SerializerContract
 
 
 class SkorchContract(SerializerContract):
+    heavy_modules = ("skorch", "torch", "safetensors", "sklearn", "numpy")
+
     @pytest.fixture
     def model(self, trained: Any) -> Any:
         return trained
@@ -23,15 +25,9 @@ class SkorchContract(SerializerContract):
     def predict(self) -> Callable[[Any, Any], Any]:
         return lambda net, x: net.predict_proba(x)
 
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["skorch", "torch", "safetensors", "sklearn", "numpy"]
-
 
 class TestSkorchSafetensorsContract(SkorchContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "skorch-safetensors"
+    serializer = "skorch-safetensors"
 
     @pytest.fixture
     def load_options(self) -> dict[str, Any]:
@@ -39,6 +35,4 @@ class TestSkorchSafetensorsContract(SkorchContract):
 
 
 class TestSkorchPickleContract(SkorchContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "skorch-pickle"
+    serializer = "skorch-pickle"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import subprocess
 import textwrap
@@ -143,11 +142,7 @@ def test_upload_list_download_and_load_in_a_fresh_process(
     local_shelf.upload("team/clf", trained)
     local_shelf.upload("team/other", trained)
     report = frameworks.fresh_process_report(
-        modelshelf_run_python,
-        FRESH_PROCESS,
-        local_shelf,
-        json.dumps(x.tolist()),
-        importable=TESTS_DIR,
+        modelshelf_run_python, FRESH_PROCESS, local_shelf, x.tolist(), importable=TESTS_DIR
     )
     assert report["listed"] == {"team/clf": [1], "team/other": [1]}
     assert report["files"] == ["history.json", "module_/model.safetensors"]
