@@ -12,15 +12,11 @@ from modelshelf.testing import SerializerContract
 
 
 class _Common:
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["statsmodels", "numpy", "pandas", "scipy"]
+    heavy_modules = ("statsmodels", "numpy", "pandas", "scipy")
 
 
 class TestOLSParamsContract(_Common, SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "statsmodels-params"
+    serializer = "statsmodels-params"
 
     @pytest.fixture
     def model(self, make_results: Callable[[str], Any]) -> Any:
@@ -42,9 +38,7 @@ class TestGLMParamsContract(TestOLSParamsContract):
 
 
 class TestARIMAPickleContract(_Common, SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "statsmodels-pickle"
+    serializer = "statsmodels-pickle"
 
     @pytest.fixture
     def model(self, make_results: Callable[[str], Any]) -> Any:

@@ -194,10 +194,7 @@ def test_malicious_pickle_runs_only_with_trust(
 
 
 def test_fresh_process_lists_downloads_and_loads(
-    local_shelf: Any,
-    make_results: MakeResults,
-    new_exog: pd.DataFrame,
-    modelshelf_fresh_load: Any,
+    local_shelf: Any, make_results: MakeResults, new_exog: pd.DataFrame, modelshelf_fresh_load: Any
 ) -> None:
     results = make_results("logit-glm")
     local_shelf.upload("glm", results)
