@@ -14,6 +14,8 @@ from modelshelf.testing import SerializerContract
 class TorchContract(SerializerContract):
     """Shared fixtures: TinyNet with a fixed seed, a fixed input, forward without autograd."""
 
+    heavy_modules = ("torch", "safetensors", "numpy")
+
     @pytest.fixture
     def model(self, tiny: Any) -> Any:
         return tiny
@@ -26,15 +28,9 @@ class TorchContract(SerializerContract):
     def predict(self, run: Any) -> Callable[[Any, Any], Any]:
         return run
 
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["torch", "safetensors", "numpy"]
-
 
 class TestTorchSafetensorsContract(TorchContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "torch-safetensors"
+    serializer = "torch-safetensors"
 
     @pytest.fixture
     def load_options(self) -> dict[str, Any]:
@@ -43,9 +39,7 @@ class TestTorchSafetensorsContract(TorchContract):
 
 
 class TestTorchExportContract(TorchContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "torch-export"
+    serializer = "torch-export"
 
     @pytest.fixture
     def model(self, tiny: Any, x: Any) -> Any:
@@ -53,9 +47,7 @@ class TestTorchExportContract(TorchContract):
 
 
 class TestTorchScriptContract(TorchContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "torch-script"
+    serializer = "torch-script"
 
     @pytest.fixture
     def model(self, tiny: Any) -> Any:
@@ -63,6 +55,4 @@ class TestTorchScriptContract(TorchContract):
 
 
 class TestTorchPickleContract(TorchContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "torch-pickle"
+    serializer = "torch-pickle"
