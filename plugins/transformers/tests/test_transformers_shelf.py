@@ -20,13 +20,12 @@ import pytest
 from modelshelf.testing import SerializerContract
 from modelshelf_transformers import Bundle
 
-FRAMEWORK_MODULES = ["transformers", "torch", "tokenizers", "safetensors"]
+FRAMEWORK_MODULES = ("transformers", "torch", "tokenizers", "safetensors")
 
 
 class TestBundleContract(SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "transformers-safetensors"
+    serializer = "transformers-safetensors"
+    heavy_modules = FRAMEWORK_MODULES
 
     @pytest.fixture
     def model(self, bert_classifier: Any, tokenizer: Any) -> Bundle:
@@ -40,15 +39,10 @@ class TestBundleContract(SerializerContract):
     def predict(self, logits_of: Callable[..., np.ndarray]) -> Callable[[Any, Any], Any]:
         return lambda bundle, texts: logits_of(bundle.model, bundle.tokenizer, texts)
 
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return FRAMEWORK_MODULES
-
 
 class TestPipelineContract(SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "transformers-safetensors"
+    serializer = "transformers-safetensors"
+    heavy_modules = FRAMEWORK_MODULES
 
     @pytest.fixture
     def model(self, bert_classifier: Any, tokenizer: Any) -> Any:
@@ -69,10 +63,6 @@ class TestPipelineContract(SerializerContract):
             )
 
         return predict
-
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return FRAMEWORK_MODULES
 
 
 class RecordingHub(http.server.BaseHTTPRequestHandler):
