@@ -12,13 +12,8 @@ from modelshelf.testing.tabular import TabularContractData, WrapperCases, traini
 
 
 class _Common(TabularContractData):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "xgboost-ubj"
-
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["xgboost", "sklearn", "numpy", "scipy"]
+    serializer = "xgboost-ubj"
+    heavy_modules = ("xgboost", "sklearn", "numpy", "scipy")
 
 
 class TestXGBClassifierContract(_Common, SingleFileCases, WrapperCases, SerializerContract):
