@@ -199,7 +199,8 @@ def _source_model(library: str, model_type: str, **model_fields: Any) -> SourceM
 
 
 def test_causalml_learners_map_to_causalml_joblib(tmp_path: Path) -> None:
-    """causalml is not installed in the suite: the row is checked against modelstore's file."""
+    """The row, checked against modelstore's file: registries written with a causalml whose
+    learners only modelstore's causalml manager takes (see the next test for causalml 0.18)."""
     learner = tmp_path / "model.joblib"
     learner.write_bytes(b"\x80\x04N.")
     model = _source_model("causalml", "BaseTClassifier")
@@ -258,3 +259,33 @@ def test_every_mapped_serializer_is_installed_and_names_its_file() -> None:
             _source_model(library, "X", parameters={"num_dimensions": 2, "metric": "angular"})
         )
         assert mapping.file in (details.get("file"), details.get("model_file")), library
+
+
+def test_causalml_018_learner_archive_is_refused_with_the_reason(
+    tmp_path: Path, shelf: modelshelf.Shelf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """causalml 0.18's learners are scikit-learn estimators too, so modelstore 0.0.82 saves one
+    under both its causalml and its sklearn manager: two ``model.joblib`` members in one archive.
+    Which one a user meant cannot be known, so nothing is imported and the report says why."""
+    if importlib.util.find_spec("causalml") is None:
+        pytest.skip("causalml is not installed")
+    from causalml.inference.meta import BaseSRegressor
+    from modelstore import ModelStore
+    from sklearn.linear_model import LinearRegression
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(60, 3))
+    learner = BaseSRegressor(LinearRegression())
+    learner.fit(features, treatment=rng.integers(0, 2, 60), y=rng.normal(size=60))
+    registry = tmp_path / "registry"
+    ModelStore.from_file_system(str(registry), create_directory=True).upload(
+        "uplift", model=learner
+    )
+
+    report = import_modelstore(str(registry), shelf)
+    assert report.imported == ()
+    (skipped,) = report.skipped
+    assert skipped.domain == "uplift"
+    assert "'model.joblib' appears twice in the archive" in skipped.reason
+    assert shelf.models() == []
