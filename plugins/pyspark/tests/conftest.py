@@ -4,21 +4,15 @@ the JVM costs tens of seconds), isolated caches, fresh shelves, a fresh-process 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import modelshelf
 import pytest
+from modelshelf.testing.frameworks import import_test_helpers
 
-TESTS_DIR = Path(__file__).parent
 # Helpers the Spark Python workers import by name (UDF loaders, a Python pipeline stage).
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
-from modelshelf_pyspark_testhelpers import SPARK_CONF, spark_environment, transform_to_numpy  # noqa: E402
+helpers = import_test_helpers(__file__, "modelshelf_pyspark_testhelpers")
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +30,9 @@ def spark(executor_cache: Path) -> Iterator[Any]:
         for k in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "MODELSHELF_CACHE")
     }
     # The JVM and its Python workers inherit the environment at start-up.
-    os.environ.update(spark_environment(executor_cache))
+    os.environ.update(helpers.spark_environment(executor_cache))
     builder = SparkSession.builder.master("local[2]").appName("modelshelf-pyspark-tests")
-    for key, value in SPARK_CONF.items():
+    for key, value in helpers.SPARK_CONF.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
@@ -57,25 +51,6 @@ def spark(executor_cache: Path) -> Iterator[Any]:
 def isolated_cache(modelshelf_cache: Path) -> Path:
     """Every test's own download cache (core's fixture, also set as ``MODELSHELF_CACHE``)."""
     return modelshelf_cache
-
-
-@pytest.fixture
-def shelf_path(tmp_path: Path) -> Path:
-    return tmp_path / "shelf"
-
-
-@pytest.fixture
-def shelf(shelf_path: Path, modelshelf_cache: Path) -> Iterator[Any]:
-    with modelshelf.open(str(shelf_path), cache=modelshelf_cache) as opened:
-        yield opened
-
-
-@pytest.fixture
-def run_python(
-    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """``python -c code *args`` in a fresh process with an empty cache (core's fixture)."""
-    return modelshelf_run_python
 
 
 @pytest.fixture(scope="session")
@@ -121,4 +96,4 @@ def scoring_frame(spark: Any) -> Any:
 
 @pytest.fixture
 def spark_predict() -> Callable[[Any, Any], Any]:
-    return transform_to_numpy
+    return helpers.transform_to_numpy

@@ -12,9 +12,8 @@ from modelshelf.testing import SerializerContract
 class TestSparkMLContract(SerializerContract):
     """A single fitted LogisticRegressionModel: few files, so the damaged-file cases stay quick."""
 
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "spark-ml"
+    serializer = "spark-ml"
+    heavy_modules = ("pyspark", "py4j", "pandas", "pyarrow", "numpy")
 
     @pytest.fixture
     def model(self, pipeline_model: Any) -> Any:
@@ -28,7 +27,3 @@ class TestSparkMLContract(SerializerContract):
     @pytest.fixture
     def predict(self, spark_predict: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         return spark_predict
-
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["pyspark", "py4j", "pandas", "pyarrow", "numpy"]

@@ -14,44 +14,34 @@ from typing import Any
 import numpy as np
 import pytest
 from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
+from modelshelf.testing import frameworks
 from modelshelf_pyspark import SparkMLSerializer
 from modelshelf_pyspark_testhelpers import spark_environment, transform_to_numpy
 
 
 def test_importing_the_plugin_and_listing_serializers_imports_no_framework() -> None:
-    code = textwrap.dedent(
-        """
-        import sys
-        import modelshelf_pyspark
-        from modelshelf.plugins import get_registry
-        assert "spark-ml" in get_registry().serializers()
-        assert callable(modelshelf_pyspark.udf)
-        heavy = ("pyspark", "py4j", "pandas", "pyarrow", "numpy", "sklearn", "xgboost")
-        loaded = sorted(m for m in heavy if m in sys.modules)
-        assert not loaded, loaded
-        """
+    frameworks.assert_light_import(
+        "pyspark",
+        ["spark-ml"],
+        ["pyspark", "py4j", "pandas", "pyarrow", "numpy", "sklearn", "xgboost"],
+        then="assert callable(modelshelf_pyspark.udf)\n",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def test_modelshelf_plugins_lists_the_claim() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "modelshelf", "plugins"], capture_output=True, text=True, timeout=120
+    frameworks.assert_plugins_command_lists(
+        "pyspark",
+        "serializer spark-ml [spark-ml, safe]: pyspark.ml.base.Transformer",
     )
-    assert result.returncode == 0, result.stderr
-    assert "serializer spark-ml [spark-ml, safe]: pyspark.ml.base.Transformer" in result.stdout
 
 
 def test_pipeline_round_trip_records_stages_and_signature(
-    shelf: Any, pipeline_model: Any, scoring_frame: Any
+    local_shelf: Any, pipeline_model: Any, scoring_frame: Any
 ) -> None:
     import pyspark
     from pyspark.ml import PipelineModel
 
-    version = shelf.upload("churn/pipeline", pipeline_model)
+    version = local_shelf.upload("churn/pipeline", pipeline_model)
     assert version.serializer.name == "spark-ml"
     assert version.serializer.safe is True
     assert (version.framework.name, version.framework.version) == ("pyspark", pyspark.__version__)
@@ -76,7 +66,7 @@ def test_pipeline_round_trip_records_stages_and_signature(
         ],
     }
 
-    loaded = shelf.load(version.ref)
+    loaded = local_shelf.load(version.ref)
     assert type(loaded) is PipelineModel
     assert [type(s) for s in loaded.stages] == [type(s) for s in pipeline_model.stages]
     np.testing.assert_array_equal(
@@ -107,18 +97,22 @@ spark.stop()
 
 
 def test_upload_list_download_and_load_in_a_fresh_process(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     pipeline_model: Any,
     scoring_frame: Any,
-    run_python: Callable[..., subprocess.CompletedProcess[str]],
+    modelshelf_run_python: Callable[..., subprocess.CompletedProcess[str]],
     tmp_path: Path,
 ) -> None:
-    version = shelf.upload("churn/pipeline", pipeline_model)
+    version = local_shelf.upload("churn/pipeline", pipeline_model)
     env = spark_environment(tmp_path / "fresh-executor-cache")
     env.pop("MODELSHELF_CACHE")  # run_python gives the process an empty cache of its own
-    result = run_python(
-        textwrap.dedent(FRESH_PROCESS), str(shelf_path), version.ref, str(tmp_path / "dl"), env=env
+    result = modelshelf_run_python(
+        textwrap.dedent(FRESH_PROCESS),
+        str(local_shelf_path),
+        version.ref,
+        str(tmp_path / "dl"),
+        env=env,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["listed"] == [1]
@@ -149,39 +143,39 @@ def test_save_and_load_need_an_active_session_and_say_so() -> None:
 
 
 def test_staging_through_a_directory_every_node_reaches(
-    shelf: Any, pipeline_model: Any, scoring_frame: Any, tmp_path: Path
+    local_shelf: Any, pipeline_model: Any, scoring_frame: Any, tmp_path: Path
 ) -> None:
     """What a cluster needs (executors write part of the data): Spark writes and reads a staging
     directory through Hadoop's file system, copied to and from the driver, then removed."""
     staging = tmp_path / "staging"
     staging.mkdir()
-    version = shelf.upload("staged", pipeline_model, options={"staging": staging.as_uri()})
+    version = local_shelf.upload("staged", pipeline_model, options={"staging": staging.as_uri()})
     assert list(staging.iterdir()) == []
     assert all(f.path.startswith("model/") and not f.path.endswith(".crc") for f in version.files)
-    loaded = shelf.load(version.ref, staging=staging.as_uri())
+    loaded = local_shelf.load(version.ref, staging=staging.as_uri())
     assert list(staging.iterdir()) == []
     np.testing.assert_array_equal(
         transform_to_numpy(loaded, scoring_frame), transform_to_numpy(pipeline_model, scoring_frame)
     )
     # Versions staged or not are the same format: either loads either way.
     np.testing.assert_array_equal(
-        transform_to_numpy(shelf.load(version.ref), scoring_frame),
+        transform_to_numpy(local_shelf.load(version.ref), scoring_frame),
         transform_to_numpy(pipeline_model, scoring_frame),
     )
     with pytest.raises(ModelshelfError, match=r"staging must be a directory URI"):
-        shelf.upload("staged", pipeline_model, options={"staging": 3})
+        local_shelf.upload("staged", pipeline_model, options={"staging": 3})
 
 
 def test_unknown_options_and_non_spark_objects_are_refused(
-    shelf: Any, pipeline_model: Any, tmp_path: Path, spark: Any
+    local_shelf: Any, pipeline_model: Any, tmp_path: Path, spark: Any
 ) -> None:
     with pytest.raises(
         ModelshelfError, match=r"unknown spark-ml save option\(s\) overwrite: accepted are staging"
     ):
-        shelf.upload("m", pipeline_model, options={"overwrite": True})
-    version = shelf.upload("m", pipeline_model)
+        local_shelf.upload("m", pipeline_model, options={"overwrite": True})
+    version = local_shelf.upload("m", pipeline_model)
     with pytest.raises(ModelshelfError, match=r"unknown spark-ml load option"):
-        shelf.load(version.ref, path="elsewhere")
+        local_shelf.load(version.ref, path="elsewhere")
     with pytest.raises(InvalidModel, match=r"spark-ml saves fitted pyspark.ml"):
         SparkMLSerializer().save(object(), tmp_path)
 
@@ -203,10 +197,14 @@ def _python_stage_pipeline(training_frame: Any) -> Any:
 
 
 def test_python_stage_of_the_uploader_needs_trust_and_never_runs_without_it(
-    shelf: Any, training_frame: Any, marker: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    local_shelf: Any,
+    training_frame: Any,
+    marker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     model = _python_stage_pipeline(training_frame)
-    version = shelf.upload("custom", model)
+    version = local_shelf.upload("custom", model)
     assert version.serializer.safe is False  # recorded at upload: core asks for trust
     assert (
         "modelshelf_pyspark_testhelpers.MarkerStage"
@@ -214,18 +212,18 @@ def test_python_stage_of_the_uploader_needs_trust_and_never_runs_without_it(
     )
     monkeypatch.setenv("MODELSHELF_TEST_MARKER", str(marker))
     with pytest.raises(UntrustedFormat, match=r"MarkerStage"):
-        shelf.load(version.ref)
+        local_shelf.load(version.ref)
     assert not marker.exists()
 
     # Called directly (no core check in front), the serializer refuses from the stored files.
     serializer = SparkMLSerializer()
-    directory = shelf.download(version.ref, tmp_path / "dl")
+    directory = local_shelf.download(version.ref, tmp_path / "dl")
     with pytest.raises(UntrustedFormat, match=r"modelshelf_pyspark_testhelpers.MarkerStage"):
         serializer.load(directory, details=version.serializer.details)
     assert not marker.exists()
 
     # The payload is real: trusting the version runs it.
-    loaded = shelf.load(version.ref, trust=True)
+    loaded = local_shelf.load(version.ref, trust=True)
     assert marker.exists()
     assert type(loaded.stages[0]).__name__ == "MarkerStage"
 

@@ -67,22 +67,22 @@ def logs(log_dir: Path, kind: str) -> list[list[str]]:
 def test_scores_equal_a_local_predict_and_each_process_loads_once(
     framework: str,
     request: pytest.FixtureRequest,
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     spark_table: Any,
     table: pd.DataFrame,
     tmp_path: Path,
 ) -> None:
     model = request.getfixturevalue(f"{framework}_model")
-    version = shelf.upload(f"churn/{framework}", model)
+    version = local_shelf.upload(f"churn/{framework}", model)
     assert (
         version.serializer.name == {"sklearn": "sklearn-skops", "xgboost": "xgboost-ubj"}[framework]
     )
-    shelf.set_alias(version.name, "prod", version.version)
+    local_shelf.set_alias(version.name, "prod", version.version)
     log_dir = tmp_path / "log"
     log_dir.mkdir()
     scorer = udf(
-        str(shelf_path),
+        str(local_shelf_path),
         f"churn/{framework}@prod",
         result_type="long" if framework == "sklearn" else "double",
         loader=functools.partial(logging_loader, str(log_dir)),
@@ -112,28 +112,28 @@ def test_scores_equal_a_local_predict_and_each_process_loads_once(
 
 
 def test_the_alias_is_resolved_once_on_the_driver(
-    shelf: Any, shelf_path: Path, spark_table: Any, table: pd.DataFrame, tmp_path: Path
+    local_shelf: Any, local_shelf_path: Path, spark_table: Any, table: pd.DataFrame, tmp_path: Path
 ) -> None:
     from sklearn.linear_model import LogisticRegression
 
     first = LogisticRegression(C=1.0).fit(table[FEATURES], table["y"])
     second = LogisticRegression(C=0.001).fit(table[FEATURES], 1 - table["y"])  # other scores
-    shelf.upload("churn/model", first)
-    shelf.upload("churn/model", second)
-    shelf.set_alias("churn/model", "prod", 1)
+    local_shelf.upload("churn/model", first)
+    local_shelf.upload("churn/model", second)
+    local_shelf.set_alias("churn/model", "prod", 1)
     log_dir = tmp_path / "log"
     log_dir.mkdir()
     # Each executor process moves the alias to version 2 before it loads: the job runs while the
     # alias points elsewhere, and every process must still score with version 1.
     scorer = udf(
-        str(shelf_path),
+        str(local_shelf_path),
         "churn/model@prod",
         method="predict_proba",
         result_type="array<double>",
         loader=functools.partial(alias_moving_loader, str(log_dir), "churn/model", "prod", 2),
     )
     scores = np.array(scored(spark_table, scorer))
-    assert shelf.get("churn/model@prod").version == 2  # the alias did move during the job
+    assert local_shelf.get("churn/model@prod").version == 2  # the alias did move during the job
     assert {ref for _, ref in logs(log_dir, "loads")} == {"churn/model:1"}
     # Probabilities go through BLAS, whose last bit depends on the batch's size and memory layout
     # (Arrow batches of 16 rows here): equal to 1e-12, and far from version 2's.
@@ -141,19 +141,19 @@ def test_the_alias_is_resolved_once_on_the_driver(
     assert np.abs(scores - second.predict_proba(table[FEATURES])).max() > 0.1
 
     # A new UDF picks up the moved alias.
-    assert udf(str(shelf_path), "churn/model@prod").modelshelf_ref == "churn/model:2"
+    assert udf(str(local_shelf_path), "churn/model@prod").modelshelf_ref == "churn/model:2"
 
 
 def test_default_loader_scores_from_the_executors_cache(
-    shelf: Any,
-    shelf_path: Path,
+    local_shelf: Any,
+    local_shelf_path: Path,
     spark_table: Any,
     table: pd.DataFrame,
     executor_cache: Path,
     sklearn_model: Any,
 ) -> None:
-    version = shelf.upload("plain/model", sklearn_model)
-    scores = scored(spark_table, udf(str(shelf_path), "plain/model", result_type="long"))
+    version = local_shelf.upload("plain/model", sklearn_model)
+    scores = scored(spark_table, udf(str(local_shelf_path), "plain/model", result_type="long"))
     np.testing.assert_array_equal(scores, sklearn_model.predict(table[FEATURES]))
     # The executors downloaded into their own cache (MODELSHELF_CACHE of the workers).
     cached = {p.name for p in (executor_cache / "blobs").rglob("*") if p.is_file()}
@@ -161,20 +161,20 @@ def test_default_loader_scores_from_the_executors_cache(
 
 
 def test_unsafe_versions_are_refused_on_the_driver(
-    shelf: Any, shelf_path: Path, sklearn_model: Any, spark: Any
+    local_shelf: Any, local_shelf_path: Path, sklearn_model: Any, spark: Any
 ) -> None:
-    shelf.upload("pickled", sklearn_model, serializer="sklearn-joblib")
+    local_shelf.upload("pickled", sklearn_model, serializer="sklearn-joblib")
     with pytest.raises(UntrustedFormat, match=r"pickled:1.*trust=True"):
-        udf(str(shelf_path), "pickled")
-    assert udf(str(shelf_path), "pickled", trust=True).modelshelf_ref == "pickled:1"
+        udf(str(local_shelf_path), "pickled")
+    assert udf(str(local_shelf_path), "pickled", trust=True).modelshelf_ref == "pickled:1"
 
 
 def test_column_count_must_match_the_recorded_features(
-    shelf: Any, shelf_path: Path, spark_table: Any, sklearn_model: Any
+    local_shelf: Any, local_shelf_path: Path, spark_table: Any, sklearn_model: Any
 ) -> None:
-    shelf.upload("four", sklearn_model)
-    scorer = udf(str(shelf_path), "four")
+    local_shelf.upload("four", sklearn_model)
+    scorer = udf(str(local_shelf_path), "four")
     with pytest.raises(Exception, match=r"takes 4 features \(a, b, c, d\), the UDF was given 2"):
         spark_table.select(scorer("a", "b")).collect()
     with pytest.raises(ModelshelfError, match=r"method must be"):
-        udf(str(shelf_path), "four", method=3)  # type: ignore[arg-type]
+        udf(str(local_shelf_path), "four", method=3)  # type: ignore[arg-type]
