@@ -19,9 +19,8 @@ from modelshelf.testing import SerializerContract
 
 
 class TestKerasV3Contract(SerializerContract):
-    @pytest.fixture
-    def serializer_name(self) -> str:
-        return "keras-v3"
+    serializer = "keras-v3"
+    heavy_modules = ("keras", "torch", "tensorflow", "jax")
 
     @pytest.fixture
     def model(self, functional_two_in_two_out: Any) -> Any:
@@ -46,10 +45,6 @@ class TestKerasV3Contract(SerializerContract):
             )
 
         return predict
-
-    @pytest.fixture
-    def framework_modules(self) -> list[str]:
-        return ["keras", "torch", "tensorflow", "jax"]
 
 
 FRESH_PROCESS = """
