@@ -105,7 +105,7 @@ def referenced_blobs(shelf: Any) -> set[str]:
     found: set[str] = set()
     for name in shelf.models():
         for version in shelf.versions(name):
-            found.update(f.sha256 for f in version.files)
+            found.update(b.sha256 for b in version.blobs())
     return found
 
 

@@ -72,13 +72,19 @@ def _debris(backend: Any, shelf: Any) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("kind", ["file", "s3"])
-def test_kill_9_during_uploads(kind: str, make_backend: Any, tmp_path: Path, report: Any) -> None:
+@pytest.mark.parametrize(
+    ("kind", "packed"), [("file", False), ("s3", False), ("file", True), ("s3", True)]
+)
+def test_kill_9_during_uploads(
+    kind: str, packed: bool, make_backend: Any, tmp_path: Path, report: Any
+) -> None:
     options = (
         {"multipart_threshold": 5 << 20, "multipart_chunksize": 5 << 20} if kind == "s3" else {}
     )
     backend = make_backend(kind, **options)
-    job = {"big_file": 6 << 20} if kind == "s3" else {}
+    job: dict[str, Any] = {"big_file": 6 << 20} if kind == "s3" else {}
+    if packed:  # many small files, stored as a pack beside the big one
+        job.update(files=60, max_size=8_000)
     rng = random.Random(SEED)
 
     # Calibrate: how long does one upload take here, now (the machine is shared)?
@@ -138,6 +144,7 @@ def test_kill_9_during_uploads(kind: str, make_backend: Any, tmp_path: Path, rep
             shelf.close()
     report(
         backend=kind,
+        packed=packed,
         trials=TRIALS,
         upload_seconds=round(upload_seconds, 2),
         orphan_blobs_reclaimed=gc_removed,

@@ -463,6 +463,59 @@ class StorageContract(InterleavingContract):
         assert not (tmp_path / "dest" / "w.bin").exists()
         assert not shelf.cache.has(version.files[0])
 
+    def test_small_files_are_packed_and_verified(
+        self, shelf: modelshelf.Shelf, storage_options: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """Small files travel as one pack blob (an ordinary blob to gc and verify); each comes back
+        verified on its own, alone by a ranged read; a damaged pack leaves nothing behind."""
+        from modelshelf.cache import Cache
+        from modelshelf.packing import MIN_PACKED_FILES, SMALL_FILE_BYTES
+
+        tree = tmp_path / "tree"
+        for index in range(MIN_PACKED_FILES + 8):
+            path = tree / f"part{index % 3}" / f"f{index:03d}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(os.urandom(100 + index * 37))
+        (tree / "weights.bin").write_bytes(os.urandom(SMALL_FILE_BYTES + 1))
+        version = shelf.upload("packed", tree)
+        packed = [f for f in version.files if f.pack is not None]
+        assert len(version.packs) == 1 and len(packed) == MIN_PACKED_FILES + 8, "not packed"
+        assert [f.path for f in version.files if f.pack is None] == ["weights.bin"]
+        stored = {info.key.rsplit("/", 1)[-1] for info in shelf.storage.list("blobs/")}
+        assert stored == {b.sha256 for b in version.blobs()}, "a packed file has its own blob"
+
+        fresh = Cache(tmp_path / "cache-one")
+        with modelshelf.open(shelf.url, cache=fresh.root, **storage_options) as reader:
+            reader.fetch(version, [packed[5]])  # one file alone: a ranged read of the pack
+            assert fresh.has(packed[5]) and not fresh.has(packed[4])
+            assert (
+                fresh.blob_path(packed[5].sha256).read_bytes()
+                == (tree / packed[5].path).read_bytes()
+            )
+        with modelshelf.open(shelf.url, cache=tmp_path / "cache-all", **storage_options) as reader:
+            reader.download("packed:1", tmp_path / "dest")
+        for entry in version.files:
+            assert (tmp_path / "dest" / entry.path).read_bytes() == (tree / entry.path).read_bytes()
+        assert shelf.gc(grace=dt.timedelta(0)).removed == (), "gc deleted a pack in use"
+        assert shelf.verify() == []
+
+        pack = version.packs[0]
+        key = f"blobs/sha256/{pack.sha256[:2]}/{pack.sha256}"
+        damaged = bytearray(b"".join(shelf.storage.read_stream(key)))
+        damaged[packed[3].offset or 0] ^= 0xFF
+        (tmp_path / "damaged").write_bytes(bytes(damaged))
+        shelf.storage.put_file(key, tmp_path / "damaged")
+        cold = Cache(tmp_path / "cache-cold")
+        with modelshelf.open(shelf.url, cache=cold.root, **storage_options) as reader:
+            with pytest.raises(IntegrityError):
+                reader.download("packed:1", tmp_path / "dest-bad")
+            assert not (tmp_path / "dest-bad").exists() or not any(
+                (tmp_path / "dest-bad").rglob("*")
+            ), "a damaged pack left files in the destination"
+            assert not any(cold.has(f) for f in packed), "a damaged pack left files in the cache"
+            problems = reader.verify("packed:1")
+        assert {p.path for p in problems} == {f.path for f in packed}
+
     def test_racing_uploads_get_distinct_consecutive_versions(
         self,
         shelf: modelshelf.Shelf,
