@@ -465,33 +465,9 @@ class Shelf:
     ) -> ModelVersion:
         """Load ``ref`` and upload it again with ``serializer`` (a safe format, say) as a new
         version of the same model, with the same metadata and ``lineage.source`` naming ``ref``."""
-        from .copying import origin_of
+        from .converting import convert
 
-        version = self.get(ref)
-        obj = self.load(version.ref, trust=trust)
-        with draft_upload(
-            version.name,
-            obj,
-            metadata=version.metadata,
-            metrics=version.metrics,
-            params=version.params,
-            tags=version.tags,
-            description=version.description,
-            serializer=serializer,
-            options=options,
-        ) as draft:
-            source = {
-                "kind": "convert",
-                "shelf": self.url,
-                "name": version.name,
-                "version": version.version,
-                "serializer": version.serializer.name,
-                "converted_from": origin_of(version),
-            }
-            manifest = attrs.evolve(
-                draft.manifest, lineage=attrs.evolve(draft.manifest.lineage, source=source)
-            )
-            return self.publish(manifest, draft.blobs)
+        return convert(self, ref, serializer, trust=trust, options=options)
 
 
 __all__ = [
