@@ -241,10 +241,7 @@ def test_a_hostile_checkpoint_never_runs_without_trust(local_shelf: Any, tmp_pat
         local_shelf.load(version.ref, cls=testmodules.TinyRegressor)
     assert not marker.exists()
     directory = local_shelf.download(version.ref, tmp_path / "dl")
-    with pytest.raises(UntrustedFormat, match=r"trust=True"):
-        LightningCheckpointSerializer().load(directory, details=version.serializer.details)
-    assert not marker.exists()
-
     # Trusted, the serializer runs it (a shelf may also flag it in a pickle scan at upload).
-    LightningCheckpointSerializer().load(directory, details=version.serializer.details, trust=True)
-    assert marker.exists()
+    frameworks.assert_load_needs_trust(
+        LightningCheckpointSerializer(), directory, version.serializer.details, marker
+    )

@@ -40,12 +40,13 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def fitted(hidden: int = 8, criterion: Any = None, **params: Any) -> Any:
-    """A NeuralNetClassifier trained 5 epochs on :func:`data` (fixed seed, CPU)."""
+def unfitted(hidden: int = 8, criterion: Any = None, *, seed: int = 123, **params: Any) -> Any:
+    """A NeuralNetClassifier of :class:`Classifier`, never trained (what a caller passes to
+    ``load``); ``seed`` seeds torch first, so its initial weights differ from :func:`fitted`'s."""
     from skorch import NeuralNetClassifier
 
-    torch.manual_seed(0)
-    net = NeuralNetClassifier(
+    torch.manual_seed(seed)
+    return NeuralNetClassifier(
         Classifier,
         module__hidden=hidden,
         max_epochs=5,
@@ -56,22 +57,9 @@ def fitted(hidden: int = 8, criterion: Any = None, **params: Any) -> Any:
         **({"criterion": criterion} if criterion else {}),
         **params,
     )
+
+
+def fitted(hidden: int = 8, criterion: Any = None, **params: Any) -> Any:
+    """A net built like :func:`unfitted`'s, trained 5 epochs on :func:`data` (fixed seed, CPU)."""
     x, y = data()
-    return net.fit(x, y)
-
-
-def unfitted(hidden: int = 8, criterion: Any = None) -> Any:
-    """A net built like :func:`fitted`'s, never trained (what a caller passes to ``load``)."""
-    from skorch import NeuralNetClassifier
-
-    torch.manual_seed(123)  # other initial weights than the saved ones
-    return NeuralNetClassifier(
-        Classifier,
-        module__hidden=hidden,
-        max_epochs=5,
-        lr=0.1,
-        batch_size=32,
-        train_split=None,
-        verbose=0,
-        **({"criterion": criterion} if criterion else {}),
-    )
+    return unfitted(hidden, criterion, seed=0, **params).fit(x, y)

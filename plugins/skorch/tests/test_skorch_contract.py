@@ -14,8 +14,8 @@ class SkorchContract(SerializerContract):
     heavy_modules = ("skorch", "torch", "safetensors", "sklearn", "numpy")
 
     @pytest.fixture
-    def model(self, trained: Any) -> Any:
-        return trained
+    def model(self) -> Any:
+        return testnets.fitted()
 
     @pytest.fixture
     def sample_input(self, x: Any) -> Any:

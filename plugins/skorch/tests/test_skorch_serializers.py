@@ -170,12 +170,10 @@ def test_a_hostile_pickle_never_runs_without_trust(local_shelf: Any, tmp_path: P
         local_shelf.load(version.ref)  # core refuses before downloading
     assert not marker.exists()
     directory = local_shelf.download(version.ref, tmp_path / "dl")
-    with pytest.raises(UntrustedFormat, match=r"trust=True"):
-        SkorchPickleSerializer().load(directory, details=version.serializer.details)
-    assert not marker.exists()
     # Trusted, the serializer runs it (a shelf may also flag it in a pickle scan at upload).
-    SkorchPickleSerializer().load(directory, details=version.serializer.details, trust=True)
-    assert marker.exists()
+    frameworks.assert_load_needs_trust(
+        SkorchPickleSerializer(), directory, version.serializer.details, marker
+    )
 
 
 def test_pickle_of_an_unimportable_class_says_so(

@@ -7,6 +7,7 @@
 * :class:`WritesMarker`: a pickle payload that writes a marker file when unpickled (a stand-in for
   arbitrary code), and :func:`assert_payload_needs_trust`: a version holding one never runs it
   without trust, and runs it with trust (so the payload is known to be live).
+* :func:`assert_load_needs_trust`: the same, one level down: the serializer's own ``load``.
 * :func:`assert_planted_link_refused`: a link planted in place of a version's file is refused,
   never followed.
 * :func:`load_trusted`: ``shelf.load(ref, trust=True)``, or where core's pickle scan flagged the
@@ -44,6 +45,7 @@ import pytest
 __all__ = [
     "WritesMarker",
     "assert_light_import",
+    "assert_load_needs_trust",
     "assert_payload_needs_trust",
     "assert_planted_link_refused",
     "assert_plugins_command_lists",
@@ -149,6 +151,22 @@ def assert_payload_needs_trust(shelf: Any, ref: str, marker: Path, reader_cache:
             shelf.load(ref, trust="ignore-scan")
     except ModelshelfError:
         pass  # the payload ran, and what it returned is no model
+    assert marker.exists(), "loading with trust did not run the payload: it proves nothing"
+
+
+def assert_load_needs_trust(
+    serializer: Any, directory: Path, details: dict[str, Any], marker: Path, **load_options: Any
+) -> None:
+    """``directory`` holds a version whose files carry a :class:`WritesMarker` payload writing
+    ``marker``: ``serializer.load`` refuses it without trust (an ``UntrustedFormat`` naming
+    ``trust=True``) and nothing runs; with ``trust=True`` it loads, and the payload runs."""
+    from modelshelf.errors import UntrustedFormat
+
+    assert not marker.exists(), f"{marker} exists before the check"
+    with pytest.raises(UntrustedFormat, match=r"trust=True"):
+        serializer.load(directory, details=details, **load_options)
+    assert not marker.exists(), "the payload ran without trust"
+    serializer.load(directory, details=details, trust=True, **load_options)
     assert marker.exists(), "loading with trust did not run the payload: it proves nothing"
 
 
