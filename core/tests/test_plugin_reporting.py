@@ -17,6 +17,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from modelshelf.testing.frameworks import import_test_helpers
+
+make_distribution = import_test_helpers(__file__, "modelshelf_core_testsite").make_distribution
 
 #: A serializer of ``Note`` objects (a class of this distribution), saved as text.
 NOTES = """
@@ -98,16 +101,6 @@ def modelshelf_register_serializers(register):
 """
 
 BROKEN_IMPORT = "raise RuntimeError('this plugin is broken on purpose')\n"
-
-
-def make_distribution(site: Path, dist: str, module: str, source: str, entry_name: str) -> None:
-    """Install a distribution the way pip would leave it: a module plus a .dist-info directory."""
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
-    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[modelshelf]\n{entry_name} = {module}\n")
-    (info / "RECORD").write_text("")
 
 
 @pytest.fixture
