@@ -49,7 +49,7 @@ from typing import BinaryIO, TypeVar
 import attrs
 
 from .errors import IntegrityError, ModelshelfError
-from .records import FileEntry
+from .records import Blob, FileEntry
 from .refs import check_file_path
 from .transfer import VerifyingWriter, run_parallel
 
@@ -57,6 +57,9 @@ T = TypeVar("T")
 TEMP_PREFIX = ".~"
 _CHUNK = 1 << 20
 _SHA256_NAME = re.compile(r"[0-9a-f]{64}")
+#: Files are placed in batches of at most this many distinct blobs or (about) this many bytes.
+_BATCH_FILES = 32
+_BATCH_BYTES = 4 << 20
 #: Errors from ``os.link`` after which a copy is the only way (no hardlinks on this filesystem).
 _NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
 
@@ -64,6 +67,8 @@ _NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
 Refill = Callable[[FileEntry], None]
 #: The stored bytes of one blob, in order (a shelf read), to be verified by the cache.
 Stream = Callable[[FileEntry], Iterable[bytes]]
+#: The bytes of a packed file from a cached pack, or ``None`` when its pack is not at hand.
+Unpacked = Callable[[FileEntry], bytes | None]
 
 
 def default_cache_dir() -> Path:
@@ -101,16 +106,20 @@ class Cache:
     # --- blobs -----------------------------------------------------------------------------
 
     def blob_path(self, sha256: str) -> Path:
-        return self.root / "blobs" / "sha256" / sha256[:2] / sha256
+        return Path(self._blob_name(sha256))
 
-    def has(self, entry: FileEntry) -> bool:
+    def _blob_name(self, sha256: str) -> str:
+        # Asked several times for every file of a download: string joins, not pathlib's.
+        return os.path.join(self.root, "blobs", "sha256", sha256[:2], sha256)
+
+    def has(self, entry: FileEntry | Blob) -> bool:
         """A blob of the right size is present. Whether to download; never a reason to trust it."""
         try:
-            return os.stat(self.blob_path(entry.sha256)).st_size == entry.size
+            return os.stat(self._blob_name(entry.sha256)).st_size == entry.size
         except OSError:
             return False
 
-    def insert(self, entry: FileEntry, chunks: Iterable[bytes], what: str) -> Path:
+    def insert(self, entry: FileEntry | Blob, chunks: Iterable[bytes], what: str) -> Path:
         """Stream ``chunks`` into the cache, verifying them against ``entry``; return the blob path.
 
         On any failure (integrity or transport) nothing is left behind.
@@ -325,6 +334,7 @@ class Cache:
         refill: Refill | None = None,
         what: str = "",
         stream: Stream | None = None,
+        unpacked: Unpacked | None = None,
     ) -> None:
         """Place every file under ``dest``, verified: copies, or hardlinks of the blobs with ``link``.
 
@@ -335,9 +345,18 @@ class Cache:
         With ``stream`` (copies only), a blob missing from the cache is fetched with
         ``stream(entry)`` and written once into both the cache and its temporary file beside the
         target (:meth:`_tee_verified`), instead of into the cache and then copied out of it.
+        With ``unpacked`` (copies only), a packed file missing from the cache is written from the
+        bytes it returns (taken out of a cached pack), verified, and not cached on its own.
         """
         self.place(
-            tuple(files), dest, link=link, refill=refill, what=what, verified=set(), stream=stream
+            tuple(files),
+            dest,
+            link=link,
+            refill=refill,
+            what=what,
+            verified=set(),
+            stream=stream,
+            unpacked=unpacked,
         )
 
     def place(
@@ -350,6 +369,7 @@ class Cache:
         what: str,
         verified: set[tuple[int, int]],
         stream: Stream | None = None,
+        unpacked: Unpacked | None = None,
     ) -> None:
         """:meth:`materialize`, with ``verified`` the (device, inode) pairs this operation already
         hashed (a snapshot links each blob once and hashes it once)."""
@@ -379,6 +399,17 @@ class Cache:
                 # One worker per blob: two workers evicting and refilling one blob would race.
                 for index, (entry, temp, _) in enumerate(group):
                     name = f"{what}/{entry.path}" if what else entry.path
+                    data = None
+                    if unpacked is not None and not link and entry.pack is not None:
+                        data = unpacked(entry) if not self.has(entry) else None
+                    if data is not None:
+                        with (
+                            open(temp, "xb") as handle,
+                            VerifyingWriter(handle, entry.sha256, entry.size, name) as writer,
+                        ):
+                            writer.write(data)
+                            writer.finish()
+                        continue
                     if stream is not None and not link and index == 0 and not self.has(entry):
                         # Not cached: one stream fills the cache and this file (the group's other
                         # paths copy from the cache, verified, as usual).
@@ -398,7 +429,21 @@ class Cache:
             groups: dict[str, list[tuple[FileEntry, Path, Path]]] = {}
             for item in staged:
                 groups.setdefault(item[0].sha256, []).append(item)
-            run_parallel(stage, groups.values())
+            # Small files go to the workers in batches: a task per file costs more than its copy.
+            batches: list[list[list[tuple[FileEntry, Path, Path]]]] = [[]]
+            batched = 0
+            for group in groups.values():
+                if batched >= _BATCH_BYTES or len(batches[-1]) >= _BATCH_FILES:
+                    batches.append([])
+                    batched = 0
+                batches[-1].append(group)
+                batched += group[0][0].size
+
+            def stage_all(batch: list[list[tuple[FileEntry, Path, Path]]]) -> None:
+                for group in batch:
+                    stage(group)
+
+            run_parallel(stage_all, batches)
             for _, temp, target in staged:
                 os.replace(temp, target)
         except BaseException:

@@ -86,37 +86,44 @@ def download(
     if dest_path.exists() and not dest_path.is_dir():
         raise ModelshelfError(f"download destination {dest_path} exists and is not a directory")
     cache = catalog.cache
-    stream = None
+    what = version.ref
+
+    def refill(entry: FileEntry) -> None:
+        fetch(catalog, version, (entry,))
+
     if link:
         fetch(catalog, version)  # a bad shelf copy fails here, before dest is touched
-    else:
-        # Packs holding files the cache lacks are fetched into it first, whole (a damaged pack
-        # fails here, before dest is touched). Other blobs the cache lacks are streamed once into
-        # the cache and dest together (verified; on a mismatch neither keeps anything); cached
-        # ones are copied out, verified.
-        fetch_packs(
-            catalog, version, [f for f in version.files if f.pack is not None and not cache.has(f)]
-        )
-        for entry in version.files:
-            if cache.has(entry):
-                cache.touch(entry.sha256)
-        missing = sum(
-            f.size for f in {f.sha256: f for f in version.files if not cache.has(f)}.values()
-        )
-        progress = Progress(missing, f"download {version.ref}")
-        stream = lambda entry: counted(blob_stream(catalog, version, entry), progress)  # noqa: E731
-    try:
+        cache.materialize(version.files, dest_path, link=True, what=what, refill=refill)
+        return dest_path
+    # Files the cache lacks are written once into the cache and dest together, verified (on a
+    # mismatch neither keeps anything); cached ones are copied out, verified. Packs holding files
+    # the cache lacks are fetched into the cache first, verified whole (a damaged pack fails
+    # before dest is touched), and their files written from there, each verified on its own.
+    missing: dict[str, FileEntry] = {}
+    for entry in version.files:
+        if entry.sha256 in missing:
+            continue
+        if cache.has(entry):
+            cache.touch(entry.sha256)
+        else:
+            missing[entry.sha256] = entry
+    packed = [f for f in missing.values() if f.pack is not None]
+    packs = {f.pack for f in packed}
+    total = sum(f.size for f in missing.values() if f.pack is None)
+    total += sum(p.size for p in version.packs if p.sha256 in packs)
+    with (
+        Progress(total, f"download {what}") as progress,
+        packing.opened_packs(catalog.storage, cache, version, packed, progress) as unpacked,
+    ):
         cache.materialize(
             version.files,
             dest_path,
-            link=link,
-            what=version.ref,
-            stream=stream,
-            refill=lambda entry: fetch(catalog, version, (entry,)),
+            link=False,
+            what=what,
+            stream=lambda entry: counted(blob_stream(catalog, version, entry), progress),
+            unpacked=unpacked,
+            refill=refill,
         )
-    finally:
-        if stream is not None:
-            progress.close()
     return dest_path
 
 

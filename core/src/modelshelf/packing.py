@@ -8,8 +8,10 @@ pack is verified on its own. Storing a directory of 2,000 small files then costs
 ``fsync``, one PUT) instead of 2,000; large files stay their own blobs, so identical weights are
 still stored once across versions.
 
-The local cache holds files, not packs: fetching a pack verifies it whole, then puts every file
-taken out of it into the cache under the file's own sha256 (verified again).
+The local cache keeps a fetched pack as one blob: a download writes each packed file from it
+straight to the destination (one file created per file, as for a plain copy), and a load, which
+needs files of their own, takes them out of it into the cache. Either way each file is verified
+against its own sha256.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -140,6 +142,70 @@ def read_packed(storage: Storage, version: ModelVersion, entry: FileEntry) -> by
         raise _missing_pack(storage, version, entry.pack) from None
 
 
+@contextlib.contextmanager
+def opened_packs(
+    storage: Storage,
+    cache: Cache,
+    version: ModelVersion,
+    entries: Iterable[FileEntry],
+    progress: Progress,
+) -> Iterator[Callable[[FileEntry], bytes | None]]:
+    """``unpacked(entry)``: the bytes of each packed file of ``entries`` (``None`` for any other
+    file), read from its pack in the cache.
+
+    A pack the cache lacks is fetched into it once, verified whole while streaming. Each pack is
+    hashed again when opened (the cache is not trusted; a bad copy is evicted and fetched again,
+    once), and every wanted file in it is checked against its own sha256 and size before the block
+    starts: a damaged pack or a wrong index raises :class:`~modelshelf.errors.IntegrityError`
+    before anything is written. Callers verify the bytes they write again (the cached file is
+    shared).
+    """
+    wanted: dict[str, dict[str, FileEntry]] = {}
+    for entry in entries:
+        assert entry.pack is not None
+        wanted.setdefault(entry.pack, {})[entry.sha256] = entry
+    packs = {p.sha256: p for p in version.packs}
+    with contextlib.ExitStack() as stack:
+
+        def open_pack(sha: str) -> int:
+            pack = packs[sha]
+            for attempt in range(2):
+                if not cache.has(pack):
+                    try:
+                        chunks = storage.read_stream(layout.blob_key(sha))
+                    except KeyNotFound:
+                        raise _missing_pack(storage, version, sha) from None
+                    cache.insert(pack, counted(chunks, progress), _pack_name(version, sha))
+                fd = os.open(cache.blob_path(sha), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                with open(fd, "rb", closefd=False) as handle:
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                    size = handle.tell()
+                if (digest, size) == (sha, pack.size):
+                    stack.callback(os.close, fd)
+                    return fd
+                os.close(fd)
+                cache.evict(sha)
+                if attempt:
+                    raise IntegrityError(
+                        f"{_pack_name(version, sha)} changed in the cache right after it was "
+                        f"fetched and verified; is something writing into the cache {cache.root}?"
+                    )
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        fds = dict(zip(wanted, run_parallel(open_pack, list(wanted)), strict=True))
+        for sha, files in wanted.items():
+            for entry in files.values():
+                _checked(os.pread(fds[sha], entry.size, entry.offset or 0), entry, version)
+
+        def unpacked(entry: FileEntry) -> bytes | None:
+            fd = fds.get(entry.pack or "")
+            if fd is None or entry.sha256 not in wanted[entry.pack or ""]:
+                return None
+            return os.pread(fd, entry.size, entry.offset or 0)
+
+        yield unpacked
+
+
 def fetch_packed(
     storage: Storage,
     cache: Cache,
@@ -147,37 +213,17 @@ def fetch_packed(
     entries: Iterable[FileEntry],
     progress: Progress,
 ) -> None:
-    """Put the packed ``entries`` into ``cache``: each pack holding any of them is read once and
-    verified whole, every wanted file in it is checked against its own sha256, and only then are
-    they inserted (so a damaged pack or a wrong index leaves nothing new in the cache)."""
-    wanted: dict[str, dict[str, FileEntry]] = {}
-    for entry in entries:
-        assert entry.pack is not None
-        wanted.setdefault(entry.pack, {})[entry.sha256] = entry
-    packs = {p.sha256: p for p in version.packs}
-    cache.root.mkdir(parents=True, exist_ok=True)
+    """Put the packed ``entries`` into ``cache`` as files of their own, taken out of their packs
+    (:func:`opened_packs`): a damaged pack or a wrong index leaves no new file in the cache."""
+    files = list({f.sha256: f for f in entries}.values())
+    with opened_packs(storage, cache, version, files, progress) as unpacked:
 
-    def get(sha: str) -> None:
-        pack = packs[sha]
-        try:
-            chunks = storage.read_stream(layout.blob_key(sha))
-        except KeyNotFound:
-            raise _missing_pack(storage, version, sha) from None
-        with _verified_copy(cache.root, counted(chunks, progress), pack, version) as handle:
-            files = sorted(wanted[sha].values(), key=lambda f: f.offset or 0)
-            for entry in files:
-                _checked(_read_at(handle, entry), entry, version)
+        def insert(batch: list[FileEntry]) -> None:
+            for entry in batch:
+                cache.insert(entry, (unpacked(entry) or b"",), f"{version.ref}/{entry.path}")
 
-            def insert(batch: list[FileEntry]) -> None:
-                for entry in batch:
-                    data = os.pread(handle.fileno(), entry.size, entry.offset or 0)
-                    cache.insert(entry, (data,), f"{version.ref}/{entry.path}")
-
-            # Creating files costs more than their bytes: several workers, each a batch.
-            run_parallel(insert, [files[i : i + _BATCH] for i in range(0, len(files), _BATCH)])
-
-    for sha in sorted(wanted):
-        get(sha)
+        # Creating files costs more than their bytes: several workers, each a batch.
+        run_parallel(insert, [files[i : i + _BATCH] for i in range(0, len(files), _BATCH)])
 
 
 def check_pack(
