@@ -211,6 +211,20 @@ def model_file(
     return path
 
 
+def check_options(
+    serializer: str, step: str, options: Mapping[str, Any], accepted: Iterable[str]
+) -> None:
+    """Refuse the options ``serializer`` does not understand at ``step`` (``"save"``, ``"load"``)
+    with one :class:`~modelshelf.errors.ModelshelfError` line naming them and what is accepted,
+    instead of silently ignoring a typo."""
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ModelshelfError(
+            f"{serializer} does not understand {step} option(s) {', '.join(unknown)} "
+            f"(accepted: {', '.join(sorted(accepted)) or 'none'})"
+        )
+
+
 @contextlib.contextmanager
 def reading(file: str, library: str) -> Iterator[None]:
     """Turn a framework's failure to parse version file (or part) ``file`` into one
