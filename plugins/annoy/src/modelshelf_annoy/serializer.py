@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from modelshelf.errors import InvalidModel, ModelshelfError
-from modelshelf.serializers import SavedModel, Serializer, model_file, qualified_name, reading
+from modelshelf.serializers import (
+    SavedModel,
+    Serializer,
+    check_options,
+    model_file,
+    qualified_name,
+    reading,
+)
 
 #: Written into the version directory. Fixed, never read from the manifest.
 INDEX_FILE = "index.ann"
@@ -113,17 +120,6 @@ def _reads_back(path: Path, index: Any, f: int, metric: str) -> bool:
         candidate.unload()
 
 
-def _check_options(
-    serializer: str, step: str, options: Mapping[str, Any], known: tuple[str, ...]
-) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ModelshelfError(
-            f"{serializer} does not understand {step} option(s) {', '.join(unknown)} "
-            f"(accepted: {', '.join(known) or 'none'})"
-        )
-
-
 def _annoy_version() -> str:
     import importlib.metadata
 
@@ -148,7 +144,7 @@ class AnnoySerializer(Serializer):
     claims = ("annoy.Annoy", "annoy.AnnoyIndex", "annoy.annoylib.Annoy")
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        _check_options(self.name, "save", options, ("metric",))
+        check_options(self.name, "save", options, ("metric",))
         f = getattr(obj, "f", None)
         if not isinstance(f, int) or f <= 0:
             raise InvalidModel(
@@ -216,7 +212,7 @@ class AnnoySerializer(Serializer):
     def load(
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
-        _check_options(self.name, "load", options, ("prefault",))
+        check_options(self.name, "load", options, ("prefault",))
         f, metric = details.get("f"), details.get("metric")
         if not isinstance(f, int) or isinstance(f, bool) or f <= 0 or metric not in METRICS:
             raise InvalidModel(
