@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
+from modelshelf.errors import InvalidModel, UntrustedFormat
 from modelshelf.serializers import (
     SavedModel,
     Serializer,
+    check_options,
     is_json_exact,
     jsonable,
     model_file,
@@ -47,15 +48,6 @@ def _causalml_version() -> str:
         return importlib.metadata.version("causalml")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - causalml is imported
         return "unknown"
-
-
-def _check_options(step: str, options: Mapping[str, Any], known: tuple[str, ...]) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ModelshelfError(
-            f"causalml-joblib does not understand {step} option(s) {', '.join(unknown)} "
-            f"(accepted: {', '.join(known) or 'none'})"
-        )
 
 
 def _params(obj: Any) -> tuple[dict[str, Any], list[str]]:
@@ -105,7 +97,7 @@ class CausalMLSerializer(Serializer):
     )
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        _check_options("save", options, ("compress",))
+        check_options(self.name, "save", options, ("compress",))
         import joblib
 
         mro = [qualified_name(c) for c in type(obj).__mro__]
@@ -145,7 +137,7 @@ class CausalMLSerializer(Serializer):
                 "causalml-joblib versions are pickles and loading one can run arbitrary code: load "
                 "with trust=True only if you trust where the learner comes from"
             )
-        _check_options("load", options, ("mmap_mode",))
+        check_options(self.name, "load", options, ("mmap_mode",))
         import joblib
 
         # Versions saved here name MODEL_FILE; imported ones (modelstore's model.joblib, written by
