@@ -20,12 +20,19 @@ gensim is imported inside ``save``/``load`` only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
-from modelshelf.serializers import SavedModel, Serializer, model_file, qualified_name, reading
+from modelshelf.errors import InvalidModel, UntrustedFormat
+from modelshelf.serializers import (
+    SavedModel,
+    Serializer,
+    check_options,
+    model_file,
+    qualified_name,
+    reading,
+)
 
 #: Fixed file names, never read from the manifest.
 VECTORS_FILE = "vectors.bin"
@@ -34,17 +41,6 @@ NATIVE_FILE = "model.gensim"
 
 KEYED_VECTORS = "gensim.models.keyedvectors.KeyedVectors"
 FASTTEXT_KEYED_VECTORS = "gensim.models.fasttext.FastTextKeyedVectors"
-
-
-def _check_options(
-    serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]
-) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ModelshelfError(
-            f"{serializer} does not understand {step} option(s) {', '.join(unknown)} "
-            f"(accepted: {', '.join(sorted(known)) or 'none'})"
-        )
 
 
 def _gensim_version() -> str:
@@ -111,7 +107,7 @@ class Word2VecFormatSerializer(Serializer):
     claims = (KEYED_VECTORS,)
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        _check_options(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         names = _mro_names(obj)
         kv = obj if KEYED_VECTORS in names else getattr(obj, "wv", None)
         if kv is None or KEYED_VECTORS not in _mro_names(kv):
@@ -158,7 +154,7 @@ class Word2VecFormatSerializer(Serializer):
     def load(
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
-        _check_options(self.name, "load", options, ())
+        check_options(self.name, "load", options, ())
         from gensim.models import KeyedVectors
 
         name = details.get("file", VECTORS_FILE)
@@ -191,7 +187,7 @@ class GensimNativeSerializer(Serializer):
     )
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        _check_options(self.name, "save", options, ("sep_limit",))
+        check_options(self.name, "save", options, ("sep_limit",))
         if "gensim.utils.SaveLoad" not in _mro_names(obj):
             raise InvalidModel(
                 f"{self.name} stores gensim objects (gensim.utils.SaveLoad), not {qualified_name(type(obj))}"
@@ -226,7 +222,7 @@ class GensimNativeSerializer(Serializer):
                 f"{self.name} versions are pickles and loading one can run arbitrary code: load "
                 "with trust=True only if you trust where the model comes from"
             )
-        _check_options(self.name, "load", options, ("mmap",))
+        check_options(self.name, "load", options, ("mmap",))
         from gensim.utils import SaveLoad
 
         # Versions saved here name gensim/model.gensim; imported ones (modelstore's gensim.model)
