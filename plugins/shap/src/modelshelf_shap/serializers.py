@@ -21,12 +21,19 @@ shap is imported inside ``save``/``load`` only.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from modelshelf.errors import InvalidModel, ModelshelfError, NoSerializer, UntrustedFormat
-from modelshelf.serializers import SavedModel, Serializer, model_file, qualified_name, reading
+from modelshelf.serializers import (
+    SavedModel,
+    Serializer,
+    check_options,
+    model_file,
+    qualified_name,
+    reading,
+)
 
 #: Fixed names, never read from the manifest.
 EXPLAINER_FILE = "explainer.json"
@@ -37,17 +44,6 @@ PICKLE_FILE = "explainer.shap"
 TREE_EXPLAINER = "shap.explainers._tree.TreeExplainer"
 _MODEL_OUTPUTS = ("raw", "probability", "log_loss", "predict", "predict_proba")
 _PERTURBATIONS = ("interventional", "tree_path_dependent", "auto")
-
-
-def _check_options(
-    serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]
-) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ModelshelfError(
-            f"{serializer} does not understand {step} option(s) {', '.join(unknown)} "
-            f"(accepted: {', '.join(sorted(known)) or 'none'})"
-        )
 
 
 def _shap_version() -> str:
@@ -114,7 +110,7 @@ class TreeExplainerSerializer(Serializer):
     claims = (TREE_EXPLAINER,)
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        _check_options(self.name, "save", options, ("model", "model_serializer"))
+        check_options(self.name, "save", options, ("model", "model_serializer"))
         import numpy as np
         import shap
         from modelshelf.plugins import get_registry
@@ -282,7 +278,7 @@ class ShapPickleSerializer(Serializer):
     )
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        _check_options(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         if not callable(getattr(obj, "save", None)):
             raise InvalidModel(
                 f"{self.name} stores shap explainers, not {qualified_name(type(obj))}"
@@ -323,7 +319,7 @@ class ShapPickleSerializer(Serializer):
                 f"{self.name} versions are pickles and loading one can run arbitrary code: load "
                 "with trust=True only if you trust where the explainer comes from"
             )
-        _check_options(self.name, "load", options, ())
+        check_options(self.name, "load", options, ())
         import contextlib
         import io
 
