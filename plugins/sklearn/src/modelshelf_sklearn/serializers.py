@@ -7,7 +7,7 @@ modelshelf_sklearn`` and listing serializers stay free.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from modelshelf.errors import ModelshelfError, UntrustedFormat
 from modelshelf.serializers import (
     SavedModel,
     Serializer,
+    check_options,
     jsonable,
     model_file,
     qualified_name,
@@ -26,19 +27,6 @@ from modelshelf.serializers import (
 #: tampered manifest cannot point ``load`` at another path.
 SKOPS_FILE = "model.skops"
 JOBLIB_FILE = "model.joblib"
-
-
-def _check_options(
-    serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]
-) -> None:
-    """Refuse options a serializer does not understand, instead of silently ignoring a typo."""
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        allowed = ", ".join(sorted(known)) or "none"
-        raise ModelshelfError(
-            f"{serializer} does not understand {step} option(s) {', '.join(unknown)} "
-            f"(accepted: {allowed})"
-        )
 
 
 def _output_kind(obj: Any) -> str:
@@ -129,7 +117,7 @@ class SkopsSerializer(Serializer):
     claims = ("sklearn.base.BaseEstimator",)
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        _check_options(self.name, "save", options, ("compression", "compresslevel"))
+        check_options(self.name, "save", options, ("compression", "compresslevel"))
         import skops
         import skops.io as sio
 
@@ -159,7 +147,7 @@ class SkopsSerializer(Serializer):
     def load(
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
-        _check_options(self.name, "load", options, ("trusted_types",))
+        check_options(self.name, "load", options, ("trusted_types",))
         import skops.io as sio
 
         path = model_file(directory, SKOPS_FILE)
@@ -210,7 +198,7 @@ class JoblibSerializer(Serializer):
     claims = ()
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        _check_options(self.name, "save", options, ("compress",))
+        check_options(self.name, "save", options, ("compress",))
         import joblib
 
         joblib.dump(obj, directory / JOBLIB_FILE, **options)
@@ -235,7 +223,7 @@ class JoblibSerializer(Serializer):
                 f"{self.name} versions are pickles and loading one can run arbitrary code: load "
                 "with trust=True only if you trust where the model comes from"
             )
-        _check_options(self.name, "load", options, ("mmap_mode",))
+        check_options(self.name, "load", options, ("mmap_mode",))
         import joblib
 
         path = model_file(directory, JOBLIB_FILE)
