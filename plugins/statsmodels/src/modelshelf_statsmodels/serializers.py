@@ -23,12 +23,19 @@ import contextlib
 import copy
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
-from modelshelf.serializers import SavedModel, Serializer, model_file, qualified_name, reading
+from modelshelf.errors import InvalidModel, UntrustedFormat
+from modelshelf.serializers import (
+    SavedModel,
+    Serializer,
+    check_options,
+    model_file,
+    qualified_name,
+    reading,
+)
 
 #: Fixed file names, never read from the manifest.
 SPEC_FILE = "spec.json"
@@ -72,17 +79,6 @@ SAFE_RESULTS = (
     "statsmodels.regression.linear_model.RegressionResultsWrapper",
     "statsmodels.genmod.generalized_linear_model.GLMResultsWrapper",
 )
-
-
-def _check_options(
-    serializer: str, step: str, options: Mapping[str, Any], known: Iterable[str]
-) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ModelshelfError(
-            f"{serializer} does not understand {step} option(s) {', '.join(unknown)} "
-            f"(accepted: {', '.join(sorted(known)) or 'none'})"
-        )
 
 
 def _statsmodels_version() -> str:
@@ -339,7 +335,7 @@ class ParamsSerializer(Serializer):
     claims = SAFE_RESULTS
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        _check_options(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         import numpy as np
 
         model = getattr(obj, "model", None)
@@ -374,7 +370,7 @@ class ParamsSerializer(Serializer):
     def load(
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
-        _check_options(self.name, "load", options, ())
+        check_options(self.name, "load", options, ())
         import numpy as np
 
         spec_path = model_file(directory, SPEC_FILE)
@@ -411,7 +407,7 @@ class PickleSerializer(Serializer):
     )
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        _check_options(self.name, "save", options, ("remove_data",))
+        check_options(self.name, "save", options, ("remove_data",))
         if not callable(getattr(obj, "save", None)) or getattr(obj, "model", None) is None:
             raise InvalidModel(
                 f"{self.name} stores fitted statsmodels results, not {qualified_name(type(obj))}"
@@ -458,7 +454,7 @@ class PickleSerializer(Serializer):
                 f"{self.name} versions are pickles and loading one can run arbitrary code: load "
                 "with trust=True only if you trust where the model comes from"
             )
-        _check_options(self.name, "load", options, ())
+        check_options(self.name, "load", options, ())
         from statsmodels.iolib.smpickle import load_pickle
 
         # Versions saved here name PICKLE_FILE; imported ones (modelstore's, written by the same
