@@ -370,6 +370,40 @@ class InterleavingContract:
 
         assert interleave(case) > 4
 
+    def test_gc_never_deletes_a_pack_an_upload_reuses(
+        self, interleave: Callable[[Case], int], tmp_path: Path
+    ) -> None:
+        """The same for a pack: an upload of many small files whose pack a deleted version left as
+        an old orphan keeps that pack at every interleaving (a pack is one of the blobs its lease
+        names)."""
+        from ..packing import MIN_PACKED_FILES
+
+        def case(url: str) -> tuple[Any, Any, Any]:
+            files = {
+                f"small/f{i:02d}.json": secrets.token_bytes(100 + i)
+                for i in range(MIN_PACKED_FILES)
+            }
+            folder = tmp_path / secrets.token_hex(4)
+            (folder / "small").mkdir(parents=True)
+            for name, data in files.items():
+                (folder / name).write_bytes(data)
+            with self._open(url) as shelf:
+                assert shelf.upload("m", folder).packs, "the small files were not packed"
+                shelf.delete("m:1")  # its pack is now an orphan, old enough for grace 0
+
+            def check(gc: Outcome, upload: Outcome) -> None:
+                _raise_unexpected(gc)
+                assert upload.error is None, f"upload failed: {upload.error!r}"
+                self._assert_published_intact(url, [upload.result], files, tmp_path)
+
+            return (
+                lambda shelf: shelf.gc(grace=dt.timedelta(0)),
+                lambda shelf: shelf.upload("m", folder),
+                check,
+            )
+
+        assert interleave(case) > 4
+
     def test_gc_never_deletes_a_blob_of_an_upload_in_flight(
         self, interleave: Callable[[Case], int], tmp_path: Path
     ) -> None:
