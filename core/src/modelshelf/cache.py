@@ -9,25 +9,20 @@ Layout::
 
 Contract:
 
-* A blob enters the cache only after its sha256 and size were verified while streaming, through
-  an atomic rename, so a reader never sees a partial blob and a corrupted download never enters.
-  A download of a blob the cache lacks writes the stream once into both the cache's temporary
-  file and the destination's (:meth:`Cache.materialize` with ``stream``): the destination gets
-  exactly the bytes that were verified, never a second read of the cache, and on a mismatch
-  neither temporary file survives.
+* A blob (a file, or a pack of small files) enters the cache only after its sha256 and size were
+  verified while streaming, through an atomic rename: a reader never sees a partial blob, and a
+  corrupted download never enters. A download of a blob the cache lacks writes the stream once
+  into both the cache's temporary file and the destination's (:meth:`Cache.materialize` with
+  ``stream``); on a mismatch neither temporary file survives.
 * The cache is **not trusted** after that. Bit rot, a stray write, another user of a shared cache,
-  or root (who ignores the read-only bit) can change a blob in place, so every use re-hashes it:
-  :meth:`Cache.materialize` hashes while it copies into a temporary file beside the destination
-  (or hashes the hardlink it made) and exposes files only once every one of them matched;
-  :meth:`Cache.snapshot` hashes every snapshot entry it hands out, and uses an existing snapshot
-  only when each entry is a hardlink of its blob and verified by the same call. A blob that fails
-  is evicted and fetched again through the caller's ``refill`` (which verifies while streaming),
-  once; a second failure is an :class:`~modelshelf.errors.IntegrityError`. :meth:`Cache.has` only
-  says a blob of the right size is present: it is what decides whether to download, never trust.
-* Loads that return a path into their files (the built-in ``files`` serializer, or any serializer
-  that hands back its directory) get a :meth:`Cache.private_copy`, not the shared snapshot: a
-  hardlinked snapshot would hand the caller the cache's own inodes, and an in-place edit would
-  reach every later load. See :mod:`modelshelf.cache_views` for how long copies live.
+  or root can change a blob in place, so every use re-hashes it: :meth:`Cache.materialize` hashes
+  while it copies beside the destination (or hashes the hardlink it made) and exposes files only
+  once every one of them matched; :meth:`Cache.snapshot` hashes every entry it hands out. A blob
+  that fails is evicted and fetched again through the caller's ``refill`` (verified while
+  streaming), once; a second failure is an :class:`~modelshelf.errors.IntegrityError`.
+  :meth:`Cache.has` only says a blob of the right size is present: whether to download, never trust.
+* Loads that return a path into their files get a :meth:`Cache.private_copy`, never the shared
+  snapshot, whose inodes are the cache's own (see :mod:`modelshelf.cache_views`).
 * :meth:`Cache.verify` re-hashes every blob and removes the ones that do not match their address.
 """
 
@@ -58,8 +53,7 @@ TEMP_PREFIX = ".~"
 _CHUNK = 1 << 20
 _SHA256_NAME = re.compile(r"[0-9a-f]{64}")
 #: Files are placed in batches of at most this many distinct blobs or (about) this many bytes.
-_BATCH_FILES = 32
-_BATCH_BYTES = 4 << 20
+_BATCH_FILES, _BATCH_BYTES = 32, 4 << 20
 #: Errors from ``os.link`` after which a copy is the only way (no hardlinks on this filesystem).
 _NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
 
