@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelshelf.errors import ModelshelfError, UntrustedFormat
-from modelshelf.serializers import SavedModel, Serializer, model_file, qualified_name, reading
+from modelshelf.serializers import (
+    SavedModel,
+    Serializer,
+    check_options,
+    model_file,
+    qualified_name,
+    reading,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -35,7 +42,7 @@ PICKLE_FILE = "model.pt"
 
 
 class InvalidTorchModel(ModelshelfError, ValueError):
-    """An object, option or stored file the torch serializers cannot use (one-line message)."""
+    """An object or stored file the torch serializers cannot use (one-line message)."""
 
 
 # --- torch-safetensors -------------------------------------------------------------------------
@@ -67,7 +74,7 @@ class TorchSafetensorsSerializer(Serializer):
         import safetensors.torch
         import torch
 
-        _reject_unknown(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         if not isinstance(obj, torch.nn.Module):
             raise InvalidTorchModel(
                 f"torch-safetensors saves torch.nn.Module objects, not {type(obj).__name__}"
@@ -108,7 +115,7 @@ class TorchSafetensorsSerializer(Serializer):
         import safetensors.torch
         import torch
 
-        _reject_unknown(self.name, "load", options, ("module", "strict", "device"))
+        check_options(self.name, "load", options, ("module", "strict", "device"))
         module = options.get("module")
         strict = options.get("strict", True)
         device = options.get("device", "cpu")
@@ -258,7 +265,7 @@ class TorchExportSerializer(Serializer):
         import torch
         import torch.export
 
-        _reject_unknown(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         if not isinstance(obj, torch.export.ExportedProgram):
             raise InvalidTorchModel(
                 f"torch-export saves torch.export.ExportedProgram objects, not {type(obj).__name__}"
@@ -282,7 +289,7 @@ class TorchExportSerializer(Serializer):
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
         _require_trust(self.name, trust)
-        _reject_unknown(self.name, "load", options, ())
+        check_options(self.name, "load", options, ())
         import torch.export
 
         relative = details.get("file", EXPORT_FILE)
@@ -347,7 +354,7 @@ class TorchScriptSerializer(Serializer):
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
         import torch
 
-        _reject_unknown(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         if not isinstance(obj, torch.jit.ScriptModule):
             raise InvalidTorchModel(
                 f"torch-script saves TorchScript modules (torch.jit.script / torch.jit.trace), "
@@ -369,7 +376,7 @@ class TorchScriptSerializer(Serializer):
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
         _require_trust(self.name, trust)
-        _reject_unknown(self.name, "load", options, ("device",))
+        check_options(self.name, "load", options, ("device",))
         import torch
 
         relative = details.get("file", SCRIPT_FILE)
@@ -414,7 +421,7 @@ class TorchPickleSerializer(Serializer):
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
         import torch
 
-        _reject_unknown(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         torch.save(obj, str(directory / PICKLE_FILE))
         cls = type(obj)
         details: dict[str, Any] = {"file": PICKLE_FILE, "object_class": qualified_name(cls)}
@@ -429,7 +436,7 @@ class TorchPickleSerializer(Serializer):
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
         _require_trust(self.name, trust)
-        _reject_unknown(self.name, "load", options, ("device",))
+        check_options(self.name, "load", options, ("device",))
         import torch
 
         relative = details.get("file", PICKLE_FILE)
@@ -463,13 +470,4 @@ def _require_trust(name: str, trust: bool) -> None:
         raise UntrustedFormat(
             f"loading a {name} version can execute code stored in it: pass trust=True only if "
             "you trust whoever uploaded it"
-        )
-
-
-def _reject_unknown(name: str, what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        accepted = ", ".join(known) if known else "none"
-        raise InvalidTorchModel(
-            f"unknown {name} {what} option(s) {', '.join(unknown)}: accepted are {accepted}"
         )
