@@ -120,7 +120,9 @@ def test_other_objects_and_unknown_options_are_refused(
 ) -> None:
     with pytest.raises(InvalidModel, match=r"fastai-safetensors saves fastai Learners"):
         FastaiSafetensorsSerializer().save(torch.nn.Linear(2, 2), tmp_path)
-    with pytest.raises(ModelshelfError, match=r"unknown fastai-safetensors save option"):
+    with pytest.raises(
+        ModelshelfError, match=r"fastai-safetensors does not understand save option"
+    ):
         local_shelf.upload("tab", trained, options={"with_opt": True})
 
 

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.serializers import (
     SavedModel,
     Serializer,
+    check_options,
     jsonable,
     model_file,
     qualified_name,
@@ -46,7 +47,7 @@ class FastaiSafetensorsSerializer(Serializer):
     claims = (LEARNER_CLASS,)
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        reject_unknown(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         fastai = _import_fastai()
         if not isinstance(obj, fastai.learner.Learner):
             raise InvalidModel(
@@ -73,7 +74,7 @@ class FastaiSafetensorsSerializer(Serializer):
     def load(
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
-        reject_unknown(self.name, "load", options, ("learner", "strict", "check_preprocessing"))
+        check_options(self.name, "load", options, ("learner", "strict", "check_preprocessing"))
         fastai = _import_fastai()
         learner = options.get("learner")
         if learner is None:
@@ -111,7 +112,7 @@ class FastaiExportSerializer(Serializer):
     claims = ()
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        reject_unknown(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         fastai = _import_fastai()
         if not isinstance(obj, fastai.learner.Learner):
             raise InvalidModel(f"fastai-export saves fastai Learners, not {type(obj).__qualname__}")
@@ -137,7 +138,7 @@ class FastaiExportSerializer(Serializer):
                 "loading a fastai-export version runs pickle (load_learner), which can execute code "
                 "stored in it: pass trust=True only if you trust whoever uploaded it"
             )
-        reject_unknown(self.name, "load", options, ("cpu",))
+        check_options(self.name, "load", options, ("cpu",))
         import warnings
 
         from fastai.learner import load_learner
@@ -281,12 +282,3 @@ def _torch_weights() -> Any:
     from modelshelf_torch import TorchSafetensorsSerializer
 
     return TorchSafetensorsSerializer()
-
-
-def reject_unknown(name: str, what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        accepted = ", ".join(known) if known else "none"
-        raise ModelshelfError(
-            f"unknown {name} {what} option(s) {', '.join(unknown)}: accepted are {accepted}"
-        )
