@@ -162,7 +162,9 @@ def test_non_lightning_objects_and_unknown_options_are_refused(
         ModelshelfError, match=r"not Linear: for a plain torch.nn.Module use torch-safetensors"
     ):
         LightningSafetensorsSerializer().save(torch.nn.Linear(2, 2), tmp_path)
-    with pytest.raises(ModelshelfError, match=r"unknown lightning-safetensors save option"):
+    with pytest.raises(
+        ModelshelfError, match=r"lightning-safetensors does not understand save option"
+    ):
         local_shelf.upload("reg", trained, options={"dtype": "half"})
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.serializers import (
     SavedModel,
     Serializer,
+    check_options,
     is_json_exact,
     model_file,
     qualified_name,
@@ -58,7 +59,7 @@ class LightningSafetensorsSerializer(Serializer):
     claims = LIGHTNING_MODULE_CLASSES
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        reject_unknown(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         package, version = lightning_package_of(obj)
         weights = _torch_weights().save(obj, directory)
         hparams, skipped = _jsonable_hparams(obj)
@@ -82,7 +83,7 @@ class LightningSafetensorsSerializer(Serializer):
     def load(
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
-        reject_unknown(self.name, "load", options, ("cls", "module", "strict", "device"))
+        check_options(self.name, "load", options, ("cls", "module", "strict", "device"))
         cls, module = options.get("cls"), options.get("module")
         saved_class = details.get("module_class", "a LightningModule")
         if (cls is None) == (module is None):
@@ -124,7 +125,7 @@ class LightningCheckpointSerializer(Serializer):
     claims = ()
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        reject_unknown(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         package, version = lightning_package_of(obj)
         import torch
 
@@ -157,7 +158,7 @@ class LightningCheckpointSerializer(Serializer):
                 "loading a lightning-checkpoint version runs pickle, which can execute code stored "
                 "in it: pass trust=True only if you trust whoever uploaded it"
             )
-        reject_unknown(self.name, "load", options, ("cls", "device", "strict"))
+        check_options(self.name, "load", options, ("cls", "device", "strict"))
         import torch
 
         relative = details.get("file", CHECKPOINT_FILE)
@@ -294,12 +295,3 @@ def _is_lightning_module_class(cls: type) -> bool:
 
 def _is_lightning_module(obj: Any) -> bool:
     return _is_lightning_module_class(type(obj))
-
-
-def reject_unknown(name: str, what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        accepted = ", ".join(known) if known else "none"
-        raise ModelshelfError(
-            f"unknown {name} {what} option(s) {', '.join(unknown)}: accepted are {accepted}"
-        )
