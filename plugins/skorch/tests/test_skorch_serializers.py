@@ -114,7 +114,9 @@ def test_unfitted_nets_and_other_objects_are_refused(local_shelf: Any, tmp_path:
         local_shelf.upload("raw", testnets.unfitted())
     with pytest.raises(InvalidModel, match=r"skorch-safetensors saves skorch nets"):
         SkorchSafetensorsSerializer().save(object(), tmp_path)
-    with pytest.raises(ModelshelfError, match=r"unknown skorch-safetensors save option"):
+    with pytest.raises(
+        ModelshelfError, match=r"skorch-safetensors does not understand save option"
+    ):
         local_shelf.upload("clf", testnets.fitted(), options={"f_params": "x"})
 
 

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.serializers import (
     SavedModel,
     Serializer,
+    check_options,
     is_json_exact,
     model_file,
     qualified_name,
@@ -46,7 +47,7 @@ class SkorchSafetensorsSerializer(Serializer):
     claims = (NEURAL_NET_CLASS,)
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        reject_unknown(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         skorch = _import_skorch()
         if not isinstance(obj, skorch.NeuralNet):
             raise InvalidModel(
@@ -87,7 +88,7 @@ class SkorchSafetensorsSerializer(Serializer):
     def load(
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
-        reject_unknown(self.name, "load", options, ("net", "strict"))
+        check_options(self.name, "load", options, ("net", "strict"))
         skorch = _import_skorch()
         net = options.get("net")
         if net is None:
@@ -146,7 +147,7 @@ class SkorchPickleSerializer(Serializer):
     claims = ()
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        reject_unknown(self.name, "save", options, ())
+        check_options(self.name, "save", options, ())
         skorch = _import_skorch()
         with open(directory / PICKLE_FILE, "wb") as file:
             pickle.dump(obj, file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -164,7 +165,7 @@ class SkorchPickleSerializer(Serializer):
                 "loading a skorch-pickle version runs pickle, which can execute code stored in it: "
                 "pass trust=True only if you trust whoever uploaded it"
             )
-        reject_unknown(self.name, "load", options, ())
+        check_options(self.name, "load", options, ())
         relative = details.get("file", PICKLE_FILE)
         path = model_file(directory, relative)
         with reading(str(relative), "pickle"), open(path, "rb") as file:
@@ -246,12 +247,3 @@ def _torch_weights() -> Any:
     from modelshelf_torch import TorchSafetensorsSerializer
 
     return TorchSafetensorsSerializer()
-
-
-def reject_unknown(name: str, what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        accepted = ", ".join(known) if known else "none"
-        raise ModelshelfError(
-            f"unknown {name} {what} option(s) {', '.join(unknown)}: accepted are {accepted}"
-        )
