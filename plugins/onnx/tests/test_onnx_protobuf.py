@@ -226,10 +226,14 @@ def test_unknown_operator_is_refused(local_shelf: Any, model: Any) -> None:
 
 
 def test_unknown_options_are_named(local_shelf: Any, model: Any) -> None:
-    with pytest.raises(ModelshelfError, match=r"unknown onnx-protobuf save option.*externaldata"):
+    with pytest.raises(
+        ModelshelfError, match=r"onnx-protobuf does not understand save option.*externaldata"
+    ):
         local_shelf.upload("linear", model, options={"externaldata": True})
     local_shelf.upload("linear", model)
-    with pytest.raises(ModelshelfError, match=r"unknown onnx-protobuf load option.*sesion"):
+    with pytest.raises(
+        ModelshelfError, match=r"onnx-protobuf does not understand load option.*sesion"
+    ):
         local_shelf.load("linear:1", sesion=True)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from modelshelf.errors import IntegrityError, InvalidModel, ModelshelfError, PluginError
-from modelshelf.serializers import SavedModel, Serializer, model_file, reading
+from modelshelf.serializers import SavedModel, Serializer, check_options, model_file, reading
 
 if TYPE_CHECKING:
     import onnx
@@ -82,7 +82,7 @@ class OnnxProtobufSerializer(Serializer):
         """
         import onnx
 
-        _reject_unknown(options, SAVE_OPTIONS, "save")
+        check_options(self.name, "save", options, SAVE_OPTIONS)
         if not isinstance(obj, onnx.ModelProto):
             raise InvalidOnnxModel(
                 f"onnx-protobuf saves onnx.ModelProto objects, not {type(obj).__name__}"
@@ -189,7 +189,7 @@ class OnnxProtobufSerializer(Serializer):
         Every external data location is checked to be a plain relative file inside ``directory``
         before ONNX or onnxruntime open it, so a crafted model cannot read other files.
         """
-        _reject_unknown(options, LOAD_OPTIONS, "load")
+        check_options(self.name, "load", options, LOAD_OPTIONS)
         import onnx
 
         # The file name comes from the manifest, which whoever can write the shelf controls.
@@ -432,15 +432,6 @@ def _read_external_data(model: onnx.ModelProto, directory: Path) -> None:
         # Back to a plain inline tensor, exactly as before it was saved with external data.
         del tensor.external_data[:]
         tensor.ClearField("data_location")
-
-
-def _reject_unknown(options: Mapping[str, Any], known: Sequence[str], what: str) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise InvalidOnnxModel(
-            f"unknown onnx-protobuf {what} option(s) {', '.join(unknown)}: "
-            f"accepted are {', '.join(known)}"
-        )
 
 
 def _non_negative_int(value: Any, name: str) -> int:
