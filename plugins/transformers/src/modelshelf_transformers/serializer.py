@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from modelshelf.errors import InvalidModel, ModelshelfError
-from modelshelf.serializers import SavedModel, Serializer, model_file, reading
+from modelshelf.serializers import SavedModel, Serializer, check_options, model_file, reading
 
 from .bundle import Bundle
 
@@ -115,7 +115,7 @@ class TransformersSerializer(Serializer):
                 "transformers-safetensors always saves safetensors: drop safe_serialization=False"
             )
         options.pop("safe_serialization", None)
-        reject_unknown("save", options, SAVE_OPTIONS)
+        check_options(self.name, "save", options, SAVE_OPTIONS)
         task: str | None = None
         if isinstance(obj, Bundle):
             kind, parts = "bundle", obj.parts()
@@ -182,7 +182,7 @@ class TransformersSerializer(Serializer):
                     f"this version names an unknown part {subdirectory!r}: upgrade "
                     "modelshelf-transformers"
                 )
-        reject_unknown("load", options, LOAD_OPTIONS)
+        check_options(self.name, "load", options, LOAD_OPTIONS)
         if options and "model" not in components:
             raise ModelshelfError(
                 "load options are passed to the model's from_pretrained, and this version holds "
@@ -211,15 +211,6 @@ class TransformersSerializer(Serializer):
 
 
 # --- parts ---------------------------------------------------------------------------------
-
-
-def reject_unknown(what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ModelshelfError(
-            f"unknown transformers-safetensors {what} option(s) {', '.join(unknown)}: accepted "
-            f"are {', '.join(known)}"
-        )
 
 
 def import_transformers() -> ModuleType:
