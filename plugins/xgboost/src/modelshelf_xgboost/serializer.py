@@ -22,6 +22,7 @@ from modelshelf.errors import ModelshelfError
 from modelshelf.serializers import (
     SavedModel,
     Serializer,
+    check_options,
     is_json_exact,
     jsonable,
     model_file,
@@ -161,12 +162,7 @@ class XGBoostSerializer(Serializer):
     def load(
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
-        unknown = sorted(set(options) - {"as_booster"})
-        if unknown:
-            raise ModelshelfError(
-                f"{self.name} does not understand load option(s) {', '.join(unknown)} "
-                "(accepted: as_booster)"
-            )
+        check_options(self.name, "load", options, ("as_booster",))
         import xgboost
         import xgboost.sklearn
 
