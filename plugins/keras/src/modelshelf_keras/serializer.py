@@ -19,13 +19,13 @@ from __future__ import annotations
 import sys
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
-from modelshelf.serializers import SavedModel, Serializer, model_file, reading
+from modelshelf.serializers import SavedModel, Serializer, check_options, model_file, reading
 
 #: The single file a version holds.
 FILENAME = "model.keras"
@@ -64,7 +64,7 @@ class KerasV3Serializer(Serializer):
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
         # The .keras format has nothing to tune, and Keras' own save() arguments (zipped=False,
         # overwrite) would only break the one-file layout.
-        reject_unknown("save", options, ())
+        check_options(self.name, "save", options, ())
         keras = import_keras()
         if not isinstance(obj, keras.Model):
             raise InvalidModel(
@@ -102,7 +102,7 @@ class KerasV3Serializer(Serializer):
                 "do not pass safe_mode to load a keras-v3 version: it is set from trust "
                 "(trust=True loads with safe_mode=False)"
             )
-        reject_unknown("load", options, LOAD_OPTIONS)
+        check_options(self.name, "load", options, LOAD_OPTIONS)
         keras = import_keras()
         # The file name comes from the manifest, which whoever can write the shelf controls.
         relative = details.get("file", FILENAME)
@@ -163,15 +163,6 @@ def warn_if_backend_changed(saved: object, current: str) -> None:
         ),
         stacklevel=3,
     )
-
-
-def reject_unknown(what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        accepted = ", ".join(known) if known else "none"
-        raise ModelshelfError(
-            f"unknown keras-v3 {what} option(s) {', '.join(unknown)}: accepted are {accepted}"
-        )
 
 
 def import_keras() -> ModuleType:
