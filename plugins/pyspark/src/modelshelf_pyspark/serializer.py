@@ -31,6 +31,7 @@ from modelshelf.errors import InvalidModel, ModelshelfError, UntrustedFormat
 from modelshelf.serializers import (
     SavedModel,
     Serializer,
+    check_options,
     is_json_exact,
     model_file,
     qualified_name,
@@ -81,7 +82,7 @@ class SparkMLSerializer(Serializer):
     claims = ("pyspark.ml.base.Transformer",)
 
     def save(self, obj: Any, directory: Path, **options: Any) -> SavedModel:
-        reject_unknown("save", options, ("staging",))
+        check_options(self.name, "save", options, ("staging",))
         import pyspark
         from pyspark.ml.base import Transformer
         from pyspark.ml.util import MLWritable
@@ -132,7 +133,7 @@ class SparkMLSerializer(Serializer):
     def load(
         self, directory: Path, *, details: Mapping[str, Any], trust: bool = False, **options: Any
     ) -> Any:
-        reject_unknown("load", options, ("staging",))
+        check_options(self.name, "load", options, ("staging",))
         relative = details.get("path", MODEL_DIR)
         path = model_file(directory, relative, kind="directory")
         cls_name = details.get("class")
@@ -362,13 +363,4 @@ def require_session(what: str) -> None:
         raise ModelshelfError(
             f"spark-ml needs an active SparkSession to {what} a Spark ML model: create one first "
             "(SparkSession.builder.getOrCreate())"
-        )
-
-
-def reject_unknown(what: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        accepted = ", ".join(known) if known else "none"
-        raise ModelshelfError(
-            f"unknown spark-ml {what} option(s) {', '.join(unknown)}: accepted are {accepted}"
         )
