@@ -144,15 +144,6 @@ def test_create_only_race_has_exactly_one_winner(az_storage: AzureBlobStorage) -
     assert az_storage.read("race.json").data == f"writer {winners[0]}".encode()
 
 
-def test_cas_with_a_stale_etag_writes_nothing(az_storage: AzureBlobStorage) -> None:
-    first = az_storage.put_if_absent("alias.json", b"v1")
-    second = az_storage.put_if_match("alias.json", b"v2", first)
-    with pytest.raises(PreconditionFailed, match="changed since it was read"):
-        az_storage.put_if_match("alias.json", b"stale", first)
-    stored = az_storage.read("alias.json")
-    assert (stored.data, stored.etag) == (b"v2", second)
-
-
 def test_cas_race_has_exactly_one_winner_per_etag(az_storage: AzureBlobStorage) -> None:
     etag = az_storage.put_if_absent("cas.json", b"start")
     contenders = 12
