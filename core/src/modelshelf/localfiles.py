@@ -37,11 +37,12 @@ def collect_files(paths: Iterable[Path]) -> dict[str, Path]:
             for name in dirs:
                 # os.walk lists a directory link among the directories but never enters it.
                 _refuse_directory_link(Path(folder, name))
+            # Joined as strings, once per folder: a tree of many small files is mostly this loop.
+            base = (prefix / Path(folder).relative_to(path)).as_posix()
             for name in sorted(names):
                 file = Path(folder, name)
                 if file.is_file():  # follows links to files
-                    relative = prefix / file.relative_to(path)
-                    _add(found, relative.as_posix(), file)
+                    _add(found, name if base == "." else f"{base}/{name}", file)
                 elif file.is_symlink():  # pointing nowhere (a directory link is listed in dirs)
                     raise ModelshelfError(
                         f"cannot upload {str(file)!r}: it is a symbolic link to {os.readlink(file)!r}, "
