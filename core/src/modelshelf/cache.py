@@ -52,7 +52,7 @@ T = TypeVar("T")
 TEMP_PREFIX = ".~"
 _CHUNK = 1 << 20
 _SHA256_NAME = re.compile(r"[0-9a-f]{64}")
-#: Files are placed in batches of at most this many distinct blobs or (about) this many bytes.
+#: Files are placed in batches (blobs, about bytes): a task per small file costs more than its copy.
 _BATCH_FILES, _BATCH_BYTES = 32, 4 << 20
 #: Errors from ``os.link`` after which a copy is the only way (no hardlinks on this filesystem).
 _NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
@@ -365,28 +365,30 @@ class Cache:
         stream: Stream | None = None,
         unpacked: Unpacked | None = None,
     ) -> None:
-        """:meth:`materialize`, with ``verified`` the (device, inode) pairs this operation already
-        hashed (a snapshot links each blob once and hashes it once)."""
+        """:meth:`materialize`; ``verified``: the (device, inode) pairs this call already hashed."""
         dest = dest.absolute()
         created = _missing_parents(dest)
         dest.mkdir(parents=True, exist_ok=True)
         root = dest.resolve()
-        checked: set[Path] = set()
+        checked: set[str] = set()
         staged: list[tuple[FileEntry, Path, Path]] = []
+        token, base = secrets.token_hex(6), os.fspath(dest)  # a call's targets are distinct
         try:
             for entry in files:
-                target = dest.joinpath(*check_file_path(entry.path).split("/"))
-                # Defence in depth: the path was validated, and must still resolve below dest (a
-                # symlinked directory inside dest must not redirect the write).
-                if target.parent not in checked:
-                    if not _is_within(target.parent.resolve(), root):
+                parts = check_file_path(entry.path).split("/")
+                where = os.path.join(base, *parts[:-1])
+                # Defence in depth: it must still resolve below dest (a symlinked directory).
+                if where not in checked:
+                    parent = Path(where)
+                    if not _is_within(parent.resolve(), root):
                         raise IntegrityError(
                             f"file path {entry.path!r} would be written outside {dest}"
                         )
-                    created.extend(_missing_parents(target.parent))
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    checked.add(target.parent)
-                temp = target.with_name(f"{TEMP_PREFIX}{target.name}.{secrets.token_hex(6)}")
+                    created.extend(_missing_parents(parent))
+                    parent.mkdir(parents=True, exist_ok=True)
+                    checked.add(where)
+                target = Path(os.path.join(where, parts[-1]))
+                temp = Path(os.path.join(where, f"{TEMP_PREFIX}{parts[-1]}.{token}"))
                 staged.append((entry, temp, target))
 
             def stage(group: list[tuple[FileEntry, Path, Path]]) -> None:
@@ -405,8 +407,7 @@ class Cache:
                             writer.finish()
                         continue
                     if stream is not None and not link and index == 0 and not self.has(entry):
-                        # Not cached: one stream fills the cache and this file (the group's other
-                        # paths copy from the cache, verified, as usual).
+                        # Not cached: one stream fills the cache and this file (others copy).
                         self._tee_verified(entry, temp, stream(entry), name)
                         continue
 
@@ -423,7 +424,6 @@ class Cache:
             groups: dict[str, list[tuple[FileEntry, Path, Path]]] = {}
             for item in staged:
                 groups.setdefault(item[0].sha256, []).append(item)
-            # Small files go to the workers in batches: a task per file costs more than its copy.
             batches: list[list[list[tuple[FileEntry, Path, Path]]]] = [[]]
             batched = 0
             for group in groups.values():
