@@ -86,6 +86,7 @@ def test_put_if_match_swaps_on_current_generation(gcs_storage: GCSStorage) -> No
     assert (stored.data, stored.etag) == (b"v2", second)
 
 
+@pytest.mark.parametrize("etag", ["12345", "0", "not-a-generation", ""])
 def test_put_if_match_refuses_missing_key_and_foreign_etags(
     gcs_storage: GCSStorage, etag: str
 ) -> None:
