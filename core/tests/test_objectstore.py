@@ -277,6 +277,47 @@ def test_read_stream_of_a_missing_key_raises_at_the_call(store: MemoryStore) -> 
 # --- listing -----------------------------------------------------------------------------------
 
 
+class RangedStore(MemoryStore):
+    """A store that also answers ranged reads; ``short`` cuts that many next answers by a byte."""
+
+    short = 0
+
+    def _read_range(self, name: str, start: int, end: int, pin: ObjectRead) -> bytes:
+        self._fault("read_range", (start, end))
+        data, etag = self.objects[name]
+        if pin.etag != etag:
+            raise Replaced()
+        if self.short:
+            self.short -= 1
+            return data[start : end - 1]
+        return data[start:end]
+
+
+def test_read_range_is_one_pinned_ranged_request() -> None:
+    store = RangedStore()
+    store.store("root/pack", bytes(range(200)))
+    assert store.read_range("pack", 150, 20) == bytes(range(150, 170))
+    assert [c for c in store.calls if c[0] in ("open_read", "piece", "read_range")] == [
+        ("read_range", (150, 170))
+    ]
+    assert store.read_range("pack", 190, 50) == bytes(range(190, 200))  # the object ends first
+    assert store.read_range("pack", 200, 5) == b""
+
+
+def test_read_range_asks_a_short_answer_again() -> None:
+    store = RangedStore()
+    store.store("root/pack", bytes(range(100)))
+    store.short = 1
+    assert store.read_range("pack", 10, 30) == bytes(range(10, 40))
+    assert [c for c in store.calls if c[0] == "read_range"] == [("read_range", (10, 40))] * 2
+
+
+def test_read_range_without_ranged_reads_streams_from_the_start(store: MemoryStore) -> None:
+    store.store("root/pack", bytes(range(40)))
+    assert store.read_range("pack", 8, 4) == bytes(range(8, 12))
+    assert ("open_read", 0) in store.calls
+
+
 def test_list_pages_and_retries_a_cut_page(store: MemoryStore) -> None:
     for name in ("a/1", "a/2", "b/1", "b/2", "c"):
         store.store(f"root/{name}", b"x")
