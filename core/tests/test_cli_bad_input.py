@@ -502,6 +502,22 @@ def test_internal_errors_show_the_traceback_only_when_debugging(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and fifos")
+def _wait_until_blocked_opening_a_fifo(pid: int, timeout: float = 120.0) -> None:
+    """Until the process sleeps in the kernel waiting for the fifo's writer (on a loaded machine
+    its start-up alone can take seconds, and a signal sent earlier would test something else)."""
+    wchan = Path(f"/proc/{pid}/wchan")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if wchan.read_text() == "wait_for_partner":
+                return
+        except OSError:  # no /proc here: fall back on a pause
+            time.sleep(1.5)
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the process never blocked opening the fifo within {timeout} s")
+
+
 def test_ctrl_c_exits_130_with_one_line(template: Path, tmp_path: Path) -> None:
     """A real SIGINT while ``import`` waits on a fifo that nobody writes to."""
     case_dir = tmp_path / "case"
@@ -521,7 +537,7 @@ def test_ctrl_c_exits_130_with_one_line(template: Path, tmp_path: Path) -> None:
         text=True,
     )
     try:
-        time.sleep(1.5)  # long enough to be blocked opening the fifo
+        _wait_until_blocked_opening_a_fifo(process.pid)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     finally:
