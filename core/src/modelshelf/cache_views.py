@@ -43,12 +43,7 @@ def snapshot(
     refill: Refill | None = None,
     what: str = "",
 ) -> Path:
-    """A directory holding a version's files as hardlinks of their blobs, verified by this call.
-
-    An existing snapshot is used only when it holds exactly the version's files, each the same
-    inode as its blob and hashed by this call; otherwise it is rebuilt (and a bad blob evicted
-    and refilled, once). The directory is shared and read-only: callers read it, never return it.
-    """
+    """:meth:`Cache.snapshot`."""
     final = cache.root / "snapshots" / manifest_digest
     verified: set[tuple[int, int]] = set()
     if _snapshot_is_good(cache, final, files, verified):
@@ -82,13 +77,18 @@ def snapshot(
     )
 
 
+def _lists_exactly(directory: Path, files: tuple[FileEntry, ...]) -> bool:
+    """``directory`` exists and holds the paths of ``files``, nothing more or less."""
+    try:
+        return listing(directory) == {check_file_path(f.path) for f in files}
+    except FileNotFoundError:
+        return False
+
+
 def _snapshot_is_good(
     cache: Cache, directory: Path, files: tuple[FileEntry, ...], verified: set[tuple[int, int]]
 ) -> bool:
-    try:
-        if listing(directory) != {check_file_path(f.path) for f in files}:
-            return False
-    except FileNotFoundError:
+    if not _lists_exactly(directory, files):
         return False
 
     def good(entry: FileEntry) -> bool:
@@ -193,10 +193,7 @@ def _files_key(files: tuple[FileEntry, ...]) -> str:
 
 def _tree_holds(directory: Path, files: tuple[FileEntry, ...]) -> bool:
     """``directory`` holds exactly ``files``, as regular files with their recorded bytes."""
-    try:
-        if listing(directory) != {check_file_path(f.path) for f in files}:
-            return False
-    except FileNotFoundError:
+    if not _lists_exactly(directory, files):
         return False
 
     def good(entry: FileEntry) -> bool:
