@@ -101,7 +101,7 @@ def test_download_refetches_a_corrupted_cached_blob(
     counting_shelf: Shelf, model_file: Path, tmp_path: Path, link: bool
 ) -> None:
     entry = counting_shelf.upload("m", model_file).files[0]
-    counting_shelf.download("m", tmp_path / "first", link=link)
+    counting_shelf.download("m", tmp_path / "first", link=link, keep_cache=True)
     cached = counting_shelf.cache.blob_path(entry.sha256)
     _rewrite_in_place(cached)
     counting_shelf.storage.calls.clear()  # type: ignore[attr-defined]
@@ -115,7 +115,7 @@ def test_bad_cache_and_bad_shelf_copy_is_one_line_and_writes_nothing(
     local_shelf: Shelf, model_file: Path, tmp_path: Path
 ) -> None:
     entry = local_shelf.upload("m", model_file).files[0]
-    local_shelf.download("m", tmp_path / "first")
+    local_shelf.download("m", tmp_path / "first", keep_cache=True)
     _rewrite_in_place(local_shelf.cache.blob_path(entry.sha256))
     _rewrite_in_place(tmp_path / "shelf" / "blobs" / "sha256" / entry.sha256[:2] / entry.sha256)
     dest = tmp_path / "dest"
@@ -143,7 +143,7 @@ def test_download_exposes_no_file_until_every_file_verified(
     (model / "a.bin").write_bytes(os.urandom(1000))
     (model / "z.bin").write_bytes(os.urandom(1000))
     version = local_shelf.upload("m", model)
-    local_shelf.download("m", tmp_path / "first")
+    local_shelf.download("m", tmp_path / "first", keep_cache=True)
     last = next(f for f in version.files if f.path == "z.bin")
     _rewrite_in_place(local_shelf.cache.blob_path(last.sha256))
     _rewrite_in_place(tmp_path / "shelf" / "blobs" / "sha256" / last.sha256[:2] / last.sha256)
@@ -216,7 +216,7 @@ def _two_cached_blobs(shelf: Shelf, tmp_path: Path) -> tuple[str, str]:
     for name in ("good", "bad"):
         (tmp_path / f"{name}.bin").write_bytes(os.urandom(2000))
         shas.append(shelf.upload(name, tmp_path / f"{name}.bin").files[0].sha256)
-        shelf.download(name, tmp_path / f"out-{name}")
+        shelf.download(name, tmp_path / f"out-{name}", keep_cache=True)
     return shas[0], shas[1]
 
 
@@ -251,7 +251,7 @@ def test_shelf_verify_checks_and_evicts_cached_copies(
     local_shelf: Shelf, model_file: Path, tmp_path: Path
 ) -> None:
     version = local_shelf.upload("m", model_file)
-    local_shelf.download("m", tmp_path / "out")
+    local_shelf.download("m", tmp_path / "out", keep_cache=True)
     assert local_shelf.verify() == []
     _rewrite_in_place(local_shelf.cache.blob_path(version.files[0].sha256))
     problems = local_shelf.verify()

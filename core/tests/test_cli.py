@@ -65,14 +65,15 @@ def test_full_workflow(run_cli, env: dict[str, str], tmp_path: Path) -> None:
     down = run_cli("download", "team/churn:1", str(dest), env=env)
     assert down.returncode == 0, down.stderr
     assert (dest / "weights.bin").read_bytes() == (model / "weights.bin").read_bytes()
-    default_dest = run_cli("download", "team/churn@staging", env=env, cwd=tmp_path)
+    assert "0 files" in run_cli("cache", "ls", env=env).stdout  # a download leaves the cache alone
+    default_dest = run_cli("download", "team/churn@staging", "--keep-cache", env=env, cwd=tmp_path)
     assert (tmp_path / "team-churn-v2" / "weights.bin").exists(), default_dest.stderr
 
     assert run_cli("verify", env=env).stdout.strip() == "OK: every stored file matches its sha256"
     assert run_cli("delete", "team/churn:1", env=env).returncode == 0
     assert "Would remove 1 blobs" in run_cli("gc", "--dry-run", "--grace", "0", env=env).stdout
     assert "Removed 1 blobs" in run_cli("gc", "--grace", "0", env=env).stdout
-    assert "2 files, 1002 B" in run_cli("cache", "ls", env=env).stdout
+    assert "1 files, 1000 B" in run_cli("cache", "ls", env=env).stdout  # v2: weights.bin alone
     assert "Evicted" in run_cli("cache", "prune", "--max-size", "0", env=env).stdout
     assert "0 files" in run_cli("cache", "ls", env=env).stdout
 

@@ -206,3 +206,71 @@ def test_cli_copy_export_import(source: Shelf, tmp_path: Path, run_cli) -> None:
     )
     assert imported.returncode == 0, imported.stderr
     assert "4 copied" in imported.stdout
+
+
+# --- copies between shelves on this machine read each blob once, in place -------------------------
+
+
+def _written_bytes() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no wchar")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts bytes written through /proc")
+def test_copy_between_local_shelves_writes_each_byte_once_and_skips_the_cache(
+    tmp_path: Path,
+) -> None:
+    source = modelshelf.open(str(tmp_path / "source"), cache=tmp_path / "source-cache")
+    model = tmp_path / "big"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(os.urandom(16 << 20))
+    (model / "config.json").write_text("{}")
+    source.upload("big", model)
+    target = open_target(tmp_path)
+    before = _written_bytes()
+    report = copy(source, target, "big:1")
+    written = _written_bytes() - before
+    assert report.bytes_sent == (16 << 20) + 2
+    assert written < 1.1 * (16 << 20), f"{written} bytes written to copy 16 MiB"
+    assert not (tmp_path / "source-cache" / "blobs").exists() or not any(
+        (tmp_path / "source-cache" / "blobs").rglob("*.*")
+    )
+    out = target.download("big:1", tmp_path / "out")
+    assert (out / "weights.bin").read_bytes() == (model / "weights.bin").read_bytes()
+    assert target.verify() == []
+
+
+def test_a_damaged_local_source_blob_is_refused_and_nothing_is_copied(
+    source: Shelf, tmp_path: Path
+) -> None:
+    version = source.get("team/churn:1")
+    weights = next(f for f in version.files if f.path == "weights.bin")
+    stored = tmp_path / "source" / "blobs" / "sha256" / weights.sha256[:2] / weights.sha256
+    os.chmod(stored, 0o644)
+    with open(stored, "r+b") as handle:  # same size, one byte flipped, in place
+        first = handle.read(1)
+        handle.seek(0)
+        handle.write(bytes([first[0] ^ 0xFF]))
+    target = open_target(tmp_path)
+    with pytest.raises(IntegrityError, match=r"team/churn:1 in .*does not match its sha256"):
+        copy(source, target, "team/churn:1")
+    assert target.models() == []
+    assert weights.sha256 not in {i.key.rsplit("/", 1)[-1] for i in target.storage.list("blobs/")}
+
+
+def test_local_path_names_a_file_holding_exactly_the_stored_bytes(tmp_path: Path) -> None:
+    storage = FileSystemStorage(str(tmp_path / "shelf"))
+    (tmp_path / "a").write_bytes(b"first")
+    (tmp_path / "b").write_bytes(b"second")
+    storage.put_file("blobs/x", tmp_path / "a")
+    assert storage.local_path("blobs/x") == tmp_path / "shelf" / "blobs" / "x"
+    storage.put_file("blobs/x", tmp_path / "b")
+    path = storage.local_path("blobs/x")
+    assert path is not None and path.read_bytes() == b"".join(storage.read_stream("blobs/x"))
+    tag = storage.put_if_absent("records/y", b"one")
+    storage.put_if_match("records/y", b"two", tag)
+    path = storage.local_path("records/y")
+    assert path is None or path.read_bytes() == storage.read("records/y").data == b"two"
+    assert storage.local_path("blobs/missing") is None

@@ -1,6 +1,7 @@
 """The second performance round: one read per uploaded byte on local shelves (staging), one write
-per downloaded byte (the tee into cache and destination), parallel ranged reads on object stores,
-and version indexes for cold listings. Each test would fail if its correctness claim were false."""
+per downloaded byte (straight into the destination, or a tee into it and the cache), parallel
+ranged reads on object stores, and version indexes for cold listings. Each test would fail if its
+correctness claim were false."""
 
 from __future__ import annotations
 
@@ -53,11 +54,16 @@ def _blobs_in_cache(cache: Path) -> list[Path]:
 # --- target 1: local uploads read every byte once -----------------------------------------------
 
 
-def _bytes_read() -> int:
+def _proc_io(counter: str) -> int:
+    """This process's ``rchar`` (bytes read) or ``wchar`` (bytes written) so far."""
     for line in Path("/proc/self/io").read_text().splitlines():
-        if line.startswith("rchar:"):
+        if line.startswith(f"{counter}:"):
             return int(line.split()[1])
-    raise AssertionError("no rchar")
+    raise AssertionError(f"no {counter}")
+
+
+def _bytes_read() -> int:
+    return _proc_io("rchar")
 
 
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts bytes read through /proc")
@@ -144,43 +150,86 @@ def test_a_swapped_staged_file_is_never_renamed_into_place(tmp_path: Path) -> No
     assert _hidden_files(tmp_path / "shelf") == []
 
 
-# --- target 2: downloads write each byte once into the cache and the destination ----------------
+# --- target 2: downloads write each byte once: into the destination, and the cache if kept ------
 
 
-def _local_shelf_with(tmp_path: Path, data: bytes) -> tuple[Shelf, str]:
-    source = tmp_path / "src" / "weights.bin"
-    source.parent.mkdir()
-    source.write_bytes(data)
+def _local_shelf_with(tmp_path: Path, data: bytes, *, copies: int = 1) -> tuple[Shelf, str]:
+    source = tmp_path / "src"
+    source.mkdir()
+    for index in range(copies):
+        (source / f"weights{index or ''}.bin").write_bytes(data)
     shelf = Shelf(FileSystemStorage(str(tmp_path / "shelf")), cache=Cache(tmp_path / "cache"))
-    version = shelf.upload("m", source.parent)
+    version = shelf.upload("m", source)
     return shelf, version.files[0].sha256
 
 
-def test_download_tees_into_cache_and_destination_without_reading_the_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    data = os.urandom(2 << 20)
-    shelf, sha = _local_shelf_with(tmp_path, data)
-
+def _no_copy_out_of_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_second_read(*_: object) -> None:
         raise AssertionError("a cold download must not copy out of the cache")
 
     monkeypatch.setattr(Cache, "_copy_verified", no_second_read)
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts bytes written through /proc")
+def test_download_writes_each_byte_once_into_the_destination_and_leaves_the_cache_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(8 << 20)
+    shelf, _ = _local_shelf_with(tmp_path, data)
+    _no_copy_out_of_the_cache(monkeypatch)
+    before = _proc_io("wchar")
     shelf.download("m:1", tmp_path / "dest")
+    written = _proc_io("wchar") - before
+    assert (tmp_path / "dest" / "weights.bin").read_bytes() == data
+    assert _blobs_in_cache(tmp_path / "cache") == []
+    assert len(data) <= written < 1.1 * len(data), f"{written} bytes written for {len(data)}"
+
+
+def test_download_keep_cache_tees_into_cache_and_destination_in_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(2 << 20)
+    shelf, sha = _local_shelf_with(tmp_path, data)
+    _no_copy_out_of_the_cache(monkeypatch)
+    shelf.download("m:1", tmp_path / "dest", keep_cache=True)
     assert (tmp_path / "dest" / "weights.bin").read_bytes() == data
     assert shelf.cache.blob_path(sha).read_bytes() == data
     assert not os.access(shelf.cache.blob_path(sha), os.W_OK) or os.geteuid() == 0
 
 
-def test_a_corrupted_blob_leaves_nothing_in_destination_or_cache(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep_cache", [False, True])
+def test_files_with_the_same_content_are_read_from_the_shelf_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep_cache: bool
+) -> None:
+    data = os.urandom(2 << 20)
+    shelf, sha = _local_shelf_with(tmp_path, data, copies=3)
+    streams = []
+    read_stream = FileSystemStorage.read_stream
+
+    def counting(self: FileSystemStorage, key: str, *args: object) -> object:
+        streams.append(key)
+        return read_stream(self, key, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FileSystemStorage, "read_stream", counting)
+    shelf.download("m:1", tmp_path / "dest", keep_cache=keep_cache)
+    assert streams == [layout.blob_key(sha)]
+    for name in ("weights.bin", "weights1.bin", "weights2.bin"):
+        assert (tmp_path / "dest" / name).read_bytes() == data
+    assert shelf.cache.has(shelf.get("m:1").files[0]) is keep_cache
+
+
+@pytest.mark.parametrize("keep_cache", [False, True])
+def test_a_corrupted_blob_leaves_nothing_in_destination_or_cache(
+    tmp_path: Path, keep_cache: bool
+) -> None:
     data = os.urandom(1 << 20)
-    shelf, sha = _local_shelf_with(tmp_path, data)
+    shelf, sha = _local_shelf_with(tmp_path, data, copies=2)
     stored = tmp_path / "shelf" / layout.blob_key(sha)
     os.chmod(stored, 0o644)
     stored.write_bytes(b"\0" * len(data))  # same size, wrong bytes
     dest = tmp_path / "dest"
     with pytest.raises(IntegrityError):
-        shelf.download("m:1", dest)
+        shelf.download("m:1", dest, keep_cache=keep_cache)
     assert not dest.exists() or list(dest.rglob("*")) == []
     assert _blobs_in_cache(tmp_path / "cache") == []  # neither the blob nor a temporary file
 
@@ -188,7 +237,7 @@ def test_a_corrupted_blob_leaves_nothing_in_destination_or_cache(tmp_path: Path)
 def test_a_cached_blob_is_still_copied_verified(tmp_path: Path) -> None:
     data = os.urandom(1 << 20)
     shelf, sha = _local_shelf_with(tmp_path, data)
-    shelf.download("m:1", tmp_path / "a")
+    shelf.download("m:1", tmp_path / "a", keep_cache=True)
     blob = shelf.cache.blob_path(sha)
     os.chmod(blob, 0o644)
     blob.write_bytes(b"\1" * len(data))  # the cache is not trusted

@@ -12,8 +12,8 @@ Contract:
 * A blob (a file, or a pack of small files) enters the cache only after its sha256 and size were
   verified while streaming, through an atomic rename: a reader never sees a partial blob, and a
   corrupted download never enters. A download of a blob the cache lacks writes the stream once
-  into both the cache's temporary file and the destination's (:meth:`Cache.materialize` with
-  ``stream``); on a mismatch neither temporary file survives.
+  into the destination's temporary file, and into the cache's when asked to keep it
+  (:meth:`Cache.materialize` with ``stream``); on a mismatch no temporary file survives.
 * The cache is **not trusted** after that. Bit rot, a stray write, another user of a shared cache,
   or root can change a blob in place, so every use re-hashes it: :meth:`Cache.materialize` hashes
   while it copies beside the destination (or hashes the hardlink it made) and exposes files only
@@ -47,6 +47,13 @@ from .errors import IntegrityError, ModelshelfError
 from .records import Blob, FileEntry
 from .refs import check_file_path
 from .transfer import VerifyingWriter, run_parallel
+from .verified_files import (
+    Tee,
+    copy_file_verified,
+    digest_no_follow,
+    is_within,
+    missing_parents,
+)
 
 T = TypeVar("T")
 TEMP_PREFIX = ".~"
@@ -137,29 +144,32 @@ class Cache:
             raise
         return final
 
-    def _tee_verified(
-        self, entry: FileEntry, target: Path, chunks: Iterable[bytes], what: str
+    def _stream_verified(
+        self, entry: FileEntry, target: Path, chunks: Iterable[bytes], what: str, *, keep: bool
     ) -> None:
-        """Stream ``chunks`` once into both a new cache blob and the new file ``target``, verifying
-        them against ``entry`` on the way (one write of each, no second read).
+        """Stream ``chunks`` once into the new file ``target``, verifying them against ``entry``;
+        with ``keep``, into a new cache blob too (one write of each, no second read).
 
         The blob is renamed into the cache only after the digest matched; ``target`` is left for
         the caller to rename. On any failure neither the blob nor ``target`` is left behind.
         """
         final = self.blob_path(entry.sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(f"{TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
+        if keep:
+            final.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with (
-                open(temp, "xb") as blob,
-                open(target, "xb") as copy,
-                VerifyingWriter(_Tee(blob, copy), entry.sha256, entry.size, what) as writer,
-            ):
+            with contextlib.ExitStack() as stack:
+                copy = stack.enter_context(open(target, "xb"))
+                sink: BinaryIO | Tee = copy
+                if keep:
+                    sink = Tee(stack.enter_context(open(temp, "xb")), copy)
+                writer = stack.enter_context(VerifyingWriter(sink, entry.sha256, entry.size, what))
                 for chunk in chunks:
                     writer.write(chunk)
                 writer.finish()
-            os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            os.replace(temp, final)
+            if keep:
+                os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+                os.replace(temp, final)
         except BaseException:
             for path in (temp, target):
                 with contextlib.suppress(OSError):
@@ -276,19 +286,13 @@ class Cache:
     def _copy_verified(self, entry: FileEntry, target: Path, what: str) -> None:
         """Copy the cached blob to the new file ``target``, hashing as it goes (one read)."""
         try:
-            reader = open(self.blob_path(entry.sha256), "rb")  # noqa: SIM115 - closed below
+            copy_file_verified(
+                Path(self._blob_name(entry.sha256)), entry, target, f"cached copy of {what}"
+            )
         except FileNotFoundError:
             raise _BadCachedBlob(f"{what}: not in the cache") from None
-        with reader, open(target, "xb") as handle:
-            try:
-                with VerifyingWriter(
-                    handle, entry.sha256, entry.size, f"cached copy of {what}"
-                ) as writer:
-                    while chunk := reader.read(_CHUNK):
-                        writer.write(chunk)
-                    writer.finish()
-            except IntegrityError as exc:
-                raise _BadCachedBlob(str(exc)) from None
+        except IntegrityError as exc:
+            raise _BadCachedBlob(str(exc)) from None
 
     def _link_verified(
         self, entry: FileEntry, target: Path, what: str, verified: set[tuple[int, int]]
@@ -328,6 +332,7 @@ class Cache:
         refill: Refill | None = None,
         what: str = "",
         stream: Stream | None = None,
+        keep_streamed: bool = True,
         unpacked: Unpacked | None = None,
     ) -> None:
         """Place every file under ``dest``, verified: copies, or hardlinks of the blobs with ``link``.
@@ -337,8 +342,9 @@ class Cache:
         without any new file. A cached blob that fails is evicted and ``refill``-ed, once.
 
         With ``stream`` (copies only), a blob missing from the cache is fetched with
-        ``stream(entry)`` and written once into both the cache and its temporary file beside the
-        target (:meth:`_tee_verified`), instead of into the cache and then copied out of it.
+        ``stream(entry)`` and written once into its temporary file beside the target, and with
+        ``keep_streamed`` into the cache as well (:meth:`_stream_verified`), instead of into the
+        cache and then copied out of it. Other files with the same content are copied from it.
         With ``unpacked`` (copies only), a packed file missing from the cache is written from the
         bytes it returns (taken out of a cached pack), verified, and not cached on its own.
         """
@@ -350,6 +356,7 @@ class Cache:
             what=what,
             verified=set(),
             stream=stream,
+            keep_streamed=keep_streamed,
             unpacked=unpacked,
         )
 
@@ -363,11 +370,12 @@ class Cache:
         what: str,
         verified: set[tuple[int, int]],
         stream: Stream | None = None,
+        keep_streamed: bool = True,
         unpacked: Unpacked | None = None,
     ) -> None:
         """:meth:`materialize`; ``verified``: the (device, inode) pairs this call already hashed."""
         dest = dest.absolute()
-        created = _missing_parents(dest)
+        created = missing_parents(dest)
         dest.mkdir(parents=True, exist_ok=True)
         root = dest.resolve()
         checked: set[str] = set()
@@ -380,11 +388,11 @@ class Cache:
                 # Defence in depth: it must still resolve below dest (a symlinked directory).
                 if where not in checked:
                     parent = Path(where)
-                    if not _is_within(parent.resolve(), root):
+                    if not is_within(parent.resolve(), root):
                         raise IntegrityError(
                             f"file path {entry.path!r} would be written outside {dest}"
                         )
-                    created.extend(_missing_parents(parent))
+                    created.extend(missing_parents(parent))
                     parent.mkdir(parents=True, exist_ok=True)
                     checked.add(where)
                 target = Path(os.path.join(where, parts[-1]))
@@ -393,6 +401,7 @@ class Cache:
 
             def stage(group: list[tuple[FileEntry, Path, Path]]) -> None:
                 # One worker per blob: two workers evicting and refilling one blob would race.
+                streamed: Path | None = None  # this blob, streamed (verified) beside its target
                 for index, (entry, temp, _) in enumerate(group):
                     name = f"{what}/{entry.path}" if what else entry.path
                     data = None
@@ -407,8 +416,12 @@ class Cache:
                             writer.finish()
                         continue
                     if stream is not None and not link and index == 0 and not self.has(entry):
-                        # Not cached: one stream fills the cache and this file (others copy).
-                        self._tee_verified(entry, temp, stream(entry), name)
+                        # Not cached: one stream writes this file (and the cache, if kept).
+                        self._stream_verified(entry, temp, stream(entry), name, keep=keep_streamed)
+                        streamed = temp
+                        continue
+                    if streamed is not None and not keep_streamed:
+                        copy_file_verified(streamed, entry, temp, name)
                         continue
 
                     def use(entry: FileEntry = entry, temp: Path = temp, name: str = name) -> None:
@@ -539,62 +552,3 @@ class Cache:
         from .cache_views import sweep_dead_private_copies
 
         sweep_dead_private_copies(self.root / "private")
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def digest_no_follow(path: Path) -> tuple[str, int, tuple[int, int]]:
-    """sha256, size and (device, inode) of the regular file at ``path``, which is never followed."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # a symlink where a file should be: never what was verified
-            return "", -1, (-1, -1)
-        raise
-    with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return "", -1, (st.st_dev, st.st_ino)
-        digest = hashlib.file_digest(handle, "sha256")
-        return digest.hexdigest(), handle.tell(), (st.st_dev, st.st_ino)
-
-
-class _Tee:
-    """A write-only file that writes every chunk to two files."""
-
-    def __init__(self, first: BinaryIO, second: BinaryIO) -> None:
-        self.first = first
-        self.second = second
-
-    def write(self, chunk: bytes) -> None:
-        self.first.write(chunk)
-        self.second.write(chunk)
-
-
-def listing(directory: Path) -> set[str]:
-    """Relative ``/`` paths of everything below ``directory`` that is not a real directory."""
-    found: set[str] = set()
-    for folder, dirs, names in os.walk(directory, onerror=_raise):
-        relative = Path(folder).relative_to(directory)
-        for name in [*names, *(d for d in dirs if os.path.islink(os.path.join(folder, d)))]:
-            found.add((relative / name).as_posix())
-    return found
-
-
-def _raise(exc: OSError) -> None:
-    raise exc
-
-
-def _missing_parents(path: Path) -> list[Path]:
-    """The directories ``mkdir(parents=True)`` would create for ``path``, outermost first."""
-    missing: list[Path] = []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing[::-1]
-
-
-def _is_within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents

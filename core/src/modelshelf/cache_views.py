@@ -28,11 +28,12 @@ import stat
 import threading
 from pathlib import Path
 
-from .cache import TEMP_PREFIX, Cache, Refill, digest_no_follow, listing
+from .cache import TEMP_PREFIX, Cache, Refill
 from .errors import ModelshelfError
 from .records import FileEntry
 from .refs import check_file_path
 from .transfer import run_parallel
+from .verified_files import digest_no_follow, listing
 
 
 def snapshot(

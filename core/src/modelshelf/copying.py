@@ -5,8 +5,10 @@ same files, metadata and serializer, and ``lineage.source`` recording where it c
 version also carries an *origin* (the shelf-independent identity of the upload it descends from),
 so copying again, or copying back, recognises what the target already holds and transfers nothing.
 
-Blobs travel through the local cache: every one is verified against its sha256 on the way in, and
-an interrupted copy resumes without downloading or re-sending what already arrived.
+Blobs from a remote shelf travel through the local cache: every one is verified against its sha256
+on the way in, and an interrupted copy resumes without downloading or re-sending what already
+arrived. Blobs a shelf keeps as files on this machine are read in place, once, and verified by the
+target as it stores them.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from typing import Any
 
 import attrs
 
-from . import attachments, convert
-from .errors import IntegrityError, InvalidRecord, ModelshelfError, NotFound
+from . import attachments, convert, layout
+from .errors import ChangedWhileUploading, IntegrityError, InvalidRecord, ModelshelfError, NotFound
 from .lineage import current_user
 from .records import FileEntry, ModelVersion, Tombstone
 from .refs import parse_ref
@@ -85,6 +87,21 @@ def _target_index(target: Shelf, name: str) -> dict[str, ModelVersion]:
         return {_origin_key(origin_of(v)): v for v in target.versions(name)}
     except NotFound:
         return {}
+
+
+def _local_copies(source: Shelf, version: ModelVersion) -> dict[str, Path]:
+    """The blobs of ``version`` that ``source`` keeps as files on this machine, by sha256.
+
+    A copy reads them in place, once, instead of through the cache (one write less); the target
+    verifies every byte it stores. Packed files are not among them: repacking needs each on its own.
+    """
+    found: dict[str, Path] = {}
+    for entry in version.files:
+        if entry.pack is None and entry.sha256 not in found:
+            path = source.storage.local_path(layout.blob_key(entry.sha256))
+            if path is not None:
+                found[entry.sha256] = path
+    return found
 
 
 def _resolve(source: Shelf, ref: str | None, all_models: bool) -> list[ModelVersion]:
@@ -156,14 +173,27 @@ def copy(
             mapping[(version.name, version.version)] = index[key].version
             attached += _carry(target, index[key], records)
             continue
-        source.fetch(version)  # verified into the local cache
-        blobs = {f.sha256: source.cache.blob_path(f.sha256) for f in version.files}
-        published, bytes_sent = _republish(
-            target,
-            version,
-            blobs,
-            {"kind": "copy", "shelf": source.url, "name": version.name, "version": version.version},
-        )
+        blobs = _local_copies(source, version)
+        rest = tuple(f for f in version.files if f.sha256 not in blobs)
+        source.fetch(attrs.evolve(version, files=rest))  # verified into the local cache
+        blobs.update((f.sha256, source.cache.blob_path(f.sha256)) for f in rest)
+        try:
+            published, bytes_sent = _republish(
+                target,
+                version,
+                blobs,
+                {
+                    "kind": "copy",
+                    "shelf": source.url,
+                    "name": version.name,
+                    "version": version.version,
+                },
+            )
+        except ChangedWhileUploading as exc:
+            raise IntegrityError(
+                f"{version.ref} in {source.url}: a stored file does not match its sha256 ({exc}); "
+                f"nothing was copied; run `modelshelf --shelf {source.url} verify {version.ref}`"
+            ) from None
         sent += bytes_sent
         index[key] = published
         report.copied[version.ref] = published.ref

@@ -80,7 +80,12 @@ def blob_stream(catalog: Catalog, version: ModelVersion, entry: FileEntry) -> It
 
 
 def download(
-    catalog: Catalog, version: ModelVersion, dest: str | os.PathLike[str], *, link: bool = False
+    catalog: Catalog,
+    version: ModelVersion,
+    dest: str | os.PathLike[str],
+    *,
+    link: bool = False,
+    keep_cache: bool = False,
 ) -> Path:
     dest_path = Path(dest)
     if dest_path.exists() and not dest_path.is_dir():
@@ -95,8 +100,8 @@ def download(
         fetch(catalog, version)  # a bad shelf copy fails here, before dest is touched
         cache.materialize(version.files, dest_path, link=True, what=what, refill=refill)
         return dest_path
-    # Files the cache lacks are written once into the cache and dest together, verified (on a
-    # mismatch neither keeps anything); cached ones are copied out, verified. Packs holding files
+    # Files the cache lacks are streamed once into dest (and into the cache when kept), verified
+    # (on a mismatch nothing is kept); cached ones are copied out, verified. Packs holding files
     # the cache lacks are fetched into the cache first, verified whole (a damaged pack fails
     # before dest is touched), and their files written from there, each verified on its own.
     missing: dict[str, FileEntry] = {}
@@ -121,6 +126,7 @@ def download(
             link=False,
             what=what,
             stream=lambda entry: counted(blob_stream(catalog, version, entry), progress),
+            keep_streamed=keep_cache,
             unpacked=unpacked,
             refill=refill,
         )

@@ -322,16 +322,28 @@ class Shelf:
         """Make sure every blob of ``version`` is in the local cache, verified while streaming."""
         loading.fetch(self.catalog, version, files)
 
-    def download(self, ref: str, dest: str | os.PathLike[str], *, link: bool = False) -> Path:
+    def download(
+        self,
+        ref: str,
+        dest: str | os.PathLike[str],
+        *,
+        link: bool = False,
+        keep_cache: bool = False,
+    ) -> Path:
         """Materialise a version's files into ``dest`` (created if needed); return ``dest``.
 
-        Files are independent copies, hashed while copied from the cache; none appears in
-        ``dest`` before all of them matched. ``link=True`` hardlinks them from the cache instead
+        Files are independent copies, each byte written once: a blob the cache holds is copied
+        from it, one it lacks is streamed from the shelf straight into ``dest``. Every file is
+        hashed on the way and none appears in ``dest`` before all of them matched.
+        ``keep_cache=True`` also keeps a cache copy of what was streamed (written in the same
+        pass), so a later :meth:`load` or download reads nothing from the shelf; the default
+        leaves the cache as it was (small packed files aside), so a download never costs twice
+        its size on disk. ``link=True`` fills the cache and hardlinks the files from it instead
         (no extra disk space, read-only like the cache, each hashed before it is exposed); never
         edit such files in place: that changes the cached blob, which its next use then evicts
         and downloads again.
         """
-        return loading.download(self.catalog, self.get(ref), dest, link=link)
+        return loading.download(self.catalog, self.get(ref), dest, link=link, keep_cache=keep_cache)
 
     def load(
         self,

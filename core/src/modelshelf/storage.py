@@ -103,6 +103,15 @@ class Storage(abc.ABC):
                 close()  # a stream left half-read releases its connection now
         return bytes(wanted)
 
+    def local_path(self, key: str) -> Path | None:
+        """A file on this machine holding exactly the stored bytes of ``key``, or ``None``.
+
+        Lets a copy to another shelf read a blob in place instead of fetching it into the cache
+        first. Callers never trust it: whatever stores its bytes verifies them (``put_blob``).
+        The default (every remote store) is ``None``.
+        """
+        return None
+
     @abc.abstractmethod
     def stat(self, key: str) -> ObjectInfo | None:
         """Return what is known of an object, or ``None`` when it does not exist."""

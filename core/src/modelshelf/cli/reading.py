@@ -180,15 +180,25 @@ def history(ctx: click.Context, name: str, as_json: bool) -> None:
     is_flag=True,
     help="Hardlink read-only files from the cache instead of copying (no extra space; never edit them).",
 )
+@click.option(
+    "--keep-cache",
+    is_flag=True,
+    help="Also keep a copy in the download cache (written in the same pass), for later loads.",
+)
 @click.pass_context
-def download(ctx: click.Context, ref: str, dest: Path | None, link: bool) -> None:
-    """Download version REF into DEST (default: ./NAME-vN)."""
+def download(ctx: click.Context, ref: str, dest: Path | None, link: bool, keep_cache: bool) -> None:
+    """Download version REF into DEST (default: ./NAME-vN).
+
+    Each file is written once, into DEST, and verified; the cache is only read from unless
+    --link or --keep-cache asks to fill it.
+    """
     shelf = _shelf(ctx)
     version = shelf.get(ref)
     target = dest or Path(f"{version.name.replace('/', '-')}-v{version.version}")
-    # Fetched first on its own, so that a failed write is blamed on the right place.
-    with _writing_to(_cache_location(shelf)):
-        shelf.fetch(version)
+    if link:
+        # Fetched first on its own, so that a failed write is blamed on the right place.
+        with _writing_to(_cache_location(shelf)):
+            shelf.fetch(version)
     with _writing_to(f"the download destination {target}"):
-        shelf.download(version.ref, target, link=link)
+        shelf.download(version.ref, target, link=link, keep_cache=keep_cache)
     click.echo(f"Downloaded {safe(version.ref)} to {safe(target)}")

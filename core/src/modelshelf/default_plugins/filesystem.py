@@ -139,6 +139,16 @@ class FileSystemStorage(Storage):
             return None
         return self._info(key, steps[-1]) if steps else None
 
+    def local_path(self, key: str) -> Path | None:
+        """The key's file, when it was written once: a key replaced since then (a chain of claims)
+        is only read through :meth:`read_stream`, which follows the chain."""
+        try:
+            with self._dirs.parent(key, create=False, action="stat") as (dir_fd, name):
+                steps = claims.chain(self._dirs, dir_fd, name, key, "stat")
+        except Missing:
+            return None
+        return Path(self.root, *key.split("/")) if len(steps) == 1 else None
+
     @staticmethod
     def _info(key: str, st: os.stat_result) -> ObjectInfo:
         modified = dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)

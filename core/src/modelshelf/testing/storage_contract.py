@@ -458,10 +458,11 @@ class StorageContract(InterleavingContract):
         shelf.storage.put_file(key, tampered)
         problems = shelf.verify()
         assert [(p.ref, p.path) for p in problems] == [("m:1", "w.bin")]
-        with pytest.raises(IntegrityError):
-            shelf.download("m:1", tmp_path / "dest")
-        assert not (tmp_path / "dest" / "w.bin").exists()
-        assert not shelf.cache.has(version.files[0])
+        for keep_cache in (False, True):
+            with pytest.raises(IntegrityError):
+                shelf.download("m:1", tmp_path / "dest", keep_cache=keep_cache)
+            assert not (tmp_path / "dest" / "w.bin").exists()
+            assert not shelf.cache.has(version.files[0])
 
     def test_small_files_are_packed_and_verified(
         self, shelf: modelshelf.Shelf, storage_options: dict[str, Any], tmp_path: Path
