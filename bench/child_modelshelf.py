@@ -42,7 +42,20 @@ def upload(args: dict[str, Any]) -> dict[str, Any]:
 def download(args: dict[str, Any]) -> dict[str, Any]:
     shelf, counter, result = _open(args)
     with measured(result, counter):
-        shelf.download(args["ref"], args["dest"])
+        shelf.download(args["ref"], args["dest"], keep_cache=args.get("keep_cache", False))
+    return result
+
+
+def copy(args: dict[str, Any]) -> dict[str, Any]:
+    """Copy one version to another shelf (``to``), opened outside the timed block too."""
+    shelf, counter, result = _open(args)
+    import modelshelf
+    from modelshelf.copying import copy as copy_versions
+
+    target = modelshelf.open(args["to"])
+    with measured(result, counter):
+        report = copy_versions(shelf, target, args["ref"])
+    result["bytes_sent"] = report.bytes_sent
     return result
 
 
@@ -89,6 +102,7 @@ if __name__ == "__main__":
         {
             "upload": upload,
             "download": download,
+            "copy": copy,
             "load": load,
             "versions": versions,
             "list_numbers": list_numbers,

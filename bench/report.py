@@ -103,6 +103,49 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "info",
                 )
             )
+        write_floor = _m(results, "1", "local", "limit", "hash_write")
+        if not math.isnan(write_floor):
+            out.append(
+                _target(
+                    "1",
+                    "local download / read once, sha256 and write (the user-space floor)",
+                    _ratio(down, write_floor),
+                    0,
+                    "info",
+                )
+            )
+        shelf_copy = _m(results, "1", "local", "modelshelf", "copy")
+        if not math.isnan(shelf_copy):
+            out.append(
+                _target(
+                    "1",
+                    "copy between local shelves <= 1.3x sha256, fsync included",
+                    _ratio(shelf_copy, floor),
+                    1.3,
+                    "max",
+                )
+            )
+            out.append(
+                _target(
+                    "1",
+                    "copy between local shelves / the user-space floor of an upload",
+                    _ratio(shelf_copy, copy_floor),
+                    0,
+                    "info",
+                )
+            )
+    for workload, case in (("1", "local"), ("2", "s3")):
+        kept = _m(results, workload, case, "modelshelf", "download_keep_cache")
+        if workload in ran and not math.isnan(kept):
+            out.append(
+                _target(
+                    workload,
+                    f"{case} download keeping a cache copy (keep_cache=True) / the default",
+                    _ratio(kept, _m(results, workload, case, "modelshelf", "download")),
+                    0,
+                    "info",
+                )
+            )
     if "2" in ran:
         out.append(
             _target(
@@ -315,14 +358,65 @@ def _label(results: dict[str, Any], workload: str, case: str, op: str) -> str:
     return "limit"
 
 
+def _extra_transfer_rows(
+    results: dict[str, Any], workload: str, case: str, op: str
+) -> list[list[str]]:
+    """Rows of modelshelf alone against a limit: the download's user-space floor, a download that
+    keeps a cache copy, and a copy between two local shelves."""
+    pairs = {
+        "download_hash_write": [("download", "hash_write")],
+        "download_keep_cache": [("download_keep_cache", "download")],
+        "copy": [("copy", "hash"), ("copy", "hash_copy")],
+    }[op]
+    rows = []
+    for shelf_op, limit_op in pairs:
+        shelf = _m(results, workload, case, "modelshelf", shelf_op)
+        limit = _m(results, workload, case, "limit", limit_op)
+        if math.isnan(shelf) or math.isnan(limit):
+            continue
+        what = {
+            "download": "download",
+            "download_keep_cache": "download with `keep_cache=True`",
+            "copy": "copy to another local shelf",
+        }[shelf_op]
+        rows.append(
+            [
+                f"{what} vs `{_label(results, workload, case, limit_op)}`",
+                _fmt_s(limit),
+                _fmt_s(shelf),
+                "",
+                _fmt_x(_ratio(shelf, limit)),
+                "",
+                f"{_fmt_n(_m(results, workload, case, 'modelshelf', shelf_op, 'peak_rss_mb'))} / ",
+                f"{_fmt_n(_m(results, workload, case, 'modelshelf', shelf_op, 'requests'))} / "
+                if case == "s3"
+                else "",
+            ]
+        )
+    return rows
+
+
 def _transfer_section(results: dict[str, Any], workload: str, case: str) -> str:
     rows = []
     ops = (
-        ["upload", "upload_fsync", "hash", "hash_copy", "download", "download_hash"]
+        [
+            "upload",
+            "upload_fsync",
+            "hash",
+            "hash_copy",
+            "download",
+            "download_hash",
+            "download_hash_write",
+            "download_keep_cache",
+            "copy",
+        ]
         if workload == "1"
-        else ["upload", "download", "download_ranges", "download_file"]
+        else ["upload", "download", "download_keep_cache", "download_ranges", "download_file"]
     )
     for op in ops:
+        if op in ("download_hash_write", "download_keep_cache", "copy"):
+            rows.extend(_extra_transfer_rows(results, workload, case, op))
+            continue
         if op == "download_hash":
             limit = _m(results, workload, case, "limit", "hash")
             if not math.isnan(limit):

@@ -549,6 +549,28 @@ def transfer_suite(bench: Bench, backend: str) -> None:
                 label="read once, sha256 and write, fsync (Python)",
             )
             remove(stores / "limit" / "copied.bin")
+            # The floor of a verified download in user space: read the stored file once, hash
+            # and write each chunk to the destination (no fsync: a download is not a commit).
+            r = bench.process(
+                [
+                    sys.executable,
+                    "-c",
+                    _HASH_WRITE_SNIPPET,
+                    str(stores / "limit" / "weights.bin"),
+                    str(stores / "limit" / "written.bin"),
+                ],
+                parse="float",
+            )
+            bench.record(
+                workload,
+                backend,
+                "limit",
+                "hash_write",
+                rep,
+                r,
+                label="read once, sha256 and write (Python)",
+            )
+            remove(stores / "limit" / "written.bin")
             dest.mkdir(parents=True)
             r = bench.process(
                 ["cp", str(stores / "limit" / "weights.bin"), str(dest / "weights.bin")]
@@ -629,6 +651,23 @@ def transfer_suite(bench: Bench, backend: str) -> None:
                 )
             bench.record(workload, backend, tool, "download", rep, r)
             remove(dest, RUN / "caches")
+            if tool == "modelshelf":
+                # What download did before it left the cache alone: a cache copy in the same pass.
+                r = bench.child(
+                    "modelshelf",
+                    "download",
+                    {"url": shelf_url, "ref": "model:1", "dest": str(dest), "keep_cache": True},
+                )
+                bench.record(workload, backend, tool, "download_keep_cache", rep, r)
+                remove(dest, RUN / "caches")
+            if tool == "modelshelf" and backend == "local":
+                r = bench.child(
+                    "modelshelf",
+                    "copy",
+                    {"url": shelf_url, "to": str(stores / "copy"), "ref": "model:1"},
+                )
+                bench.record(workload, backend, tool, "copy", rep, r)
+                remove(stores / "copy", RUN / "caches")
             if backend == "s3" and tool == "modelshelf" and rep == 0:
                 # Parallel ranged GETs (the default for blobs of 64 MiB and more): once, as evidence.
                 r = bench.child(
@@ -708,6 +747,17 @@ _HASH_COPY_SNIPPET = (
     "        dst.write(chunk)\n"
     "    dst.flush()\n"
     "    os.fsync(dst.fileno())\n"
+    "print(time.perf_counter() - t)"
+)
+
+_HASH_WRITE_SNIPPET = (
+    "import hashlib, sys, time\n"
+    "t = time.perf_counter()\n"
+    "h = hashlib.sha256()\n"
+    "with open(sys.argv[1], 'rb') as src, open(sys.argv[2], 'wb') as dst:\n"
+    "    while chunk := src.read(1 << 20):\n"
+    "        h.update(chunk)\n"
+    "        dst.write(chunk)\n"
     "print(time.perf_counter() - t)"
 )
 
