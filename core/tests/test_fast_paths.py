@@ -67,7 +67,14 @@ def _bytes_read() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts bytes read through /proc")
-def test_local_upload_copies_while_hashing_and_leaves_no_staged_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "user-space"])
+def test_local_upload_copies_while_hashing_and_leaves_no_staged_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    if not kernel_copy:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    elif not hasattr(os, "copy_file_range"):
+        pytest.skip("no copy_file_range on this system")
     data = os.urandom(32 << 20)
     source = tmp_path / "weights.bin"
     source.write_bytes(data)
@@ -77,8 +84,10 @@ def test_local_upload_copies_while_hashing_and_leaves_no_staged_file(tmp_path: P
     before = _bytes_read()
     version = shelf.upload("m", source)
     read = _bytes_read() - before
-    # Read once (hashed while copied into the shelf), not hashed and then copied again.
-    assert len(data) <= read < 1.25 * len(data)
+    # Copied into the shelf while hashed, not hashed and then copied again: in user space the
+    # source is read once; with the kernel's copy, the kernel reads it and the hash reads the copy.
+    passes = 2 if kernel_copy else 1
+    assert passes * len(data) <= read < (passes + 0.25) * len(data)
     sha = hashlib.sha256(data).hexdigest()
     assert version.files[0].sha256 == sha
     assert (tmp_path / "shelf" / layout.blob_key(sha)).read_bytes() == data
@@ -203,16 +212,19 @@ def test_files_with_the_same_content_are_read_from_the_shelf_once(
 ) -> None:
     data = os.urandom(2 << 20)
     shelf, sha = _local_shelf_with(tmp_path, data, copies=3)
-    streams = []
-    read_stream = FileSystemStorage.read_stream
+    reads = []  # streams of the blob, and its file asked for (for the kernel to copy)
+    for method in ("read_stream", "local_path"):
+        real = getattr(FileSystemStorage, method)
 
-    def counting(self: FileSystemStorage, key: str, *args: object) -> object:
-        streams.append(key)
-        return read_stream(self, key, *args)  # type: ignore[arg-type]
+        def counting(
+            self: FileSystemStorage, key: str, *args: object, real: object = real
+        ) -> object:
+            reads.append(key)
+            return real(self, key, *args)  # type: ignore[operator]
 
-    monkeypatch.setattr(FileSystemStorage, "read_stream", counting)
+        monkeypatch.setattr(FileSystemStorage, method, counting)
     shelf.download("m:1", tmp_path / "dest", keep_cache=keep_cache)
-    assert streams == [layout.blob_key(sha)]
+    assert reads == [layout.blob_key(sha)]
     for name in ("weights.bin", "weights1.bin", "weights2.bin"):
         assert (tmp_path / "dest" / name).read_bytes() == data
     assert shelf.cache.has(shelf.get("m:1").files[0]) is keep_cache
@@ -468,3 +480,72 @@ def test_golden_version_index() -> None:
     index = indexes.decode(golden, "churn", 1, 250, "golden")
     assert index.schema == 1 and [e.version for e in index.entries] == [1, 2]
     assert indexes.encode(index) == golden
+
+
+# --- the kernel's copy (copy_file_range), hashed by reading the copy back -----------------------
+
+
+def test_kernel_copy_hashes_exactly_the_copy(tmp_path: Path) -> None:
+    from modelshelf.kernel_copy import copy_hashing_in_kernel
+
+    if not hasattr(os, "copy_file_range"):
+        pytest.skip("no copy_file_range on this system")
+    data = os.urandom((40 << 20) + 123)  # several copy chunks and a ragged end
+    (tmp_path / "src").write_bytes(data)
+    with open(tmp_path / "src", "rb") as src, open(tmp_path / "dst", "w+b") as dst:
+        done = copy_hashing_in_kernel(src.fileno(), dst.fileno())
+    assert done == (hashlib.sha256(data).hexdigest(), len(data))
+    assert (tmp_path / "dst").read_bytes() == data
+
+
+@pytest.mark.parametrize("errno_name", ["EXDEV", "EIO"])
+def test_kernel_copy_falls_back_or_fails_leaving_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_name: str
+) -> None:
+    """Refused at once (another filesystem): ``False`` and the caller copies in user space. Failing
+    midway (an I/O error): the error, and no file left. The hashing thread ends either way."""
+    import errno
+    import threading
+
+    from modelshelf.records import FileEntry
+    from modelshelf.verified_files import copy_in_kernel_verified
+
+    data = os.urandom(40 << 20)
+    (tmp_path / "src").write_bytes(data)
+    entry = FileEntry(path="w.bin", sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    real = getattr(os, "copy_file_range", None)
+    calls = []
+
+    def failing(source: int, target: int, count: int) -> int:
+        calls.append(count)
+        if errno_name == "EXDEV" or len(calls) > 1:
+            raise OSError(getattr(errno, errno_name), errno_name)
+        return real(source, target, count) if real else os.write(target, os.read(source, count))
+
+    monkeypatch.setattr(os, "copy_file_range", failing, raising=False)
+    threads = threading.active_count()
+    target = tmp_path / "dst"
+    if errno_name == "EXDEV":
+        assert copy_in_kernel_verified(tmp_path / "src", entry, target, "w.bin") is False
+    else:
+        with pytest.raises(OSError, match="EIO"):
+            copy_in_kernel_verified(tmp_path / "src", entry, target, "w.bin")
+    assert not target.exists()
+    assert threading.active_count() == threads
+
+
+def test_download_without_the_kernel_copy_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "copy_file_range", raising=False)
+    data = os.urandom(3 << 20)
+    shelf, sha = _local_shelf_with(tmp_path, data, copies=2)
+    shelf.download("m:1", tmp_path / "dest")
+    for name in ("weights.bin", "weights1.bin"):
+        assert (tmp_path / "dest" / name).read_bytes() == data
+    stored = tmp_path / "shelf" / layout.blob_key(sha)
+    os.chmod(stored, 0o644)
+    stored.write_bytes(b"\1" * len(data))
+    with pytest.raises(IntegrityError):
+        shelf.download("m:1", tmp_path / "bad")
+    assert not (tmp_path / "bad").exists() or list((tmp_path / "bad").rglob("*")) == []

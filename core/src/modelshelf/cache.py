@@ -50,6 +50,7 @@ from .transfer import VerifyingWriter, run_parallel
 from .verified_files import (
     Tee,
     copy_file_verified,
+    copy_in_kernel_verified,
     digest_no_follow,
     is_within,
     missing_parents,
@@ -68,6 +69,8 @@ _NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
 Refill = Callable[[FileEntry], None]
 #: The stored bytes of one blob, in order (a shelf read), to be verified by the cache.
 Stream = Callable[[FileEntry], Iterable[bytes]]
+#: A file on this machine holding a blob's stored bytes (unverified), or ``None``.
+LocalFile = Callable[[FileEntry], Path | None]
 #: The bytes of a packed file from a cached pack, or ``None`` when its pack is not at hand.
 Unpacked = Callable[[FileEntry], bytes | None]
 
@@ -333,6 +336,7 @@ class Cache:
         what: str = "",
         stream: Stream | None = None,
         keep_streamed: bool = True,
+        local: LocalFile | None = None,
         unpacked: Unpacked | None = None,
     ) -> None:
         """Place every file under ``dest``, verified: copies, or hardlinks of the blobs with ``link``.
@@ -345,6 +349,8 @@ class Cache:
         ``stream(entry)`` and written once into its temporary file beside the target, and with
         ``keep_streamed`` into the cache as well (:meth:`_stream_verified`), instead of into the
         cache and then copied out of it. Other files with the same content are copied from it.
+        Not kept, a blob for which ``local(entry)`` names a file on this machine is copied from it
+        by the kernel instead, and verified by reading the copy back.
         With ``unpacked`` (copies only), a packed file missing from the cache is written from the
         bytes it returns (taken out of a cached pack), verified, and not cached on its own.
         """
@@ -357,6 +363,7 @@ class Cache:
             verified=set(),
             stream=stream,
             keep_streamed=keep_streamed,
+            local=local,
             unpacked=unpacked,
         )
 
@@ -371,6 +378,7 @@ class Cache:
         verified: set[tuple[int, int]],
         stream: Stream | None = None,
         keep_streamed: bool = True,
+        local: LocalFile | None = None,
         unpacked: Unpacked | None = None,
     ) -> None:
         """:meth:`materialize`; ``verified``: the (device, inode) pairs this call already hashed."""
@@ -416,12 +424,18 @@ class Cache:
                             writer.finish()
                         continue
                     if stream is not None and not link and index == 0 and not self.has(entry):
-                        # Not cached: one stream writes this file (and the cache, if kept).
-                        self._stream_verified(entry, temp, stream(entry), name, keep=keep_streamed)
+                        # Not cached: one stream writes this file (and the cache, if kept); a
+                        # shelf file on this machine is copied by the kernel when not kept.
+                        source = local(entry) if local is not None and not keep_streamed else None
+                        if source is None or not copy_in_kernel_verified(source, entry, temp, name):
+                            self._stream_verified(
+                                entry, temp, stream(entry), name, keep=keep_streamed
+                            )
                         streamed = temp
                         continue
                     if streamed is not None and not keep_streamed:
-                        copy_file_verified(streamed, entry, temp, name)
+                        if not copy_in_kernel_verified(streamed, entry, temp, name):
+                            copy_file_verified(streamed, entry, temp, name)
                         continue
 
                     def use(entry: FileEntry = entry, temp: Path = temp, name: str = name) -> None:

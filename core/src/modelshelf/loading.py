@@ -127,6 +127,11 @@ def download(
             what=what,
             stream=lambda entry: counted(blob_stream(catalog, version, entry), progress),
             keep_streamed=keep_cache,
+            local=lambda entry: (
+                None
+                if entry.pack is not None
+                else catalog.storage.local_path(layout.blob_key(entry.sha256))
+            ),
             unpacked=unpacked,
             refill=refill,
         )

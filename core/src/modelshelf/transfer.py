@@ -140,11 +140,15 @@ def copy_verified(
     """
     digest, copied = copy_hashing(Path(source), handle.write, limit=size, chunk_size=chunk_size)
     if copied != size or digest != sha256:
-        raise ChangedWhileUploading(
-            f"{source} changed while it was being uploaded (it no longer matches the sha256 and size "
-            "computed when the upload started): nothing was published; upload it again once the "
-            "file is complete"
-        )
+        raise changed_while_uploading(source)
+
+
+def changed_while_uploading(source: Path) -> ChangedWhileUploading:
+    return ChangedWhileUploading(
+        f"{source} changed while it was being uploaded (it no longer matches the sha256 and size "
+        "computed when the upload started): nothing was published; upload it again once the "
+        "file is complete"
+    )
 
 
 @contextlib.contextmanager
@@ -222,16 +226,27 @@ class VerifyingWriter:
 
     def finish(self) -> None:
         self._stop()
-        if self.written != self.expected_size:
-            raise IntegrityError(
-                f"{self.what} has {self.written} bytes, its manifest records {self.expected_size}: "
-                "the stored copy is truncated or corrupted; run `modelshelf verify`"
-            )
-        if self.digest.hexdigest() != self.expected_sha256:
-            raise IntegrityError(
-                f"{self.what} does not match its recorded sha256 {self.expected_sha256[:12]}...: "
-                "the stored copy is corrupted; run `modelshelf verify`"
-            )
+        check_digest(
+            self.what,
+            (self.digest.hexdigest(), self.written),
+            self.expected_sha256,
+            self.expected_size,
+        )
+
+
+def check_digest(what: str, found: tuple[str, int], sha256: str, size: int) -> None:
+    """Raise :class:`IntegrityError` unless ``found`` (sha256, size) is the recorded ``sha256`` and ``size``."""
+    digest, written = found
+    if written != size:
+        raise IntegrityError(
+            f"{what} has {written} bytes, its manifest records {size}: "
+            "the stored copy is truncated or corrupted; run `modelshelf verify`"
+        )
+    if digest != sha256:
+        raise IntegrityError(
+            f"{what} does not match its recorded sha256 {sha256[:12]}...: "
+            "the stored copy is corrupted; run `modelshelf verify`"
+        )
 
 
 def run_parallel(

@@ -13,8 +13,9 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
+from .kernel_copy import copy_hashing_in_kernel
 from .records import FileEntry
-from .transfer import VerifyingWriter
+from .transfer import VerifyingWriter, check_digest
 
 _CHUNK = 1 << 20
 
@@ -66,6 +67,29 @@ def copy_file_verified(source: Path, entry: FileEntry, target: Path, what: str) 
         while chunk := reader.read(_CHUNK):
             writer.write(chunk)
         writer.finish()
+
+
+def copy_in_kernel_verified(source: Path, entry: FileEntry, target: Path, what: str) -> bool:
+    """Copy ``source`` to the new file ``target`` with the kernel and check the copy against
+    ``entry`` (:class:`~modelshelf.errors.IntegrityError` on a mismatch, nothing left behind).
+
+    ``False``, with nothing left behind, where the kernel cannot copy between these files.
+    """
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        with open(source, "rb", buffering=0) as reader:
+            done = copy_hashing_in_kernel(reader.fileno(), fd)
+        if done is not None:
+            check_digest(what, done, entry.sha256, entry.size)
+    except BaseException:
+        os.close(fd)
+        os.unlink(target)
+        raise
+    os.close(fd)
+    if done is None:
+        os.unlink(target)
+        return False
+    return True
 
 
 def listing(directory: Path) -> set[str]:

@@ -254,12 +254,17 @@ class FileSystemStorage(Storage):
             temp, fd = new_temp(dir_fd, name)
             with open(fd, "wb") as out:
                 if verify is not None:
-                    from ..transfer import (
-                        copy_verified,  # hashing is loaded only when blobs are stored
-                    )
+                    # Hashing is loaded only when blobs are stored.
+                    from ..kernel_copy import copy_hashing_in_kernel
+                    from ..transfer import changed_while_uploading, copy_verified
 
-                    copy_verified(source, out, *verify)
-                    out.flush()
+                    with open(source, "rb", buffering=0) as reader:
+                        done = copy_hashing_in_kernel(reader.fileno(), out.fileno())
+                    if done is None:  # another filesystem: in user space
+                        copy_verified(source, out, *verify)
+                        out.flush()
+                    elif done != verify:
+                        raise changed_while_uploading(source)
                 else:
                     with open(source, "rb") as src:
                         _copy_fd(src.fileno(), out.fileno())

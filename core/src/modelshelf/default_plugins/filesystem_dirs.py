@@ -30,7 +30,8 @@ NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | NOFOLLOW | CLOEXEC
 # O_NONBLOCK so that a FIFO planted at a key cannot make a read wait forever.
 READ_FLAGS = os.O_RDONLY | NOFOLLOW | CLOEXEC | getattr(os, "O_NONBLOCK", 0)
-CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC
+# Read and write: a file copied in by the kernel is hashed by reading it back.
+CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC
 
 
 class Missing(Exception):
