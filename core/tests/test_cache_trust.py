@@ -81,7 +81,7 @@ def _blob_reads(shelf: Shelf) -> list[str]:
     return [
         key
         for call, key in shelf.storage.calls
-        if call == "read_stream" and key.startswith("blobs/")
+        if call in ("read_stream", "local_path") and key.startswith("blobs/")
     ]  # type: ignore[attr-defined]
 
 

@@ -147,6 +147,23 @@ class Cache:
             raise
         return final
 
+    def insert_copy(self, entry: FileEntry | Blob, source: Path, what: str) -> bool:
+        """Copy the local file ``source`` into the cache with the kernel, verified like
+        :meth:`insert`; ``False``, with nothing left behind, where the kernel cannot."""
+        final = self.blob_path(entry.sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.with_name(f"{TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
+        if not copy_in_kernel_verified(source, entry, temp, what):
+            return False
+        try:
+            os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.replace(temp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        return True
+
     def _stream_verified(
         self, entry: FileEntry, target: Path, chunks: Iterable[bytes], what: str, *, keep: bool
     ) -> None:

@@ -49,8 +49,12 @@ def fetch(
     with Progress(sum(f.size for f in missing.values()), f"download {version.ref}") as progress:
 
         def get(entry: FileEntry) -> None:
-            chunks = blob_stream(catalog, version, entry)
-            cache.insert(entry, counted(chunks, progress), f"{version.ref}/{entry.path}")
+            what = f"{version.ref}/{entry.path}"
+            local = local_file(catalog, entry)
+            if local is not None and cache.insert_copy(entry, local, what):
+                progress.update(entry.size)
+                return
+            cache.insert(entry, counted(blob_stream(catalog, version, entry), progress), what)
 
         run_parallel(get, missing.values())
 
@@ -63,6 +67,14 @@ def fetch_packs(catalog: Catalog, version: ModelVersion, packed: list[FileEntry]
     total = sum(p.size for p in version.packs if p.sha256 in packs)
     with Progress(total, f"download {version.ref}") as progress:
         packing.fetch_packed(catalog.storage, catalog.cache, version, packed, progress)
+
+
+def local_file(catalog: Catalog, entry: FileEntry) -> Path | None:
+    """The shelf's own file of ``entry``'s blob when the shelf is on this machine (unverified:
+    the kernel copies it and the copy is hashed), else ``None``; never for a packed file."""
+    if entry.pack is not None:
+        return None
+    return catalog.storage.local_path(layout.blob_key(entry.sha256))
 
 
 def blob_stream(catalog: Catalog, version: ModelVersion, entry: FileEntry) -> Iterable[bytes]:
@@ -127,11 +139,7 @@ def download(
             what=what,
             stream=lambda entry: counted(blob_stream(catalog, version, entry), progress),
             keep_streamed=keep_cache,
-            local=lambda entry: (
-                None
-                if entry.pack is not None
-                else catalog.storage.local_path(layout.blob_key(entry.sha256))
-            ),
+            local=lambda entry: local_file(catalog, entry),
             unpacked=unpacked,
             refill=refill,
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .kernel_copy import copy_hashing_in_kernel
-from .records import FileEntry
+from .records import Blob, FileEntry
 from .transfer import VerifyingWriter, check_digest
 
 _CHUNK = 1 << 20
@@ -69,7 +69,7 @@ def copy_file_verified(source: Path, entry: FileEntry, target: Path, what: str) 
         writer.finish()
 
 
-def copy_in_kernel_verified(source: Path, entry: FileEntry, target: Path, what: str) -> bool:
+def copy_in_kernel_verified(source: Path, entry: FileEntry | Blob, target: Path, what: str) -> bool:
     """Copy ``source`` to the new file ``target`` with the kernel and check the copy against
     ``entry`` (:class:`~modelshelf.errors.IntegrityError` on a mismatch, nothing left behind).
 
