@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -127,7 +129,15 @@ def test_copy_verified_refuses_a_file_that_changed_since_it_was_hashed(
         copy_verified(source, io.BytesIO(), sha(data), len(data))
 
 
-def test_stable_copy_is_private_checked_and_removed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "user-space"])
+def test_stable_copy_is_private_checked_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    if not kernel_copy:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
     data = b"blob" * 100
     source = tmp_path / "w.bin"
     source.write_bytes(data)
@@ -137,6 +147,7 @@ def test_stable_copy_is_private_checked_and_removed(tmp_path: Path) -> None:
     source.write_bytes(data + b"more")
     with pytest.raises(ChangedWhileUploading), stable_copy(source, sha(data), len(data)):
         pass
+    assert list((tmp_path / "tmp").iterdir()) == []  # no private copy left behind
 
 
 # --- VerifyingWriter ---------------------------------------------------------------------------

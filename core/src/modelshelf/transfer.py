@@ -153,11 +153,19 @@ def changed_while_uploading(source: Path) -> ChangedWhileUploading:
 
 @contextlib.contextmanager
 def stable_copy(source: Path, sha256: str, size: int) -> Iterator[Path]:
-    """A private temporary copy of ``source``, checked against ``sha256`` and ``size`` while copied."""
-    fd, name = tempfile.mkstemp(prefix="modelshelf-blob-")
+    """A private temporary copy of ``source``, checked against ``sha256`` and ``size`` while copied
+    (by the kernel where it can, the copy hashed as it grows; else in user space)."""
+    from .kernel_copy import copy_hashing_in_kernel
+
+    fd, name = tempfile.mkstemp(prefix="modelshelf-blob-")  # open for reading and writing
     try:
         with os.fdopen(fd, "wb") as handle:
-            copy_verified(source, handle, sha256, size)
+            with open(source, "rb", buffering=0) as reader:
+                done = copy_hashing_in_kernel(reader.fileno(), handle.fileno())
+            if done is None:
+                copy_verified(source, handle, sha256, size)
+            elif done != (sha256, size):
+                raise changed_while_uploading(source)
         yield Path(name)
     finally:
         with contextlib.suppress(OSError):
