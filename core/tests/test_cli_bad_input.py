@@ -58,6 +58,14 @@ if fault == "cache-full":
             return FullDisk(handle)
         return handle
     builtins.open = open_in_cache
+    real_copy = getattr(os, "copy_file_range", None)
+    def copy_into_cache(source, target, count, *args):
+        # The kernel's copy (a local shelf) fails as the disk fills, when it writes to the cache.
+        if os.readlink(f"/proc/self/fd/{target}").startswith(cache):
+            full()
+        return real_copy(source, target, count, *args)
+    if real_copy is not None:
+        os.copy_file_range = copy_into_cache
 elif fault in ("dest-full", "dest-denied"):
     import builtins
     real_open = builtins.open
@@ -71,6 +79,16 @@ elif fault in ("dest-full", "dest-denied"):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(file))
         return real_open(file, mode, *args, **kwargs)
     builtins.open = open_in_out
+    real_os_open = os.open
+    def os_open_in_out(path, flags, mode=0o777, *, dir_fd=None):
+        # The same for files the kernel's copy writes (a local shelf), created with os.open.
+        if f"{os.sep}out{os.sep}" in os.fspath(path) and flags & (os.O_WRONLY | os.O_RDWR):
+            if fault == "dest-full":
+                full()
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real_os_open(path, flags, mode, dir_fd=dir_fd)
+    os.open = os_open_in_out
+    os.supports_dir_fd.add(os_open_in_out)  # the directory backend checks it can use dir_fd
 elif fault == "export-full":
     tarfile.TarFile.addfile = full
 elif fault == "cache-denied":
