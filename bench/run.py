@@ -536,6 +536,7 @@ def transfer_suite(bench: Bench, backend: str) -> None:
                     _HASH_COPY_SNIPPET,
                     str(model / "weights.bin"),
                     str(stores / "limit" / "copied.bin"),
+                    "fsync",
                 ],
                 parse="float",
             )
@@ -555,9 +556,10 @@ def transfer_suite(bench: Bench, backend: str) -> None:
                 [
                     sys.executable,
                     "-c",
-                    _HASH_WRITE_SNIPPET,
+                    _HASH_COPY_SNIPPET,
                     str(stores / "limit" / "weights.bin"),
                     str(stores / "limit" / "written.bin"),
+                    "no-fsync",
                 ],
                 parse="float",
             )
@@ -737,6 +739,8 @@ _HASH_SNIPPET = (
     "with open(sys.argv[1], 'rb') as f: hashlib.file_digest(f, 'sha256')\n"
     "print(time.perf_counter() - t)"
 )
+# The user-space floor of a one-read copy: read once, hash and write each chunk; with "fsync" as
+# the third argument, fsync at the end (an upload's floor), else not (a download's).
 _HASH_COPY_SNIPPET = (
     "import hashlib, os, sys, time\n"
     "t = time.perf_counter()\n"
@@ -745,19 +749,9 @@ _HASH_COPY_SNIPPET = (
     "    while chunk := src.read(1 << 20):\n"
     "        h.update(chunk)\n"
     "        dst.write(chunk)\n"
-    "    dst.flush()\n"
-    "    os.fsync(dst.fileno())\n"
-    "print(time.perf_counter() - t)"
-)
-
-_HASH_WRITE_SNIPPET = (
-    "import hashlib, sys, time\n"
-    "t = time.perf_counter()\n"
-    "h = hashlib.sha256()\n"
-    "with open(sys.argv[1], 'rb') as src, open(sys.argv[2], 'wb') as dst:\n"
-    "    while chunk := src.read(1 << 20):\n"
-    "        h.update(chunk)\n"
-    "        dst.write(chunk)\n"
+    "    if sys.argv[3] == 'fsync':\n"
+    "        dst.flush()\n"
+    "        os.fsync(dst.fileno())\n"
     "print(time.perf_counter() - t)"
 )
 

@@ -128,9 +128,7 @@ class Cache:
 
         On any failure (integrity or transport) nothing is left behind.
         """
-        final = self.blob_path(entry.sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f"{TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
+        final, temp = self._new_blob(entry.sha256)
         try:
             with (
                 open(temp, "xb") as handle,
@@ -139,30 +137,28 @@ class Cache:
                 for chunk in chunks:
                     writer.write(chunk)
                 writer.finish()
-            os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            os.replace(temp, final)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
+        _publish_blob(temp, final)
         return final
 
     def insert_copy(self, entry: FileEntry | Blob, source: Path, what: str) -> bool:
         """Copy the local file ``source`` into the cache with the kernel, verified like
         :meth:`insert`; ``False``, with nothing left behind, where the kernel cannot."""
-        final = self.blob_path(entry.sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f"{TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
+        final, temp = self._new_blob(entry.sha256)
         if not copy_in_kernel_verified(source, entry, temp, what):
             return False
-        try:
-            os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            os.replace(temp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        _publish_blob(temp, final)
         return True
+
+    def _new_blob(self, sha256: str, *, create: bool = True) -> tuple[Path, Path]:
+        """The blob's final path and a fresh temporary name beside it (its folder made if asked)."""
+        final = self.blob_path(sha256)
+        if create:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        return final, final.with_name(f"{TEMP_PREFIX}{sha256}.{secrets.token_hex(6)}")
 
     def _stream_verified(
         self, entry: FileEntry, target: Path, chunks: Iterable[bytes], what: str, *, keep: bool
@@ -173,10 +169,7 @@ class Cache:
         The blob is renamed into the cache only after the digest matched; ``target`` is left for
         the caller to rename. On any failure neither the blob nor ``target`` is left behind.
         """
-        final = self.blob_path(entry.sha256)
-        temp = final.with_name(f"{TEMP_PREFIX}{entry.sha256}.{secrets.token_hex(6)}")
-        if keep:
-            final.parent.mkdir(parents=True, exist_ok=True)
+        final, temp = self._new_blob(entry.sha256, create=keep)
         try:
             with contextlib.ExitStack() as stack:
                 copy = stack.enter_context(open(target, "xb"))
@@ -188,8 +181,7 @@ class Cache:
                     writer.write(chunk)
                 writer.finish()
             if keep:
-                os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-                os.replace(temp, final)
+                _publish_blob(temp, final)
         except BaseException:
             for path in (temp, target):
                 with contextlib.suppress(OSError):
@@ -583,3 +575,14 @@ class Cache:
         from .cache_views import sweep_dead_private_copies
 
         sweep_dead_private_copies(self.root / "private")
+
+
+def _publish_blob(temp: Path, final: Path) -> None:
+    """Make a verified temporary blob read-only and rename it into place; on failure remove it."""
+    try:
+        os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        os.replace(temp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
